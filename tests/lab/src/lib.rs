@@ -1,0 +1,412 @@
+//! The seed's lab (DESIGN.md, "The seed's lab") out of network namespaces, for the integration
+//! tests and `cargo xtask lab`.
+//!
+//! ```text
+//!            switch namespace: br0 (front 10.0.0.0/24)   br1 (back 172.16.1.0/24)
+//!                               |    |    |                |    |    |    |
+//!   client 10.0.0.10 (eth0) ----+    |    |                |    |    |    +---- web02 172.16.1.8 (eth1)
+//!   lb01   10.0.0.5  (eth0) ---------+    |                |    |    +--------- web01 172.16.1.7 (eth1)
+//!   lb02   10.0.0.6  (eth0) --------------+                |    +-------------- lb02  172.16.1.6 (eth1)
+//!                                                          +------------------- lb01  172.16.1.5 (eth1)
+//! ```
+//!
+//! Every namespace name carries a per-run prefix (`vl<pid><letter>-`); `Drop` kills the
+//! processes the lab started (by pid, nothing else) and deletes the namespaces, also when a
+//! test panics. Namespaces left by a run that was killed outright are removed by the next run
+//! once their creator's pid is gone. No namespace has a route off the machine.
+
+use std::{
+    fs,
+    io,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Root-only tests call this first. Without root they skip with one loud line; with
+/// `VRRPD_REQUIRE_ROOT=1` (set by `.ci/run`) a skip is a failure.
+pub fn require_root(test: &str) -> bool {
+    if nix_is_root() {
+        return true;
+    }
+    let msg = format!("SKIPPED {test}: needs root (network namespaces, XDP); run as root or via `cargo xtask test`");
+    if std::env::var("VRRPD_REQUIRE_ROOT").is_ok_and(|v| v == "1") {
+        panic!("{msg}, and VRRPD_REQUIRE_ROOT=1 forbids skipping");
+    }
+    eprintln!("\n*** {msg} ***\n");
+    false
+}
+
+fn nix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The fixtures directory (tests/fixtures).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// A host of the seed's lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    Lb01,
+    Lb02,
+    Web01,
+    Web02,
+    Client,
+}
+
+impl Host {
+    pub const ALL: [Self; 5] = [Self::Lb01, Self::Lb02, Self::Web01, Self::Web02, Self::Client];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Lb01 => "lb01",
+            Self::Lb02 => "lb02",
+            Self::Web01 => "web01",
+            Self::Web02 => "web02",
+            Self::Client => "client",
+        }
+    }
+
+    /// (interface, address/prefix) pairs, as in DESIGN.md's table.
+    pub const fn interfaces(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Lb01 => &[("eth0", "10.0.0.5/24"), ("eth1", "172.16.1.5/24")],
+            Self::Lb02 => &[("eth0", "10.0.0.6/24"), ("eth1", "172.16.1.6/24")],
+            Self::Web01 => &[("eth1", "172.16.1.7/24")],
+            Self::Web02 => &[("eth1", "172.16.1.8/24")],
+            Self::Client => &[("eth0", "10.0.0.10/24")],
+        }
+    }
+
+    /// IPv6 addresses on the front segment, for v3 IPv6 instances.
+    pub const fn front_v6(self) -> Option<&'static str> {
+        match self {
+            Self::Lb01 => Some("fd00:10::5/64"),
+            Self::Lb02 => Some("fd00:10::6/64"),
+            Self::Client => Some("fd00:10::10/64"),
+            Self::Web01 | Self::Web02 => None,
+        }
+    }
+}
+
+static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+const PREFIX_HEAD: &str = "vl";
+
+/// The seed's lab. See the module documentation.
+pub struct Lab {
+    prefix: String,
+    dir: PathBuf,
+    namespaces: Vec<String>,
+}
+
+impl Lab {
+    /// Builds all five hosts and the switch. Panics with the failing command on error (after
+    /// removing what it built).
+    pub fn seed() -> Self {
+        remove_stale_namespaces();
+        let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let letter = char::from(b'a' + u8::try_from(n % 26).unwrap_or(0));
+        let prefix = format!("{PREFIX_HEAD}{}{letter}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let mut lab = Self { prefix, dir, namespaces: Vec::new() };
+        lab.build();
+        lab
+    }
+
+    fn build(&mut self) {
+        let sw = self.ns_name("sw");
+        self.add_ns(&sw);
+        for br in ["br0", "br1"] {
+            ip(&["-n", &sw, "link", "add", br, "type", "bridge"]);
+            // Without a querier a snooping bridge would age out group members; the lab wants a
+            // plain hub for multicast, as most LB segments are.
+            ip(&["-n", &sw, "link", "set", br, "type", "bridge", "mcast_snooping", "0"]);
+            ip(&["-n", &sw, "link", "set", br, "up"]);
+        }
+        for host in Host::ALL {
+            let ns = self.ns(host);
+            self.add_ns(&ns);
+            sysctl(&ns, "net.ipv6.conf.all.accept_dad", "0");
+            sysctl(&ns, "net.ipv6.conf.default.accept_dad", "0");
+            for (ifname, addr) in host.interfaces() {
+                let peer = format!("{}-{}", host.name(), &ifname[3..]);
+                ip(&["link", "add", ifname, "netns", &ns, "type", "veth", "peer", "name", &peer, "netns", &sw]);
+                let bridge = if *ifname == "eth0" { "br0" } else { "br1" };
+                ip(&["-n", &sw, "link", "set", &peer, "master", bridge, "up"]);
+                ip(&["-n", &ns, "addr", "add", addr, "dev", ifname]);
+                if *ifname == "eth0" {
+                    if let Some(v6) = host.front_v6() {
+                        ip(&["-n", &ns, "addr", "add", v6, "dev", ifname, "nodad"]);
+                    }
+                }
+                ip(&["-n", &ns, "link", "set", ifname, "up"]);
+            }
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+    }
+
+    fn add_ns(&mut self, name: &str) {
+        ip(&["netns", "add", name]);
+        self.namespaces.push(name.to_owned());
+    }
+
+    fn ns_name(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    /// The namespace of `host`.
+    pub fn ns(&self, host: Host) -> String {
+        self.ns_name(host.name())
+    }
+
+    /// The switch namespace (bridges br0 front and br1 back, ports `<host>-<n>`).
+    pub fn switch_ns(&self) -> String {
+        self.ns_name("sw")
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A scratch directory that lives as long as the lab.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `content` to a file in the lab's directory and returns its path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        fs::write(&path, content).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        path
+    }
+
+    /// Runs a command in `host`'s namespace to completion.
+    pub fn try_exec(&self, host: Host, args: &[&str]) -> io::Result<Output> {
+        self.try_exec_ns(&self.ns(host), args)
+    }
+
+    pub fn try_exec_ns(&self, ns: &str, args: &[&str]) -> io::Result<Output> {
+        Command::new("ip").args(["netns", "exec", ns]).args(args).stdin(Stdio::null()).output()
+    }
+
+    /// Runs a command in `host`'s namespace; panics with its stderr if it fails.
+    pub fn exec(&self, host: Host, args: &[&str]) -> String {
+        self.exec_ns(&self.ns(host), args)
+    }
+
+    pub fn exec_ns(&self, ns: &str, args: &[&str]) -> String {
+        let out = self.try_exec_ns(ns, args).unwrap_or_else(|e| panic!("running {args:?} in {ns}: {e}"));
+        assert!(
+            out.status.success(),
+            "{args:?} in {ns} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a long-running process in `host`'s namespace, through `ip netns exec` (as
+    /// OpenStack runs keepalived), with stdout and stderr going to files named after `label`.
+    pub fn spawn(&self, host: Host, label: &str, args: &[&str]) -> Proc {
+        self.spawn_ns(&self.ns(host), label, args)
+    }
+
+    pub fn spawn_ns(&self, ns: &str, label: &str, args: &[&str]) -> Proc {
+        let stdout = self.dir.join(format!("{label}.out"));
+        let stderr = self.dir.join(format!("{label}.err"));
+        let open = |p: &Path| fs::File::create(p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(open(&stdout))
+            .stderr(open(&stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {args:?} in {ns}: {e}"));
+        Proc { label: label.to_owned(), child: Some(child), stdout, stderr }
+    }
+
+    /// Real keepalived (VRRP only) on `host` with `config`, pid files in the lab directory so
+    /// that two of them on one machine do not collide.
+    pub fn keepalived(&self, host: Host, config: &str) -> Proc {
+        let name = host.name();
+        let conf = self.write(&format!("keepalived-{name}.conf"), config);
+        let pid = |kind: &str| self.dir.join(format!("keepalived-{name}-{kind}.pid")).display().to_string();
+        let conf = conf.display().to_string();
+        let (main_pid, vrrp_pid, checkers_pid) = (pid("main"), pid("vrrp"), pid("checkers"));
+        self.spawn(
+            host,
+            &format!("keepalived-{name}"),
+            &[
+                "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "--use-file", &conf,
+                "--pid", &main_pid, "--vrrp_pid", &vrrp_pid, "--checkers_pid", &checkers_pid,
+            ],
+        )
+    }
+
+    /// The addresses on `host`'s `ifname`, via `ip -j` (JSON, not text).
+    pub fn addresses(&self, host: Host, ifname: &str) -> Vec<String> {
+        let Ok(out) = self.try_exec(host, &["ip", "-j", "addr", "show", "dev", ifname]) else { return Vec::new() };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return Vec::new() };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Whether `host` holds `addr` on any interface.
+    pub fn holds(&self, host: Host, addr: &str) -> bool {
+        host.interfaces().iter().any(|(ifname, _)| self.addresses(host, ifname).iter().any(|a| a == addr))
+    }
+
+    /// The XDP program ids attached to `host`'s interfaces, via `ip -j link`.
+    pub fn xdp_programs(&self, host: Host) -> Vec<u64> {
+        let Ok(out) = self.try_exec(host, &["ip", "-j", "link", "show"]) else { return Vec::new() };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return Vec::new() };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["xdp"]["prog"]["id"].as_u64())
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+        }
+        if std::env::var_os("VRRPD_KEEP_LAB_LOGS").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
+    assert!(out.status.success(), "ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+}
+
+fn sysctl(ns: &str, key: &str, value: &str) {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", &format!("echo {value} > {path}")])
+        .output()
+        .unwrap_or_else(|e| panic!("sysctl {key} in {ns}: {e}"));
+    assert!(out.status.success(), "sysctl {key}={value} in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Deletes namespaces named `vl<pid><letter>-*` whose creating process is gone.
+fn remove_stale_namespaces() {
+    let Ok(entries) = fs::read_dir("/run/netns") else { return };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(PREFIX_HEAD) else { continue };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let after = &rest[digits.len()..];
+        let well_formed = !digits.is_empty()
+            && after.len() > 2
+            && after.as_bytes()[0].is_ascii_lowercase()
+            && after.as_bytes()[1] == b'-';
+        if well_formed && !Path::new("/proc").join(&digits).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+/// A process the lab started. Dropping it kills it (SIGKILL, by its own pid) and reaps it.
+pub struct Proc {
+    label: String,
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL", "STOP", "CONT", "HUP") to this process only.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits up to `timeout` for it to exit; returns its exit code (None: still running or
+    /// killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// stdout and stderr, for assertion messages.
+    pub fn logs(&self) -> String {
+        format!("--- {} stdout ---\n{}\n--- {} stderr ---\n{}", self.label, self.stdout(), self.label, self.stderr())
+    }
+
+    /// Kills it now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

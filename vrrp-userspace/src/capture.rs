@@ -1,0 +1,251 @@
+//! Loads the XDP program, attaches it to interfaces through bpf links, and reads what it saw.
+//!
+//! The object is built by build.rs (aya-build) and embedded in the binary: there is no path to
+//! get wrong at run time. Links are owned by the loaded program, which this struct owns, so the
+//! program detaches when the `Capture` is dropped and, because they are bpf links rather than
+//! netlink attachments, also when the process dies without dropping anything (kill -9).
+
+use std::{collections::HashMap as StdHashMap, io, os::fd::AsRawFd as _};
+
+use aya::{
+    Ebpf, EbpfError,
+    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{ProgramError, Xdp, XdpMode},
+};
+use thiserror::Error;
+use tokio::io::unix::AsyncFd;
+use tracing::{info, warn};
+use vrrp_common::{WatchKey, counter};
+
+use crate::{caps, record::WireAdvert};
+
+/// The XDP object, aligned as aya needs it.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrrp"));
+const PROGRAM: &str = "vrrp";
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("{0}")]
+    Privileges(#[from] caps::MissingCaps),
+    #[error("loading the XDP object: {source}{hint}")]
+    Load {
+        #[source]
+        source: EbpfError,
+        hint: &'static str,
+    },
+    #[error("the XDP object has no {0}")]
+    Missing(&'static str),
+    #[error("XDP program: {0}")]
+    Program(#[from] ProgramError),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("interface {ifname}: {source}")]
+    Interface {
+        ifname: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot attach XDP to {ifname} (native: {native}; generic: {source})")]
+    Attach {
+        ifname: String,
+        native: ProgramError,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("ring buffer: {0}")]
+    Ring(#[source] io::Error),
+}
+
+/// How the program ended up attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum AttachMode {
+    /// In the driver (veth, most NICs): runs before an skb exists.
+    Native,
+    /// Generic (skb) mode: the driver has no XDP; same semantics, later in the stack.
+    Generic,
+}
+
+/// An interface the program runs on.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Attached {
+    pub ifname: String,
+    pub ifindex: u32,
+    pub mode: AttachMode,
+}
+
+/// XDP counters summed over CPUs, indexed by `vrrp_common::counter`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub [u64; counter::COUNT as usize]);
+
+impl Counters {
+    pub fn get(&self, index: u32) -> u64 {
+        self.0[index as usize]
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        counter::NAMES.iter().copied().zip(self.0.iter().copied())
+    }
+}
+
+impl std::fmt::Display for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (name, value) in self.iter() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Capture {
+    // Owns the program and so its links; dropped last (fields drop in order).
+    ring: AsyncFd<RingBuf<MapData>>,
+    counters: PerCpuArray<MapData, u64>,
+    watch: HashMap<MapData, WatchKey, u32>,
+    attached: Vec<Attached>,
+    names: StdHashMap<u32, String>,
+    ebpf: Ebpf,
+}
+
+impl Capture {
+    /// Loads the program and its maps. Needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or
+    /// CAP_SYS_ADMIN); says which are missing instead of failing on the first map.
+    /// Must be called inside a tokio runtime (the ring buffer registers with its reactor).
+    pub fn load() -> Result<Self, CaptureError> {
+        caps::require(&[caps::Cap::Bpf, caps::Cap::Perfmon, caps::Cap::NetAdmin])?;
+        raise_memlock();
+        let mut ebpf = Ebpf::load(OBJECT).map_err(|source| {
+            let hint = if is_eperm(&source) {
+                "; the kernel refused it (EPERM): run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
+            } else {
+                ""
+            };
+            CaptureError::Load { source, hint }
+        })?;
+        let map = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(CaptureError::Missing(name));
+        let ring = RingBuf::try_from(map(&mut ebpf, "ADVERTS")?)
+            .map_err(|source| CaptureError::Map { name: "ADVERTS", source })?;
+        let counters = PerCpuArray::try_from(map(&mut ebpf, "COUNTERS")?)
+            .map_err(|source| CaptureError::Map { name: "COUNTERS", source })?;
+        let watch = HashMap::try_from(map(&mut ebpf, "WATCH")?)
+            .map_err(|source| CaptureError::Map { name: "WATCH", source })?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or(CaptureError::Missing("XDP program"))?
+            .try_into()?;
+        program.load()?;
+        // The safe alternative, `AsyncFd::register`, is `unsafe` (and this crate forbids unsafe
+        // code). The deprecation is about an fd closed while still registered; here the
+        // AsyncFd owns the RingBuf, which owns the fd, so neither outlives the other.
+        #[expect(deprecated, reason = "AsyncFd owns the ring, which owns the fd")]
+        let ring = AsyncFd::new(ring).map_err(CaptureError::Ring)?;
+        Ok(Self { ring, counters, watch, attached: Vec::new(), names: StdHashMap::new(), ebpf })
+    }
+
+    /// Attaches to `ifname`: native mode first, generic when the driver has no XDP.
+    pub fn attach(&mut self, ifname: &str) -> Result<&Attached, CaptureError> {
+        let ifindex = nix::net::if_::if_nametoindex(ifname)
+            .map_err(|source| CaptureError::Interface { ifname: ifname.to_owned(), source })?;
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or(CaptureError::Missing("XDP program"))?
+            .try_into()?;
+        // Driver mode explicitly: the kernel's default would fall back to generic silently, and
+        // the operator should know which one runs.
+        let mode = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(_) => AttachMode::Native,
+            Err(native) => {
+                warn!(ifname, error = %native, "native XDP refused, falling back to generic (skb) mode");
+                program
+                    .attach_to_if_index(ifindex, XdpMode::Skb)
+                    .map_err(|source| CaptureError::Attach { ifname: ifname.to_owned(), native, source })?;
+                AttachMode::Generic
+            }
+        };
+        info!(ifname, ifindex, ?mode, "XDP attached");
+        self.names.insert(ifindex, ifname.to_owned());
+        self.attached.push(Attached { ifname: ifname.to_owned(), ifindex, mode });
+        Ok(self.attached.last().expect("just pushed"))
+    }
+
+    pub fn attached(&self) -> &[Attached] {
+        &self.attached
+    }
+
+    pub fn ifname(&self, ifindex: u32) -> Option<&str> {
+        self.names.get(&ifindex).map(String::as_str)
+    }
+
+    /// Asks the program to report `key`'s adverts (`WatchKey::WILDCARD_VRID` for all).
+    pub fn watch(&mut self, key: WatchKey) -> Result<(), CaptureError> {
+        self.watch.insert(key, 1, 0).map_err(|source| CaptureError::Map { name: "WATCH", source })
+    }
+
+    pub fn unwatch(&mut self, key: &WatchKey) -> Result<(), CaptureError> {
+        match self.watch.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(CaptureError::Map { name: "WATCH", source }),
+        }
+    }
+
+    pub fn counters(&self) -> Result<Counters, CaptureError> {
+        let mut out = Counters::default();
+        for (i, slot) in out.0.iter_mut().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let per_cpu = self
+                .counters
+                .get(&index, 0)
+                .map_err(|source| CaptureError::Map { name: "COUNTERS", source })?;
+            *slot = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Takes every record waiting in the ring without blocking. Records that do not decode are
+    /// counted in `bad` (they would mean the two sides disagree on the layout).
+    pub fn drain(&mut self, out: &mut Vec<WireAdvert>, bad: &mut u64) {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            match WireAdvert::decode(&item) {
+                Ok(advert) => out.push(advert),
+                Err(_) => *bad += 1,
+            }
+        }
+    }
+
+    /// Waits until the ring has records, then drains it.
+    pub async fn recv(&mut self, out: &mut Vec<WireAdvert>, bad: &mut u64) -> Result<(), CaptureError> {
+        let mut guard = self.ring.readable_mut().await.map_err(CaptureError::Ring)?;
+        guard.clear_ready();
+        drop(guard);
+        self.drain(out, bad);
+        Ok(())
+    }
+
+    /// The ring buffer's file descriptor, for callers that poll it themselves.
+    pub fn ring_fd(&self) -> i32 {
+        self.ring.get_ref().as_raw_fd()
+    }
+}
+
+fn is_eperm(e: &EbpfError) -> bool {
+    let text = format!("{e:?}");
+    text.contains("EPERM") || text.contains("PermissionDenied") || text.contains("Operation not permitted")
+}
+
+/// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK; newer ones use memcg. Raise
+/// the limit where we may and go on where we may not (no CAP_SYS_RESOURCE in containers).
+fn raise_memlock() {
+    use nix::sys::resource::{Resource, setrlimit};
+    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, libc::RLIM_INFINITY, libc::RLIM_INFINITY) {
+        tracing::debug!(error = %e, "cannot raise RLIMIT_MEMLOCK; fine on kernels >= 5.11 (memcg accounting)");
+    }
+}

@@ -1,0 +1,118 @@
+use std::{io::Write as _, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use vrrp::{capture::Capture, watch::Watcher};
+use vrrp_common::{AF_INET, AF_INET6, WatchKey};
+
+/// vrrpd: VRRP (RFC 5798 / RFC 3768) for keepalived users, with an XDP data plane that sees
+/// every advert on the wire, before any firewall.
+#[derive(Debug, Parser)]
+#[command(name = "vrrpd", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show every VRRP advert that reaches the given interfaces, as XDP sees it: before
+    /// netfilter, stamped by the kernel. The tcpdump replacement.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Interface to watch (repeatable), e.g. -i eth0 -i eth1.
+    #[arg(short = 'i', long = "interface", required = true)]
+    pub interfaces: Vec<String>,
+    /// Only this VRID (default: all).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub vrid: Option<u8>,
+    /// Exit after this many adverts.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Watch(args) => watch(args).await,
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut capture = Capture::load().context("cannot start the XDP capture")?;
+    let mut attached = Vec::new();
+    for ifname in &args.interfaces {
+        let a = capture.attach(ifname).with_context(|| format!("cannot watch {ifname}"))?.clone();
+        for family in [AF_INET, AF_INET6] {
+            capture.watch(WatchKey::new(a.ifindex, family, args.vrid.unwrap_or(WatchKey::WILDCARD_VRID)))?;
+        }
+        attached.push(format!("{} ({})", a.ifname, if a.mode == vrrp::capture::AttachMode::Native { "native XDP" } else { "generic XDP" }));
+    }
+    eprintln!("vrrpd watch: listening on {}; Ctrl-C to stop", attached.join(", "));
+
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut watcher = Watcher::default();
+    let mut batch = Vec::new();
+    let mut bad_records = 0u64;
+    let mut seen = 0u64;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    'outer: loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            r = capture.recv(&mut batch, &mut bad_records) => r?,
+        }
+        let now = monotonic_ns();
+        for w in batch.drain(..) {
+            let ifname = capture.ifname(w.ifindex).unwrap_or("?").to_owned();
+            let line = watcher.line(&w, &ifname, now);
+            let written = if args.json {
+                serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"))
+            } else {
+                writeln!(out, "{line}")
+            };
+            if written.is_err() {
+                break 'outer; // stdout closed (e.g. `| head`): stop quietly.
+            }
+            seen += 1;
+            if args.count.is_some_and(|c| seen >= c) {
+                break 'outer;
+            }
+        }
+        if out.flush().is_err() {
+            break;
+        }
+    }
+    let _ = out.flush();
+    eprintln!("vrrpd watch: {seen} adverts; xdp counters: {}", capture.counters()?);
+    if bad_records > 0 {
+        eprintln!("vrrpd watch: {bad_records} ring records did not decode (userspace and XDP program disagree)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,505 @@
+//! VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) messages over IPv4 and IPv6: zero-copy views for
+//! decoding untrusted bytes, an owned [`Advert`] for encoding. Pure: no sockets, no clocks.
+//!
+//! ```text
+//! RFC 5798 5.1 (v3)                          RFC 3768 5.1 (v2)
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |Version| Type  | Virtual Rtr ID|   Priority    |Count IPvX Addr|
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |(rsvd) |     Max Adver Int     |          Checksum             |  v3
+//! |   Auth Type   |   Adver Int   |          Checksum             |  v2
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                       IPvX Address(es)                        |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                  Authentication Data (v2 only, 8 bytes)       |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use thiserror::Error;
+
+/// IP protocol / next header number of VRRP.
+pub const IPPROTO_VRRP: u8 = 112;
+/// RFC 5798 5.1.1.2 / RFC 3768 5.2.2.
+pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// RFC 5798 5.1.2.2.
+pub const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// RFC 5798 5.1.1.3 / 5.1.2.3: TTL and hop limit of every advert.
+pub const TTL: u8 = 255;
+/// The only message type (RFC 5798 5.2.2).
+pub const TYPE_ADVERTISEMENT: u8 = 1;
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 8;
+/// Length of v2 authentication data (RFC 3768 5.3.10).
+pub const AUTH_DATA_LEN: usize = 8;
+
+mod field {
+    use std::ops::Range;
+    pub const VER_TYPE: usize = 0;
+    pub const VRID: usize = 1;
+    pub const PRIORITY: usize = 2;
+    pub const COUNT: usize = 3;
+    /// v2: auth type; v3: high nibble reserved, low nibble the top of Max Adver Int.
+    pub const AUTH_TYPE: usize = 4;
+    /// v2: Adver Int in seconds.
+    pub const ADVER_INT_V2: usize = 5;
+    /// v3: 12-bit Max Adver Int in centiseconds (with the low nibble of byte 4).
+    pub const MAX_ADVER_INT_V3: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+    pub const ADDRESSES: usize = 8;
+}
+
+/// VRRP protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Version {
+    V2,
+    V3,
+}
+
+impl Version {
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+/// Address family of an advert, which decides the address size and the checksum's
+/// pseudo-header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const fn addr_len(self) -> usize {
+        match self {
+            Self::V4 => 4,
+            Self::V6 => 16,
+        }
+    }
+    pub const fn of(addr: &IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Self::V4,
+            IpAddr::V6(_) => Self::V6,
+        }
+    }
+}
+
+/// v2 authentication (RFC 3768 5.3.6). v3 removed it; its byte is reserved there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Auth {
+    None,
+    /// Simple text password: 8 bytes, zero padded (RFC 3768 5.3.6.1, keepalived `auth_type PASS`).
+    Pass([u8; AUTH_DATA_LEN]),
+    /// IP Authentication Header (RFC 2338's type 2): named, not implemented.
+    Ah,
+    /// A type no RFC defines.
+    Unknown(u8),
+}
+
+impl Auth {
+    pub const fn type_code(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Pass(_) => 1,
+            Self::Ah => 2,
+            Self::Unknown(n) => n,
+        }
+    }
+
+    /// A `PASS` from a configured password as keepalived stores it: the first 8 bytes, zero
+    /// padded (keepalived truncates longer passwords with a warning).
+    pub fn pass(password: &str) -> Self {
+        let mut data = [0u8; AUTH_DATA_LEN];
+        let bytes = password.as_bytes();
+        let n = bytes.len().min(AUTH_DATA_LEN);
+        data[..n].copy_from_slice(&bytes[..n]);
+        Self::Pass(data)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pass(_) => "pass",
+            Self::Ah => "ah",
+            Self::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// How the v3 checksum over IPv4 was (or is to be) computed. RFC 5798 5.2.8 includes the
+/// pseudo-header; keepalived and FRR do so by default; RFC 9568 and some routers do not, and
+/// keepalived's `v3_checksum_as_v2` selects that form.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ChecksumMode {
+    #[default]
+    PseudoHeader,
+    /// The VRRP message alone, as v2 does.
+    MessageOnly,
+}
+
+/// Every way a VRRP message can be wrong. The variants map to RFC 6527's (VRRPv3 MIB) error
+/// counters: `vrrpv3RouterChecksumErrors`, `vrrpv3RouterVersionErrors`, `vrrpv3RouterVrIdErrors`,
+/// `vrrpv3StatisticsPacketLengthErrors`, ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("truncated: {got} bytes, the header needs {needed}")]
+    Truncated { needed: usize, got: usize },
+    #[error("version {0} is neither 2 nor 3")]
+    BadVersion(u8),
+    #[error("type {0} is not 1 (ADVERTISEMENT)")]
+    BadType(u8),
+    #[error("VRID 0 is invalid")]
+    BadVrid,
+    #[error("VRRPv2 is IPv4 only, got it over IPv6")]
+    V2OverIpv6,
+    #[error("{count} addresses need {needed} bytes, the message has {got}")]
+    CountMismatch { count: u8, needed: usize, got: usize },
+    #[error("checksum {got:#06x}, expected {expected:#06x}")]
+    BadChecksum { got: u16, expected: u16 },
+    #[error("advert interval 0")]
+    ZeroInterval,
+    #[error("TTL / hop limit {0}, must be 255")]
+    BadTtl(u8),
+    #[error("IP header: {0}")]
+    BadIpHeader(&'static str),
+    #[error("not VRRP (protocol {0})")]
+    NotVrrp(u8),
+}
+
+/// A zero-copy view of a VRRP message. Accessors never panic once [`Packet::new_checked`]
+/// succeeded; `new_unchecked` views may be read only through the checked accessors.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Checks that the fixed header is there, the version, the type, the VRID and that the
+    /// address count fits the length for `family`. The checksum is checked separately
+    /// ([`Packet::verify_checksum`]) because it needs the IP addresses.
+    pub fn new_checked(buffer: T, family: Family) -> Result<Self, DecodeError> {
+        let p = Self { buffer };
+        let b = p.buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(DecodeError::Truncated { needed: HEADER_LEN, got: b.len() });
+        }
+        let version = match b[field::VER_TYPE] >> 4 {
+            2 => Version::V2,
+            3 => Version::V3,
+            v => return Err(DecodeError::BadVersion(v)),
+        };
+        let kind = b[field::VER_TYPE] & 0x0f;
+        if kind != TYPE_ADVERTISEMENT {
+            return Err(DecodeError::BadType(kind));
+        }
+        if version == Version::V2 && family == Family::V6 {
+            return Err(DecodeError::V2OverIpv6);
+        }
+        if b[field::VRID] == 0 {
+            return Err(DecodeError::BadVrid);
+        }
+        let needed = p.message_len(version, family);
+        if b.len() < needed {
+            return Err(DecodeError::CountMismatch { count: b[field::COUNT], needed, got: b.len() });
+        }
+        Ok(p)
+    }
+
+    fn message_len(&self, version: Version, family: Family) -> usize {
+        let addrs = usize::from(self.buffer.as_ref()[field::COUNT]) * family.addr_len();
+        HEADER_LEN + addrs + if version == Version::V2 { AUTH_DATA_LEN } else { 0 }
+    }
+
+    pub fn version(&self) -> Version {
+        if self.buffer.as_ref()[field::VER_TYPE] >> 4 == 2 { Version::V2 } else { Version::V3 }
+    }
+    pub fn vrid(&self) -> u8 {
+        self.buffer.as_ref()[field::VRID]
+    }
+    pub fn priority(&self) -> u8 {
+        self.buffer.as_ref()[field::PRIORITY]
+    }
+    pub fn count(&self) -> u8 {
+        self.buffer.as_ref()[field::COUNT]
+    }
+    pub fn checksum(&self) -> u16 {
+        let b = self.buffer.as_ref();
+        u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]])
+    }
+
+    /// The advert interval in centiseconds: v3's 12-bit Max Adver Int, or v2's seconds x 100.
+    pub fn interval_cs(&self) -> u16 {
+        let b = self.buffer.as_ref();
+        match self.version() {
+            Version::V2 => u16::from(b[field::ADVER_INT_V2]) * 100,
+            Version::V3 => {
+                let r = field::MAX_ADVER_INT_V3;
+                u16::from_be_bytes([b[r.start], b[r.start + 1]]) & 0x0fff
+            }
+        }
+    }
+
+    pub fn auth(&self, family: Family) -> Auth {
+        let b = self.buffer.as_ref();
+        if self.version() == Version::V3 {
+            return Auth::None;
+        }
+        match b[field::AUTH_TYPE] {
+            0 => Auth::None,
+            1 => {
+                let start = self.message_len(Version::V2, family) - AUTH_DATA_LEN;
+                let mut data = [0u8; AUTH_DATA_LEN];
+                data.copy_from_slice(&b[start..start + AUTH_DATA_LEN]);
+                Auth::Pass(data)
+            }
+            2 => Auth::Ah,
+            n => Auth::Unknown(n),
+        }
+    }
+
+    pub fn addresses(&self, family: Family) -> impl Iterator<Item = IpAddr> + '_ {
+        let b = self.buffer.as_ref();
+        let n = usize::from(self.count());
+        let len = family.addr_len();
+        (0..n).map(move |i| {
+            let s = field::ADDRESSES + i * len;
+            match family {
+                Family::V4 => IpAddr::V4(Ipv4Addr::new(b[s], b[s + 1], b[s + 2], b[s + 3])),
+                Family::V6 => {
+                    let mut o = [0u8; 16];
+                    o.copy_from_slice(&b[s..s + 16]);
+                    IpAddr::V6(Ipv6Addr::from(o))
+                }
+            }
+        })
+    }
+
+    /// The bytes that belong to the message (the header, addresses and v2 auth), without any
+    /// trailing padding the IP length may include.
+    pub fn message(&self, family: Family) -> &[u8] {
+        &self.buffer.as_ref()[..self.message_len(self.version(), family)]
+    }
+
+    /// Verifies the checksum; v3 over IPv4 is accepted in either form and says which one the
+    /// sender used (RFC 5798 5.2.8, 7.1).
+    pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> Result<ChecksumMode, DecodeError> {
+        let family = Family::of(&src);
+        let msg = self.message(family);
+        let got = self.checksum();
+        let with = |mode| checksum(self.version(), mode, src, dst, msg, true);
+        let expected = with(ChecksumMode::PseudoHeader);
+        if expected == got {
+            return Ok(ChecksumMode::PseudoHeader);
+        }
+        if self.version() == Version::V3 && family == Family::V4 {
+            if with(ChecksumMode::MessageOnly) == got {
+                return Ok(ChecksumMode::MessageOnly);
+            }
+        }
+        Err(DecodeError::BadChecksum { got, expected })
+    }
+}
+
+/// The Internet checksum (RFC 1071) over the pseudo-header where the version and mode call for
+/// it, and the message with its checksum field taken as zero when `skip_field` is set.
+fn checksum(version: Version, mode: ChecksumMode, src: IpAddr, dst: IpAddr, msg: &[u8], skip_field: bool) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        let mut chunks = bytes.chunks_exact(2);
+        for c in &mut chunks {
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            sum += u32::from(*last) << 8;
+        }
+    };
+    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+    if version == Version::V3 && !(mode == ChecksumMode::MessageOnly && matches!(src, IpAddr::V4(_))) {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                add(&s.octets());
+                add(&d.octets());
+                add(&[0, IPPROTO_VRRP]);
+                add(&(len as u16).to_be_bytes());
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                add(&s.octets());
+                add(&d.octets());
+                add(&len.to_be_bytes());
+                add(&[0, 0, 0, IPPROTO_VRRP]);
+            }
+            // Mixed families cannot be on one packet; the sum is then simply wrong.
+            _ => {}
+        }
+    }
+    if skip_field && msg.len() >= HEADER_LEN {
+        add(&msg[..field::CHECKSUM.start]);
+        add(&msg[field::CHECKSUM.end..]);
+    } else {
+        add(msg);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A validated VRRP advertisement: what `parse` returns and `emit` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advert {
+    pub version: Version,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Centiseconds (v2 seconds x 100; v2 can only carry whole seconds).
+    pub interval_cs: u16,
+    pub addresses: Vec<IpAddr>,
+    /// Always [`Auth::None`] for v3.
+    pub auth: Auth,
+}
+
+/// What `Advert::parse` learned beside the advert itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseInfo {
+    pub checksum: ChecksumMode,
+}
+
+impl Advert {
+    /// Decodes and validates a VRRP message received from `src` to `dst` (RFC 5798 7.1 steps
+    /// that need no configuration: version, type, length, checksum, VRID; TTL is the IP
+    /// layer's and is checked by [`parse_ip`]).
+    pub fn parse(bytes: &[u8], src: IpAddr, dst: IpAddr) -> Result<(Self, ParseInfo), DecodeError> {
+        let family = Family::of(&src);
+        let p = Packet::new_checked(bytes, family)?;
+        let checksum = p.verify_checksum(src, dst)?;
+        Ok((Self::from_packet(&p, family), ParseInfo { checksum }))
+    }
+
+    /// The fields of a checked view, trusting its checksum (the caller decided).
+    pub fn from_packet<T: AsRef<[u8]>>(p: &Packet<T>, family: Family) -> Self {
+        Self {
+            version: p.version(),
+            vrid: p.vrid(),
+            priority: p.priority(),
+            interval_cs: p.interval_cs(),
+            addresses: p.addresses(family).collect(),
+            auth: p.auth(family),
+        }
+    }
+
+    pub fn family(&self) -> Option<Family> {
+        self.addresses.first().map(Family::of)
+    }
+
+    /// Encodes the message as it goes on the wire after the IP header, checksum included.
+    /// `src`/`dst` are the IP addresses it will carry (they enter the v3 checksum).
+    /// Addresses past 255 are not encoded (the count is one byte); a v2 interval is rounded
+    /// down to whole seconds, at least 1.
+    pub fn emit(&self, src: IpAddr, dst: IpAddr, mode: ChecksumMode) -> Vec<u8> {
+        let family = Family::of(&src);
+        let addrs: Vec<&IpAddr> = self.addresses.iter().filter(|a| Family::of(a) == family).take(255).collect();
+        let mut out = Vec::with_capacity(HEADER_LEN + addrs.len() * family.addr_len() + AUTH_DATA_LEN);
+        out.push((self.version.number() << 4) | TYPE_ADVERTISEMENT);
+        out.push(self.vrid);
+        out.push(self.priority);
+        out.push(u8::try_from(addrs.len()).unwrap_or(u8::MAX));
+        match self.version {
+            Version::V2 => {
+                out.push(self.auth.type_code());
+                out.push(u8::try_from((self.interval_cs / 100).max(1)).unwrap_or(u8::MAX));
+            }
+            Version::V3 => out.extend_from_slice(&(self.interval_cs & 0x0fff).to_be_bytes()),
+        }
+        out.extend_from_slice(&[0, 0]);
+        for a in addrs {
+            match a {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+            }
+        }
+        if self.version == Version::V2 {
+            match self.auth {
+                Auth::Pass(data) => out.extend_from_slice(&data),
+                _ => out.extend_from_slice(&[0; AUTH_DATA_LEN]),
+            }
+        }
+        let sum = checksum(self.version, mode, src, dst, &out, true);
+        out[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+        out
+    }
+}
+
+/// The IP layer of a received VRRP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpInfo {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ttl: u8,
+}
+
+/// Splits an IPv4 or IPv6 packet carrying VRRP into its addresses, TTL and VRRP payload (the
+/// payload is cut to the IP length, dropping Ethernet padding). Checks RFC 5798 7.1's TTL.
+pub fn parse_ip(bytes: &[u8]) -> Result<(IpInfo, &[u8]), DecodeError> {
+    let first = *bytes.first().ok_or(DecodeError::BadIpHeader("empty"))?;
+    let (info, payload, proto) = match first >> 4 {
+        4 => {
+            let ihl = usize::from(first & 0x0f) * 4;
+            if ihl < 20 || bytes.len() < ihl {
+                return Err(DecodeError::BadIpHeader("IPv4 header length"));
+            }
+            let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+            if total < ihl || total > bytes.len() {
+                return Err(DecodeError::BadIpHeader("IPv4 total length"));
+            }
+            let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
+            let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
+            (IpInfo { src: src.into(), dst: dst.into(), ttl: bytes[8] }, &bytes[ihl..total], bytes[9])
+        }
+        6 => {
+            if bytes.len() < 40 {
+                return Err(DecodeError::BadIpHeader("IPv6 header length"));
+            }
+            let plen = usize::from(u16::from_be_bytes([bytes[4], bytes[5]]));
+            if 40 + plen > bytes.len() {
+                return Err(DecodeError::BadIpHeader("IPv6 payload length"));
+            }
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&bytes[8..24]);
+            d.copy_from_slice(&bytes[24..40]);
+            let info = IpInfo { src: Ipv6Addr::from(s).into(), dst: Ipv6Addr::from(d).into(), ttl: bytes[7] };
+            (info, &bytes[40..40 + plen], bytes[6])
+        }
+        _ => return Err(DecodeError::BadIpHeader("IP version")),
+    };
+    if proto != IPPROTO_VRRP {
+        return Err(DecodeError::NotVrrp(proto));
+    }
+    if info.ttl != TTL {
+        return Err(DecodeError::BadTtl(info.ttl));
+    }
+    Ok((info, payload))
+}
+
+/// Strips an Ethernet header (and up to two VLAN tags) from a captured frame.
+pub fn strip_ethernet(frame: &[u8]) -> Result<&[u8], DecodeError> {
+    let mut off = 12;
+    loop {
+        let t = frame.get(off..off + 2).ok_or(DecodeError::BadIpHeader("short Ethernet frame"))?;
+        match u16::from_be_bytes([t[0], t[1]]) {
+            0x8100 | 0x88a8 => off += 4,
+            0x0800 | 0x86dd => return Ok(&frame[off + 2..]),
+            _ => return Err(DecodeError::BadIpHeader("not IP")),
+        }
+    }
+}

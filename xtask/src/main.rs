@@ -1,0 +1,270 @@
+//! `cargo xtask`: what build scripts cannot do. `build` is a thin wrapper around `cargo build`;
+//! the XDP object itself is built by vrrp-userspace's build.rs (aya-build).
+
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+/// The dated nightly that builds the eBPF crate; same commit as the machine image's "nightly".
+/// `rustup update` would move "nightly" to a newer LLVM and break bpf-linker, hence the pin.
+/// Keep in sync with vrrp-userspace/build.rs.
+const NIGHTLY: &str = "nightly-2026-05-20";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Debian packages the tests, the lab and the benchmarks use.
+const PACKAGES: &[&str] = &[
+    "iproute2",
+    "keepalived",
+    "nftables",
+    "iptables",
+    "nginx-light",
+    "tshark",
+    "stress-ng",
+    "bpftool",
+    "curl",
+    "iputils-ping",
+    "procps",
+    "psmisc",
+    "util-linux",
+    "iperf3",
+    "ethtool",
+];
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "vrrpd developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what a fresh machine lacks: the pinned nightly with rust-src, bpf-linker, and
+    /// the Debian packages the tests and the lab use. Idempotent; a second run takes seconds.
+    Setup,
+    /// Build the XDP program and `vrrpd` (debug unless --release).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build everything, then run `vrrpd` with the arguments after `--`.
+    BuildAndLoad {
+        #[arg(long)]
+        release: bool,
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// The seed's lab (lb01, lb02, web01, web02, client in network namespaces).
+    Lab {
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run the whole test suite. Arguments after `--` go to `cargo test`.
+    Test {
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Benchmarks against keepalived in the same lab.
+    Bench {
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup => setup(),
+        Task::Build { release } => build(release),
+        Task::BuildAndLoad { release, args } => {
+            build(release)?;
+            let bin = workspace_root().join("target").join(if release { "release" } else { "debug" }).join("vrrpd");
+            let status = Command::new(&bin).args(&args).status().with_context(|| format!("running {}", bin.display()))?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Lab { args } => {
+            let _ = args;
+            println!("cargo xtask lab: not yet: the lab with vrrpd on both load balancers comes with the daemon (issue 5).");
+            println!("Until then: cargo xtask build-and-load -- watch -i IFACE");
+            Ok(())
+        }
+        Task::Test { args } => test(&args),
+        Task::Bench { args } => {
+            let _ = args;
+            println!("cargo xtask bench: not yet: the benchmarks against keepalived come with issue 10.");
+            Ok(())
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo_home() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+}
+
+/// `cargo` with $CARGO_HOME/bin first on PATH: bpf-linker is installed there, and CI's
+/// environment or sudo may lack it.
+fn cargo() -> Command {
+    let bin = cargo_home().join("bin");
+    let path = env::var_os("PATH").unwrap_or_default();
+    let joined = env::join_paths(std::iter::once(bin).chain(env::split_paths(&path))).unwrap_or(path);
+    let mut cmd = Command::new("cargo");
+    cmd.env("PATH", joined).current_dir(workspace_root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+}
+
+fn setup() -> anyhow::Result<()> {
+    let started = Instant::now();
+    setup_packages()?;
+    setup_nightly()?;
+    setup_bpf_linker()?;
+    println!("xtask setup: ready in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn setup_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_ok_and(|s| s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        println!("xtask setup: Debian packages present");
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("missing Debian packages {missing:?}; run `cargo xtask setup` as root (it uses apt-get)");
+    }
+    println!("xtask setup: installing {missing:?}");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn setup_nightly() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", NIGHTLY]));
+    if installed.as_deref().is_ok_and(|s| s.lines().any(|l| l.starts_with("rust-src"))) {
+        println!("xtask setup: {NIGHTLY} with rust-src present");
+        return Ok(());
+    }
+    println!("xtask setup: installing {NIGHTLY} with rust-src");
+    run(Command::new("rustup").args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"]))
+}
+
+/// bpf-linker is built against the pinned nightly's own libLLVM (no LLVM 22 package exists for
+/// this Debian) with an rpath to it; a stamp records what it was built against, so that a new
+/// nightly rebuilds it and an unchanged one costs a version check.
+fn setup_bpf_linker() -> anyhow::Result<()> {
+    let tools = cargo_home().join("vrrpd-tools");
+    let sysroot = PathBuf::from(output(Command::new("rustc").arg(format!("+{NIGHTLY}")).args(["--print", "sysroot"]))?.trim());
+    let verbose = output(Command::new("rustc").arg(format!("+{NIGHTLY}")).arg("-vV"))?;
+    let llvm_major = verbose
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .context("rustc -vV printed no LLVM version")?
+        .to_owned();
+    let stamp_text = format!("bpf-linker {BPF_LINKER_VERSION} llvm-{llvm_major} {}\n", verbose.lines().find(|l| l.starts_with("commit-hash")).unwrap_or(""));
+    let stamp = tools.join("bpf-linker.stamp");
+    let linker = tools.join("bin").join("bpf-linker");
+    let link = cargo_home().join("bin").join("bpf-linker");
+    let works = output(Command::new(&linker).arg("--version").env_clear().env("PATH", "/usr/bin:/bin"))
+        .is_ok_and(|v| v.contains(BPF_LINKER_VERSION));
+    if works && fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) {
+        ensure_symlink(&linker, &link)?;
+        println!("xtask setup: bpf-linker {BPF_LINKER_VERSION} (LLVM {llvm_major}) present");
+        return Ok(());
+    }
+    let libllvm = fs::read_dir(sysroot.join("lib"))
+        .with_context(|| format!("reading {}", sysroot.join("lib").display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("libLLVM.so.{llvm_major}.")) && n.contains("-rust-"))
+        })
+        .with_context(|| format!("no libLLVM.so.{llvm_major}.*-rust-* in {}/lib", sysroot.display()))?;
+    let llvm_lib = tools.join("llvm").join("lib");
+    fs::create_dir_all(&llvm_lib)?;
+    let _ = fs::remove_file(llvm_lib.join("libLLVM.so"));
+    std::os::unix::fs::symlink(&libllvm, llvm_lib.join("libLLVM.so"))?;
+    println!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} (about a minute)");
+    run(Command::new("cargo")
+        .args(["+stable", "install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force", "--no-default-features"])
+        .args(["--features", &format!("llvm-{llvm_major}"), "--root"])
+        .arg(&tools)
+        .env("RUSTFLAGS", format!("-C link-arg=-Wl,-rpath,{}", sysroot.join("lib").display()))
+        .env("LLVM_PREFIX", tools.join("llvm")))?;
+    output(Command::new(&linker).arg("--version").env_clear().env("PATH", "/usr/bin:/bin"))
+        .context("the new bpf-linker does not run without cargo's environment")?;
+    fs::write(&stamp, stamp_text)?;
+    ensure_symlink(&linker, &link)
+}
+
+fn ensure_symlink(target: &Path, link: &Path) -> anyhow::Result<()> {
+    if fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    if let Some(dir) = link.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let _ = fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link).with_context(|| format!("linking {}", link.display()))
+}
+
+fn build(release: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut cmd = cargo();
+    cmd.args(["build", "--package", "vrrp-userspace", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd)?;
+    println!("xtask build: done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn test(args: &[OsString]) -> anyhow::Result<()> {
+    setup()?;
+    run(cargo().args(["test", "--workspace", "--exclude", "vrrp-ebpf"]).args(args))
+}
