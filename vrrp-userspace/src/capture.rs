@@ -230,6 +230,21 @@ impl Capture {
         Ok(())
     }
 
+    /// Runs the loaded program on `frame` with BPF_PROG_TEST_RUN, `repeat` times, without any
+    /// interface (the kernel presents it as arriving on the loopback device of the current
+    /// namespace). Returns the XDP action and the kernel's mean time per run. Used by the XDP
+    /// unit tests and by `cargo xtask bench` (cost per packet).
+    pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), CaptureError> {
+        use aya::programs::{TestRun as _, TestRunOptions};
+        let program: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or(CaptureError::Missing("XDP program"))?
+            .try_into()?;
+        let result = program.test_run(TestRunOptions { data_in: Some(frame), repeat: repeat.max(1), ..TestRunOptions::new() })?;
+        Ok((result.return_value, result.duration))
+    }
+
     /// The ring buffer's file descriptor, for callers that poll it themselves.
     pub fn ring_fd(&self) -> i32 {
         self.ring.get_ref().as_raw_fd()

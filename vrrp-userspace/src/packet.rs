@@ -314,45 +314,33 @@ impl<T: AsRef<[u8]>> Packet<T> {
 /// The Internet checksum (RFC 1071) over the pseudo-header where the version and mode call for
 /// it, and the message with its checksum field taken as zero when `skip_field` is set.
 fn checksum(version: Version, mode: ChecksumMode, src: IpAddr, dst: IpAddr, msg: &[u8], skip_field: bool) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u32::from(*last) << 8;
-        }
-    };
+    let mut buf = Vec::with_capacity(40 + msg.len());
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
-    if version == Version::V3 && !(mode == ChecksumMode::MessageOnly && matches!(src, IpAddr::V4(_))) {
+    if version == Version::V3 && !(mode == ChecksumMode::MessageOnly && src.is_ipv4()) {
         match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                add(&s.octets());
-                add(&d.octets());
-                add(&[0, IPPROTO_VRRP]);
-                add(&(len as u16).to_be_bytes());
+                buf.extend_from_slice(&s.octets());
+                buf.extend_from_slice(&d.octets());
+                buf.extend_from_slice(&[0, IPPROTO_VRRP]);
+                buf.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
-                add(&s.octets());
-                add(&d.octets());
-                add(&len.to_be_bytes());
-                add(&[0, 0, 0, IPPROTO_VRRP]);
+                buf.extend_from_slice(&s.octets());
+                buf.extend_from_slice(&d.octets());
+                buf.extend_from_slice(&len.to_be_bytes());
+                buf.extend_from_slice(&[0, 0, 0, IPPROTO_VRRP]);
             }
             // Mixed families cannot be on one packet; the sum is then simply wrong.
             _ => {}
         }
     }
+    buf.extend_from_slice(msg);
     if skip_field && msg.len() >= HEADER_LEN {
-        add(&msg[..field::CHECKSUM.start]);
-        add(&msg[field::CHECKSUM.end..]);
-    } else {
-        add(msg);
+        let at = buf.len() - msg.len() + field::CHECKSUM.start;
+        buf[at..at + 2].copy_from_slice(&[0, 0]);
     }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    // The pseudo-header has an even length, so the message's bytes keep their alignment.
+    frame::internet_checksum(&buf)
 }
 
 /// A validated VRRP advertisement: what `parse` returns and `emit` writes.
@@ -500,6 +488,334 @@ pub fn strip_ethernet(frame: &[u8]) -> Result<&[u8], DecodeError> {
             0x8100 | 0x88a8 => off += 4,
             0x0800 | 0x86dd => return Ok(&frame[off + 2..]),
             _ => return Err(DecodeError::BadIpHeader("not IP")),
+        }
+    }
+}
+
+/// Building whole frames around a VRRP message: for `vrrpd capture`'s pcap output (records
+/// carry the VRRP message and addresses, not the frame) and for crafted test input.
+pub mod frame {
+    use std::net::IpAddr;
+
+    use super::{IPPROTO_VRRP, TTL};
+
+    /// An IPv4 (no options) or IPv6 header followed by `payload`, protocol VRRP.
+    pub fn ip(src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(40 + payload.len());
+        match (src, dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                out.extend_from_slice(&[0x60, 0, 0, 0]);
+                out.extend_from_slice(&u16::try_from(payload.len()).unwrap_or(u16::MAX).to_be_bytes());
+                out.extend_from_slice(&[IPPROTO_VRRP, ttl]);
+                out.extend_from_slice(&s.octets());
+                out.extend_from_slice(&d.octets());
+            }
+            (s, d) => {
+                let octets = |a: IpAddr| match a {
+                    IpAddr::V4(a) => a.octets(),
+                    IpAddr::V6(_) => [0; 4],
+                };
+                let total = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
+                out.extend_from_slice(&[0x45, 0xc0]); // DSCP CS6, as keepalived sends
+                out.extend_from_slice(&total.to_be_bytes());
+                out.extend_from_slice(&[0, 0, 0, 0, ttl, IPPROTO_VRRP, 0, 0]);
+                out.extend_from_slice(&octets(s));
+                out.extend_from_slice(&octets(d));
+                let sum = internet_checksum(&out);
+                out[10..12].copy_from_slice(&sum.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// The RFC 1071 checksum of `bytes`.
+    pub fn internet_checksum(bytes: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        let mut chunks = bytes.chunks_exact(2);
+        for c in &mut chunks {
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            sum += u32::from(*last) << 8;
+        }
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// The virtual router MAC of RFC 5798 7.3: 00-00-5E-00-01-{VRID} (IPv4), 00-00-5E-00-02-{VRID} (IPv6).
+    pub const fn virtual_mac(vrid: u8, v6: bool) -> [u8; 6] {
+        [0x00, 0x00, 0x5e, 0x00, if v6 { 0x02 } else { 0x01 }, vrid]
+    }
+
+    /// The multicast MAC an IP multicast destination maps to (RFC 1112 6.4, RFC 2464 7).
+    pub fn multicast_mac(dst: IpAddr) -> [u8; 6] {
+        match dst {
+            IpAddr::V4(a) => {
+                let o = a.octets();
+                [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+            }
+            IpAddr::V6(a) => {
+                let o = a.octets();
+                [0x33, 0x33, o[12], o[13], o[14], o[15]]
+            }
+        }
+    }
+
+    /// An Ethernet frame (with an 802.1Q tag when `vlan` is non-zero) around an IP packet.
+    pub fn ethernet(src: [u8; 6], dst: [u8; 6], vlan: u16, ip_packet: &[u8]) -> Vec<u8> {
+        let ethertype: u16 = if ip_packet.first().is_some_and(|b| b >> 4 == 6) { 0x86dd } else { 0x0800 };
+        let mut out = Vec::with_capacity(18 + ip_packet.len());
+        out.extend_from_slice(&dst);
+        out.extend_from_slice(&src);
+        if vlan != 0 {
+            out.extend_from_slice(&0x8100u16.to_be_bytes());
+            out.extend_from_slice(&(vlan & 0x0fff).to_be_bytes());
+        }
+        out.extend_from_slice(&ethertype.to_be_bytes());
+        out.extend_from_slice(ip_packet);
+        out
+    }
+
+    /// A complete advert frame as a router would send it: from the virtual MAC to the group.
+    pub fn advert(vrid: u8, src: IpAddr, dst: IpAddr, vrrp: &[u8]) -> Vec<u8> {
+        ethernet(virtual_mac(vrid, src.is_ipv6()), multicast_mac(dst), 0, &ip(src, dst, TTL, vrrp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    fn frames(text: &str) -> Vec<Vec<u8>> {
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| hex(l.trim())).collect()
+    }
+
+    /// Decodes a captured keepalived frame and re-encodes it; returns the advert.
+    fn roundtrip(frame: &[u8]) -> (Advert, ParseInfo, IpInfo) {
+        let ip = strip_ethernet(frame).expect("ethernet");
+        let (info, payload) = parse_ip(ip).expect("ip");
+        let (advert, pinfo) = Advert::parse(payload, info.src, info.dst).expect("keepalived's advert decodes");
+        let again = advert.emit(info.src, info.dst, pinfo.checksum);
+        assert_eq!(again, payload, "re-encoding must reproduce keepalived's bytes");
+        (advert, pinfo, info)
+    }
+
+    const V2_PASS: &str = include_str!("../../tests/fixtures/keepalived/v2_pass.hex");
+    const V3_V4_MULTI: &str = include_str!("../../tests/fixtures/keepalived/v3_ipv4_multi.hex");
+    const V3_V6: &str = include_str!("../../tests/fixtures/keepalived/v3_ipv6.hex");
+
+    /// RFC 3768 5.1, 5.3.6.1: v2 with simple-text authentication.
+    #[test]
+    fn keepalived_v2_pass_roundtrips() {
+        for f in frames(V2_PASS) {
+            let (a, p, ip) = roundtrip(&f);
+            assert_eq!(a.version, Version::V2);
+            assert_eq!((a.vrid, a.priority, a.interval_cs), (50, 150, 100));
+            assert_eq!(a.auth, Auth::pass("1111"));
+            assert_eq!(a.addresses, vec![IpAddr::from([10, 0, 0, 3])]);
+            assert_eq!(p.checksum, ChecksumMode::PseudoHeader);
+            assert_eq!((ip.dst, ip.ttl), (IpAddr::V4(MCAST_V4), 255));
+        }
+    }
+
+    /// RFC 5798 5.2.7 (centiseconds), 5.2.8 (pseudo-header checksum), several addresses.
+    #[test]
+    fn keepalived_v3_ipv4_roundtrips() {
+        for f in frames(V3_V4_MULTI) {
+            let (a, p, _) = roundtrip(&f);
+            assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (Version::V3, 51, 200, 10));
+            assert_eq!(a.addresses.len(), 3);
+            assert_eq!(a.auth, Auth::None);
+            assert_eq!(p.checksum, ChecksumMode::PseudoHeader);
+        }
+    }
+
+    /// RFC 5798 5.1.2: over IPv6, from the link-local address to ff02::12.
+    #[test]
+    fn keepalived_v3_ipv6_roundtrips() {
+        for f in frames(V3_V6) {
+            let (a, _, ip) = roundtrip(&f);
+            assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (Version::V3, 60, 120, 50));
+            assert_eq!(a.addresses, vec!["fd00:10::3".parse::<IpAddr>().expect("a"), "fd00:10::33".parse().expect("a")]);
+            assert_eq!(ip.dst, IpAddr::V6(MCAST_V6));
+        }
+    }
+
+    /// RFC 9568's reading of 5.2.8 (keepalived's `v3_checksum_as_v2`): a v3 IPv4 checksum
+    /// without the pseudo-header is accepted, and recognised as such.
+    #[test]
+    fn v3_message_only_checksum_is_accepted_and_recognised() {
+        let f = &frames(V3_V4_MULTI)[0];
+        let (info, payload) = parse_ip(strip_ethernet(f).expect("eth")).expect("ip");
+        let (a, _) = Advert::parse(payload, info.src, info.dst).expect("parses");
+        let message_only = a.emit(info.src, info.dst, ChecksumMode::MessageOnly);
+        assert_ne!(message_only, payload);
+        let (b, p) = Advert::parse(&message_only, info.src, info.dst).expect("accepted");
+        assert_eq!((b, p.checksum), (a, ChecksumMode::MessageOnly));
+    }
+
+    fn sample(version: Version) -> (Vec<u8>, IpAddr, IpAddr) {
+        let (src, dst) = (IpAddr::from([10, 0, 0, 5]), IpAddr::V4(MCAST_V4));
+        let a = Advert {
+            version,
+            vrid: 50,
+            priority: 150,
+            interval_cs: 100,
+            addresses: vec![IpAddr::from([10, 0, 0, 3])],
+            auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+        };
+        (a.emit(src, dst, ChecksumMode::default()), src, dst)
+    }
+
+    fn fix_checksum(bytes: &mut [u8], version: Version, src: IpAddr, dst: IpAddr) {
+        let sum = checksum(version, ChecksumMode::PseudoHeader, src, dst, bytes, true);
+        bytes[6..8].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    #[test]
+    fn truncated() {
+        let (b, s, d) = sample(Version::V2);
+        assert_eq!(Advert::parse(&b[..7], s, d), Err(DecodeError::Truncated { needed: 8, got: 7 }));
+    }
+
+    /// RFC 5798 7.1: "MUST verify that the version is 3" (2 accepted for RFC 3768 peers).
+    #[test]
+    fn bad_version() {
+        let (mut b, s, d) = sample(Version::V2);
+        b[0] = 0x41;
+        assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::BadVersion(4)));
+    }
+
+    #[test]
+    fn bad_type() {
+        let (mut b, s, d) = sample(Version::V3);
+        b[0] = 0x32;
+        assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::BadType(2)));
+    }
+
+    #[test]
+    fn vrid_zero() {
+        let (mut b, s, d) = sample(Version::V3);
+        b[1] = 0;
+        fix_checksum(&mut b, Version::V3, s, d);
+        assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::BadVrid));
+    }
+
+    #[test]
+    fn v2_over_ipv6() {
+        let (b, _, _) = sample(Version::V2);
+        let s: IpAddr = "fe80::1".parse().expect("a");
+        assert_eq!(Advert::parse(&b, s, IpAddr::V6(MCAST_V6)), Err(DecodeError::V2OverIpv6));
+    }
+
+    /// RFC 5798 7.1: the length must fit the address count.
+    #[test]
+    fn count_mismatch() {
+        let (mut b, s, d) = sample(Version::V3);
+        b[3] = 4;
+        assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::CountMismatch { count: 4, needed: 24, got: 12 }));
+    }
+
+    /// RFC 5798 7.1: "MUST verify the VRRP checksum".
+    #[test]
+    fn bad_checksum() {
+        let (mut b, s, d) = sample(Version::V2);
+        b[7] ^= 1;
+        assert!(matches!(Advert::parse(&b, s, d), Err(DecodeError::BadChecksum { .. })));
+        // v2 has no pseudo-header: a different source does not change its sum...
+        let (b, _, d) = sample(Version::V2);
+        assert!(Advert::parse(&b, IpAddr::from([10, 0, 0, 99]), d).is_ok());
+        // ...v3 has one: it does.
+        let (b, _, d) = sample(Version::V3);
+        assert!(matches!(Advert::parse(&b, IpAddr::from([10, 0, 0, 99]), d), Err(DecodeError::BadChecksum { .. })));
+    }
+
+    /// RFC 5798 7.1: "MUST verify that the IPv4 TTL / IPv6 Hop Limit is 255".
+    #[test]
+    fn ip_layer_errors() {
+        let (b, s, d) = sample(Version::V2);
+        let mut pkt = frame::ip(s, d, 64, &b);
+        assert_eq!(parse_ip(&pkt), Err(DecodeError::BadTtl(64)));
+        pkt[9] = 6;
+        pkt[8] = 255;
+        assert_eq!(parse_ip(&pkt), Err(DecodeError::NotVrrp(6)));
+        assert_eq!(parse_ip(&[]), Err(DecodeError::BadIpHeader("empty")));
+        assert_eq!(parse_ip(&[0x45, 0, 0]), Err(DecodeError::BadIpHeader("IPv4 header length")));
+        let ok = frame::ip(s, d, 255, &b);
+        assert_eq!(parse_ip(&ok[..30]), Err(DecodeError::BadIpHeader("IPv4 total length")));
+    }
+
+    /// RFC 3768 5.3.6.1: the password fills 8 bytes, zero padded; keepalived truncates longer ones.
+    #[test]
+    fn pass_auth_is_eight_bytes_zero_padded() {
+        assert_eq!(Auth::pass("1111"), Auth::Pass(*b"1111\0\0\0\0"));
+        assert_eq!(Auth::pass("0123456789"), Auth::Pass(*b"01234567"));
+    }
+
+    /// RFC 5798 5.2.7: Max Adver Int is 12 bits; v2's Adver Int is whole seconds.
+    #[test]
+    fn interval_encoding() {
+        let (s, d) = (IpAddr::from([10, 0, 0, 5]), IpAddr::V4(MCAST_V4));
+        let mut a = Advert { version: Version::V3, vrid: 1, priority: 100, interval_cs: 4095, addresses: vec![], auth: Auth::None };
+        assert_eq!(Advert::parse(&a.emit(s, d, ChecksumMode::default()), s, d).expect("ok").0.interval_cs, 4095);
+        a.version = Version::V2;
+        a.interval_cs = 350;
+        assert_eq!(Advert::parse(&a.emit(s, d, ChecksumMode::default()), s, d).expect("ok").0.interval_cs, 300);
+    }
+
+    fn arb_advert() -> impl Strategy<Value = (Advert, IpAddr, IpAddr)> {
+        (any::<bool>(), any::<bool>(), 1u8..=255, any::<u8>(), 1u16..=4095, prop::collection::vec(any::<[u8; 16]>(), 0..20), any::<[u8; 8]>(), any::<bool>())
+            .prop_map(|(v3, v6, vrid, priority, int, addrs, pw, with_auth)| {
+                let v6 = v3 && v6;
+                let version = if v3 { Version::V3 } else { Version::V2 };
+                let addresses: Vec<IpAddr> = addrs
+                    .iter()
+                    .map(|a| if v6 { IpAddr::from(*a) } else { IpAddr::from([a[0], a[1], a[2], a[3]]) })
+                    .collect();
+                let interval_cs = if v3 { int } else { (int % 255 + 1) * 100 };
+                let auth = if !v3 && with_auth { Auth::Pass(pw) } else { Auth::None };
+                let (src, dst) = if v6 {
+                    (IpAddr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]), IpAddr::V6(MCAST_V6))
+                } else {
+                    (IpAddr::from([10, 0, 0, 5]), IpAddr::V4(MCAST_V4))
+                };
+                (Advert { version, vrid, priority, interval_cs, addresses, auth }, src, dst)
+            })
+    }
+
+    proptest! {
+        /// Every valid advert survives emit -> parse unchanged.
+        #[test]
+        fn emit_parse_roundtrip((a, src, dst) in arb_advert(), as_v2 in any::<bool>()) {
+            let mode = if as_v2 { ChecksumMode::MessageOnly } else { ChecksumMode::PseudoHeader };
+            let bytes = a.emit(src, dst, mode);
+            let (b, info) = Advert::parse(&bytes, src, dst).expect("own advert parses");
+            prop_assert_eq!(&b, &a);
+            if a.version == Version::V3 && src.is_ipv4() {
+                prop_assert_eq!(info.checksum, mode);
+            }
+        }
+
+        /// Arbitrary bytes never panic the decoder, the IP parser or the accessors.
+        #[test]
+        fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let s = IpAddr::from([10, 0, 0, 5]);
+            let _ = Advert::parse(&bytes, s, IpAddr::V4(MCAST_V4));
+            let _ = Advert::parse(&bytes, "fe80::1".parse().expect("a"), IpAddr::V6(MCAST_V6));
+            let _ = parse_ip(&bytes);
+            let _ = strip_ethernet(&bytes);
+            if let Ok(p) = Packet::new_checked(&bytes[..], Family::V4) {
+                let _ = (p.interval_cs(), p.auth(Family::V4), p.addresses(Family::V4).count());
+            }
         }
     }
 }
