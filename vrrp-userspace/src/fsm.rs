@@ -1,0 +1,759 @@
+//! The VRRP state machine of RFC 5798 section 6 (and RFC 3768 section 6 for v2), as a pure
+//! function: `step(&mut Instance, Event, now) -> Vec<Action>`. No sockets, no clocks: time is
+//! an [`Instant`] in CLOCK_MONOTONIC nanoseconds, the same clock the XDP program stamps
+//! adverts with, so a kernel arrival stamp and a timer deadline compare directly. Timers are
+//! deadlines the caller reads with [`Instance::next_deadline`] and turns into `Event::Timer`.
+//!
+//! Where the RFC leaves a choice, vrrpd does what keepalived does (so that a mixed pair
+//! behaves like a keepalived pair):
+//! - `state MASTER` in the config: become master at startup without waiting
+//!   Master_Down_Interval (keepalived's `vrrp_init_state` sets a 1 us master-down timer);
+//!   RFC 5798 6.4.1 starts every non-owner as backup.
+//! - A master that receives a lower-priority advert answers at once with its own advert
+//!   ("forcing new election") instead of silently discarding it (RFC 5798 6.4.3), so that the
+//!   other side steps down within one packet.
+//! - Leaving MASTER for FAULT sends a priority-0 advert, as keepalived does on leave_master.
+//! - `preempt_delay`: a backup that would preempt a lower-priority master waits this long
+//!   after first seeing it (keepalived: "after startup or seeing a lower priority master").
+//! - v2 adverts whose interval differs from ours are dropped (RFC 3768 7.1 says MUST; v3
+//!   learns the master's interval instead, RFC 5798 6.4.2).
+
+use std::{net::IpAddr, time::Duration};
+
+use crate::packet::{Advert, Auth, Version};
+
+/// A point in time: CLOCK_MONOTONIC nanoseconds (the XDP program's `bpf_ktime_get_ns`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    #[must_use]
+    pub fn add(self, d: Duration) -> Self {
+        Self(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    }
+    pub fn since(self, earlier: Self) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    /// keepalived's FAULT: a tracked interface is down or a weight-0 script fails.
+    Fault,
+}
+
+impl State {
+    /// As keepalived logs it: `Entering MASTER STATE`.
+    pub const fn keepalived_name(self) -> &'static str {
+        match self {
+            Self::Initialize => "INIT",
+            Self::Backup => "BACKUP",
+            Self::Master => "MASTER",
+            Self::Fault => "FAULT",
+        }
+    }
+}
+
+/// The owner of the virtual addresses (RFC 5798 5.2.4).
+pub const PRIORITY_OWNER: u8 = 255;
+/// A master that stops (RFC 5798 5.2.4).
+pub const PRIORITY_STOP: u8 = 0;
+
+/// What an instance is configured with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub version: Version,
+    pub vrid: u8,
+    /// Configured priority, 1..=255.
+    pub priority: u8,
+    /// Advertisement_Interval in centiseconds (v2: a multiple of 100).
+    pub advert_interval_cs: u16,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// keepalived's `state MASTER`: take over at startup (see the module doc).
+    pub start_as_master: bool,
+    /// Our primary address on the interface, for the tie-break of RFC 5798 6.4.3.
+    pub primary: IpAddr,
+    /// The virtual addresses, to check what masters advertise (RFC 5798 7.1).
+    pub addresses: Vec<IpAddr>,
+    /// v2 authentication we send and require.
+    pub auth: Auth,
+}
+
+/// Inputs of the state machine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Startup,
+    Shutdown,
+    /// A received advert that passed decoding (checksum, version, type, length); `arrived` is
+    /// its kernel stamp.
+    Advert { src: IpAddr, advert: Advert, arrived: Instant },
+    /// A deadline from `next_deadline` passed.
+    Timer,
+    /// The effective priority changed (tracking): 1..=254, or 255 for the owner.
+    Priority(u8),
+    /// Something this instance tracks failed (true) or recovered (false).
+    Fault(bool),
+}
+
+/// Effects, executed by the daemon at one seam.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advert with this priority (0 when stopping).
+    SendAdvert { priority: u8 },
+    /// Add the virtual addresses.
+    AddVips,
+    /// Remove the virtual addresses.
+    RemoveVips,
+    /// Gratuitous ARP (IPv4) / unsolicited NA (IPv6) for every virtual address.
+    Announce,
+    /// The state changed: log keepalived's line, run notify scripts.
+    Transition { from: State, to: State },
+    /// An advert was dropped; the reason is counted (RFC 6527's error counters).
+    Drop(RxError),
+}
+
+/// Why a received advert is not acted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error, serde::Serialize)]
+pub enum RxError {
+    #[error("VRID {0} is not ours")]
+    WrongVrid(u8),
+    #[error("version {0:?} where we run the other one")]
+    VersionMismatch(Version),
+    #[error("authentication type {theirs} where ours is {ours}")]
+    AuthTypeMismatch { ours: u8, theirs: u8 },
+    #[error("authentication data mismatch")]
+    AuthMismatch,
+    #[error("advert interval {theirs_cs} cs where ours is {ours_cs} cs (VRRPv2 requires equal intervals)")]
+    IntervalMismatch { ours_cs: u16, theirs_cs: u16 },
+    #[error("the advertised addresses differ from ours")]
+    AddressListMismatch,
+    #[error("an advert with priority 255 from a router that does not own the addresses, while we do")]
+    OwnerConflict,
+}
+
+/// One virtual router on one interface and family.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub params: Params,
+    state: State,
+    priority: u8,
+    master_adver_interval_cs: u16,
+    adver_deadline: Option<Instant>,
+    master_down_deadline: Option<Instant>,
+    /// When a lower-priority master was first seen (preempt_delay).
+    lower_master_since: Option<Instant>,
+    faulted: bool,
+    /// The master we last heard: address, priority, interval, when.
+    pub master: Option<(IpAddr, u8, u16, Instant)>,
+    pub since: Instant,
+}
+
+impl Instance {
+    pub fn new(params: Params) -> Self {
+        let priority = params.priority;
+        let interval = params.advert_interval_cs;
+        Self {
+            params,
+            state: State::Initialize,
+            priority,
+            master_adver_interval_cs: interval,
+            adver_deadline: None,
+            master_down_deadline: None,
+            lower_master_since: None,
+            faulted: false,
+            master: None,
+            since: Instant(0),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective priority (base plus tracking).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    pub fn master_adver_interval(&self) -> Duration {
+        cs(self.master_adver_interval_cs)
+    }
+
+    /// Skew_Time: RFC 5798 6.1 (v3, in units of Master_Adver_Interval) and RFC 3768 6.1 (v2,
+    /// seconds).
+    pub fn skew_time(&self) -> Duration {
+        let p = u64::from(256 - u16::from(self.priority));
+        match self.params.version {
+            Version::V3 => Duration::from_nanos(p * u64::from(self.master_adver_interval_cs) * 10_000_000 / 256),
+            Version::V2 => Duration::from_nanos(p * 1_000_000_000 / 256),
+        }
+    }
+
+    /// Master_Down_Interval: 3 x Master_Adver_Interval + Skew_Time (v2: the configured
+    /// Advertisement_Interval).
+    pub fn master_down_interval(&self) -> Duration {
+        let interval = match self.params.version {
+            Version::V3 => self.master_adver_interval_cs,
+            Version::V2 => self.params.advert_interval_cs,
+        };
+        cs(interval) * 3 + self.skew_time()
+    }
+
+    /// The earliest pending deadline; the caller sends `Event::Timer` when it passes.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.adver_deadline, self.master_down_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn master_down_deadline(&self) -> Option<Instant> {
+        self.master_down_deadline
+    }
+
+    fn advert_interval(&self) -> Duration {
+        cs(self.params.advert_interval_cs)
+    }
+
+    fn change_state(&mut self, to: State, now: Instant, actions: &mut Vec<Action>) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.since = now;
+        self.lower_master_since = None;
+        actions.push(Action::Transition { from, to });
+    }
+
+    /// RFC 5798 6.4.1 / 6.4.2 "transition to Master": send, announce, arm Adver_Timer.
+    fn become_master(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.master_down_deadline = None;
+        self.adver_deadline = Some(now.add(self.advert_interval()));
+        self.master = None;
+        actions.push(Action::AddVips);
+        actions.push(Action::SendAdvert { priority: self.priority });
+        actions.push(Action::Announce);
+        self.change_state(State::Master, now, actions);
+    }
+
+    fn become_backup(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let was_master = self.state == State::Master;
+        self.adver_deadline = None;
+        self.master_down_deadline = Some(now.add(self.master_down_interval()));
+        if was_master {
+            actions.push(Action::RemoveVips);
+        }
+        self.change_state(State::Backup, now, actions);
+    }
+
+    fn become_fault(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if self.state == State::Master {
+            actions.push(Action::SendAdvert { priority: PRIORITY_STOP });
+            actions.push(Action::RemoveVips);
+        }
+        self.adver_deadline = None;
+        self.master_down_deadline = None;
+        self.change_state(State::Fault, now, actions);
+    }
+
+    /// RFC 5798 7.1's checks that need our configuration. `Ok` means act on it.
+    pub fn validate(&self, advert: &Advert) -> Result<(), RxError> {
+        let p = &self.params;
+        if advert.vrid != p.vrid {
+            return Err(RxError::WrongVrid(advert.vrid));
+        }
+        if advert.version != p.version {
+            return Err(RxError::VersionMismatch(advert.version));
+        }
+        if p.version == Version::V2 {
+            let (ours, theirs) = (p.auth.type_code(), advert.auth.type_code());
+            if ours != theirs {
+                return Err(RxError::AuthTypeMismatch { ours, theirs });
+            }
+            if p.auth != advert.auth {
+                return Err(RxError::AuthMismatch);
+            }
+            if advert.interval_cs != p.advert_interval_cs {
+                return Err(RxError::IntervalMismatch { ours_cs: p.advert_interval_cs, theirs_cs: advert.interval_cs });
+            }
+        }
+        if advert.priority == PRIORITY_OWNER && self.params.priority == PRIORITY_OWNER {
+            return Err(RxError::OwnerConflict);
+        }
+        // RFC 5798 7.1: a mismatched address list is logged; an advert from the owner is
+        // still processed, any other is dropped.
+        if advert.priority != PRIORITY_OWNER && !same_addresses(&advert.addresses, &p.addresses) {
+            return Err(RxError::AddressListMismatch);
+        }
+        Ok(())
+    }
+
+    /// Feeds one event; returns the effects in the order they must happen.
+    pub fn step(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Startup => self.startup(now, &mut actions),
+            Event::Shutdown => self.shutdown(now, &mut actions),
+            Event::Timer => self.timer(now, &mut actions),
+            Event::Advert { src, advert, arrived } => match self.validate(&advert) {
+                Ok(()) => self.advert(src, &advert, arrived, now, &mut actions),
+                Err(e) => actions.push(Action::Drop(e)),
+            },
+            Event::Priority(p) => self.set_priority(p, now, &mut actions),
+            Event::Fault(on) => self.fault(on, now, &mut actions),
+        }
+        actions
+    }
+
+    /// RFC 5798 6.4.1.
+    fn startup(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        self.since = now;
+        if self.faulted {
+            self.become_fault(now, actions);
+        } else if self.priority == PRIORITY_OWNER {
+            self.become_master(now, actions);
+        } else {
+            self.master_adver_interval_cs = self.params.advert_interval_cs;
+            self.become_backup(now, actions);
+            if self.params.start_as_master {
+                // keepalived: "timeout from the backup state very quickly".
+                self.master_down_deadline = Some(now);
+            }
+        }
+    }
+
+    /// RFC 5798 6.4.2 / 6.4.3 "Shutdown event".
+    fn shutdown(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if self.state == State::Master {
+            actions.push(Action::SendAdvert { priority: PRIORITY_STOP });
+            actions.push(Action::RemoveVips);
+        }
+        self.adver_deadline = None;
+        self.master_down_deadline = None;
+        self.change_state(State::Initialize, now, actions);
+    }
+
+    fn timer(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        match self.state {
+            // RFC 5798 6.4.2: Master_Down_Timer fires.
+            State::Backup if self.master_down_deadline.is_some_and(|d| d <= now) => self.become_master(now, actions),
+            // RFC 5798 6.4.3: Adver_Timer fires.
+            State::Master if self.adver_deadline.is_some_and(|d| d <= now) => {
+                actions.push(Action::SendAdvert { priority: self.priority });
+                // Absolute deadlines: a late wake-up does not push every later advert back.
+                let mut next = self.adver_deadline.unwrap_or(now).add(self.advert_interval());
+                if next <= now {
+                    next = now.add(self.advert_interval());
+                }
+                self.adver_deadline = Some(next);
+            }
+            _ => {}
+        }
+    }
+
+    fn advert(&mut self, src: IpAddr, advert: &Advert, arrived: Instant, now: Instant, actions: &mut Vec<Action>) {
+        let theirs = advert.priority;
+        match self.state {
+            State::Backup => {
+                if theirs == PRIORITY_STOP {
+                    // RFC 5798 6.4.2: the master is leaving; take over after Skew_Time.
+                    self.master_down_deadline = Some(arrived.add(self.skew_time()));
+                    return;
+                }
+                let lower = theirs < self.priority;
+                let delay_holds = lower && self.params.preempt && self.preempt_delay_holds(arrived);
+                if !self.params.preempt || !lower || delay_holds {
+                    if self.params.version == Version::V3 {
+                        self.master_adver_interval_cs = advert.interval_cs.max(1);
+                    }
+                    self.master = Some((src, theirs, advert.interval_cs, arrived));
+                    // Measured from the kernel's arrival stamp, not from when we got to it.
+                    self.master_down_deadline = Some(arrived.add(self.master_down_interval()));
+                    if !lower {
+                        self.lower_master_since = None;
+                    }
+                }
+                // else: preempt a lower-priority master by letting the timer run out.
+            }
+            State::Master => {
+                if theirs == PRIORITY_STOP {
+                    // RFC 5798 6.4.3: another router left; assert ourselves now.
+                    actions.push(Action::SendAdvert { priority: self.priority });
+                    self.adver_deadline = Some(now.add(self.advert_interval()));
+                    return;
+                }
+                if theirs > self.priority || (theirs == self.priority && src > self.params.primary) {
+                    if self.params.version == Version::V3 {
+                        self.master_adver_interval_cs = advert.interval_cs.max(1);
+                    }
+                    self.master = Some((src, theirs, advert.interval_cs, arrived));
+                    self.become_backup(arrived.max(self.since), actions);
+                    self.master_down_deadline = Some(arrived.add(self.master_down_interval()));
+                } else {
+                    // keepalived: "received lower priority advert, forcing new election".
+                    actions.push(Action::SendAdvert { priority: self.priority });
+                    self.adver_deadline = Some(now.add(self.advert_interval()));
+                }
+            }
+            State::Initialize | State::Fault => {}
+        }
+        let _ = now;
+    }
+
+    /// preempt_delay: while it runs, a lower-priority master is accepted as if it were higher.
+    fn preempt_delay_holds(&mut self, arrived: Instant) -> bool {
+        if self.params.preempt_delay.is_zero() {
+            return false;
+        }
+        let first = *self.lower_master_since.get_or_insert(arrived);
+        arrived.since(first) < self.params.preempt_delay
+    }
+
+    fn set_priority(&mut self, p: u8, now: Instant, actions: &mut Vec<Action>) {
+        let p = p.max(1);
+        if p == self.priority {
+            return;
+        }
+        self.priority = p;
+        // A master advertises its new priority at once, so that a backup that now outranks
+        // it (or that it now outranks) decides at the next advert, not a whole interval later.
+        if self.state == State::Master {
+            actions.push(Action::SendAdvert { priority: p });
+            self.adver_deadline = Some(now.add(self.advert_interval()));
+        }
+    }
+
+    fn fault(&mut self, on: bool, now: Instant, actions: &mut Vec<Action>) {
+        self.faulted = on;
+        match (on, self.state) {
+            (true, State::Backup | State::Master) => self.become_fault(now, actions),
+            (false, State::Fault) => {
+                self.master_adver_interval_cs = self.params.advert_interval_cs;
+                self.become_backup(now, actions);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn cs(centiseconds: u16) -> Duration {
+    Duration::from_millis(u64::from(centiseconds) * 10)
+}
+
+fn same_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    let mut a: Vec<&IpAddr> = a.iter().collect();
+    let mut b: Vec<&IpAddr> = b.iter().collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    fn params(version: Version, priority: u8) -> Params {
+        Params {
+            version,
+            vrid: 50,
+            priority,
+            advert_interval_cs: 100,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            start_as_master: false,
+            primary: ip(6),
+            addresses: vec![ip(3)],
+            auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+        }
+    }
+
+    fn advert(version: Version, priority: u8, interval_cs: u16) -> Advert {
+        Advert {
+            version,
+            vrid: 50,
+            priority,
+            interval_cs,
+            addresses: vec![ip(3)],
+            auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+        }
+    }
+
+    fn rx(i: &mut Instance, from: u8, priority: u8, at: u64) -> Vec<Action> {
+        let a = advert(i.params.version, priority, i.params.advert_interval_cs);
+        i.step(Event::Advert { src: ip(from), advert: a, arrived: Instant(at) }, Instant(at))
+    }
+
+    fn backup(version: Version, priority: u8) -> Instance {
+        let mut i = Instance::new(params(version, priority));
+        i.step(Event::Startup, Instant(0));
+        assert_eq!(i.state(), State::Backup);
+        i
+    }
+
+    /// RFC 5798 6.1 / RFC 3768 6.1: Skew_Time and Master_Down_Interval.
+    #[test]
+    fn timers_rfc5798_6_1_and_rfc3768_6_1() {
+        let v3 = Instance::new(params(Version::V3, 100));
+        assert_eq!(v3.skew_time(), Duration::from_micros(609_375));
+        assert_eq!(v3.master_down_interval(), Duration::from_micros(3_609_375));
+        let mut p = params(Version::V3, 200);
+        p.advert_interval_cs = 1; // advert_int 0.01
+        let fast = Instance::new(p);
+        assert_eq!(fast.master_down_interval(), Duration::from_nanos(30_000_000 + 2_187_500));
+        let v2 = Instance::new(params(Version::V2, 100));
+        assert_eq!(v2.master_down_interval(), Duration::from_micros(3_609_375));
+    }
+
+    /// RFC 5798 6.4.1: the owner (255) becomes master at once; others become backup.
+    #[test]
+    fn startup_rfc5798_6_4_1() {
+        let mut owner = Instance::new(params(Version::V3, 255));
+        let a = owner.step(Event::Startup, Instant(5));
+        assert_eq!(owner.state(), State::Master);
+        assert_eq!(
+            a,
+            vec![
+                Action::AddVips,
+                Action::SendAdvert { priority: 255 },
+                Action::Announce,
+                Action::Transition { from: State::Initialize, to: State::Master }
+            ]
+        );
+        assert_eq!(owner.next_deadline(), Some(Instant(5 + S)));
+
+        let b = backup(Version::V3, 100);
+        assert_eq!(b.next_deadline(), Some(Instant(3_609_375_000)));
+    }
+
+    /// keepalived's `state MASTER`: master at the first timer, without Master_Down_Interval.
+    #[test]
+    fn start_as_master_follows_keepalived() {
+        let mut p = params(Version::V2, 150);
+        p.start_as_master = true;
+        let mut i = Instance::new(p);
+        i.step(Event::Startup, Instant(0));
+        assert_eq!(i.next_deadline(), Some(Instant(0)));
+        let a = i.step(Event::Timer, Instant(1));
+        assert_eq!(i.state(), State::Master);
+        assert!(a.contains(&Action::SendAdvert { priority: 150 }));
+    }
+
+    /// RFC 5798 6.4.2: an advert from a higher-priority master re-arms Master_Down_Timer,
+    /// measured from the kernel's arrival stamp.
+    #[test]
+    fn backup_rearms_from_arrival_stamp_rfc5798_6_4_2() {
+        let mut b = backup(Version::V3, 100);
+        rx(&mut b, 5, 150, 2 * S);
+        assert_eq!(b.next_deadline(), Some(Instant(2 * S + 3_609_375_000)));
+        // Processed late (now = 3 s), the deadline still counts from arrival (2 s).
+        let a = advert(Version::V3, 150, 100);
+        b.step(Event::Advert { src: ip(5), advert: a, arrived: Instant(2 * S) }, Instant(3 * S));
+        assert_eq!(b.next_deadline(), Some(Instant(2 * S + 3_609_375_000)));
+        assert_eq!(b.master.map(|m| m.0), Some(ip(5)));
+    }
+
+    /// RFC 5798 6.4.2: Master_Down_Timer fires -> master.
+    #[test]
+    fn backup_takes_over_at_master_down_rfc5798_6_4_2() {
+        let mut b = backup(Version::V3, 100);
+        rx(&mut b, 5, 150, S);
+        let deadline = b.next_deadline().expect("armed");
+        assert!(b.step(Event::Timer, Instant(deadline.0 - 1)).is_empty());
+        let a = b.step(Event::Timer, deadline);
+        assert_eq!(b.state(), State::Master);
+        assert_eq!(a[0], Action::AddVips);
+        assert!(a.contains(&Action::Announce));
+    }
+
+    /// RFC 5798 6.4.2: priority 0 from the master -> take over after Skew_Time.
+    #[test]
+    fn priority_zero_means_skew_time_rfc5798_6_4_2() {
+        let mut b = backup(Version::V3, 100);
+        rx(&mut b, 5, 0, 10 * S);
+        assert_eq!(b.next_deadline(), Some(Instant(10 * S + 609_375_000)));
+    }
+
+    /// RFC 5798 6.4.2: with preemption, a lower-priority master is ignored and replaced.
+    #[test]
+    fn preempt_rfc5798_6_4_2() {
+        let mut b = backup(Version::V3, 150);
+        let before = b.next_deadline();
+        rx(&mut b, 5, 100, S);
+        assert_eq!(b.next_deadline(), before, "a lower priority advert must not re-arm the timer");
+    }
+
+    /// RFC 5798 6.4.2: without preemption, any master's adverts are accepted.
+    #[test]
+    fn nopreempt_rfc5798_6_4_2() {
+        let mut p = params(Version::V3, 150);
+        p.preempt = false;
+        let mut b = Instance::new(p);
+        b.step(Event::Startup, Instant(0));
+        rx(&mut b, 5, 100, S);
+        let mdi = u64::try_from(b.master_down_interval().as_nanos()).expect("fits");
+        assert_eq!(b.next_deadline(), Some(Instant(S + mdi)), "the lower master's advert re-arms the timer");
+    }
+
+    /// keepalived's preempt_delay: a lower master is accepted for that long, then preempted.
+    #[test]
+    fn preempt_delay_follows_keepalived() {
+        let mut p = params(Version::V3, 150);
+        p.preempt_delay = Duration::from_secs(5);
+        let mut b = Instance::new(p);
+        b.step(Event::Startup, Instant(0));
+        for t in 1..=4 {
+            rx(&mut b, 5, 100, t * S);
+        }
+        let mdi = b.master_down_interval().as_nanos() as u64;
+        assert_eq!(b.next_deadline(), Some(Instant(4 * S + mdi)));
+        rx(&mut b, 5, 100, 6 * S);
+        assert_eq!(b.next_deadline(), Some(Instant(4 * S + mdi)), "after the delay the lower master is ignored");
+    }
+
+    /// RFC 5798 6.4.3: a higher-priority advert makes the master a backup.
+    #[test]
+    fn master_yields_to_higher_rfc5798_6_4_3() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.params.priority = 100;
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(100);
+        let a = rx(&mut m, 5, 150, S);
+        assert_eq!(m.state(), State::Backup);
+        assert_eq!(a, vec![Action::RemoveVips, Action::Transition { from: State::Master, to: State::Backup }]);
+    }
+
+    /// RFC 5798 6.4.3: equal priority, the higher primary address wins.
+    #[test]
+    fn tie_break_on_address_rfc5798_6_4_3() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(100);
+        rx(&mut m, 5, 100, S); // 10.0.0.5 < our 10.0.0.6: we stay
+        assert_eq!(m.state(), State::Master);
+        rx(&mut m, 7, 100, 2 * S); // 10.0.0.7 > 10.0.0.6: we yield
+        assert_eq!(m.state(), State::Backup);
+    }
+
+    /// keepalived: a master answers a lower-priority advert at once.
+    #[test]
+    fn master_answers_lower_priority_like_keepalived() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(150);
+        let a = rx(&mut m, 5, 100, S);
+        assert_eq!(a, vec![Action::SendAdvert { priority: 150 }]);
+        assert_eq!(m.state(), State::Master);
+    }
+
+    /// RFC 5798 6.4.3: Adver_Timer fires -> send; deadlines are absolute.
+    #[test]
+    fn master_adverts_keep_cadence_rfc5798_6_4_3() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        let a = m.step(Event::Timer, Instant(S + 300_000_000)); // woke 0.3 s late
+        assert_eq!(a, vec![Action::SendAdvert { priority: 255 }]);
+        assert_eq!(m.next_deadline(), Some(Instant(2 * S)), "the next deadline keeps the original cadence");
+    }
+
+    /// RFC 5798 6.4.3 Shutdown: priority 0, then the addresses go.
+    #[test]
+    fn shutdown_sends_priority_zero_rfc5798_6_4_3() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        let a = m.step(Event::Shutdown, Instant(S));
+        assert_eq!(
+            a,
+            vec![
+                Action::SendAdvert { priority: 0 },
+                Action::RemoveVips,
+                Action::Transition { from: State::Master, to: State::Initialize }
+            ]
+        );
+        assert_eq!(m.next_deadline(), None);
+    }
+
+    /// RFC 5798 6.4.2: a v3 backup learns Master_Adver_Interval from the master.
+    #[test]
+    fn v3_backup_learns_interval_rfc5798_6_4_2() {
+        let mut b = backup(Version::V3, 100);
+        let a = advert(Version::V3, 150, 10);
+        b.step(Event::Advert { src: ip(5), advert: a, arrived: Instant(S) }, Instant(S));
+        assert_eq!(b.master_adver_interval(), Duration::from_millis(100));
+        assert_eq!(b.next_deadline(), Some(Instant(S + 300_000_000 + 60_937_500)));
+    }
+
+    /// RFC 3768 7.1 (v2 interval must match), RFC 5798 7.1 (VRID, addresses), auth.
+    #[test]
+    fn receive_validation_rfc5798_7_1() {
+        let b = backup(Version::V2, 100);
+        let ok = advert(Version::V2, 150, 100);
+        assert_eq!(b.validate(&ok), Ok(()));
+        assert_eq!(b.validate(&Advert { vrid: 51, ..ok.clone() }), Err(RxError::WrongVrid(51)));
+        assert_eq!(b.validate(&Advert { version: Version::V3, ..ok.clone() }), Err(RxError::VersionMismatch(Version::V3)));
+        assert_eq!(b.validate(&Advert { auth: Auth::pass("2222"), ..ok.clone() }), Err(RxError::AuthMismatch));
+        assert_eq!(b.validate(&Advert { auth: Auth::None, ..ok.clone() }), Err(RxError::AuthTypeMismatch { ours: 1, theirs: 0 }));
+        assert_eq!(
+            b.validate(&Advert { interval_cs: 200, ..ok.clone() }),
+            Err(RxError::IntervalMismatch { ours_cs: 100, theirs_cs: 200 })
+        );
+        assert_eq!(b.validate(&Advert { addresses: vec![ip(4)], ..ok.clone() }), Err(RxError::AddressListMismatch));
+        assert_eq!(b.validate(&Advert { addresses: vec![ip(4)], priority: 255, ..ok.clone() }), Ok(()));
+        let owner = Instance::new(params(Version::V2, 255));
+        assert_eq!(owner.validate(&Advert { priority: 255, ..ok }), Err(RxError::OwnerConflict));
+    }
+
+    /// A dropped advert changes nothing but is reported.
+    #[test]
+    fn dropped_advert_is_reported_not_acted_on() {
+        let mut b = backup(Version::V2, 100);
+        let before = b.next_deadline();
+        let a = Advert { auth: Auth::pass("nope"), ..advert(Version::V2, 150, 100) };
+        let out = b.step(Event::Advert { src: ip(5), advert: a, arrived: Instant(S) }, Instant(S));
+        assert_eq!(out, vec![Action::Drop(RxError::AuthMismatch)]);
+        assert_eq!(b.next_deadline(), before);
+    }
+
+    /// keepalived's FAULT: leaving master sends priority 0; recovery goes through backup.
+    #[test]
+    fn fault_and_recovery_follow_keepalived() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        let a = m.step(Event::Fault(true), Instant(S));
+        assert_eq!(a[..2], [Action::SendAdvert { priority: 0 }, Action::RemoveVips]);
+        assert_eq!((m.state(), m.next_deadline()), (State::Fault, None));
+        m.step(Event::Fault(false), Instant(2 * S));
+        assert_eq!(m.state(), State::Backup);
+    }
+
+    /// Tracking: a master advertises a changed priority at once.
+    #[test]
+    fn priority_change_is_advertised_at_once() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(150);
+        assert_eq!(m.step(Event::Priority(100), Instant(S)), vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(m.priority(), 100);
+    }
+
+    impl Instance {
+        /// Starts as owner (to reach MASTER in one step), then drops to `p`.
+        fn set_priority_for_test(&mut self, p: u8) {
+            self.priority = p;
+            self.params.priority = p;
+        }
+    }
+}
