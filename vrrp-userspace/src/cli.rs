@@ -23,6 +23,23 @@ pub enum Command {
     /// Show every VRRP advert that reaches the given interfaces, as XDP sees it: before
     /// netfilter, stamped by the kernel. The tcpdump replacement.
     Watch(WatchArgs),
+    /// Parse and validate a keepalived.conf: every problem as FILE:LINE: error|warning: message.
+    /// Exits 1 when there is an error.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file (keepalived's -f).
+    #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
+    pub file: std::path::PathBuf,
+    /// Print the effective config (after includes and variables) as JSON on stdout; the
+    /// diagnostics then go to stderr.
+    #[arg(long)]
+    pub dump: bool,
+    /// keepalived's config id for `@id` lines (default: the short host name).
+    #[arg(short = 'i', long = "config-id")]
+    pub config_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -54,7 +71,37 @@ pub fn init_logging(cli: &Cli) {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Watch(args) => watch(args).await,
+        Command::Check(args) => Ok(check(&args)),
     }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let mut opts = vrrp::config::LoadOptions::default();
+    if let Some(id) = &args.config_id {
+        opts.config_id.clone_from(id);
+    }
+    let (config, diags) = vrrp::config::load(&args.file, &opts);
+    let errors = diags.errors().count();
+    let warnings = diags.0.len() - errors;
+    for d in &diags.0 {
+        if args.dump {
+            eprintln!("{d}");
+        } else {
+            println!("{d}");
+        }
+    }
+    if args.dump && errors == 0 {
+        match serde_json::to_string_pretty(&config) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("vrrpd check: cannot print the config: {e}"),
+        }
+    }
+    eprintln!(
+        "{}: {} instance(s), {errors} error(s), {warnings} warning(s)",
+        args.file.display(),
+        config.instances.len()
+    );
+    if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 fn monotonic_ns() -> u64 {

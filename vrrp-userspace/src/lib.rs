@@ -2,6 +2,7 @@
 //! sees adverts on the wire, before any firewall. See DESIGN.md for the architecture.
 
 pub mod capture;
+pub mod config;
 pub mod fsm;
 pub mod caps;
 pub mod packet;
