@@ -20,12 +20,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: the VRRP instances of a keepalived.conf. keepalived's -n, -l, -D and
+    /// -P (VRRP only) are accepted; vrrpd never forks and always logs to stderr.
+    Run(RunArgs),
     /// Show every VRRP advert that reaches the given interfaces, as XDP sees it: before
     /// netfilter, stamped by the kernel. The tcpdump replacement.
     Watch(WatchArgs),
     /// Parse and validate a keepalived.conf: every problem as FILE:LINE: error|warning: message.
     /// Exits 1 when there is an error.
     Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file (keepalived's -f).
+    #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
+    pub file: std::path::PathBuf,
+    /// Write the daemon's pid here (keepalived's -p / --pid).
+    #[arg(short = 'p', long = "pid")]
+    pub pid: Option<std::path::PathBuf>,
+    /// keepalived's -P (--vrrp, "VRRP only"): what vrrpd always is. Given a path, it is taken
+    /// as the pid file, so that `-P FILE` works too.
+    #[arg(short = 'P', long = "vrrp", num_args = 0..=1, value_name = "PID_FILE")]
+    pub vrrp: Option<Option<std::path::PathBuf>>,
+    /// keepalived's config id for `@id` lines (default: the short host name).
+    #[arg(short = 'i', long = "config-id")]
+    pub config_id: Option<String>,
+    /// Accepted for keepalived compatibility: vrrpd never forks.
+    #[arg(short = 'n', long = "dont-fork")]
+    pub dont_fork: bool,
+    /// Accepted for keepalived compatibility: vrrpd logs to stderr (the journal under systemd).
+    #[arg(short = 'l', long = "log-console")]
+    pub log_console: bool,
+    /// keepalived's --log-detail: debug logging (as --log debug).
+    #[arg(short = 'D', long = "log-detail")]
+    pub log_detail: bool,
 }
 
 #[derive(Debug, Args)]
@@ -59,8 +88,12 @@ pub struct WatchArgs {
 }
 
 pub fn init_logging(cli: &Cli) {
+    let level = match &cli.command {
+        Command::Run(r) if r.log_detail => "debug",
+        _ => cli.log.as_str(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -70,9 +103,22 @@ pub fn init_logging(cli: &Cli) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run_daemon(args).await,
         Command::Watch(args) => watch(args).await,
         Command::Check(args) => Ok(check(&args)),
     }
+}
+
+async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut load = vrrp::config::LoadOptions::default();
+    if let Some(id) = args.config_id {
+        load.config_id = id;
+    }
+    let pid_file = args.pid.or(args.vrrp.flatten());
+    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file })
+        .await
+        .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
@@ -104,11 +150,6 @@ fn check(args: &CheckArgs) -> ExitCode {
     if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
-        .unwrap_or(0)
-}
 
 async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let mut capture = Capture::load().context("cannot start the XDP capture")?;
@@ -135,7 +176,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
             _ = sigterm.recv() => break,
             r = capture.recv(&mut batch, &mut bad_records) => r?,
         }
-        let now = monotonic_ns();
+        let now = vrrp::monotonic_ns();
         for w in batch.drain(..) {
             let ifname = capture.ifname(w.ifindex).unwrap_or("?").to_owned();
             let line = watcher.line(&w, &ifname, now);

@@ -97,6 +97,9 @@ pub enum Event {
     Priority(u8),
     /// Something this instance tracks failed (true) or recovered (false).
     Fault(bool),
+    /// Another member of this instance's vrrp_sync_group entered this state: follow it
+    /// (keepalived moves a sync group's members together).
+    Sync(State),
 }
 
 /// Effects, executed by the daemon at one seam.
@@ -306,8 +309,19 @@ impl Instance {
             },
             Event::Priority(p) => self.set_priority(p, now, &mut actions),
             Event::Fault(on) => self.fault(on, now, &mut actions),
+            Event::Sync(to) => self.sync(to, now, &mut actions),
         }
         actions
+    }
+
+    fn sync(&mut self, to: State, now: Instant, actions: &mut Vec<Action>) {
+        match (to, self.state) {
+            (State::Master, State::Backup) if !self.faulted => self.become_master(now, actions),
+            (State::Backup, State::Master) => self.become_backup(now, actions),
+            (State::Backup, State::Fault) if !self.faulted => self.become_backup(now, actions),
+            (State::Fault, State::Backup | State::Master) => self.become_fault(now, actions),
+            _ => {}
+        }
     }
 
     /// RFC 5798 6.4.1.

@@ -4,7 +4,16 @@
 pub mod capture;
 pub mod config;
 pub mod fsm;
+pub mod net;
 pub mod caps;
 pub mod packet;
 pub mod record;
 pub mod watch;
+pub mod daemon;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the XDP program's stamps and of every timer.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
+        .unwrap_or(0)
+}

@@ -410,3 +410,160 @@ impl Drop for Proc {
         self.kill();
     }
 }
+
+/// A ready nginx config for `host`: the seed's chapter 7. web01/web02 serve their host name
+/// (www.conf, with the lab's directory for /code); lb01/lb02 proxy to them (proxy.conf).
+impl Lab {
+    pub fn nginx(&self, host: Host) -> Proc {
+        let name = host.name();
+        let dir = self.dir.display().to_string();
+        let seed = |f: &str| fs::read_to_string(fixtures().join("seed").join(f)).unwrap_or_else(|e| panic!("seed {f}: {e}"));
+        let site = match host {
+            Host::Web01 | Host::Web02 => {
+                let code = self.dir.join(format!("code-{name}"));
+                fs::create_dir_all(&code).unwrap_or_else(|e| panic!("{}: {e}", code.display()));
+                // The seed writes index.html but names www.html as the index: serve both.
+                for f in ["index.html", "www.html"] {
+                    fs::write(code.join(f), format!("{name}\n")).unwrap_or_else(|e| panic!("{f}: {e}"));
+                }
+                seed("ch7-web-www.conf").replace("/code", &code.display().to_string())
+            }
+            Host::Lb01 | Host::Lb02 => {
+                fs::write(
+                    self.dir.join("proxy_params"),
+                    "proxy_set_header Host $http_host;\nproxy_set_header X-Real-IP $remote_addr;\nproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\nproxy_set_header X-Forwarded-Proto $scheme;\n",
+                )
+                .unwrap_or_else(|e| panic!("proxy_params: {e}"));
+                seed("ch7-proxy.conf").replace("include proxy_params;", &format!("include {dir}/proxy_params;"))
+            }
+            Host::Client => panic!("the client runs no nginx"),
+        };
+        let tmp = |k: &str| format!("{k}_temp_path {dir}/nginx-{name}-{k};");
+        let conf = format!(
+            "pid {dir}/nginx-{name}.pid;\nerror_log {dir}/nginx-{name}.error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  {}\n  {}\n  {}\n  {}\n  {}\n{site}\n}}\n",
+            tmp("client_body"),
+            tmp("proxy"),
+            tmp("fastcgi"),
+            tmp("uwsgi"),
+            tmp("scgi")
+        );
+        let path = self.write(&format!("nginx-{name}.conf"), &conf);
+        let path = path.display().to_string();
+        self.spawn(host, &format!("nginx-{name}"), &["nginx", "-c", &path, "-g", "daemon off;"])
+    }
+
+    /// `vrrpd run` on `host` with `config`; `bin` is the test's CARGO_BIN_EXE_vrrpd.
+    pub fn vrrpd(&self, bin: &str, host: Host, config: &str) -> Proc {
+        let name = host.name();
+        let conf = self.write(&format!("vrrpd-{name}.conf"), config).display().to_string();
+        let pid = self.dir.join(format!("vrrpd-{name}.pid")).display().to_string();
+        self.spawn(host, &format!("vrrpd-{name}"), &[bin, "run", "-f", &conf, "-p", &pid, "--config-id", name])
+    }
+
+    /// An HTTP GET from the client; the body, or None.
+    pub fn curl(&self, url: &str) -> Option<String> {
+        let out = self.try_exec(Host::Client, &["curl", "-s", "-f", "-m", "2", url]).ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts pinging `target` from `host` every `interval`.
+    pub fn prober(&self, host: Host, target: std::net::IpAddr, interval: Duration) -> Prober {
+        Prober::start(&self.ns(host), target, interval)
+    }
+}
+
+/// What a prober saw.
+#[derive(Clone, Debug)]
+pub struct ProbeReport {
+    pub sent: u64,
+    pub received: u64,
+    /// The longest time without a reply, between two replies (the outage the client saw).
+    pub max_gap: Duration,
+}
+
+/// ICMP echo every few milliseconds from inside a namespace (a thread that joined it), for
+/// the failover gap a client sees. Replies are matched by sequence number.
+pub struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<ProbeReport>>,
+}
+
+impl Prober {
+    fn start(ns: &str, target: std::net::IpAddr, interval: Duration) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let ns_path = format!("/run/netns/{ns}");
+        let thread = thread::spawn(move || {
+            let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
+            probe_loop(target, interval, &flag)
+        });
+        // Let the first probes go out before the caller injects a fault.
+        thread::sleep(interval * 20);
+        Self { stop, thread: Some(thread) }
+    }
+
+    pub fn stop(mut self) -> ProbeReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(ProbeReport { sent: 0, received: 0, max_gap: Duration::MAX })
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn probe_loop(target: std::net::IpAddr, interval: Duration, stop: &std::sync::atomic::AtomicBool) -> ProbeReport {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let v6 = target.is_ipv6();
+    let (domain, proto, echo) = if v6 { (Domain::IPV6, Protocol::ICMPV6, 128u8) } else { (Domain::IPV4, Protocol::ICMPV4, 8u8) };
+    let sock = Socket::new(domain, Type::RAW, Some(proto)).expect("raw ICMP socket (root)");
+    sock.set_nonblocking(true).expect("nonblocking");
+    let dst = SockAddr::from(std::net::SocketAddr::new(target, 0));
+    let id: u16 = u16::try_from(std::process::id() & 0xffff).unwrap_or(1);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut replies: Vec<Duration> = Vec::new();
+    let mut next = start;
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= next {
+            let seq = u16::try_from(sent & 0xffff).unwrap_or(0);
+            let mut pkt = vec![echo, 0, 0, 0];
+            pkt.extend_from_slice(&id.to_be_bytes());
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            if !v6 {
+                let sum = icmp_checksum(&pkt);
+                pkt[2..4].copy_from_slice(&sum.to_be_bytes());
+            }
+            let _ = sock.send_to(&pkt, &dst);
+            sent += 1;
+            next += interval;
+        }
+        while let Ok(n) = std::io::Read::read(&mut &sock, &mut buf) {
+            let bytes = &buf[..n];
+            let icmp = if v6 { bytes } else { bytes.get(usize::from(bytes.first().map_or(5, |b| b & 0x0f)) * 4..).unwrap_or(&[]) };
+            let reply = if v6 { 129 } else { 0 };
+            if icmp.len() >= 8 && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
+                replies.push(start.elapsed());
+            }
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    let max_gap = replies.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX);
+    ProbeReport { sent, received: u64::try_from(replies.len()).unwrap_or(0), max_gap }
+}
+
+fn icmp_checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}

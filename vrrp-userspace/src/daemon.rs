@@ -1,0 +1,641 @@
+//! `vrrpd run`: the daemon. One task owns every instance and handles one event at a time.
+//!
+//! ```text
+//!   XDP ring buffer ──(WireAdvert, kernel stamp)──┐
+//!   timers (fsm deadlines, GARP bursts) ──────────┤
+//!   signals TERM/INT (stop), HUP (reload) ────────┼──> main loop ──> fsm::Instance::step
+//!                                                 │        │
+//!   raw VRRP sockets ──> reader tasks ──> post-   │        └──> actions: send advert (raw socket),
+//!   netfilter counts (for `diagnose`)             │             add/remove VIPs (rtnetlink),
+//!                                                 │             GARP / NA, log "Entering X STATE"
+//! ```
+//!
+//! Elections are fed from the ring buffer, the wire's truth before any firewall. Before a
+//! timer may declare a master down, the ring is drained, so that a daemon that was
+//! descheduled does not fail over while the adverts that prove the master alive wait there.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::IpAddr,
+    os::fd::{AsRawFd, RawFd},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use thiserror::Error;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{debug, error, info, warn};
+use vrrp_common::{Verdict, WatchKey};
+
+use crate::{
+    capture::{Capture, CaptureError},
+    config::{self, Config, ConfigError, LoadOptions},
+    fsm::{self, Action, Event, Instant, State},
+    monotonic_ns,
+    net::{Announcer, Link, NetError, Netlink, VrrpSocket},
+    packet::{Advert, ChecksumMode, Family},
+    record::WireAdvert,
+};
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error("pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}")]
+    NotOwner { instance: String, interface: String, addr: IpAddr },
+}
+
+pub struct Options {
+    pub config: PathBuf,
+    pub load: LoadOptions,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Counters per instance (RFC 6527's statistics, and vrrpd's own).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Stats {
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    pub became_master: u64,
+    pub dropped: HashMap<String, u64>,
+}
+
+struct Inst {
+    cfg: config::Instance,
+    fsm: fsm::Instance,
+    link: Link,
+    src: IpAddr,
+    /// Where adverts go: the group, or each unicast peer.
+    dsts: Vec<IpAddr>,
+    group: Option<usize>,
+    garp_due: Option<u64>,
+    refresh_due: Option<u64>,
+    stats: Stats,
+}
+
+impl Inst {
+    fn key(&self) -> (u32, Family, u8) {
+        (self.link.index, self.cfg.family, self.cfg.vrid)
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        [self.fsm.next_deadline().map(|i| i.0), self.garp_due, self.refresh_due].into_iter().flatten().min()
+    }
+
+    fn drop_reason(&mut self, reason: &str) {
+        *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+/// The raw socket, registered with tokio for its reader task.
+struct SockFd(VrrpSocket);
+impl AsRawFd for SockFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.socket.as_raw_fd()
+    }
+}
+
+/// Packets that reached the raw sockets, per (ifindex, source): the post-netfilter view.
+pub type SocketCounts = Arc<Mutex<HashMap<(u32, IpAddr), u64>>>;
+
+struct Daemon {
+    opts: Options,
+    netlink: Netlink,
+    capture: Capture,
+    links: HashMap<String, Link>,
+    sockets: HashMap<(u32, Family), Arc<AsyncFd<SockFd>>>,
+    announcers: HashMap<u32, Arc<Announcer>>,
+    instances: Vec<Inst>,
+    by_key: HashMap<(u32, Family, u8), usize>,
+    groups: Vec<Vec<usize>>,
+    socket_counts: SocketCounts,
+    config: Config,
+}
+
+/// Runs the daemon until SIGTERM / SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let (config, diags) = config::load_checked(&opts.config, &opts.load)?;
+    for d in &diags.0 {
+        warn!("{d}");
+    }
+    let mut daemon = Daemon::start(opts, config).await?;
+    if let Some(path) = &daemon.opts.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| DaemonError::PidFile { path: path.clone(), source })?;
+    }
+    let result = daemon.main_loop().await;
+    daemon.stop().await;
+    if let Some(path) = &daemon.opts.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+impl Daemon {
+    async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
+        let netlink = Netlink::connect()?;
+        let capture = Capture::load()?;
+        let mut d = Self {
+            opts,
+            netlink,
+            capture,
+            links: HashMap::new(),
+            sockets: HashMap::new(),
+            announcers: HashMap::new(),
+            instances: Vec::new(),
+            by_key: HashMap::new(),
+            groups: Vec::new(),
+            socket_counts: SocketCounts::default(),
+            config: Config::default(),
+        };
+        let now = monotonic_ns();
+        let mut started = Vec::new();
+        d.config = config.clone();
+        for cfg in &config.instances {
+            let inst = d.prepare(cfg.clone()).await?;
+            started.push(d.add_instance(inst));
+        }
+        d.link_groups();
+        for idx in started {
+            d.startup(idx, now).await;
+        }
+        info!(instances = d.instances.len(), "vrrpd started");
+        Ok(d)
+    }
+
+    /// Resolves an instance's interface, source address and sockets; removes stale VIPs.
+    async fn prepare(&mut self, cfg: config::Instance) -> Result<Inst, DaemonError> {
+        let link = self.link(&cfg.interface).await?;
+        let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
+        let src = match cfg.unicast_src_ip.or(cfg.mcast_src_ip) {
+            Some(a) => a,
+            None => self.netlink.source_address(&link, cfg.family, &vips).await?,
+        };
+        if cfg.priority == fsm::PRIORITY_OWNER {
+            let held: Vec<IpAddr> = self.netlink.addresses(&link).await?.into_iter().map(|a| a.addr).collect();
+            if let Some(missing) = vips.iter().find(|v| !held.contains(v)) {
+                return Err(DaemonError::NotOwner { instance: cfg.name.clone(), interface: link.name.clone(), addr: *missing });
+            }
+        } else {
+            // Left behind by a crash (or by keepalived): an address we would hold only as master.
+            for v in cfg.vips.iter().chain(&cfg.excluded_vips) {
+                let on = self.vip_link(&link, v).await?;
+                if self.netlink.del_vip(&on, v.addr).await? {
+                    info!("({}) removed stale VIP {} from {}", cfg.name, v.addr, on.name);
+                }
+            }
+        }
+        let group = match cfg.family {
+            Family::V4 => IpAddr::V4(self.config_global_group4()),
+            Family::V6 => IpAddr::V6(self.config_global_group6()),
+        };
+        let key = (link.index, cfg.family);
+        if !self.sockets.contains_key(&key) {
+            let sock = VrrpSocket::open(&link, cfg.family, src, group)?;
+            #[expect(deprecated, reason = "AsyncFd::register is unsafe; the AsyncFd owns the socket it registers")]
+            let fd = AsyncFd::new(SockFd(sock)).map_err(|source| NetError::Socket { ifname: link.name.clone(), op: "register socket", source })?;
+            let fd = Arc::new(fd);
+            tokio::spawn(count_socket(Arc::clone(&fd), Arc::clone(&self.socket_counts)));
+            self.sockets.insert(key, fd);
+        }
+        if !self.announcers.contains_key(&link.index) {
+            self.announcers.insert(link.index, Arc::new(Announcer::open(&link)?));
+        }
+        self.capture.watch(WatchKey::new(link.index, family_code(cfg.family), cfg.vrid))?;
+        let dsts = if cfg.unicast_peers.is_empty() { vec![group] } else { cfg.unicast_peers.clone() };
+        let params = fsm::Params {
+            version: cfg.version,
+            vrid: cfg.vrid,
+            priority: cfg.priority,
+            advert_interval_cs: cfg.advert_int_cs,
+            preempt: cfg.preempt,
+            preempt_delay: cfg.preempt_delay,
+            start_as_master: cfg.state == config::InitialState::Master,
+            primary: src,
+            addresses: vips,
+            auth: cfg.wire_auth(),
+        };
+        Ok(Inst { fsm: fsm::Instance::new(params), cfg, link, src, dsts, group: None, garp_due: None, refresh_due: None, stats: Stats::default() })
+    }
+
+    fn config_global_group4(&self) -> std::net::Ipv4Addr {
+        self.config.global.mcast_group4
+    }
+    fn config_global_group6(&self) -> std::net::Ipv6Addr {
+        self.config.global.mcast_group6
+    }
+
+    async fn link(&mut self, name: &str) -> Result<Link, DaemonError> {
+        if let Some(l) = self.links.get(name) {
+            return Ok(l.clone());
+        }
+        let link = self.netlink.link(name).await?;
+        self.capture.attach(name)?;
+        self.links.insert(name.to_owned(), link.clone());
+        Ok(link)
+    }
+
+    /// The interface a VIP goes on: its own `dev`, or the instance's.
+    async fn vip_link(&mut self, default: &Link, vip: &config::Vip) -> Result<Link, DaemonError> {
+        match &vip.dev {
+            Some(dev) if dev != &default.name => match self.links.get(dev) {
+                Some(l) => Ok(l.clone()),
+                None => {
+                    let l = self.netlink.link(dev).await?;
+                    self.links.insert(dev.clone(), l.clone());
+                    Ok(l)
+                }
+            },
+            _ => Ok(default.clone()),
+        }
+    }
+
+    fn add_instance(&mut self, inst: Inst) -> usize {
+        let idx = self.instances.len();
+        self.by_key.insert(inst.key(), idx);
+        self.instances.push(inst);
+        idx
+    }
+
+    fn link_groups(&mut self) {
+        self.groups.clear();
+        for inst in &mut self.instances {
+            inst.group = None;
+        }
+        for g in &self.config.sync_groups {
+            let members: Vec<usize> = g.members.iter().filter_map(|m| self.instances.iter().position(|i| &i.cfg.name == m)).collect();
+            let gi = self.groups.len();
+            for &m in &members {
+                self.instances[m].group = Some(gi);
+            }
+            self.groups.push(members);
+        }
+    }
+
+    async fn startup(&mut self, idx: usize, now: u64) {
+        let actions = self.instances[idx].fsm.step(Event::Startup, Instant(now));
+        self.execute(idx, actions, now).await;
+    }
+
+    async fn main_loop(&mut self) -> Result<(), DaemonError> {
+        let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+        let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+        let mut batch = Vec::new();
+        let mut bad_records = 0u64;
+        loop {
+            let now = monotonic_ns();
+            let next = self.instances.iter().filter_map(Inst::next_deadline).min();
+            let sleep = next.map_or(Duration::from_secs(3600), |d| Duration::from_nanos(d.saturating_sub(now)));
+            tokio::select! {
+                _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
+                _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
+                _ = sighup.recv() => self.reload().await,
+                r = self.capture.recv(&mut batch, &mut bad_records) => {
+                    r?;
+                    self.handle_batch(&mut batch).await;
+                }
+                () = tokio::time::sleep(sleep) => {
+                    // Adverts that arrived while we slept come first: they may prove the
+                    // master alive (their kernel stamps say when).
+                    self.capture.drain(&mut batch, &mut bad_records);
+                    self.handle_batch(&mut batch).await;
+                    self.fire_timers().await;
+                }
+            }
+        }
+    }
+
+    async fn handle_batch(&mut self, batch: &mut Vec<WireAdvert>) {
+        let now = monotonic_ns();
+        for w in batch.drain(..) {
+            self.handle_wire(&w, now).await;
+        }
+    }
+
+    async fn handle_wire(&mut self, w: &WireAdvert, now: u64) {
+        let vrid = w.vrrp.get(1).copied().unwrap_or(0);
+        let Some(&idx) = self.by_key.get(&(w.ifindex, w.family, vrid)) else {
+            debug!(ifindex = w.ifindex, src = %w.src, vrid, "advert for no instance of ours");
+            return;
+        };
+        let inst = &mut self.instances[idx];
+        if w.src == inst.src {
+            return; // our own, looped back by a switch or a bridge in hairpin mode
+        }
+        if w.verdict != Verdict::Ok {
+            inst.drop_reason(&format!("{:?}", w.verdict));
+            debug!("({}) dropped advert from {}: {:?} (TTL {})", inst.cfg.name, w.src, w.verdict, w.ttl);
+            return;
+        }
+        let (advert, info) = match Advert::parse(&w.vrrp, w.src, w.dst) {
+            Ok(a) => a,
+            Err(e) => {
+                inst.drop_reason(&format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("decode").to_owned());
+                debug!("({}) undecodable advert from {}: {e}", inst.cfg.name, w.src);
+                return;
+            }
+        };
+        let _ = info;
+        inst.stats.adverts_received += 1;
+        let actions = inst.fsm.step(Event::Advert { src: w.src, advert, arrived: Instant(w.ktime_ns) }, Instant(now));
+        self.execute(idx, actions, now).await;
+    }
+
+    async fn fire_timers(&mut self) {
+        let now = monotonic_ns();
+        for idx in 0..self.instances.len() {
+            let inst = &mut self.instances[idx];
+            if inst.fsm.next_deadline().is_some_and(|d| d.0 <= now) {
+                let actions = inst.fsm.step(Event::Timer, Instant(now));
+                self.execute(idx, actions, now).await;
+            }
+            let inst = &mut self.instances[idx];
+            let master = inst.fsm.state() == State::Master;
+            if inst.garp_due.is_some_and(|d| d <= now) {
+                inst.garp_due = None;
+                if master {
+                    let repeat = inst.cfg.garp.master_repeat;
+                    self.announce(idx, repeat);
+                }
+            }
+            let inst = &mut self.instances[idx];
+            if inst.refresh_due.is_some_and(|d| d <= now) {
+                let period = inst.cfg.garp.master_refresh;
+                inst.refresh_due = master.then(|| now + u64::try_from(period.as_nanos()).unwrap_or(u64::MAX));
+                if master {
+                    let repeat = inst.cfg.garp.master_refresh_repeat;
+                    self.announce(idx, repeat);
+                }
+            }
+        }
+    }
+
+    /// Executes the actions of one step, and the sync-group steps they cause, in order.
+    async fn execute(&mut self, idx: usize, actions: Vec<Action>, now: u64) {
+        let mut queue = VecDeque::from([(idx, actions, true)]);
+        while let Some((idx, actions, propagate)) = queue.pop_front() {
+            for action in actions {
+                if let Action::Transition { to, .. } = action {
+                    if propagate {
+                        if let Some(g) = self.instances[idx].group {
+                            for &m in &self.groups[g] {
+                                if m != idx {
+                                    let follow = self.instances[m].fsm.step(Event::Sync(to), Instant(now));
+                                    queue.push_back((m, follow, false));
+                                }
+                            }
+                        }
+                    }
+                }
+                self.act(idx, action, now).await;
+            }
+        }
+    }
+
+    async fn act(&mut self, idx: usize, action: Action, now: u64) {
+        match action {
+            Action::SendAdvert { priority } => self.send_advert(idx, priority),
+            Action::AddVips => {
+                let inst = &self.instances[idx];
+                let (name, link, vips) = (inst.cfg.name.clone(), inst.link.clone(), inst.cfg.vips.iter().chain(&inst.cfg.excluded_vips).cloned().collect::<Vec<_>>());
+                for v in vips {
+                    let on = match self.vip_link(&link, &v).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            error!("({name}) cannot add VIP {}: {e}", v.addr);
+                            continue;
+                        }
+                    };
+                    if let Err(e) = self.netlink.add_vip(&on, &v).await {
+                        error!("({name}) cannot add VIP {}/{}: {e}", v.addr, v.prefix);
+                    }
+                }
+            }
+            Action::RemoveVips => self.remove_vips(idx).await,
+            Action::Announce => {
+                let inst = &mut self.instances[idx];
+                let garp = inst.cfg.garp;
+                if !garp.master_delay.is_zero() {
+                    inst.garp_due = Some(now + u64::try_from(garp.master_delay.as_nanos()).unwrap_or(u64::MAX));
+                }
+                if !garp.master_refresh.is_zero() {
+                    inst.refresh_due = Some(now + u64::try_from(garp.master_refresh.as_nanos()).unwrap_or(u64::MAX));
+                }
+                self.announce(idx, garp.master_repeat);
+            }
+            Action::Transition { from, to } => {
+                let inst = &mut self.instances[idx];
+                if to == State::Master {
+                    inst.stats.became_master += 1;
+                }
+                if to != State::Master {
+                    inst.garp_due = None;
+                    inst.refresh_due = None;
+                }
+                info!(from = from.keepalived_name(), priority = inst.fsm.priority(), "({}) Entering {} STATE", inst.cfg.name, to.keepalived_name());
+            }
+            Action::Drop(reason) => {
+                let inst = &mut self.instances[idx];
+                inst.drop_reason(&format!("{reason:?}").split(['(', ' ', '{']).next().unwrap_or("invalid").to_owned());
+                debug!("({}) dropped advert: {reason}", inst.cfg.name);
+            }
+        }
+    }
+
+    fn send_advert(&mut self, idx: usize, priority: u8) {
+        let inst = &mut self.instances[idx];
+        let advert = Advert {
+            version: inst.cfg.version,
+            vrid: inst.cfg.vrid,
+            priority,
+            interval_cs: inst.cfg.advert_int_cs,
+            addresses: inst.cfg.vips.iter().map(|v| v.addr).collect(),
+            auth: inst.cfg.wire_auth(),
+        };
+        let mode = if inst.cfg.checksum_as_v2 { ChecksumMode::MessageOnly } else { ChecksumMode::PseudoHeader };
+        let Some(sock) = self.sockets.get(&(inst.link.index, inst.cfg.family)) else { return };
+        for dst in &inst.dsts {
+            let bytes = advert.emit(inst.src, *dst, mode);
+            match sock.get_ref().0.send(*dst, &bytes) {
+                Ok(()) => inst.stats.adverts_sent += 1,
+                Err(e) => warn!("({}) {e}", inst.cfg.name),
+            }
+        }
+    }
+
+    async fn remove_vips(&mut self, idx: usize) {
+        let inst = &self.instances[idx];
+        let (name, link, vips) = (inst.cfg.name.clone(), inst.link.clone(), inst.cfg.vips.iter().chain(&inst.cfg.excluded_vips).cloned().collect::<Vec<_>>());
+        for v in vips {
+            let on = match self.vip_link(&link, &v).await {
+                Ok(l) => l,
+                Err(e) => {
+                    error!("({name}) cannot remove VIP {}: {e}", v.addr);
+                    continue;
+                }
+            };
+            if let Err(e) = self.netlink.del_vip(&on, v.addr).await {
+                error!("({name}) cannot remove VIP {}: {e}", v.addr);
+            }
+        }
+    }
+
+    /// `repeat` gratuitous ARPs / NAs for every VIP, spaced by vrrp_garp_interval.
+    fn announce(&self, idx: usize, repeat: u32) {
+        let inst = &self.instances[idx];
+        let Some(announcer) = self.announcers.get(&inst.link.index).cloned() else { return };
+        let addrs: Vec<IpAddr> = inst.cfg.vips.iter().map(|v| v.addr).collect();
+        let (ifindex, name) = (inst.link.index, inst.cfg.name.clone());
+        let spacing = if addrs.first().is_some_and(IpAddr::is_ipv6) { inst.cfg.garp.gna_interval } else { inst.cfg.garp.interval };
+        tokio::spawn(async move {
+            for round in 0..repeat.max(1) {
+                if round > 0 && !spacing.is_zero() {
+                    tokio::time::sleep(spacing).await;
+                }
+                for a in &addrs {
+                    if let Err(e) = announcer.announce(*a, ifindex) {
+                        warn!("({name}) {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// SIGHUP: re-read the config. Unchanged instances keep their state (no transition, no
+    /// gap); changed ones restart; removed ones stop as on SIGTERM; new ones start.
+    async fn reload(&mut self) {
+        info!("SIGHUP: reloading {}", self.opts.config.display());
+        let (config, diags) = match config::load_checked(&self.opts.config, &self.opts.load) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload refused, keeping the running config:\n{e}");
+                return;
+            }
+        };
+        for d in &diags.0 {
+            warn!("{d}");
+        }
+        let now = monotonic_ns();
+        let old = std::mem::take(&mut self.instances);
+        self.by_key.clear();
+        let mut kept = Vec::new();
+        let mut stopping = Vec::new();
+        for inst in old {
+            match config.instances.iter().find(|c| c.name == inst.cfg.name) {
+                Some(c) if same_behaviour(c, &inst.cfg) => kept.push(inst),
+                _ => stopping.push(inst),
+            }
+        }
+        for mut inst in stopping {
+            let actions = inst.fsm.step(Event::Shutdown, Instant(now));
+            let idx = self.add_instance(inst);
+            self.execute(idx, actions, now).await;
+            let gone = self.instances.pop();
+            if let Some(g) = gone {
+                self.by_key.remove(&g.key());
+                let _ = self.capture.unwatch(&WatchKey::new(g.link.index, family_code(g.cfg.family), g.cfg.vrid));
+                info!("({}) stopped by reload", g.cfg.name);
+            }
+        }
+        let mut fresh = Vec::new();
+        for inst in kept {
+            self.add_instance(inst);
+        }
+        self.config = config.clone();
+        for c in &config.instances {
+            if self.instances.iter().any(|i| i.cfg.name == c.name) {
+                continue;
+            }
+            match self.prepare(c.clone()).await {
+                Ok(inst) => fresh.push(self.add_instance(inst)),
+                Err(e) => error!("({}) not started: {e}", c.name),
+            }
+        }
+        self.link_groups();
+        for idx in fresh {
+            self.startup(idx, now).await;
+        }
+        info!(instances = self.instances.len(), "reload done");
+    }
+
+    /// SIGTERM / SIGINT: masters send priority 0 and remove their VIPs (RFC 5798 6.4.3).
+    async fn stop(&mut self) {
+        let now = monotonic_ns();
+        for idx in 0..self.instances.len() {
+            let actions = self.instances[idx].fsm.step(Event::Shutdown, Instant(now));
+            // No sync-group propagation: every member stops anyway.
+            for a in actions {
+                self.act(idx, a, now).await;
+            }
+        }
+        info!("vrrpd stopped");
+    }
+}
+
+fn family_code(f: Family) -> u16 {
+    match f {
+        Family::V4 => vrrp_common::AF_INET,
+        Family::V6 => vrrp_common::AF_INET6,
+    }
+}
+
+/// Whether two instance configs behave the same (file positions do not count).
+fn same_behaviour(a: &config::Instance, b: &config::Instance) -> bool {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("loc");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let (Ok(mut x), Ok(mut y)) = (serde_json::to_value(a), serde_json::to_value(b)) else { return false };
+    strip(&mut x);
+    strip(&mut y);
+    x == y
+}
+
+/// Reads what reaches a raw socket (after netfilter) and counts it per source. Reading also
+/// keeps the socket's buffer from filling, which would be a drop reason of its own.
+async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts) {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+    loop {
+        let Ok(mut guard) = fd.readable().await else { return };
+        loop {
+            match guard.get_inner().0.recv_source(&mut buf) {
+                Ok(Some(src)) => {
+                    let ifindex = guard.get_inner().0.ifindex;
+                    let mut c = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if c.len() < 4096 || c.contains_key(&(ifindex, src)) {
+                        *c.entry((ifindex, src)).or_default() += 1;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
