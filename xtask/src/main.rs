@@ -13,6 +13,8 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+mod lab;
+
 /// The dated nightly that builds the eBPF crate; same commit as the machine image's "nightly".
 /// `rustup update` would move "nightly" to a newer LLVM and break bpf-linker, hence the pin.
 /// Keep in sync with vrrp-userspace/build.rs.
@@ -62,7 +64,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
-    /// The seed's lab (lb01, lb02, web01, web02, client in network namespaces).
+    /// The seed's lab (lb01, lb02, web01, web02, client in network namespaces) with vrrpd on
+    /// both load balancers and nginx behind the VIP, left running: `lab [up]`, `lab status`,
+    /// `lab failover`, `lab down`.
     Lab {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -91,10 +95,14 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         Task::Lab { args } => {
-            let _ = args;
-            println!("cargo xtask lab: not yet: the lab with vrrpd on both load balancers comes with the daemon (issue 5).");
-            println!("Until then: cargo xtask build-and-load -- watch -i IFACE");
-            Ok(())
+            if !is_root() {
+                bail!("the lab needs root (network namespaces, XDP)");
+            }
+            if matches!(args.first().map(String::as_str), None | Some("up" | "failover")) {
+                setup()?;
+                build(false)?;
+            }
+            lab::run(&args, &workspace_root().join("target/debug/vrrpd"))
         }
         Task::Test { args } => test(&args),
         Task::Bench { args } => {

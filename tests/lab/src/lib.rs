@@ -118,6 +118,8 @@ pub struct Lab {
     prefix: String,
     dir: PathBuf,
     namespaces: Vec<String>,
+    /// A lab for `cargo xtask lab`: outlives this process, removed by `teardown`.
+    keep: bool,
 }
 
 impl Lab {
@@ -131,9 +133,54 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let mut lab = Self { prefix, dir, namespaces: Vec::new() };
+        let mut lab = Self { prefix, dir, namespaces: Vec::new(), keep: false };
         lab.build();
         lab
+    }
+
+    /// A lab that stays up after this process exits (`cargo xtask lab`), named `prefix`.
+    /// An earlier lab of that name is torn down first.
+    pub fn persistent(prefix: &str) -> Self {
+        if let Some(old) = Self::existing(prefix) {
+            old.teardown();
+        }
+        let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let mut lab = Self { prefix: prefix.to_owned(), dir, namespaces: Vec::new(), keep: true };
+        lab.build();
+        lab
+    }
+
+    /// The persistent lab named `prefix`, if its namespaces exist.
+    pub fn existing(prefix: &str) -> Option<Self> {
+        let all = ["sw"].into_iter().chain(Host::ALL.iter().map(|h| h.name()));
+        let namespaces: Vec<String> = all.map(|h| format!("{prefix}-{h}")).filter(|n| Path::new("/run/netns").join(n).exists()).collect();
+        if namespaces.is_empty() {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
+        Some(Self { prefix: prefix.to_owned(), dir, namespaces, keep: true })
+    }
+
+    /// Stops every process inside the lab's namespaces (`ip netns pids`: only the lab's own),
+    /// then deletes the namespaces and the directory.
+    pub fn teardown(mut self) {
+        self.kill_all("TERM");
+        // Let daemons send their priority-0 adverts and exit, then make sure.
+        thread::sleep(Duration::from_millis(500));
+        self.keep = false;
+    }
+
+    /// Signals every process inside the lab's namespaces (`ip netns pids`).
+    fn kill_all(&self, signal: &str) {
+        for ns in &self.namespaces {
+            let out = Command::new("ip").args(["netns", "pids", ns]).output();
+            let pids = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                let _ = Command::new("kill").args([&format!("-{signal}"), pid]).stderr(Stdio::null()).status();
+            }
+        }
     }
 
     fn build(&mut self) {
@@ -298,6 +345,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        // Anything still running inside the lab's namespaces was started by this lab.
+        self.kill_all("KILL");
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
         }
@@ -396,6 +448,16 @@ impl Proc {
         format!("--- {} stdout ---\n{}\n--- {} stderr ---\n{}", self.label, self.stdout(), self.label, self.stderr())
     }
 
+    /// Lets it run on after this handle (and this process) is gone; returns its pid.
+    pub fn detach(mut self) -> u32 {
+        let pid = self.pid();
+        // Forgetting the Child neither kills nor reaps it; init adopts it when we exit.
+        if let Some(child) = self.child.take() {
+            std::mem::forget(child);
+        }
+        pid
+    }
+
     /// Kills it now (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -440,7 +502,7 @@ impl Lab {
         };
         let tmp = |k: &str| format!("{k}_temp_path {dir}/nginx-{name}-{k};");
         let conf = format!(
-            "pid {dir}/nginx-{name}.pid;\nerror_log {dir}/nginx-{name}.error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  {}\n  {}\n  {}\n  {}\n  {}\n{site}\n}}\n",
+            "master_process off;\npid {dir}/nginx-{name}.pid;\nerror_log {dir}/nginx-{name}.error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  {}\n  {}\n  {}\n  {}\n  {}\n{site}\n}}\n",
             tmp("client_body"),
             tmp("proxy"),
             tmp("fastcgi"),
