@@ -39,6 +39,7 @@ use crate::{
     net::{Announcer, Link, NetError, Netlink, VrrpSocket},
     packet::{Advert, ChecksumMode, Family},
     record::WireAdvert,
+    track::{self, Notifier, RunAs, TrackEvent, Weighted},
 };
 
 #[derive(Debug, Error)]
@@ -87,6 +88,8 @@ struct Inst {
     garp_due: Option<u64>,
     refresh_due: Option<u64>,
     stats: Stats,
+    notifier: Notifier,
+    faulted: bool,
 }
 
 impl Inst {
@@ -126,6 +129,15 @@ struct Daemon {
     groups: Vec<Vec<usize>>,
     socket_counts: SocketCounts,
     config: Config,
+    track_tx: tokio::sync::mpsc::Sender<TrackEvent>,
+    track_rx: tokio::sync::mpsc::Receiver<TrackEvent>,
+    /// vrrp_script name -> (its runner, succeeded? None until its first result).
+    scripts: HashMap<String, (tokio::task::JoinHandle<()>, Option<bool>)>,
+    /// Tracked interface -> up?
+    link_state: HashMap<String, bool>,
+    link_poller: Option<tokio::task::JoinHandle<()>>,
+    group_state: Vec<State>,
+    group_notifiers: Vec<Notifier>,
 }
 
 /// Runs the daemon until SIGTERM / SIGINT.
@@ -150,7 +162,15 @@ impl Daemon {
     async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect()?;
         let capture = Capture::load()?;
+        let (track_tx, track_rx) = tokio::sync::mpsc::channel(256);
         let mut d = Self {
+            track_tx,
+            track_rx,
+            scripts: HashMap::new(),
+            link_state: HashMap::new(),
+            link_poller: None,
+            group_state: Vec::new(),
+            group_notifiers: Vec::new(),
             opts,
             netlink,
             capture,
@@ -171,11 +191,147 @@ impl Daemon {
             started.push(d.add_instance(inst));
         }
         d.link_groups();
+        d.start_trackers().await;
         for idx in started {
+            d.apply_tracking(idx, now).await;
             d.startup(idx, now).await;
         }
         info!(instances = d.instances.len(), "vrrpd started");
         Ok(d)
+    }
+
+    /// Starts a runner for every vrrp_script in use and the link poller for tracked
+    /// interfaces; keeps the runners of scripts that stay in use (reload).
+    async fn start_trackers(&mut self) {
+        let mut wanted: Vec<String> = Vec::new();
+        for i in &self.instances {
+            wanted.extend(i.cfg.track_scripts.iter().map(|t| t.name.clone()));
+        }
+        for g in &self.config.sync_groups {
+            wanted.extend(g.track_scripts.iter().map(|t| t.name.clone()));
+        }
+        let stale: Vec<String> = self.scripts.keys().filter(|k| !wanted.contains(k) || !self.config.scripts.contains_key(*k)).cloned().collect();
+        for name in stale {
+            if let Some((h, _)) = self.scripts.remove(&name) {
+                h.abort();
+            }
+        }
+        for name in wanted {
+            if self.scripts.contains_key(&name) {
+                continue;
+            }
+            let Some(script) = self.config.scripts.get(&name).cloned() else { continue };
+            let run_as = RunAs::resolve(script.user.as_ref(), &self.config.global);
+            let ok = track::ScriptState::new(script.init_fail).ok;
+            let handle = track::spawn_script(script, run_as, self.track_tx.clone());
+            self.scripts.insert(name, (handle, ok));
+        }
+        let mut links: Vec<String> = Vec::new();
+        for i in &self.instances {
+            links.extend(i.cfg.track_interfaces.iter().map(|t| t.name.clone()));
+            if !i.cfg.dont_track_primary {
+                links.push(i.cfg.interface.clone());
+            }
+        }
+        for g in &self.config.sync_groups {
+            links.extend(g.track_interfaces.iter().map(|t| t.name.clone()));
+        }
+        links.sort();
+        links.dedup();
+        for l in &links {
+            if !self.link_state.contains_key(l) {
+                let up = self.netlink.link(l).await.map(|x| x.up).unwrap_or(false);
+                self.link_state.insert(l.clone(), up);
+            }
+        }
+        if let Some(p) = self.link_poller.take() {
+            p.abort();
+        }
+        let (netlink, tx) = (self.netlink.clone(), self.track_tx.clone());
+        let mut known = self.link_state.clone();
+        self.link_poller = Some(tokio::spawn(async move {
+            // Polling rtnetlink 5 times a second: simple, and fast enough next to a
+            // Master_Down_Interval; the XDP path sees traffic, not carrier.
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                for l in &links {
+                    let up = netlink.link(l).await.map(|x| x.up).unwrap_or(false);
+                    if known.get(l) != Some(&up) {
+                        known.insert(l.clone(), up);
+                        if tx.send(TrackEvent::Link { ifname: l.clone(), up }).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// What an instance tracks, with its current state.
+    fn tracked(&self, idx: usize) -> Vec<Weighted> {
+        let inst = &self.instances[idx];
+        let mut out = Vec::new();
+        let group = inst.group.and_then(|g| self.config.sync_groups.iter().find(|sg| self.groups.get(g).is_some_and(|m| m.contains(&idx)) && sg.members.contains(&inst.cfg.name)));
+        let scripts = inst.cfg.track_scripts.iter().chain(group.into_iter().flat_map(|g| g.track_scripts.iter()));
+        for t in scripts {
+            let Some(s) = self.config.scripts.get(&t.name) else { continue };
+            let ok = self.scripts.get(&t.name).and_then(|(_, ok)| *ok);
+            out.push(Weighted { weight: Some(t.weight.unwrap_or(s.weight)), reverse: t.reverse || s.weight_reverse, ok });
+        }
+        let ifaces = inst.cfg.track_interfaces.iter().chain(group.into_iter().flat_map(|g| g.track_interfaces.iter()));
+        for t in ifaces {
+            out.push(Weighted { weight: t.weight, reverse: t.reverse, ok: Some(self.link_state.get(&t.name).copied().unwrap_or(false)) });
+        }
+        if !inst.cfg.dont_track_primary {
+            out.push(Weighted { weight: None, reverse: false, ok: Some(self.link_state.get(&inst.cfg.interface).copied().unwrap_or(true)) });
+        }
+        out
+    }
+
+    /// Feeds the effective priority and the fault state into the instance's state machine.
+    async fn apply_tracking(&mut self, idx: usize, now: u64) {
+        let tracked = self.tracked(idx);
+        let inst = &mut self.instances[idx];
+        let mut actions = Vec::new();
+        match track::effective_priority(inst.cfg.priority, &tracked) {
+            Err(()) => {
+                if !inst.faulted {
+                    inst.faulted = true;
+                    info!("({}) a tracked script or interface failed: FAULT", inst.cfg.name);
+                    actions.extend(inst.fsm.step(Event::Fault(true), Instant(now)));
+                }
+            }
+            Ok(p) => {
+                if inst.faulted {
+                    inst.faulted = false;
+                    info!("({}) tracking recovered", inst.cfg.name);
+                    actions.extend(inst.fsm.step(Event::Fault(false), Instant(now)));
+                }
+                if p != inst.fsm.priority() {
+                    info!("({}) Changing effective priority from {} to {p}", inst.cfg.name, inst.fsm.priority());
+                    actions.extend(inst.fsm.step(Event::Priority(p), Instant(now)));
+                }
+            }
+        }
+        self.execute(idx, actions, now).await;
+    }
+
+    async fn handle_track(&mut self, event: TrackEvent) {
+        match event {
+            TrackEvent::Script { name, ok } => {
+                if let Some(entry) = self.scripts.get_mut(&name) {
+                    entry.1 = Some(ok);
+                }
+            }
+            TrackEvent::Link { ifname, up } => {
+                info!("interface {ifname} is {}", if up { "up" } else { "down" });
+                self.link_state.insert(ifname, up);
+            }
+        }
+        let now = monotonic_ns();
+        for idx in 0..self.instances.len() {
+            self.apply_tracking(idx, now).await;
+        }
     }
 
     /// Resolves an instance's interface, source address and sockets; removes stale VIPs.
@@ -230,7 +386,8 @@ impl Daemon {
             addresses: vips,
             auth: cfg.wire_auth(),
         };
-        Ok(Inst { fsm: fsm::Instance::new(params), cfg, link, src, dsts, group: None, garp_due: None, refresh_due: None, stats: Stats::default() })
+        let notifier = Notifier::spawn(format!("({})", cfg.name), RunAs::resolve(None, &self.config.global));
+        Ok(Inst { fsm: fsm::Instance::new(params), cfg, link, src, dsts, group: None, garp_due: None, refresh_due: None, stats: Stats::default(), notifier, faulted: false })
     }
 
     fn config_global_group4(&self) -> std::net::Ipv4Addr {
@@ -274,6 +431,13 @@ impl Daemon {
 
     fn link_groups(&mut self) {
         self.groups.clear();
+        self.group_state = vec![State::Initialize; self.config.sync_groups.len()];
+        self.group_notifiers = self
+            .config
+            .sync_groups
+            .iter()
+            .map(|g| Notifier::spawn(format!("GROUP({})", g.name), RunAs::resolve(None, &self.config.global)))
+            .collect();
         for inst in &mut self.instances {
             inst.group = None;
         }
@@ -306,6 +470,7 @@ impl Daemon {
                 _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
                 _ = sighup.recv() => self.reload().await,
+                Some(ev) = self.track_rx.recv() => self.handle_track(ev).await,
                 r = self.capture.recv(&mut batch, &mut bad_records) => {
                     r?;
                     self.handle_batch(&mut batch).await;
@@ -449,11 +614,39 @@ impl Daemon {
                     inst.refresh_due = None;
                 }
                 info!(from = from.keepalived_name(), priority = inst.fsm.priority(), "({}) Entering {} STATE", inst.cfg.name, to.keepalived_name());
+                let state = if to == State::Initialize { "STOP" } else { to.keepalived_name() };
+                let priority = inst.fsm.priority();
+                inst.notifier.send(track::notify_commands(&inst.cfg.notify, "INSTANCE", &inst.cfg.name, state, priority));
+                self.fifo(&track::fifo_line("INSTANCE", &self.instances[idx].cfg.name, state, priority));
+                if let Some(g) = self.instances[idx].group {
+                    if self.group_state.get(g) != Some(&to) {
+                        if let Some(gs) = self.group_state.get_mut(g) {
+                            *gs = to;
+                        }
+                        let cfg = &self.config.sync_groups[g];
+                        self.group_notifiers[g].send(track::notify_commands(&cfg.notify, "GROUP", &cfg.name, state, priority));
+                        self.fifo(&track::fifo_line("GROUP", &cfg.name, state, priority));
+                    }
+                }
             }
             Action::Drop(reason) => {
                 let inst = &mut self.instances[idx];
                 inst.drop_reason(&format!("{reason:?}").split(['(', ' ', '{']).next().unwrap_or("invalid").to_owned());
                 debug!("({}) dropped advert: {reason}", inst.cfg.name);
+            }
+        }
+    }
+
+    /// Writes a line to keepalived's notify_fifo / vrrp_notify_fifo, if configured and read.
+    fn fifo(&self, line: &str) {
+        use std::io::Write as _;
+        for (path, _) in [&self.config.global.notify_fifo, &self.config.global.vrrp_notify_fifo].into_iter().flatten() {
+            let open = std::fs::OpenOptions::new().write(true).custom_flags_nonblock().open(path);
+            match open {
+                Ok(mut f) => {
+                    let _ = f.write_all(line.as_bytes());
+                }
+                Err(e) => debug!("notify fifo {path}: {e}"),
             }
         }
     }
@@ -569,7 +762,9 @@ impl Daemon {
             }
         }
         self.link_groups();
+        self.start_trackers().await;
         for idx in fresh {
+            self.apply_tracking(idx, now).await;
             self.startup(idx, now).await;
         }
         info!(instances = self.instances.len(), "reload done");
@@ -584,6 +779,13 @@ impl Daemon {
             for a in actions {
                 self.act(idx, a, now).await;
             }
+        }
+        // notify_stop and friends run to the end (bounded), as keepalived's do.
+        for inst in &mut self.instances {
+            inst.notifier.finish(Duration::from_secs(5)).await;
+        }
+        for n in &mut self.group_notifiers {
+            n.finish(Duration::from_secs(5)).await;
         }
         info!("vrrpd stopped");
     }
@@ -637,5 +839,15 @@ async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts) {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// O_NONBLOCK on open, so that a FIFO without a reader does not block the daemon.
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NONBLOCK)
     }
 }

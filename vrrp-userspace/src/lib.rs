@@ -8,6 +8,7 @@ pub mod net;
 pub mod caps;
 pub mod packet;
 pub mod record;
+pub mod track;
 pub mod watch;
 pub mod daemon;
 

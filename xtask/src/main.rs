@@ -273,6 +273,35 @@ fn build(release: bool) -> anyhow::Result<()> {
 }
 
 fn test(args: &[OsString]) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, Write as _};
     setup()?;
-    run(cargo().args(["test", "--workspace", "--exclude", "vrrp-ebpf"]).args(args))
+    let mut child = cargo()
+        .args(["test", "--workspace", "--exclude", "vrrp-ebpf"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    // Pass cargo's output through, adding up its per-binary "test result:" lines, so that the
+    // run ends with one plain total instead of the last (doc-test) binary's "0 passed".
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        writeln!(out, "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |what: &str| -> u64 {
+                rest.split(';').find_map(|part| part.trim().strip_suffix(what).and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())).unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+            ignored += count(" ignored");
+        }
+    }
+    let status = child.wait()?;
+    writeln!(out, "\ntests: {passed} passed, {failed} failed, {ignored} skipped")?;
+    if !status.success() {
+        bail!("cargo test failed: {status}");
+    }
+    Ok(())
 }

@@ -282,6 +282,10 @@ impl Lab {
     }
 
     pub fn spawn_ns(&self, ns: &str, label: &str, args: &[&str]) -> Proc {
+        self.spawn_ns_env(ns, label, args, &[])
+    }
+
+    fn spawn_ns_env(&self, ns: &str, label: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
         let stdout = self.dir.join(format!("{label}.out"));
         let stderr = self.dir.join(format!("{label}.err"));
         let open = |p: &Path| fs::File::create(p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
@@ -291,6 +295,7 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(open(&stdout))
             .stderr(open(&stderr))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {args:?} in {ns}: {e}"));
         Proc { label: label.to_owned(), child: Some(child), stdout, stderr }
@@ -514,12 +519,70 @@ impl Lab {
         self.spawn(host, &format!("nginx-{name}"), &["nginx", "-c", &path, "-g", "daemon off;"])
     }
 
-    /// `vrrpd run` on `host` with `config`; `bin` is the test's CARGO_BIN_EXE_vrrpd.
+    /// `vrrpd run` on `host` with `config`; `bin` is the test's CARGO_BIN_EXE_vrrpd. Its
+    /// scripts find the host's `systemctl` and `ps` shims first on PATH.
     pub fn vrrpd(&self, bin: &str, host: Host, config: &str) -> Proc {
         let name = host.name();
         let conf = self.write(&format!("vrrpd-{name}.conf"), config).display().to_string();
         let pid = self.dir.join(format!("vrrpd-{name}.pid")).display().to_string();
-        self.spawn(host, &format!("vrrpd-{name}"), &[bin, "run", "-f", &conf, "-p", &pid, "--config-id", name])
+        let path = format!("{}:{}", self.shims(host).display(), std::env::var("PATH").unwrap_or_default());
+        self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &[bin, "run", "-f", &conf, "-p", &pid, "--config-id", name], &[("PATH", path)])
+    }
+
+    /// The seed's scripts call `systemctl start nginx`, `systemctl stop keepalived` and count
+    /// `ps -C nginx`. The lab's hosts share one PID namespace and no systemd runs there, so each
+    /// host gets a directory with a small `systemctl` that starts and stops the lab's own nginx
+    /// and vrrpd of that host, and a `ps -C NAME` that lists only that host's processes.
+    pub fn shims(&self, host: Host) -> PathBuf {
+        let name = host.name();
+        let dir = self.dir.display().to_string();
+        let bin = self.dir.join(format!("bin-{name}"));
+        fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let own = "own() { for p in $(ip netns pids \"$(ip netns identify $$)\"); do [ \"$(cat /proc/$p/comm 2>/dev/null)\" = \"$1\" ] && echo $p; done; }";
+        let systemctl = format!(
+            r#"#!/bin/bash
+# The lab's systemctl on {name}: start|stop|restart|status of the lab's nginx and vrrpd.
+{own}
+action=$1; unit=${{2%.service}}
+case "$unit" in
+  nginx)
+    case "$action" in
+      start) [ -n "$(own nginx)" ] && exit 0; exec nginx -c {dir}/nginx-{name}.conf -g 'daemon on;' ;;
+      stop) for p in $(own nginx); do kill $p; done ;;
+      restart) "$0" stop nginx; sleep 0.2; exec "$0" start nginx ;;
+      status) [ -n "$(own nginx)" ] ;;
+      *) echo "lab systemctl: $action nginx is not supported" >&2; exit 1 ;;
+    esac ;;
+  keepalived|vrrpd)
+    case "$action" in
+      stop) [ -f {dir}/vrrpd-{name}.pid ] && kill -TERM "$(cat {dir}/vrrpd-{name}.pid)" ;;
+      status) [ -f {dir}/vrrpd-{name}.pid ] && kill -0 "$(cat {dir}/vrrpd-{name}.pid)" ;;
+      *) echo "lab systemctl: $action $unit is not supported" >&2; exit 1 ;;
+    esac ;;
+  *) echo "lab systemctl: unknown unit $unit" >&2; exit 1 ;;
+esac
+"#
+        );
+        let ps = format!(
+            r#"#!/bin/bash
+# The lab's ps on {name}: `ps -C NAME [--no-header]` lists only this host's processes.
+{own}
+if [ "$1" = "-C" ]; then
+  [ "$3" = "--no-header" ] || echo "    PID TTY          TIME CMD"
+  found=1
+  for p in $(own "$2"); do echo "$p ?        00:00:00 $2"; found=0; done
+  exit $found
+fi
+exec /bin/ps "$@"
+"#
+        );
+        for (file, text) in [("systemctl", systemctl), ("ps", ps)] {
+            let path = bin.join(file);
+            fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let mode = <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+            fs::set_permissions(&path, mode).unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        }
+        bin
     }
 
     /// An HTTP GET from the client; the body, or None.
