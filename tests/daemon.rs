@@ -210,6 +210,31 @@ fn reload_with_unchanged_config_causes_no_transition() {
     assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
 }
 
+/// The chapter-4 failover at v3 advert_int 0.1: the backup takes over within its
+/// Master_Down_Interval (0.3 s + 0.061 s skew) plus a margin, and the client's gap is printed
+/// (`cargo test --test daemon -- --nocapture`).
+#[test]
+fn failover_v3_advert_int_0_1() {
+    if !require_root("failover_v3_advert_int_0_1") {
+        return;
+    }
+    let lab = Lab::seed();
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &v3(&seed("ch4-lb01.conf")));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &v3(&seed("ch4-lb02.conf")));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP) && entered(&lb02, "BACKUP") == 1), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_secs(1));
+    let probe = lab.prober(Host::Client, vip(), Duration::from_millis(2));
+    lb01.kill();
+    lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "down"]);
+    let took = time_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP));
+    assert!(took.is_some_and(|t| t < Duration::from_millis(361 + 1_000)), "took {took:?}\n{}", lb02.logs());
+    assert!(wait_until(Duration::from_secs(5), || lab.try_exec(Host::Client, &["ping", "-c", "1", "-W", "1", VIP]).is_ok_and(|o| o.status.success())));
+    std::thread::sleep(Duration::from_millis(300));
+    let report = probe.stop();
+    eprintln!("client gap at v3 advert_int 0.1 (Master_Down_Interval 0.361 s): {:?} ({} of {} echoes)", report.max_gap, report.received, report.sent);
+    assert!(report.max_gap < Duration::from_secs(2), "{report:?}");
+}
+
 /// A crash (kill -9) leaves no XDP program attached; the restart removes the stale VIP.
 #[test]
 fn kill9_leaves_no_program_and_restart_removes_stale_vip() {

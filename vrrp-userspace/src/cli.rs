@@ -26,6 +26,12 @@ pub enum Command {
     /// Show every VRRP advert that reaches the given interfaces, as XDP sees it: before
     /// netfilter, stamped by the kernel. The tcpdump replacement.
     Watch(WatchArgs),
+    /// The running daemon's instances: state, priorities (base, effective, why), VIPs, master,
+    /// timers, counters.
+    Status(StatusArgs),
+    /// What the running daemon finds wrong, one sentence per problem with the rule that fixes
+    /// it: adverts on the wire that netfilter eats, peers that disagree, two masters.
+    Diagnose(StatusArgs),
     /// Parse and validate a keepalived.conf: every problem as FILE:LINE: error|warning: message.
     /// Exits 1 when there is an error.
     Check(CheckArgs),
@@ -55,6 +61,19 @@ pub struct RunArgs {
     /// keepalived's --log-detail: debug logging (as --log debug).
     #[arg(short = 'D', long = "log-detail")]
     pub log_detail: bool,
+    /// The control socket for `vrrpd status` and `vrrpd diagnose`.
+    #[arg(long = "control", default_value = vrrp::control::DEFAULT_SOCKET)]
+    pub control: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The daemon's control socket.
+    #[arg(short = 's', long = "socket", default_value = vrrp::control::DEFAULT_SOCKET)]
+    pub socket: std::path::PathBuf,
+    /// The answer as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +125,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_daemon(args).await,
         Command::Watch(args) => watch(args).await,
         Command::Check(args) => Ok(check(&args)),
+        Command::Status(args) => status(&args).await,
+        Command::Diagnose(args) => diagnose(&args).await,
     }
 }
 
@@ -115,9 +136,74 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         load.config_id = id;
     }
     let pid_file = args.pid.or(args.vrrp.flatten());
-    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file })
+    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file, control: args.control })
         .await
         .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Status)
+        .await
+        .with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?;
+    if args.json {
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    for i in v["instances"].as_array().into_iter().flatten() {
+        let p = &i["priority"];
+        println!(
+            "{} {} vrid {} {} v{}: {} for {:.1}s, priority {} (base {}), VIPs {}",
+            i["name"].as_str().unwrap_or("?"),
+            i["interface"].as_str().unwrap_or("?"),
+            i["vrid"],
+            i["family"].as_str().unwrap_or("?"),
+            i["version"],
+            i["state"].as_str().unwrap_or("?"),
+            f(&i["since_s"]),
+            p["effective"],
+            p["base"],
+            i["vips"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+        );
+        let m = &i["master"];
+        let master = if m.is_null() {
+            "unknown".to_owned()
+        } else if m["self"] == true {
+            "this router".to_owned()
+        } else {
+            format!("{} priority {} (heard {:.2}s ago)", m["address"].as_str().unwrap_or("?"), m["priority"], f(&m["seen_s_ago"]))
+        };
+        println!("    master: {master}; advert_int {}s, Master_Down_Interval {:.3}s", f(&i["advert_int_s"]), f(&i["master_down_interval_s"]));
+        for t in p["tracking"].as_array().into_iter().flatten() {
+            let ok = match t["ok"].as_bool() {
+                Some(true) => if t["kind"] == "script" { "succeeded" } else { "up" },
+                Some(false) => if t["kind"] == "script" { "failed" } else { "down" },
+                None => "no result yet",
+            };
+            println!("    track {} {}: {ok} (weight {})", t["kind"].as_str().unwrap_or("?"), t["name"].as_str().unwrap_or("?"), t["weight"]);
+        }
+        let c = &i["counters"];
+        println!("    adverts received {} sent {}; became master {} times; dropped {}", c["adverts_received"], c["adverts_sent"], c["became_master"], c["dropped"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn diagnose(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Diagnose)
+        .await
+        .with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?;
+    if args.json {
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let findings: Vec<vrrp::diag::Finding> = serde_json::from_value(v["findings"].clone()).unwrap_or_default();
+    if findings.is_empty() {
+        println!("no problem found in the last {} s", v["window_s"]);
+    }
+    for f in findings {
+        println!("{f}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -58,6 +58,8 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Control(crate::control::ControlError),
     #[error("({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}")]
     NotOwner { instance: String, interface: String, addr: IpAddr },
 }
@@ -66,6 +68,25 @@ pub struct Options {
     pub config: PathBuf,
     pub load: LoadOptions,
     pub pid_file: Option<PathBuf>,
+    /// The control socket (`vrrpd status`, `vrrpd diagnose`).
+    pub control: PathBuf,
+}
+
+/// What the wire and the socket saw of one source, for `vrrpd diagnose`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SourceStats {
+    pub ifname: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub priority: u8,
+    pub interval_cs: u16,
+    /// Adverts seen by XDP (the wire, before netfilter).
+    pub wire: u64,
+    /// Packets that reached the raw socket (after netfilter), filled in at snapshot time.
+    pub socket: u64,
+    pub last_seen_ns: u64,
+    /// Why adverts from this source were not acted on, with the last time.
+    pub dropped: HashMap<String, (u64, u64)>,
 }
 
 /// Counters per instance (RFC 6527's statistics, and vrrpd's own).
@@ -138,7 +159,17 @@ struct Daemon {
     link_poller: Option<tokio::task::JoinHandle<()>>,
     group_state: Vec<State>,
     group_notifiers: Vec<Notifier>,
+    /// Per (ifindex, source): what the wire showed.
+    sources: HashMap<(u32, IpAddr), SourceStats>,
+    /// (time, wire and socket totals per source) every few seconds: the diagnosis window.
+    samples: VecDeque<(u64, HashMap<(u32, IpAddr), (u64, u64)>)>,
+    control_rx: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
+    started_ns: u64,
 }
+
+/// Sources remembered at most (spoofed floods must not grow this without bound).
+const MAX_SOURCES: usize = 4096;
+const SAMPLE_EVERY_NS: u64 = 5_000_000_000;
 
 /// Runs the daemon until SIGTERM / SIGINT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
@@ -152,6 +183,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let result = daemon.main_loop().await;
     daemon.stop().await;
+    let _ = std::fs::remove_file(&daemon.opts.control);
     if let Some(path) = &daemon.opts.pid_file {
         let _ = std::fs::remove_file(path);
     }
@@ -171,6 +203,10 @@ impl Daemon {
             link_poller: None,
             group_state: Vec::new(),
             group_notifiers: Vec::new(),
+            sources: HashMap::new(),
+            samples: VecDeque::new(),
+            control_rx: None,
+            started_ns: monotonic_ns(),
             opts,
             netlink,
             capture,
@@ -192,6 +228,7 @@ impl Daemon {
         }
         d.link_groups();
         d.start_trackers().await;
+        d.control_rx = Some(crate::control::serve(&d.opts.control).await.map_err(DaemonError::Control)?);
         for idx in started {
             d.apply_tracking(idx, now).await;
             d.startup(idx, now).await;
@@ -462,15 +499,35 @@ impl Daemon {
         let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
         let mut batch = Vec::new();
         let mut bad_records = 0u64;
+        let mut control = self.control_rx.take();
+        let mut next_sample = monotonic_ns();
         loop {
             let now = monotonic_ns();
-            let next = self.instances.iter().filter_map(Inst::next_deadline).min();
-            let sleep = next.map_or(Duration::from_secs(3600), |d| Duration::from_nanos(d.saturating_sub(now)));
+            if now >= next_sample {
+                self.sample(now);
+                next_sample = now + SAMPLE_EVERY_NS;
+            }
+            let next = self.instances.iter().filter_map(Inst::next_deadline).min().map_or(next_sample, |d| d.min(next_sample));
+            let sleep = Duration::from_nanos(next.saturating_sub(now));
             tokio::select! {
                 _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
                 _ = sighup.recv() => self.reload().await,
                 Some(ev) = self.track_rx.recv() => self.handle_track(ev).await,
+                Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
+                    match req.command {
+                        crate::control::Command::Status => {
+                            let _ = req.reply.send(self.status_json());
+                        }
+                        // Reading the ruleset runs nft: off the main loop.
+                        crate::control::Command::Diagnose => {
+                            let (window, sources, ours) = self.diagnose_input();
+                            tokio::spawn(async move {
+                                let _ = req.reply.send(diagnose(window, sources, ours).await);
+                            });
+                        }
+                    }
+                }
                 r = self.capture.recv(&mut batch, &mut bad_records) => {
                     r?;
                     self.handle_batch(&mut batch).await;
@@ -495,6 +552,19 @@ impl Daemon {
 
     async fn handle_wire(&mut self, w: &WireAdvert, now: u64) {
         let vrid = w.vrrp.get(1).copied().unwrap_or(0);
+        if self.sources.len() < MAX_SOURCES || self.sources.contains_key(&(w.ifindex, w.src)) {
+            let ifname = self.capture.ifname(w.ifindex).unwrap_or("?").to_owned();
+            let s = self.sources.entry((w.ifindex, w.src)).or_default();
+            s.ifname = ifname;
+            s.vrid = vrid;
+            s.version = w.vrrp.first().map_or(0, |b| b >> 4);
+            s.priority = w.vrrp.get(2).copied().unwrap_or(0);
+            if let Ok(p) = crate::packet::Packet::new_checked(&w.vrrp[..], w.family) {
+                s.interval_cs = p.interval_cs();
+            }
+            s.wire += 1;
+            s.last_seen_ns = w.ktime_ns;
+        }
         let Some(&idx) = self.by_key.get(&(w.ifindex, w.family, vrid)) else {
             debug!(ifindex = w.ifindex, src = %w.src, vrid, "advert for no instance of ours");
             return;
@@ -505,13 +575,16 @@ impl Daemon {
         }
         if w.verdict != Verdict::Ok {
             inst.drop_reason(&format!("{:?}", w.verdict));
+            note_drop(&mut self.sources, w, &format!("{:?}", w.verdict), now);
             debug!("({}) dropped advert from {}: {:?} (TTL {})", inst.cfg.name, w.src, w.verdict, w.ttl);
             return;
         }
         let (advert, info) = match Advert::parse(&w.vrrp, w.src, w.dst) {
             Ok(a) => a,
             Err(e) => {
-                inst.drop_reason(&format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("decode").to_owned());
+                let reason = format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("decode").to_owned();
+                inst.drop_reason(&reason);
+                note_drop(&mut self.sources, w, &reason, now);
                 debug!("({}) undecodable advert from {}: {e}", inst.cfg.name, w.src);
                 return;
             }
@@ -519,6 +592,12 @@ impl Daemon {
         let _ = info;
         inst.stats.adverts_received += 1;
         let actions = inst.fsm.step(Event::Advert { src: w.src, advert, arrived: Instant(w.ktime_ns) }, Instant(now));
+        for a in &actions {
+            if let Action::Drop(reason) = a {
+                let r = format!("{reason:?}").split(['(', ' ', '{']).next().unwrap_or("invalid").to_owned();
+                note_drop(&mut self.sources, w, &r, now);
+            }
+        }
         self.execute(idx, actions, now).await;
     }
 
@@ -770,6 +849,117 @@ impl Daemon {
         info!(instances = self.instances.len(), "reload done");
     }
 
+    fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
+        self.socket_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied().unwrap_or(0)
+    }
+
+    /// Keeps (wire, socket) totals per source every few seconds: the diagnosis window.
+    fn sample(&mut self, now: u64) {
+        let totals = self.sources.iter().map(|(k, s)| (*k, (s.wire, self.socket_count(k)))).collect();
+        self.samples.push_back((now, totals));
+        while self.samples.len() > 4 {
+            self.samples.pop_front();
+        }
+    }
+
+    fn diagnose_input(&self) -> (u64, Vec<crate::diag::SourceWindow>, Vec<crate::diag::Ours>) {
+        let now = monotonic_ns();
+        // The newest sample at least 4 s old (a window of 4 to 9 s, so that a fixed problem
+        // clears soon), else the oldest one, else everything since start.
+        let base = self.samples.iter().rev().find(|(t, _)| now.saturating_sub(*t) >= 4_000_000_000).or_else(|| self.samples.front());
+        let window_s = base.map_or(now.saturating_sub(self.started_ns), |(t, _)| now - t) / 1_000_000_000;
+        let empty = HashMap::new();
+        let base_totals = base.map_or(&empty, |(_, m)| m);
+        let since = base.map_or(self.started_ns, |(t, _)| *t);
+        let sources = self
+            .sources
+            .iter()
+            .map(|(k, s)| {
+                let (w0, s0) = base_totals.get(k).copied().unwrap_or((0, 0));
+                crate::diag::SourceWindow {
+                    ifname: s.ifname.clone(),
+                    src: k.1,
+                    vrid: s.vrid,
+                    version: s.version,
+                    priority: s.priority,
+                    interval_cs: s.interval_cs,
+                    wire: s.wire.saturating_sub(w0),
+                    socket: self.socket_count(k).saturating_sub(s0),
+                    dropped: s.dropped.iter().filter(|(_, (_, last))| *last >= since).map(|(r, (n, _))| (r.clone(), *n)).collect(),
+                }
+            })
+            .collect();
+        let ours = self
+            .instances
+            .iter()
+            .map(|i| crate::diag::Ours {
+                name: i.cfg.name.clone(),
+                ifname: i.link.name.clone(),
+                vrid: i.cfg.vrid,
+                version: i.cfg.version.number(),
+                master: i.fsm.state() == State::Master,
+                priority: i.fsm.priority(),
+                interval_cs: i.cfg.advert_int_cs,
+                src: i.src,
+            })
+            .collect();
+        (window_s.max(1), sources, ours)
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let now = monotonic_ns();
+        let secs = |ns: u64| ns as f64 / 1e9;
+        let instances: Vec<serde_json::Value> = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(idx, i)| {
+                let tracked: Vec<serde_json::Value> = i
+                    .cfg
+                    .track_scripts
+                    .iter()
+                    .map(|t| {
+                        let weight = t.weight.or_else(|| self.config.scripts.get(&t.name).map(|s| s.weight));
+                        serde_json::json!({"kind": "script", "name": t.name, "ok": self.scripts.get(&t.name).and_then(|(_, ok)| *ok), "weight": weight})
+                    })
+                    .chain(i.cfg.track_interfaces.iter().map(|t| serde_json::json!({"kind": "interface", "name": t.name, "ok": self.link_state.get(&t.name), "weight": t.weight})))
+                    .collect();
+                let _ = idx;
+                serde_json::json!({
+                    "name": i.cfg.name,
+                    "interface": i.link.name,
+                    "vrid": i.cfg.vrid,
+                    "family": if i.cfg.family == Family::V4 { "ipv4" } else { "ipv6" },
+                    "version": i.cfg.version.number(),
+                    "state": i.fsm.state().keepalived_name(),
+                    "since_s": secs(now.saturating_sub(i.fsm.since.0)),
+                    "priority": {"base": i.cfg.priority, "effective": i.fsm.priority(), "tracking": tracked},
+                    "source": i.src,
+                    "vips": i.cfg.vips.iter().map(|v| format!("{}/{}", v.addr, v.prefix)).collect::<Vec<_>>(),
+                    "holds_vips": i.fsm.state() == State::Master,
+                    "master": match (i.fsm.state(), i.fsm.master) {
+                        (State::Master, _) => serde_json::json!({"address": i.src, "priority": i.fsm.priority(), "self": true}),
+                        (_, Some((addr, prio, int_cs, seen))) => serde_json::json!({"address": addr, "priority": prio, "advert_int_s": f64::from(int_cs) / 100.0, "seen_s_ago": secs(now.saturating_sub(seen.0)), "self": false}),
+                        _ => serde_json::Value::Null,
+                    },
+                    "advert_int_s": f64::from(i.cfg.advert_int_cs) / 100.0,
+                    "master_adver_interval_s": i.fsm.master_adver_interval().as_secs_f64(),
+                    "master_down_interval_s": i.fsm.master_down_interval().as_secs_f64(),
+                    "counters": i.stats,
+                })
+            })
+            .collect();
+        let xdp = self.capture.counters().map(|c| c.iter().map(|(k, v)| (k.to_owned(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>()).unwrap_or_default();
+        serde_json::json!({
+            "version": crate::control::PROTOCOL_VERSION,
+            "pid": std::process::id(),
+            "uptime_s": secs(now.saturating_sub(self.started_ns)),
+            "instances": instances,
+            "interfaces": self.capture.attached(),
+            "xdp": xdp,
+        })
+    }
+
     /// SIGTERM / SIGINT: masters send priority 0 and remove their VIPs (RFC 5798 6.4.3).
     async fn stop(&mut self) {
         let now = monotonic_ns();
@@ -850,4 +1040,30 @@ impl NonBlock for std::fs::OpenOptions {
     fn custom_flags_nonblock(&mut self) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NONBLOCK)
     }
+}
+
+fn note_drop(sources: &mut HashMap<(u32, IpAddr), SourceStats>, w: &WireAdvert, reason: &str, now: u64) {
+    if let Some(s) = sources.get_mut(&(w.ifindex, w.src)) {
+        let e = s.dropped.entry(reason.to_owned()).or_default();
+        e.0 += 1;
+        e.1 = now;
+    }
+}
+
+async fn diagnose(window_s: u64, sources: Vec<crate::diag::SourceWindow>, ours: Vec<crate::diag::Ours>) -> serde_json::Value {
+    let ruleset = tokio::time::timeout(Duration::from_secs(3), tokio::process::Command::new("nft").args(["-j", "list", "ruleset"]).output()).await;
+    let rules = match ruleset {
+        Ok(Ok(out)) if out.status.success() => serde_json::from_slice(&out.stdout).map(|v| crate::diag::vrrp_drop_rules(&v)).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let rp = |ifname: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter")).ok().and_then(|s| s.trim().parse().ok());
+    let found = crate::diag::findings(&host, window_s, &sources, &ours, &rules, &rp);
+    serde_json::json!({
+        "version": crate::control::PROTOCOL_VERSION,
+        "window_s": window_s,
+        "findings": found,
+        "sources": sources,
+        "drop_rules": rules,
+    })
 }

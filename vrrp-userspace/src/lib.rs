@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod fsm;
 pub mod net;
 pub mod caps;
@@ -11,6 +12,7 @@ pub mod record;
 pub mod track;
 pub mod watch;
 pub mod daemon;
+pub mod diag;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of the XDP program's stamps and of every timer.
 pub fn monotonic_ns() -> u64 {

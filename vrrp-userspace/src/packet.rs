@@ -213,6 +213,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < needed {
             return Err(DecodeError::CountMismatch { count: b[field::COUNT], needed, got: b.len() });
         }
+        // An advert interval of 0 would make Master_Down_Interval mere skew (found by fuzzing).
+        if p.interval_cs() == 0 {
+            return Err(DecodeError::ZeroInterval);
+        }
         Ok(p)
     }
 
@@ -708,6 +712,16 @@ mod tests {
         b[1] = 0;
         fix_checksum(&mut b, Version::V3, s, d);
         assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::BadVrid));
+    }
+
+    #[test]
+    fn zero_interval() {
+        for version in [Version::V2, Version::V3] {
+            let (mut b, s, d) = sample(version);
+            b[4..6].copy_from_slice(if version == Version::V2 { &[1, 0] } else { &[0, 0] });
+            fix_checksum(&mut b, version, s, d);
+            assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::ZeroInterval), "{version:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod lab;
 
 /// The dated nightly that builds the eBPF crate; same commit as the machine image's "nightly".
@@ -76,6 +77,14 @@ enum Task {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
+    /// Fuzz a parser of untrusted input (`decode`: VRRP/IP/ring records; `config`:
+    /// keepalived.conf) for SECONDS with cargo-fuzz (installed on first use).
+    Fuzz {
+        #[arg(default_value = "decode")]
+        target: String,
+        #[arg(default_value_t = 60)]
+        seconds: u64,
+    },
     /// Benchmarks against keepalived in the same lab.
     Bench {
         #[arg(trailing_var_arg = true)]
@@ -105,10 +114,14 @@ fn main() -> anyhow::Result<()> {
             lab::run(&args, &workspace_root().join("target/debug/vrrpd"))
         }
         Task::Test { args } => test(&args),
+        Task::Fuzz { target, seconds } => fuzz(&target, seconds),
         Task::Bench { args } => {
-            let _ = args;
-            println!("cargo xtask bench: not yet: the benchmarks against keepalived come with issue 10.");
-            Ok(())
+            if !is_root() {
+                bail!("the benchmarks need root (network namespaces, XDP)");
+            }
+            setup()?;
+            build(true)?;
+            bench::run(&args, &workspace_root().join("target/release/vrrpd"))
         }
     }
 }
@@ -304,4 +317,20 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
         bail!("cargo test failed: {status}");
     }
     Ok(())
+}
+
+fn fuzz(target: &str, seconds: u64) -> anyhow::Result<()> {
+    setup_nightly()?;
+    if output(Command::new("cargo").args(["fuzz", "--version"])).is_err() {
+        println!("xtask fuzz: installing cargo-fuzz");
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = workspace_root().join("fuzz");
+    let corpus = dir.join("corpus").join(target);
+    run(cargo()
+        .current_dir(&dir)
+        .arg(format!("+{NIGHTLY}"))
+        .args(["fuzz", "run", target])
+        .arg(&corpus)
+        .args(["--", &format!("-max_total_time={seconds}")]))
 }

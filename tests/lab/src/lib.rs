@@ -526,7 +526,13 @@ impl Lab {
         let conf = self.write(&format!("vrrpd-{name}.conf"), config).display().to_string();
         let pid = self.dir.join(format!("vrrpd-{name}.pid")).display().to_string();
         let path = format!("{}:{}", self.shims(host).display(), std::env::var("PATH").unwrap_or_default());
-        self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &[bin, "run", "-f", &conf, "-p", &pid, "--config-id", name], &[("PATH", path)])
+        let control = self.control_socket(host).display().to_string();
+        self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &[bin, "run", "-f", &conf, "-p", &pid, "--config-id", name, "--control", &control], &[("PATH", path)])
+    }
+
+    /// The control socket of `host`'s vrrpd (for `vrrpd status -s`).
+    pub fn control_socket(&self, host: Host) -> PathBuf {
+        self.dir.join(format!("vrrpd-{}.sock", host.name()))
     }
 
     /// The seed's scripts call `systemctl start nginx`, `systemctl stop keepalived` and count

@@ -1,0 +1,111 @@
+//! Issues 7 and 8 (first parts): `vrrpd status` against the lab's real state, and
+//! `vrrpd diagnose` naming a firewall that eats adverts (the seed's chapter 5).
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use vrrpd_lab::{Host, Lab, fixtures, require_root, wait_until};
+
+const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
+const VIP: &str = "10.0.0.3";
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join("seed").join(name)).expect("seed fixture")
+}
+
+fn ask(lab: &Lab, host: Host, command: &str, json: bool) -> String {
+    let sock = lab.control_socket(host).display().to_string();
+    let mut args = vec![command, "-s", &sock];
+    if json {
+        args.push("--json");
+    }
+    let out = Command::new(VRRPD).args(&args).output().expect("vrrpd");
+    assert!(out.status.success(), "vrrpd {command}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn status_reports_the_lab_s_real_state() {
+    if !require_root("status_reports_the_lab_s_real_state") {
+        return;
+    }
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_millis(2500));
+    let s1: Value = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("JSON");
+    let i = &s1["instances"][0];
+    assert_eq!((i["name"].as_str(), i["state"].as_str(), i["vrid"].as_u64()), (Some("VI_1"), Some("MASTER"), Some(50)));
+    assert_eq!((i["priority"]["base"].as_u64(), i["priority"]["effective"].as_u64()), (Some(150), Some(150)));
+    assert_eq!(i["vips"], serde_json::json!(["10.0.0.3/32"]));
+    assert_eq!(i["holds_vips"], true);
+    assert!(i["counters"]["adverts_sent"].as_u64().is_some_and(|n| n >= 2), "{i}");
+    assert_eq!(lab.holds(Host::Lb01, VIP), i["holds_vips"] == true, "status agrees with the addresses on the interface");
+
+    let s2: Value = serde_json::from_str(&ask(&lab, Host::Lb02, "status", true)).expect("JSON");
+    let i = &s2["instances"][0];
+    assert_eq!(i["state"], "BACKUP");
+    assert_eq!((i["master"]["address"].as_str(), i["master"]["priority"].as_u64()), (Some("10.0.0.5"), Some(150)));
+    assert!((i["master_down_interval_s"].as_f64().unwrap_or(0.0) - 3.609_375).abs() < 1e-6, "{i}");
+    assert!(i["counters"]["adverts_received"].as_u64().is_some_and(|n| n >= 2));
+    assert!(s2["xdp"]["vrrp_ipv4"].as_u64().is_some_and(|n| n >= 2), "{s2}");
+
+    let human = ask(&lab, Host::Lb02, "status", false);
+    assert!(human.starts_with("VI_1 eth0 vrid 50 ipv4 v2: BACKUP for "), "{human}");
+    assert!(human.contains("master: 10.0.0.5 priority 150"), "{human}");
+    // A healthy pair: nothing to report (the socket gets what the wire carries).
+    let healthy = ask(&lab, Host::Lb02, "diagnose", false);
+    assert!(healthy.starts_with("no problem found"), "{healthy}");
+    drop(lb02);
+}
+
+/// Chapter 5 with vrrpd: nftables on lb02 drops VRRP on input. XDP still sees lb01's adverts,
+/// so lb02 stays backup (one master), and `vrrpd diagnose` names the rule and the fix; applying
+/// the fix makes the finding go away.
+#[test]
+fn diagnose_names_a_firewall_that_eats_adverts() {
+    if !require_root("diagnose_names_a_firewall_that_eats_adverts") {
+        return;
+    }
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    lab.exec(Host::Lb02, &["nft", "add", "table", "inet", "lab"]);
+    lab.exec(Host::Lb02, &["nft", "add", "chain", "inet", "lab", "input", "{ type filter hook input priority 0 ; }"]);
+    lab.exec(Host::Lb02, &["nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "counter", "drop"]);
+    // Longer than Master_Down_Interval: keepalived would be a second master by now.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP), "split brain behind the firewall\n{}", lb02.logs());
+    let text = ask(&lab, Host::Lb02, "diagnose", false);
+    assert!(
+        text.contains("eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule ") && text.contains(" in inet lab input)"),
+        "{text}"
+    );
+    let fix_line = text.lines().map(str::trim).find(|l| l.starts_with("nft insert rule inet lab input")).expect("an nft fix").to_owned();
+    assert_eq!(fix_line, "nft insert rule inet lab input ip protocol vrrp accept");
+    assert!(text.contains("firewall-cmd --direct --add-rule ipv4 filter INPUT 0 --in-interface eth0 --destination 224.0.0.18 --protocol vrrp -j ACCEPT"), "{text}");
+    // Apply the fix it printed; the finding goes away once the window has passed.
+    let words: Vec<&str> = fix_line.split_whitespace().collect();
+    lab.exec(Host::Lb02, &words);
+    let cleared = wait_until(Duration::from_secs(20), || ask(&lab, Host::Lb02, "diagnose", false).starts_with("no problem found"));
+    assert!(cleared, "{}", ask(&lab, Host::Lb02, "diagnose", false));
+    assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
+}
+
+/// Mismatched authentication with keepalived as the peer: vrrpd names it.
+#[test]
+fn diagnose_names_an_auth_mismatch_with_keepalived() {
+    if !require_root("diagnose_names_an_auth_mismatch_with_keepalived") {
+        return;
+    }
+    let lab = Lab::seed();
+    let _k = lab.keepalived(Host::Lb01, &seed("ch4-lb01.conf").replace("auth_pass 1111", "auth_pass 9999"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
+    let found = wait_until(Duration::from_secs(10), || {
+        ask(&lab, Host::Lb02, "diagnose", false).contains("eth0: adverts from 10.0.0.5 (VRID 50) carry a different authentication (auth_type / auth_pass)")
+    });
+    assert!(found, "{}\n{}", ask(&lab, Host::Lb02, "diagnose", false), lb02.logs());
+}

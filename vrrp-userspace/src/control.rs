@@ -1,0 +1,142 @@
+//! The control socket: a unix socket (mode 0600) with a small versioned JSON protocol. A client
+//! sends one line `{"version":1,"command":"status"}` and reads one line back. Each connection
+//! is served by its own task with a size and a time limit, so a slow client or garbage cannot
+//! stall the daemon; the main loop only answers with a snapshot.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+};
+use tracing::{debug, warn};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
+const MAX_REQUEST: usize = 4096;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Error)]
+pub enum ControlError {
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("control socket {path}: another vrrpd answers there; stop it or give this one --control PATH")]
+    InUse { path: PathBuf },
+    #[error("the daemon answered: {0}")]
+    Refused(String),
+    #[error("cannot read the daemon's answer: {0}")]
+    Protocol(#[from] serde_json::Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    Status,
+    Diagnose,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    pub command: Command,
+}
+
+/// A request waiting for the main loop's answer (a JSON value).
+pub struct Pending {
+    pub command: Command,
+    pub reply: oneshot::Sender<serde_json::Value>,
+}
+
+/// Binds the socket (removing a stale one, refusing when a daemon answers there) and serves
+/// it; requests reach the main loop through the returned receiver.
+pub async fn serve(path: &Path) -> Result<mpsc::Receiver<Pending>, ControlError> {
+    let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(ControlError::InUse { path: path.to_path_buf() });
+        }
+        std::fs::remove_file(path).map_err(io_err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io_err)?;
+    std::fs::set_permissions(path, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600)).map_err(io_err)?;
+    let (tx, rx) = mpsc::channel(16);
+    let me = nix::unistd::geteuid().as_raw();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            // Root, or the daemon's own user; the 0600 mode says the same to the kernel.
+            match stream.peer_cred() {
+                Ok(c) if c.uid() == 0 || c.uid() == me => {}
+                Ok(c) => {
+                    warn!(uid = c.uid(), "control socket: refused a client of another user");
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, tx)).await {
+                    debug!("control client too slow: {e}");
+                }
+            });
+        }
+    });
+    Ok(rx)
+}
+
+async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read).take(u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX));
+    reader.read_line(&mut line).await?;
+    let answer = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(r) if r.version == PROTOCOL_VERSION => {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Pending { command: r.command, reply }).await.is_err() {
+                return Ok(());
+            }
+            rx.await.unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}))
+        }
+        Ok(r) => serde_json::json!({"error": format!("protocol version {} is not {PROTOCOL_VERSION}", r.version)}),
+        Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
+    };
+    let mut text = answer.to_string();
+    text.push('\n');
+    write.write_all(text.as_bytes()).await?;
+    write.shutdown().await
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Asks the daemon at `path`.
+pub async fn ask(path: &Path, command: Command) -> Result<serde_json::Value, ControlError> {
+    let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
+    let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
+    let mut req = serde_json::to_string(&Request { version: PROTOCOL_VERSION, command })?;
+    req.push('\n');
+    stream.write_all(req.as_bytes()).await.map_err(io_err)?;
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text))
+        .await
+        .map_err(|_| io_err(io::Error::new(io::ErrorKind::TimedOut, "no answer in 5 s")))?
+        .map_err(io_err)?;
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(ControlError::Refused(e.to_owned()));
+    }
+    Ok(v)
+}
