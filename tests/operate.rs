@@ -109,3 +109,45 @@ fn diagnose_names_an_auth_mismatch_with_keepalived() {
     });
     assert!(found, "{}\n{}", ask(&lab, Host::Lb02, "diagnose", false), lb02.logs());
 }
+
+/// `--metrics`: the endpoint scraped and parsed as Prometheus text format.
+#[test]
+fn metrics_endpoint_is_prometheus_text() {
+    if !require_root("metrics_endpoint_is_prometheus_text") {
+        return;
+    }
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd_with(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"), &["--metrics", "127.0.0.1:9650"]);
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = lab.exec(Host::Lb01, &["curl", "-s", "-f", "http://127.0.0.1:9650/metrics"]);
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = std::collections::HashMap::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut w = rest.split_whitespace();
+            let (name, kind) = (w.next().expect("name"), w.next().expect("type"));
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            typed.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        // name{labels} value, with a numeric value and a declared metric name.
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let name = series.split('{').next().expect("name");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+        assert!(typed.contains(name), "sample before its TYPE: {line}");
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')), "{line}");
+        }
+        samples.insert(series.to_owned(), value);
+    }
+    let id = "instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"";
+    assert_eq!(samples.get(&format!("vrrpd_instance_master{{{id}}}")), Some(&1.0), "{out}");
+    assert_eq!(samples.get(&format!("vrrpd_instance_priority{{{id}}}")), Some(&150.0));
+    assert!(samples.get(&format!("vrrpd_adverts_sent_total{{{id}}}")).is_some_and(|n| *n >= 1.0));
+    assert!(samples.contains_key("vrrpd_xdp_packets_total{counter=\"frames\"}"));
+}

@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// The control socket for `vrrpd status` and `vrrpd diagnose`.
     #[arg(long = "control", default_value = vrrp::control::DEFAULT_SOCKET)]
     pub control: std::path::PathBuf,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9650 (path /metrics).
+    #[arg(long = "metrics")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -136,7 +139,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         load.config_id = id;
     }
     let pid_file = args.pid.or(args.vrrp.flatten());
-    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file, control: args.control })
+    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file, control: args.control, metrics: args.metrics })
         .await
         .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -60,7 +60,7 @@ pub struct Pending {
 
 /// Binds the socket (removing a stale one, refusing when a daemon answers there) and serves
 /// it; requests reach the main loop through the returned receiver.
-pub async fn serve(path: &Path) -> Result<mpsc::Receiver<Pending>, ControlError> {
+pub async fn serve(path: &Path) -> Result<(mpsc::Sender<Pending>, mpsc::Receiver<Pending>), ControlError> {
     let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err)?;
@@ -74,6 +74,7 @@ pub async fn serve(path: &Path) -> Result<mpsc::Receiver<Pending>, ControlError>
     let listener = UnixListener::bind(path).map_err(io_err)?;
     std::fs::set_permissions(path, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600)).map_err(io_err)?;
     let (tx, rx) = mpsc::channel(16);
+    let requests = tx.clone();
     let me = nix::unistd::geteuid().as_raw();
     tokio::spawn(async move {
         loop {
@@ -95,7 +96,7 @@ pub async fn serve(path: &Path) -> Result<mpsc::Receiver<Pending>, ControlError>
             });
         }
     });
-    Ok(rx)
+    Ok((requests, rx))
 }
 
 async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {

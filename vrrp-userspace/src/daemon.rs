@@ -60,6 +60,12 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Control(crate::control::ControlError),
+    #[error("metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}")]
     NotOwner { instance: String, interface: String, addr: IpAddr },
 }
@@ -70,6 +76,8 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     /// The control socket (`vrrpd status`, `vrrpd diagnose`).
     pub control: PathBuf,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// What the wire and the socket saw of one source, for `vrrpd diagnose`.
@@ -228,7 +236,11 @@ impl Daemon {
         }
         d.link_groups();
         d.start_trackers().await;
-        d.control_rx = Some(crate::control::serve(&d.opts.control).await.map_err(DaemonError::Control)?);
+        let (control_tx, control_rx) = crate::control::serve(&d.opts.control).await.map_err(DaemonError::Control)?;
+        d.control_rx = Some(control_rx);
+        if let Some(addr) = d.opts.metrics {
+            crate::metrics::serve(addr, control_tx).await.map_err(|source| DaemonError::Metrics { addr, source })?;
+        }
         for idx in started {
             d.apply_tracking(idx, now).await;
             d.startup(idx, now).await;

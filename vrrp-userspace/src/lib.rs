@@ -5,6 +5,7 @@ pub mod capture;
 pub mod config;
 pub mod control;
 pub mod fsm;
+pub mod metrics;
 pub mod net;
 pub mod caps;
 pub mod packet;

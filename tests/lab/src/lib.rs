@@ -522,12 +522,19 @@ impl Lab {
     /// `vrrpd run` on `host` with `config`; `bin` is the test's CARGO_BIN_EXE_vrrpd. Its
     /// scripts find the host's `systemctl` and `ps` shims first on PATH.
     pub fn vrrpd(&self, bin: &str, host: Host, config: &str) -> Proc {
+        self.vrrpd_with(bin, host, config, &[])
+    }
+
+    /// `vrrpd run` with extra arguments (e.g. `--metrics 127.0.0.1:9650`).
+    pub fn vrrpd_with(&self, bin: &str, host: Host, config: &str, extra: &[&str]) -> Proc {
         let name = host.name();
         let conf = self.write(&format!("vrrpd-{name}.conf"), config).display().to_string();
         let pid = self.dir.join(format!("vrrpd-{name}.pid")).display().to_string();
         let path = format!("{}:{}", self.shims(host).display(), std::env::var("PATH").unwrap_or_default());
         let control = self.control_socket(host).display().to_string();
-        self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &[bin, "run", "-f", &conf, "-p", &pid, "--config-id", name, "--control", &control], &[("PATH", path)])
+        let mut args = vec![bin, "run", "-f", &conf, "-p", &pid, "--config-id", name, "--control", &control];
+        args.extend_from_slice(extra);
+        self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &args, &[("PATH", path)])
     }
 
     /// The control socket of `host`'s vrrpd (for `vrrpd status -s`).
