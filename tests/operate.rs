@@ -57,6 +57,12 @@ fn status_reports_the_lab_s_real_state() {
     // A healthy pair: nothing to report (the socket gets what the wire carries).
     let healthy = ask(&lab, Host::Lb02, "diagnose", false);
     assert!(healthy.starts_with("no problem found"), "{healthy}");
+    // SIGUSR1 writes the same state to a file, as keepalived writes /tmp/keepalived.data.
+    lb02.signal("USR1");
+    let dump = lab.dir().join("vrrpd-lb02.data");
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&dump).is_ok_and(|t| t.ends_with("}\n"))), "{}", lb02.logs());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&dump).expect("dump")).expect("JSON dump");
+    assert_eq!(v["instances"][0]["state"], "BACKUP");
     drop(lb02);
 }
 
@@ -150,4 +156,18 @@ fn metrics_endpoint_is_prometheus_text() {
     assert_eq!(samples.get(&format!("vrrpd_instance_priority{{{id}}}")), Some(&150.0));
     assert!(samples.get(&format!("vrrpd_adverts_sent_total{{{id}}}")).is_some_and(|n| *n >= 1.0));
     assert!(samples.contains_key("vrrpd_xdp_packets_total{counter=\"frames\"}"));
+}
+
+/// The systemd unit passes `systemd-analyze verify` (with ExecStart pointing at this build).
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(fixtures().join("../../dist/vrrpd.service")).expect("dist/vrrpd.service");
+    assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID") && unit.contains("CapabilityBoundingSet="));
+    let dir = std::env::temp_dir().join(format!("vrrpd-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("vrrpd.service");
+    std::fs::write(&path, unit.replace("/usr/local/sbin/vrrpd", VRRPD)).expect("unit");
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze (Debian's systemd package)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

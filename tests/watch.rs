@@ -134,3 +134,30 @@ fn watch_without_privileges_names_the_missing_capability() {
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.contains("error")).count(), 1, "one clear error:\n{stderr}");
 }
+
+/// `vrrpd capture`: what XDP saw, as pcap with wall-clock stamps; tshark decodes it as VRRP.
+#[test]
+fn capture_writes_pcap_that_tshark_decodes() {
+    if !require_root("capture_writes_pcap_that_tshark_decodes") {
+        return;
+    }
+    let lab = Lab::seed();
+    let (_k1, _k2) = chapter4(&lab);
+    let file = lab.dir().join("adverts.pcap").display().to_string();
+    let mut cap = lab.spawn(Host::Lb02, "capture", &[VRRPD, "capture", "-w", &file, "-i", "eth0", "-c", "3", "--vrid", "50"]);
+    let done = cap.wait_exit(Duration::from_secs(20));
+    assert!(done.is_some_and(|s| s.success()), "{}", cap.logs());
+    let out = std::process::Command::new("tshark")
+        .args(["-r", &file, "-Y", "vrrp", "-T", "fields", "-e", "ip.src", "-e", "vrrp.virt_rtr_id", "-e", "vrrp.prio", "-e", "ip.ttl", "-e", "frame.time_epoch"])
+        .output()
+        .expect("tshark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 3, "tshark read:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    for l in &lines {
+        assert_eq!(&l[..4], &["10.0.0.5", "50", "150", "255"], "{text}");
+        let t: f64 = l[4].parse().expect("epoch");
+        assert!((now - t).abs() < 60.0, "kernel stamps converted to wall time: {t} vs {now}");
+    }
+}

@@ -32,6 +32,8 @@ pub enum Command {
     /// What the running daemon finds wrong, one sentence per problem with the rule that fixes
     /// it: adverts on the wire that netfilter eats, peers that disagree, two masters.
     Diagnose(StatusArgs),
+    /// Write what XDP sees to a pcap file (kernel time stamps as wall time) for Wireshark.
+    Capture(CaptureArgs),
     /// Parse and validate a keepalived.conf: every problem as FILE:LINE: error|warning: message.
     /// Exits 1 when there is an error.
     Check(CheckArgs),
@@ -67,6 +69,25 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9650 (path /metrics).
     #[arg(long = "metrics")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where SIGUSR1 writes the state as JSON (keepalived writes /tmp/keepalived.data).
+    #[arg(long = "dump-file", default_value = "/tmp/vrrpd.data")]
+    pub dump_file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The pcap file to write.
+    #[arg(short = 'w', long = "write")]
+    pub write: std::path::PathBuf,
+    /// Interface to capture on (repeatable).
+    #[arg(short = 'i', long = "interface", required = true)]
+    pub interfaces: Vec<String>,
+    /// Only this VRID (default: all).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub vrid: Option<u8>,
+    /// Stop after this many adverts.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run_daemon(args).await,
         Command::Watch(args) => watch(args).await,
+        Command::Capture(args) => capture(args).await,
         Command::Check(args) => Ok(check(&args)),
         Command::Status(args) => status(&args).await,
         Command::Diagnose(args) => diagnose(&args).await,
@@ -139,7 +161,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         load.config_id = id;
     }
     let pid_file = args.pid.or(args.vrrp.flatten());
-    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file, control: args.control, metrics: args.metrics })
+    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file, control: args.control, metrics: args.metrics, dump_file: args.dump_file })
         .await
         .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
     Ok(ExitCode::SUCCESS)
@@ -240,25 +262,31 @@ fn check(args: &CheckArgs) -> ExitCode {
 }
 
 
-async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+/// Attaches to `interfaces`, then hands every record to `sink` until Ctrl-C, SIGTERM, `count`
+/// records, or `sink` failing (stdout closed). Shared by `watch` and `capture`.
+async fn capture_loop(
+    interfaces: &[String],
+    vrid: Option<u8>,
+    count: Option<u64>,
+    what: &str,
+    mut sink: impl FnMut(&vrrp::record::WireAdvert, &str, u64) -> std::io::Result<()>,
+) -> anyhow::Result<u64> {
     let mut capture = Capture::load().context("cannot start the XDP capture")?;
     let mut attached = Vec::new();
-    for ifname in &args.interfaces {
-        let a = capture.attach(ifname).with_context(|| format!("cannot watch {ifname}"))?.clone();
+    for ifname in interfaces {
+        let a = capture.attach(ifname).with_context(|| format!("cannot {what} {ifname}"))?.clone();
         for family in [AF_INET, AF_INET6] {
-            capture.watch(WatchKey::new(a.ifindex, family, args.vrid.unwrap_or(WatchKey::WILDCARD_VRID)))?;
+            capture.watch(WatchKey::new(a.ifindex, family, vrid.unwrap_or(WatchKey::WILDCARD_VRID)))?;
         }
         attached.push(format!("{} ({})", a.ifname, if a.mode == vrrp::capture::AttachMode::Native { "native XDP" } else { "generic XDP" }));
     }
-    eprintln!("vrrpd watch: listening on {}; Ctrl-C to stop", attached.join(", "));
+    eprintln!("vrrpd {what}: listening on {}; Ctrl-C to stop", attached.join(", "));
 
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut watcher = Watcher::default();
     let mut batch = Vec::new();
     let mut bad_records = 0u64;
     let mut seen = 0u64;
-    let mut out = std::io::BufWriter::new(std::io::stdout());
     'outer: loop {
         tokio::select! {
             _ = sigint.recv() => break,
@@ -268,28 +296,51 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         let now = vrrp::monotonic_ns();
         for w in batch.drain(..) {
             let ifname = capture.ifname(w.ifindex).unwrap_or("?").to_owned();
-            let line = watcher.line(&w, &ifname, now);
-            let written = if args.json {
-                serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"))
-            } else {
-                writeln!(out, "{line}")
-            };
-            if written.is_err() {
+            if sink(&w, &ifname, now).is_err() {
                 break 'outer; // stdout closed (e.g. `| head`): stop quietly.
             }
             seen += 1;
-            if args.count.is_some_and(|c| seen >= c) {
+            if count.is_some_and(|c| seen >= c) {
                 break 'outer;
             }
         }
-        if out.flush().is_err() {
-            break;
-        }
     }
-    let _ = out.flush();
-    eprintln!("vrrpd watch: {seen} adverts; xdp counters: {}", capture.counters()?);
+    eprintln!("vrrpd {what}: {seen} adverts; xdp counters: {}", capture.counters()?);
     if bad_records > 0 {
-        eprintln!("vrrpd watch: {bad_records} ring records did not decode (userspace and XDP program disagree)");
+        eprintln!("vrrpd {what}: {bad_records} ring records did not decode (userspace and XDP program disagree)");
     }
+    Ok(seen)
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut watcher = Watcher::default();
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let json = args.json;
+    capture_loop(&args.interfaces, args.vrid, args.count, "watch", |w, ifname, now| {
+        let line = watcher.line(w, ifname, now);
+        if json {
+            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    let file = std::fs::File::create(&args.write).with_context(|| format!("cannot create {}", args.write.display()))?;
+    let mut pcap = vrrp::pcap::Writer::new(std::io::BufWriter::new(file)).with_context(|| format!("writing {}", args.write.display()))?;
+    let offset = vrrp::realtime_offset_ns();
+    let seen = capture_loop(&args.interfaces, args.vrid, args.count, "capture", |w, _, _| {
+        let (frame, len) = vrrp::pcap::frame_of(w);
+        let wall = u64::try_from(i128::from(w.ktime_ns) + offset).unwrap_or(0);
+        pcap.write(wall, &frame, len)?;
+        pcap.flush()
+    })
+    .await?;
+    eprintln!("vrrpd capture: {seen} adverts written to {}", args.write.display());
     Ok(ExitCode::SUCCESS)
 }

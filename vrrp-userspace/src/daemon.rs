@@ -78,6 +78,8 @@ pub struct Options {
     pub control: PathBuf,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where SIGUSR1 writes the state (keepalived writes /tmp/keepalived.data).
+    pub dump_file: PathBuf,
 }
 
 /// What the wire and the socket saw of one source, for `vrrpd diagnose`.
@@ -189,7 +191,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     if let Some(path) = &daemon.opts.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| DaemonError::PidFile { path: path.clone(), source })?;
     }
+    // systemd's Type=notify: a no-op without NOTIFY_SOCKET.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let result = daemon.main_loop().await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     daemon.stop().await;
     let _ = std::fs::remove_file(&daemon.opts.control);
     if let Some(path) = &daemon.opts.pid_file {
@@ -509,6 +514,7 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Signal)?;
         let mut batch = Vec::new();
         let mut bad_records = 0u64;
         let mut control = self.control_rx.take();
@@ -524,7 +530,18 @@ impl Daemon {
             tokio::select! {
                 _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
-                _ = sighup.recv() => self.reload().await,
+                _ = sighup.recv() => {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                    self.reload().await;
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                }
+                _ = sigusr1.recv() => {
+                    let text = serde_json::to_string_pretty(&self.status_json()).unwrap_or_default();
+                    match std::fs::write(&self.opts.dump_file, text + "\n") {
+                        Ok(()) => info!("SIGUSR1: state written to {}", self.opts.dump_file.display()),
+                        Err(e) => warn!("SIGUSR1: cannot write {}: {e}", self.opts.dump_file.display()),
+                    }
+                }
                 Some(ev) = self.track_rx.recv() => self.handle_track(ev).await,
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     match req.command {

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod net;
 pub mod caps;
 pub mod packet;
+pub mod pcap;
 pub mod record;
 pub mod track;
 pub mod watch;
@@ -20,4 +21,12 @@ pub fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
         .unwrap_or(0)
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in nanoseconds: turns kernel stamps into wall time.
+pub fn realtime_offset_ns() -> i128 {
+    let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+        .unwrap_or(0);
+    real - i128::from(monotonic_ns())
 }

@@ -39,6 +39,7 @@ const PACKAGES: &[&str] = &[
     "util-linux",
     "iperf3",
     "ethtool",
+    "systemd",
 ];
 
 #[derive(Parser)]
@@ -76,6 +77,12 @@ enum Task {
     Test {
         #[arg(last = true)]
         args: Vec<OsString>,
+    },
+    /// Install the release binary and the systemd unit: /usr/local/sbin/vrrpd and
+    /// /etc/systemd/system/vrrpd.service (under --root DIR if given).
+    Install {
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
     },
     /// Fuzz a parser of untrusted input (`decode`: VRRP/IP/ring records; `config`:
     /// keepalived.conf) for SECONDS with cargo-fuzz (installed on first use).
@@ -115,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test { args } => test(&args),
         Task::Fuzz { target, seconds } => fuzz(&target, seconds),
+        Task::Install { root } => install(&root),
         Task::Bench { args } => {
             if !is_root() {
                 bail!("the benchmarks need root (network namespaces, XDP)");
@@ -333,4 +341,22 @@ fn fuzz(target: &str, seconds: u64) -> anyhow::Result<()> {
         .args(["fuzz", "run", target])
         .arg(&corpus)
         .args(["--", &format!("-max_total_time={seconds}")]))
+}
+
+fn install(root: &Path) -> anyhow::Result<()> {
+    setup_nightly()?;
+    setup_bpf_linker()?;
+    build(true)?;
+    let bin = root.join("usr/local/sbin");
+    let units = root.join("etc/systemd/system");
+    fs::create_dir_all(&bin)?;
+    fs::create_dir_all(&units)?;
+    fs::copy(workspace_root().join("target/release/vrrpd"), bin.join("vrrpd")).context("installing vrrpd")?;
+    fs::copy(workspace_root().join("dist/vrrpd.service"), units.join("vrrpd.service")).context("installing the unit")?;
+    println!("installed {} and {}", bin.join("vrrpd").display(), units.join("vrrpd.service").display());
+    if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
+        run(Command::new("systemctl").arg("daemon-reload"))?;
+        println!("next: systemctl disable --now keepalived; systemctl enable --now vrrpd");
+    }
+    Ok(())
 }

@@ -532,7 +532,8 @@ impl Lab {
         let pid = self.dir.join(format!("vrrpd-{name}.pid")).display().to_string();
         let path = format!("{}:{}", self.shims(host).display(), std::env::var("PATH").unwrap_or_default());
         let control = self.control_socket(host).display().to_string();
-        let mut args = vec![bin, "run", "-f", &conf, "-p", &pid, "--config-id", name, "--control", &control];
+        let dump = self.dir.join(format!("vrrpd-{name}.data")).display().to_string();
+        let mut args = vec![bin, "run", "-f", &conf, "-p", &pid, "--config-id", name, "--control", &control, "--dump-file", &dump];
         args.extend_from_slice(extra);
         self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &args, &[("PATH", path)])
     }
