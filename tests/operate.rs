@@ -171,3 +171,63 @@ fn systemd_unit_verifies() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `vrrpd watch` against the running daemon (plain mode: stdout is not a terminal): the
+/// peer's row with its fields; `--adverts` streams its adverts; `capture` through the daemon
+/// writes a pcap that tshark reads.
+#[test]
+fn watch_and_capture_work_against_the_daemon() {
+    if !require_root("watch_and_capture_work_against_the_daemon") {
+        return;
+    }
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let _lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_millis(3500));
+    let sock = lab.control_socket(Host::Lb02).display().to_string();
+
+    let out = Command::new(VRRPD).args(["watch", "-s", &sock, "-c", "2"]).output().expect("watch");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let row = text.lines().find(|l| l.contains("10.0.0.5")).unwrap_or_else(|| panic!("no row for lb01:\n{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[..6], &["eth0", "50", "10.0.0.5", "2", "150", "pass"], "{row}");
+    assert!(row.contains("1.00") && row.contains("100%"), "interval ~1 s, all delivered: {row}");
+    assert_eq!(text.matches("findings: none").count(), 2, "two refreshes, nothing wrong:\n{text}");
+
+    let out = Command::new(VRRPD).args(["watch", "-s", &sock, "--adverts", "-c", "2"]).output().expect("watch --adverts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| l.contains(" eth0 10.0.0.5 > 224.0.0.18 VRRPv2 vrid 50 prio 150 int 1s auth pass")).count(), 2, "{text}");
+
+    let file = lab.dir().join("daemon.pcap").display().to_string();
+    let out = Command::new(VRRPD).args(["capture", "-w", &file, "-s", &sock, "-c", "2"]).output().expect("capture");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = Command::new("tshark").args(["-r", &file, "-Y", "vrrp", "-T", "fields", "-e", "ip.src", "-e", "vrrp.virt_rtr_id"]).output().expect("tshark");
+    assert_eq!(String::from_utf8_lossy(&t.stdout).lines().collect::<Vec<_>>(), ["10.0.0.5\t50", "10.0.0.5\t50"]);
+}
+
+/// A client that says nothing and one that sends garbage do not stall the daemon.
+#[test]
+fn slow_and_garbage_control_clients_do_not_stall_the_daemon() {
+    if !require_root("slow_and_garbage_control_clients_do_not_stall_the_daemon") {
+        return;
+    }
+    use std::io::{Read as _, Write as _};
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    let path = lab.control_socket(Host::Lb01);
+    let silent: Vec<_> = (0..4).map(|_| std::os::unix::net::UnixStream::connect(&path).expect("connect")).collect();
+    let mut garbage = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    garbage.write_all(b"\x00\xffnot json at all\n").expect("write");
+    let mut answer = String::new();
+    garbage.read_to_string(&mut answer).expect("read");
+    assert!(answer.contains("\"error\":\"bad request"), "{answer}");
+    let start = std::time::Instant::now();
+    let status = ask(&lab, Host::Lb01, "status", true);
+    assert!(start.elapsed() < Duration::from_secs(2), "status took {:?} with silent clients connected", start.elapsed());
+    assert!(status.contains("\"state\":\"MASTER\""), "{status}");
+    assert!(lab.holds(Host::Lb01, VIP));
+    drop(silent);
+}

@@ -23,8 +23,10 @@ pub enum Command {
     /// Run the daemon: the VRRP instances of a keepalived.conf. keepalived's -n, -l, -D and
     /// -P (VRRP only) are accepted; vrrpd never forks and always logs to stderr.
     Run(RunArgs),
-    /// Show every VRRP advert that reaches the given interfaces, as XDP sees it: before
-    /// netfilter, stamped by the kernel. The tcpdump replacement.
+    /// The tcpdump replacement. Against the running daemon (no -i): a live table per interface,
+    /// VRID and source (last advert, interval mean and jitter, priority, version, auth,
+    /// delivered-to-socket ratio, drops) with the current findings; `--adverts` prints every
+    /// advert instead. With -i IFACE: standalone, one line per advert seen by its own XDP program.
     Watch(WatchArgs),
     /// The running daemon's instances: state, priorities (base, effective, why), VIPs, master,
     /// timers, counters.
@@ -79,9 +81,13 @@ pub struct CaptureArgs {
     /// The pcap file to write.
     #[arg(short = 'w', long = "write")]
     pub write: std::path::PathBuf,
-    /// Interface to capture on (repeatable).
-    #[arg(short = 'i', long = "interface", required = true)]
+    /// Capture on these interfaces standalone (repeatable); without -i, through the running
+    /// daemon (whose XDP program holds the interfaces).
+    #[arg(short = 'i', long = "interface")]
     pub interfaces: Vec<String>,
+    /// The daemon's control socket (without -i).
+    #[arg(short = 's', long = "socket", default_value = vrrp::control::DEFAULT_SOCKET)]
+    pub socket: std::path::PathBuf,
     /// Only this VRID (default: all).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub vrid: Option<u8>,
@@ -116,13 +122,20 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Interface to watch (repeatable), e.g. -i eth0 -i eth1.
-    #[arg(short = 'i', long = "interface", required = true)]
+    /// Watch these interfaces standalone (repeatable), with vrrpd's XDP program attached by
+    /// this command; without -i, ask the running daemon.
+    #[arg(short = 'i', long = "interface")]
     pub interfaces: Vec<String>,
+    /// The daemon's control socket (without -i).
+    #[arg(short = 's', long = "socket", default_value = vrrp::control::DEFAULT_SOCKET)]
+    pub socket: std::path::PathBuf,
+    /// Against the daemon: one line per advert instead of the table.
+    #[arg(long)]
+    pub adverts: bool,
     /// Only this VRID (default: all).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub vrid: Option<u8>,
-    /// Exit after this many adverts.
+    /// Exit after this many adverts (table: this many refreshes).
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
     /// One JSON object per line instead of text.
@@ -153,6 +166,93 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status(&args).await,
         Command::Diagnose(args) => diagnose(&args).await,
     }
+}
+
+/// `vrrpd watch --adverts` against the daemon: its adverts, one line each.
+async fn watch_daemon_adverts(args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut watcher = Watcher::default();
+    let mut seen = 0u64;
+    let stream = vrrp::control::subscribe(&args.socket, |v| {
+        let Some((w, ifname)) = vrrp::control::record_from_json(&v) else { return true };
+        if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
+            return true;
+        }
+        let line = watcher.line(&w, &ifname, vrrp::monotonic_ns());
+        let ok = if args.json { serde_json::to_string(&line).map(|l| println!("{l}")).is_ok() } else { writeln!(std::io::stdout(), "{line}").is_ok() };
+        seen += 1;
+        ok && !args.count.is_some_and(|c| seen >= c)
+    });
+    tokio::select! {
+        r = stream => r.with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vrrpd watch` against the daemon: the per-source table, refreshed every second; in place
+/// on a terminal, as successive blocks otherwise.
+async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let tty = std::io::stdout().is_terminal() && !args.json;
+    let mut refreshes = 0u64;
+    loop {
+        let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Diagnose)
+            .await
+            .with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?;
+        let mut out = String::new();
+        if args.json {
+            out.push_str(&v.to_string());
+            out.push('\n');
+        } else {
+            out.push_str(&render_table(&v, args.vrid));
+        }
+        if tty {
+            // Clear and home: the view refreshes in place.
+            print!("\x1b[2J\x1b[H{out}");
+        } else {
+            println!("{out}");
+        }
+        std::io::stdout().flush().ok();
+        refreshes += 1;
+        if args.count.is_some_and(|c| refreshes >= c) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+fn render_table(v: &serde_json::Value, vrid: Option<u8>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>8} {:>20} {:>7} {:>9}  dropped", "iface", "vrid", "source", "ver", "prio", "auth", "last", "interval (jitter)", "wire", "delivered");
+    let mut sources: Vec<vrrp::diag::SourceWindow> = serde_json::from_value(v["sources"].clone()).unwrap_or_default();
+    sources.sort_by(|a, b| (&a.ifname, a.vrid, a.src).cmp(&(&b.ifname, b.vrid, b.src)));
+    for s in sources.iter().filter(|s| vrid.is_none_or(|id| s.vrid == id)) {
+        let interval = match (s.interval_mean_s, s.interval_jitter_s) {
+            (Some(m), Some(j)) => format!("{m:.3}s ({:.1}ms)", j * 1e3),
+            _ => "-".to_owned(),
+        };
+        let delivered = if s.wire_total == 0 { "-".to_owned() } else { format!("{:.0}%", 100.0 * s.socket_total.min(s.wire_total) as f64 / s.wire_total as f64) };
+        let dropped = if s.dropped.is_empty() { "-".to_owned() } else { s.dropped.iter().map(|(r, n)| format!("{r}:{n}")).collect::<Vec<_>>().join(",") };
+        let _ = writeln!(
+            out,
+            "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>7.2}s {:>20} {:>7} {:>9}  {dropped}",
+            s.ifname, s.vrid, s.src.to_string(), s.version, s.priority, s.auth, s.last_seen_s, interval, s.wire_total, delivered
+        );
+    }
+    let findings: Vec<vrrp::diag::Finding> = serde_json::from_value(v["findings"].clone()).unwrap_or_default();
+    if findings.is_empty() {
+        let _ = writeln!(out, "findings: none in the last {} s", v["window_s"]);
+    } else {
+        let _ = writeln!(out, "findings:");
+        for f in findings {
+            let _ = writeln!(out, "  {}", f.message);
+        }
+    }
+    out
 }
 
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -313,6 +413,9 @@ async fn capture_loop(
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    if args.interfaces.is_empty() {
+        return if args.adverts { watch_daemon_adverts(&args).await } else { watch_table(&args).await };
+    }
     let mut watcher = Watcher::default();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let json = args.json;
@@ -334,13 +437,34 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::create(&args.write).with_context(|| format!("cannot create {}", args.write.display()))?;
     let mut pcap = vrrp::pcap::Writer::new(std::io::BufWriter::new(file)).with_context(|| format!("writing {}", args.write.display()))?;
     let offset = vrrp::realtime_offset_ns();
-    let seen = capture_loop(&args.interfaces, args.vrid, args.count, "capture", |w, _, _| {
+    let mut write = |w: &vrrp::record::WireAdvert| -> std::io::Result<()> {
         let (frame, len) = vrrp::pcap::frame_of(w);
         let wall = u64::try_from(i128::from(w.ktime_ns) + offset).unwrap_or(0);
         pcap.write(wall, &frame, len)?;
         pcap.flush()
-    })
-    .await?;
+    };
+    let seen = if args.interfaces.is_empty() {
+        let mut seen = 0u64;
+        eprintln!("vrrpd capture: through the daemon at {}; Ctrl-C to stop", args.socket.display());
+        let stream = vrrp::control::subscribe(&args.socket, |v| {
+            let Some((w, _)) = vrrp::control::record_from_json(&v) else { return true };
+            if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
+                return true;
+            }
+            if write(&w).is_err() {
+                return false;
+            }
+            seen += 1;
+            !args.count.is_some_and(|c| seen >= c)
+        });
+        tokio::select! {
+            r = stream => r.with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        seen
+    } else {
+        capture_loop(&args.interfaces, args.vrid, args.count, "capture", |w, _, _| write(w)).await?
+    };
     eprintln!("vrrpd capture: {seen} adverts written to {}", args.write.display());
     Ok(ExitCode::SUCCESS)
 }

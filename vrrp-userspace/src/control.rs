@@ -18,6 +18,8 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
+use crate::record::WireAdvert;
+
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
 const MAX_REQUEST: usize = 4096;
@@ -44,6 +46,9 @@ pub enum ControlError {
 pub enum Command {
     Status,
     Diagnose,
+    /// Stream every advert the daemon's XDP program sees, one JSON line each, until the
+    /// client hangs up (`vrrpd capture` and `vrrpd watch --adverts` against the daemon).
+    Subscribe,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,10 +57,13 @@ pub struct Request {
     pub command: Command,
 }
 
-/// A request waiting for the main loop's answer (a JSON value).
+/// A request waiting for the main loop's answer (a JSON value). A subscription also carries
+/// the channel the records go to; the daemon drops records for a subscriber that falls
+/// behind rather than wait for it.
 pub struct Pending {
     pub command: Command,
     pub reply: oneshot::Sender<serde_json::Value>,
+    pub stream: Option<mpsc::Sender<String>>,
 }
 
 /// Binds the socket (removing a stale one, refusing when a daemon answers there) and serves
@@ -90,8 +98,8 @@ pub async fn serve(path: &Path) -> Result<(mpsc::Sender<Pending>, mpsc::Receiver
             }
             let tx = tx.clone();
             tokio::spawn(async move {
-                if let Err(e) = tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, tx)).await {
-                    debug!("control client too slow: {e}");
+                if let Err(e) = handle(stream, tx).await {
+                    debug!("control client: {e}");
                 }
             });
         }
@@ -101,13 +109,32 @@ pub async fn serve(path: &Path) -> Result<(mpsc::Sender<Pending>, mpsc::Receiver
 
 async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
+    let mut raw = Vec::new();
     let mut reader = BufReader::new(read).take(u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX));
-    reader.read_line(&mut line).await?;
+    // A client that says nothing (or too much) is cut off; it never reaches the main loop.
+    tokio::time::timeout(CLIENT_TIMEOUT, reader.read_until(b'\n', &mut raw))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
+    let line = String::from_utf8_lossy(&raw);
     let answer = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(r) if r.version == PROTOCOL_VERSION && r.command == Command::Subscribe => {
+            let (reply, rx) = oneshot::channel();
+            let (stream_tx, mut stream_rx) = mpsc::channel::<String>(1024);
+            if tx.send(Pending { command: r.command, reply, stream: Some(stream_tx) }).await.is_err() {
+                return Ok(());
+            }
+            let ack = rx.await.unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}));
+            write.write_all(format!("{ack}\n").as_bytes()).await?;
+            // Until the client hangs up; no time limit here (the caller's timeout is dropped
+            // by `serve` for subscriptions).
+            while let Some(line) = stream_rx.recv().await {
+                write.write_all(line.as_bytes()).await?;
+            }
+            return Ok(());
+        }
         Ok(r) if r.version == PROTOCOL_VERSION => {
             let (reply, rx) = oneshot::channel();
-            if tx.send(Pending { command: r.command, reply }).await.is_err() {
+            if tx.send(Pending { command: r.command, reply, stream: None }).await.is_err() {
                 return Ok(());
             }
             rx.await.unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}))
@@ -117,8 +144,36 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
     };
     let mut text = answer.to_string();
     text.push('\n');
-    write.write_all(text.as_bytes()).await?;
+    tokio::time::timeout(CLIENT_TIMEOUT, write.write_all(text.as_bytes()))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client does not read"))??;
     write.shutdown().await
+}
+
+/// Subscribes to the daemon's adverts: the ack, then one JSON record per line to `each` until
+/// it returns false or the daemon goes away.
+pub async fn subscribe(path: &Path, mut each: impl FnMut(serde_json::Value) -> bool) -> Result<(), ControlError> {
+    let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
+    let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
+    let mut req = serde_json::to_string(&Request { version: PROTOCOL_VERSION, command: Command::Subscribe })?;
+    req.push('\n');
+    stream.write_all(req.as_bytes()).await.map_err(io_err)?;
+    let mut lines = BufReader::new(stream).lines();
+    let mut first = true;
+    while let Some(line) = lines.next_line().await.map_err(io_err)? {
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        if first {
+            first = false;
+            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(ControlError::Refused(e.to_owned()));
+            }
+            continue;
+        }
+        if !each(v) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 use tokio::io::AsyncReadExt as _;
@@ -140,4 +195,47 @@ pub async fn ask(path: &Path, command: Command) -> Result<serde_json::Value, Con
         return Err(ControlError::Refused(e.to_owned()));
     }
     Ok(v)
+}
+
+/// A ring record as it travels over the control socket.
+pub fn record_json(w: &WireAdvert, ifname: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ktime_ns": w.ktime_ns,
+        "ifindex": w.ifindex,
+        "ifname": ifname,
+        "verdict": w.verdict as u32,
+        "family": if w.family == crate::packet::Family::V4 { 4 } else { 6 },
+        "vlan": w.vlan,
+        "ttl": w.ttl,
+        "src": w.src,
+        "dst": w.dst,
+        "src_mac": w.src_mac,
+        "vrrp_len": w.vrrp_len,
+        "vrrp": w.vrrp,
+        "truncated": w.truncated,
+    })
+}
+
+/// The record back from its JSON form.
+pub fn record_from_json(v: &serde_json::Value) -> Option<(WireAdvert, String)> {
+    let mac: Vec<u8> = serde_json::from_value(v["src_mac"].clone()).ok()?;
+    let mut src_mac = [0u8; 6];
+    if mac.len() == 6 {
+        src_mac.copy_from_slice(&mac);
+    }
+    let w = WireAdvert {
+        ktime_ns: v["ktime_ns"].as_u64()?,
+        ifindex: u32::try_from(v["ifindex"].as_u64()?).ok()?,
+        verdict: vrrp_common::Verdict::try_from(u32::try_from(v["verdict"].as_u64()?).ok()?).ok()?,
+        family: if v["family"] == 6 { crate::packet::Family::V6 } else { crate::packet::Family::V4 },
+        vlan: u16::try_from(v["vlan"].as_u64()?).ok()?,
+        ttl: u8::try_from(v["ttl"].as_u64()?).ok()?,
+        src: serde_json::from_value(v["src"].clone()).ok()?,
+        dst: serde_json::from_value(v["dst"].clone()).ok()?,
+        src_mac,
+        vrrp_len: u16::try_from(v["vrrp_len"].as_u64()?).ok()?,
+        vrrp: serde_json::from_value(v["vrrp"].clone()).ok()?,
+        truncated: v["truncated"].as_bool()?,
+    };
+    Some((w, v["ifname"].as_str().unwrap_or("?").to_owned()))
 }

@@ -95,6 +95,10 @@ pub struct SourceStats {
     /// Packets that reached the raw socket (after netfilter), filled in at snapshot time.
     pub socket: u64,
     pub last_seen_ns: u64,
+    /// The last gaps between its adverts (ns), for the interval's mean and jitter.
+    #[serde(skip)]
+    pub gaps: VecDeque<u64>,
+    pub auth: String,
     /// Why adverts from this source were not acted on, with the last time.
     pub dropped: HashMap<String, (u64, u64)>,
 }
@@ -175,6 +179,7 @@ struct Daemon {
     samples: VecDeque<(u64, HashMap<(u32, IpAddr), (u64, u64)>)>,
     control_rx: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
     started_ns: u64,
+    subscribers: Vec<tokio::sync::mpsc::Sender<String>>,
 }
 
 /// Sources remembered at most (spoofed floods must not grow this without bound).
@@ -220,6 +225,7 @@ impl Daemon {
             samples: VecDeque::new(),
             control_rx: None,
             started_ns: monotonic_ns(),
+            subscribers: Vec::new(),
             opts,
             netlink,
             capture,
@@ -548,6 +554,16 @@ impl Daemon {
                         crate::control::Command::Status => {
                             let _ = req.reply.send(self.status_json());
                         }
+                        crate::control::Command::Subscribe => {
+                            if let Some(s) = req.stream {
+                                if self.subscribers.len() < 16 {
+                                    self.subscribers.push(s);
+                                    let _ = req.reply.send(serde_json::json!({"version": crate::control::PROTOCOL_VERSION, "subscribed": true}));
+                                } else {
+                                    let _ = req.reply.send(serde_json::json!({"error": "too many subscribers (16)"}));
+                                }
+                            }
+                        }
                         // Reading the ruleset runs nft: off the main loop.
                         crate::control::Command::Diagnose => {
                             let (window, sources, ours) = self.diagnose_input();
@@ -590,9 +606,22 @@ impl Daemon {
             s.priority = w.vrrp.get(2).copied().unwrap_or(0);
             if let Ok(p) = crate::packet::Packet::new_checked(&w.vrrp[..], w.family) {
                 s.interval_cs = p.interval_cs();
+                s.auth = p.auth(w.family).name().to_owned();
+            }
+            if s.last_seen_ns != 0 && w.ktime_ns > s.last_seen_ns {
+                s.gaps.push_back(w.ktime_ns - s.last_seen_ns);
+                if s.gaps.len() > 64 {
+                    s.gaps.pop_front();
+                }
             }
             s.wire += 1;
             s.last_seen_ns = w.ktime_ns;
+        }
+        if !self.subscribers.is_empty() {
+            let ifname = self.capture.ifname(w.ifindex).unwrap_or("?");
+            let line = crate::control::record_json(w, ifname).to_string() + "\n";
+            // A subscriber that falls behind loses records; one that left is forgotten.
+            self.subscribers.retain(|s| !matches!(s.try_send(line.clone()), Err(tokio::sync::mpsc::error::TrySendError::Closed(_))));
         }
         let Some(&idx) = self.by_key.get(&(w.ifindex, w.family, vrid)) else {
             debug!(ifindex = w.ifindex, src = %w.src, vrid, "advert for no instance of ours");
@@ -915,6 +944,12 @@ impl Daemon {
                     wire: s.wire.saturating_sub(w0),
                     socket: self.socket_count(k).saturating_sub(s0),
                     dropped: s.dropped.iter().filter(|(_, (_, last))| *last >= since).map(|(r, (n, _))| (r.clone(), *n)).collect(),
+                    auth: s.auth.clone(),
+                    last_seen_s: now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
+                    interval_mean_s: mean_jitter(&s.gaps).map(|m| m.0),
+                    interval_jitter_s: mean_jitter(&s.gaps).map(|m| m.1),
+                    wire_total: s.wire,
+                    socket_total: self.socket_count(k),
                 }
             })
             .collect();
@@ -1095,4 +1130,15 @@ async fn diagnose(window_s: u64, sources: Vec<crate::diag::SourceWindow>, ours: 
         "sources": sources,
         "drop_rules": rules,
     })
+}
+
+/// Mean and standard deviation of the gaps, in seconds.
+fn mean_jitter(gaps: &VecDeque<u64>) -> Option<(f64, f64)> {
+    if gaps.is_empty() {
+        return None;
+    }
+    let n = gaps.len() as f64;
+    let mean = gaps.iter().map(|g| *g as f64).sum::<f64>() / n;
+    let var = gaps.iter().map(|g| (*g as f64 - mean).powi(2)).sum::<f64>() / n;
+    Some((mean / 1e9, var.sqrt() / 1e9))
 }

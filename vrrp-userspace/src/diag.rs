@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// One source over the diagnosis window.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceWindow {
     pub ifname: String,
     pub src: IpAddr,
@@ -21,6 +21,20 @@ pub struct SourceWindow {
     pub socket: u64,
     /// Drop reasons (vrrpd's own checks) in the window.
     pub dropped: Vec<(String, u64)>,
+    /// For `vrrpd watch`: the authentication type it sends, how long ago it was last heard,
+    /// the mean and jitter of its advert interval, and totals since vrrpd started.
+    #[serde(default)]
+    pub auth: String,
+    #[serde(default)]
+    pub last_seen_s: f64,
+    #[serde(default)]
+    pub interval_mean_s: Option<f64>,
+    #[serde(default)]
+    pub interval_jitter_s: Option<f64>,
+    #[serde(default)]
+    pub wire_total: u64,
+    #[serde(default)]
+    pub socket_total: u64,
 }
 
 /// One of our instances, as far as the diagnosis needs it.
@@ -199,7 +213,23 @@ mod tests {
     use super::*;
 
     fn src(wire: u64, socket: u64, dropped: Vec<(String, u64)>) -> SourceWindow {
-        SourceWindow { ifname: "eth0".into(), src: "10.0.0.5".parse().expect("a"), vrid: 50, version: 2, priority: 150, interval_cs: 100, wire, socket, dropped }
+        SourceWindow {
+            ifname: "eth0".into(),
+            src: "10.0.0.5".parse().expect("a"),
+            vrid: 50,
+            version: 2,
+            priority: 150,
+            interval_cs: 100,
+            wire,
+            socket,
+            dropped,
+            auth: "pass".into(),
+            last_seen_s: 0.5,
+            interval_mean_s: Some(1.0),
+            interval_jitter_s: Some(0.001),
+            wire_total: wire,
+            socket_total: socket,
+        }
     }
 
     fn ours(master: bool) -> Ours {

@@ -29,7 +29,7 @@ pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Pending>) -> std::io::Resu
                     let path = request.split_whitespace().nth(1).unwrap_or("/");
                     let (status, body) = if path == "/metrics" {
                         let (reply, rx) = oneshot::channel();
-                        if tx.send(Pending { command: Command::Status, reply }).await.is_err() {
+                        if tx.send(Pending { command: Command::Status, reply, stream: None }).await.is_err() {
                             return;
                         }
                         match rx.await {
