@@ -156,6 +156,14 @@ fn metrics_endpoint_is_prometheus_text() {
     assert_eq!(samples.get(&format!("vrrpd_instance_priority{{{id}}}")), Some(&150.0));
     assert!(samples.get(&format!("vrrpd_adverts_sent_total{{{id}}}")).is_some_and(|n| *n >= 1.0));
     assert!(samples.contains_key("vrrpd_xdp_packets_total{counter=\"frames\"}"));
+    // Gap statistics per source need a peer: see metrics on lb02 below.
+    let lb02 = lab.vrrpd_with(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"), &["--metrics", "127.0.0.1:9650"]);
+    let peer = "vrrpd_peer_advert_interval_seconds{interface=\"eth0\",vrid=\"50\",source=\"10.0.0.5\"} ";
+    let got = wait_until(Duration::from_secs(8), || {
+        let out = lab.try_exec(Host::Lb02, &["curl", "-s", "http://127.0.0.1:9650/metrics"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        out.lines().find_map(|l| l.strip_prefix(peer)).and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| (0.5..1.5).contains(&v))
+    });
+    assert!(got, "lb02 reports lb01's advert interval\n{}", lb02.logs());
 }
 
 /// The systemd unit passes `systemd-analyze verify` (with ExecStart pointing at this build).

@@ -309,7 +309,8 @@ async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             println!("    track {} {}: {ok} (weight {})", t["kind"].as_str().unwrap_or("?"), t["name"].as_str().unwrap_or("?"), t["weight"]);
         }
         let c = &i["counters"];
-        println!("    adverts received {} sent {}; became master {} times; dropped {}", c["adverts_received"], c["adverts_sent"], c["became_master"], c["dropped"]);
+        let dropped = c["dropped"].as_object().filter(|m| !m.is_empty()).map_or_else(|| "none".to_owned(), |m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+        println!("    adverts received {}, sent {}; became master {}x; dropped: {dropped}", c["adverts_received"], c["adverts_sent"], c["became_master"]);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1014,11 +1014,25 @@ impl Daemon {
             })
             .collect();
         let xdp = self.capture.counters().map(|c| c.iter().map(|(k, v)| (k.to_owned(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>()).unwrap_or_default();
+        let sources: Vec<serde_json::Value> = self
+            .sources
+            .iter()
+            .map(|(k, s)| {
+                let mj = mean_jitter(&s.gaps);
+                serde_json::json!({
+                    "interface": s.ifname, "source": k.1, "vrid": s.vrid, "priority": s.priority,
+                    "last_seen_s": secs(now.saturating_sub(s.last_seen_ns)),
+                    "interval_mean_s": mj.map(|m| m.0), "interval_jitter_s": mj.map(|m| m.1),
+                    "wire": s.wire, "socket": self.socket_count(k),
+                })
+            })
+            .collect();
         serde_json::json!({
             "version": crate::control::PROTOCOL_VERSION,
             "pid": std::process::id(),
             "uptime_s": secs(now.saturating_sub(self.started_ns)),
             "instances": instances,
+            "sources": sources,
             "interfaces": self.capture.attached(),
             "xdp": xdp,
         })

@@ -109,6 +109,16 @@ pub fn render(status: &serde_json::Value) -> String {
         }
     }
     family("vrrpd_track_up", "gauge", "1 while a tracked script succeeds or a tracked interface is up.", scripts);
+    let sources = status["sources"].as_array().cloned().unwrap_or_default();
+    let sid = |s: &serde_json::Value| {
+        format!("{{interface=\"{}\",vrid=\"{}\",source=\"{}\"}}", label(s["interface"].as_str().unwrap_or("")), s["vrid"], label(s["source"].as_str().unwrap_or("")))
+    };
+    let per_source = |field: &str| sources.iter().filter(|s| !s[field].is_null()).map(|s| (sid(s), num(&s[field]))).collect::<Vec<_>>();
+    family("vrrpd_peer_last_advert_seconds", "gauge", "Seconds since the last advert from a source (XDP stamp).", per_source("last_seen_s"));
+    family("vrrpd_peer_advert_interval_seconds", "gauge", "Mean gap between a source's adverts (last 64).", per_source("interval_mean_s"));
+    family("vrrpd_peer_advert_jitter_seconds", "gauge", "Standard deviation of those gaps.", per_source("interval_jitter_s"));
+    family("vrrpd_peer_adverts_wire_total", "counter", "A source's adverts seen by XDP, before netfilter.", per_source("wire"));
+    family("vrrpd_peer_adverts_socket_total", "counter", "Packets from a source that reached the VRRP socket, after netfilter.", per_source("socket"));
     let xdp = status["xdp"].as_object().cloned().unwrap_or_default();
     family("vrrpd_xdp_packets_total", "counter", "The XDP program's counters, by name.", xdp.iter().map(|(k, v)| (format!("{{counter=\"{}\"}}", label(k)), num(v))).collect());
     family("vrrpd_uptime_seconds", "gauge", "Seconds since vrrpd started.", vec![(String::new(), num(&status["uptime_s"]))]);

@@ -62,7 +62,8 @@ pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
 
 fn start_vrrpd(lab: &Lab, vrrpd: &Path, host: Host) -> anyhow::Result<u32> {
     let conf = seed(&format!("ch7-{}.conf", host.name()))?;
-    Ok(lab.vrrpd(&vrrpd.display().to_string(), host, &conf).detach())
+    // Each load balancer's namespace has its own loopback: both can use the same port.
+    Ok(lab.vrrpd_with(&vrrpd.display().to_string(), host, &conf, &["--metrics", "127.0.0.1:9650"]).detach())
 }
 
 fn up(vrrpd: &Path) -> anyhow::Result<()> {
@@ -90,8 +91,16 @@ fn up(vrrpd: &Path) -> anyhow::Result<()> {
         println!("{}", curl_line(&lab));
     }
     println!();
+    let dir = lab.dir().display();
+    let bin = vrrpd.display();
     println!("Next: cargo xtask lab failover | cargo xtask lab status | cargo xtask lab down");
-    println!("Look inside: ip netns exec {PREFIX}-lb01 ip addr show eth0; tail {}/vrrpd-lb01.err", lab.dir().display());
+    println!("Look inside:");
+    println!("  {bin} status -s {dir}/vrrpd-lb02.sock          # instances, priorities, master, timers");
+    println!("  {bin} watch -s {dir}/vrrpd-lb02.sock           # live per-source view (Ctrl-C)");
+    println!("  {bin} diagnose -s {dir}/vrrpd-lb02.sock        # what is wrong, and the fix");
+    println!("  ip netns exec {PREFIX}-lb01 curl -s 127.0.0.1:9650/metrics   # Prometheus");
+    println!("  {bin} capture -s {dir}/vrrpd-lb02.sock -w /tmp/vrrp.pcap -c 5 && tshark -r /tmp/vrrp.pcap");
+    println!("  ip netns exec {PREFIX}-lb01 ip addr show eth0;  less {dir}/vrrpd-lb01.err");
     Ok(())
 }
 
