@@ -110,6 +110,10 @@ pub struct Stats {
     pub adverts_sent: u64,
     pub became_master: u64,
     pub dropped: HashMap<String, u64>,
+    /// Sends the kernel refused with EPERM: netfilter dropped our advert on output.
+    pub send_refused: u64,
+    #[serde(skip)]
+    pub send_refused_last_ns: u64,
 }
 
 struct Inst {
@@ -180,6 +184,10 @@ struct Daemon {
     control_rx: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
     started_ns: u64,
     subscribers: Vec<tokio::sync::mpsc::Sender<String>>,
+    /// Findings of the periodic diagnosis: raised once, cleared once.
+    findings: Vec<crate::diag::Finding>,
+    findings_tx: tokio::sync::mpsc::Sender<Vec<crate::diag::Finding>>,
+    findings_rx: tokio::sync::mpsc::Receiver<Vec<crate::diag::Finding>>,
 }
 
 /// Sources remembered at most (spoofed floods must not grow this without bound).
@@ -213,7 +221,11 @@ impl Daemon {
         let netlink = Netlink::connect()?;
         let capture = Capture::load()?;
         let (track_tx, track_rx) = tokio::sync::mpsc::channel(256);
+        let (findings_tx, findings_rx) = tokio::sync::mpsc::channel(4);
         let mut d = Self {
+            findings: Vec::new(),
+            findings_tx,
+            findings_rx,
             track_tx,
             track_rx,
             scripts: HashMap::new(),
@@ -530,6 +542,15 @@ impl Daemon {
             if now >= next_sample {
                 self.sample(now);
                 next_sample = now + SAMPLE_EVERY_NS;
+                // The diagnosis runs beside the loop (it may run nft and ping).
+                let (window, sources, ours) = self.diagnose_input();
+                let tx = self.findings_tx.clone();
+                tokio::spawn(async move {
+                    let v = diagnose(window, sources, ours).await;
+                    if let Ok(f) = serde_json::from_value(v["findings"].clone()) {
+                        let _ = tx.try_send(f);
+                    }
+                });
             }
             let next = self.instances.iter().filter_map(Inst::next_deadline).min().map_or(next_sample, |d| d.min(next_sample));
             let sleep = Duration::from_nanos(next.saturating_sub(now));
@@ -549,6 +570,7 @@ impl Daemon {
                     }
                 }
                 Some(ev) = self.track_rx.recv() => self.handle_track(ev).await,
+                Some(found) = self.findings_rx.recv() => self.update_findings(found),
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     match req.command {
                         crate::control::Command::Status => {
@@ -648,6 +670,7 @@ impl Daemon {
             }
         };
         let _ = info;
+        debug!("({}) advert from {} priority {} (TTL {}, stamp {})", inst.cfg.name, w.src, advert.priority, w.ttl, w.ktime_ns);
         inst.stats.adverts_received += 1;
         let actions = inst.fsm.step(Event::Advert { src: w.src, advert, arrived: Instant(w.ktime_ns) }, Instant(now));
         for a in &actions {
@@ -804,6 +827,15 @@ impl Daemon {
             let bytes = advert.emit(inst.src, *dst, mode);
             match sock.get_ref().0.send(*dst, &bytes) {
                 Ok(()) => inst.stats.adverts_sent += 1,
+                // EPERM from a raw socket: netfilter dropped the packet on output. Counted for
+                // `diagnose` (which names the rule) rather than logged every advert.
+                Err(NetError::Socket { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
+                    if inst.stats.send_refused == 0 {
+                        warn!("({}) the kernel refuses our adverts (EPERM): a firewall drops them on output; see `vrrpd diagnose`", inst.cfg.name);
+                    }
+                    inst.stats.send_refused += 1;
+                    inst.stats.send_refused_last_ns = monotonic_ns();
+                }
                 Err(e) => warn!("({}) {e}", inst.cfg.name),
             }
         }
@@ -907,6 +939,22 @@ impl Daemon {
         info!(instances = self.instances.len(), "reload done");
     }
 
+    /// Logs a finding once when it appears and once when it goes away.
+    fn update_findings(&mut self, found: Vec<crate::diag::Finding>) {
+        let key = |f: &crate::diag::Finding| (f.kind.clone(), f.ifname.clone(), f.source, f.vrid);
+        for f in &found {
+            if !self.findings.iter().any(|o| key(o) == key(f)) {
+                warn!(kind = %f.kind, "finding: {}", f.message);
+            }
+        }
+        for o in &self.findings {
+            if !found.iter().any(|f| key(f) == key(o)) {
+                info!(kind = %o.kind, "cleared: {} on {} (VRID {}{})", o.kind, o.ifname, o.vrid, o.source.map(|s| format!(", {s}")).unwrap_or_default());
+            }
+        }
+        self.findings = found;
+    }
+
     fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
         self.socket_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied().unwrap_or(0)
     }
@@ -950,6 +998,12 @@ impl Daemon {
                     interval_jitter_s: mean_jitter(&s.gaps).map(|m| m.1),
                     wire_total: s.wire,
                     socket_total: self.socket_count(k),
+                    silent: {
+                        let age = now.saturating_sub(s.last_seen_ns);
+                        let interval = u64::from(s.interval_cs.max(1)) * 10_000_000;
+                        s.priority > 0 && age > 3 * interval && age < 600_000_000_000
+                    },
+                    answers_ping: None,
                 }
             })
             .collect();
@@ -965,6 +1019,8 @@ impl Daemon {
                 priority: i.fsm.priority(),
                 interval_cs: i.cfg.advert_int_cs,
                 src: i.src,
+                send_refused: if i.stats.send_refused_last_ns >= since { i.stats.send_refused } else { 0 },
+                sent: i.stats.adverts_sent,
             })
             .collect();
         (window_s.max(1), sources, ours)
@@ -1033,6 +1089,7 @@ impl Daemon {
             "uptime_s": secs(now.saturating_sub(self.started_ns)),
             "instances": instances,
             "sources": sources,
+            "findings": self.findings,
             "interfaces": self.capture.attached(),
             "xdp": xdp,
         })
@@ -1128,15 +1185,25 @@ fn note_drop(sources: &mut HashMap<(u32, IpAddr), SourceStats>, w: &WireAdvert, 
     }
 }
 
-async fn diagnose(window_s: u64, sources: Vec<crate::diag::SourceWindow>, ours: Vec<crate::diag::Ours>) -> serde_json::Value {
-    let ruleset = tokio::time::timeout(Duration::from_secs(3), tokio::process::Command::new("nft").args(["-j", "list", "ruleset"]).output()).await;
-    let rules = match ruleset {
-        Ok(Ok(out)) if out.status.success() => serde_json::from_slice(&out.stdout).map(|v| crate::diag::vrrp_drop_rules(&v)).unwrap_or_default(),
-        _ => Vec::new(),
-    };
+async fn diagnose(window_s: u64, mut sources: Vec<crate::diag::SourceWindow>, ours: Vec<crate::diag::Ours>) -> serde_json::Value {
+    // Is a silent router up? Ask it (ICMP echo, 300 ms).
+    for s in sources.iter_mut().filter(|s| s.silent) {
+        s.answers_ping = Some(crate::net::ping(s.src, &s.ifname, Duration::from_millis(300)).await);
+    }
     let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let rp = |ifname: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter")).ok().and_then(|s| s.trim().parse().ok());
-    let found = crate::diag::findings(&host, window_s, &sources, &ours, &rules, &rp);
+    let mut found = crate::diag::findings(&host, window_s, &sources, &ours, &[], &rp);
+    // The ruleset only matters when something is lost in the kernel: run nft only then.
+    let mut rules = Vec::new();
+    if found.iter().any(|f| f.kind == "lost-after-xdp" || f.kind == "dropped-on-output") {
+        let ruleset = tokio::time::timeout(Duration::from_secs(3), tokio::process::Command::new("nft").args(["-j", "list", "ruleset"]).output()).await;
+        if let Ok(Ok(out)) = ruleset {
+            if out.status.success() {
+                rules = serde_json::from_slice(&out.stdout).map(|v| crate::diag::vrrp_drop_rules(&v)).unwrap_or_default();
+            }
+        }
+        found = crate::diag::findings(&host, window_s, &sources, &ours, &rules, &rp);
+    }
     serde_json::json!({
         "version": crate::control::PROTOCOL_VERSION,
         "window_s": window_s,

@@ -35,10 +35,16 @@ pub struct SourceWindow {
     pub wire_total: u64,
     #[serde(default)]
     pub socket_total: u64,
+    /// Silent for more than three of its intervals (but heard in the last 10 minutes), and
+    /// whether it still answers ping (None: not asked).
+    #[serde(default)]
+    pub silent: bool,
+    #[serde(default)]
+    pub answers_ping: Option<bool>,
 }
 
 /// One of our instances, as far as the diagnosis needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ours {
     pub name: String,
     pub ifname: String,
@@ -48,14 +54,21 @@ pub struct Ours {
     pub priority: u8,
     pub interval_cs: u16,
     pub src: IpAddr,
+    /// Our adverts the kernel refused (EPERM: netfilter on output) in the window.
+    #[serde(default)]
+    pub send_refused: u64,
+    #[serde(default)]
+    pub sent: u64,
 }
 
 /// A firewall rule or chain policy that drops VRRP, from `nft -j list ruleset`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropRule {
     pub family: String,
     pub table: String,
     pub chain: String,
+    /// The chain's hook: "input", "output", "forward", ...
+    pub hook: String,
     /// None: the chain's policy.
     pub handle: Option<u64>,
 }
@@ -99,7 +112,8 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
             let group = if s.src.is_ipv4() { "224.0.0.18" } else { "ff02::12" };
             let iptables = if s.src.is_ipv4() { "iptables" } else { "ip6tables" };
             let mut fix = Vec::new();
-            let cause = if let Some(r) = drop_rules.first() {
+            let input: Vec<&DropRule> = drop_rules.iter().filter(|r| r.hook == "input" || r.hook == "prerouting").collect();
+            let cause = if let Some(r) = input.first() {
                 let what = r.handle.map_or_else(|| format!("the policy of chain {} {} {}", r.family, r.table, r.chain), |h| format!("rule {h} in {} {} {}", r.family, r.table, r.chain));
                 fix.push(format!("nft insert rule {} {} {} {l4} accept", r.family, r.table, r.chain));
                 format!("netfilter drops them ({what})")
@@ -108,12 +122,12 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
             } else {
                 "something in the kernel after XDP drops them (netfilter, rp_filter, the socket)".to_owned()
             };
-            if drop_rules.is_empty() {
+            if input.is_empty() {
                 fix.push(format!("nft insert rule inet filter input {l4} accept"));
             }
             fix.push(format!("{iptables} -I INPUT -i {} -d {group} -p vrrp -j ACCEPT", s.ifname));
             fix.push(format!("firewall-cmd --direct --add-rule {v4} filter INPUT 0 --in-interface {} --destination {group} --protocol vrrp -j ACCEPT", s.ifname));
-            if rp_filter(&s.ifname) == Some(1) && drop_rules.is_empty() {
+            if rp_filter(&s.ifname) == Some(1) && input.is_empty() {
                 fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
             }
             out.push(Finding {
@@ -155,7 +169,23 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
                 fix: if fix.is_empty() { Vec::new() } else { vec![fix] },
             });
         }
-        // 3. Two masters on the wire.
+        // 3. A router whose adverts stopped although it is up: the network loses them. A
+        // lower-priority router that went quiet while we are master merely yielded to us.
+        let yielded = mine.is_some_and(|m| m.master && s.priority < m.priority);
+        if s.silent && s.answers_ping == Some(true) && !yielded {
+            out.push(Finding {
+                kind: "lost-on-network".to_owned(),
+                ifname: s.ifname.clone(),
+                source: Some(s.src),
+                vrid: s.vrid,
+                message: format!(
+                    "{who} stopped {:.1} s ago, yet {} answers ping: it is up, and the network between loses its adverts (IGMP snooping without a querier, a VLAN, a switch ACL, cabling). Check the switch; `vrrpd diagnose` on {} says whether it still sends them.",
+                    s.last_seen_s, s.src, s.src
+                ),
+                fix: Vec::new(),
+            });
+        }
+        // 4. Two masters on the wire.
         if let Some(m) = mine {
             if m.master && s.wire > 0 && s.dropped.iter().all(|(_, n)| *n == 0) && s.priority > 0 && s.priority < m.priority {
                 out.push(Finding {
@@ -172,6 +202,34 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
             }
         }
     }
+    for o in ours {
+        // 5. Our own adverts dropped on output: sendto() fails with EPERM.
+        if o.send_refused > 0 {
+            let (l4, group, iptables, v4) = if o.src.is_ipv4() { ("ip protocol vrrp", "224.0.0.18", "iptables", "ipv4") } else { ("meta l4proto vrrp", "ff02::12", "ip6tables", "ipv6") };
+            let output: Vec<&DropRule> = drop_rules.iter().filter(|r| r.hook == "output" || r.hook == "postrouting").collect();
+            let mut fix = Vec::new();
+            let what = if let Some(r) = output.first() {
+                fix.push(format!("nft insert rule {} {} {} {l4} accept", r.family, r.table, r.chain));
+                r.handle.map_or_else(|| format!(" (the policy of chain {} {} {})", r.family, r.table, r.chain), |h| format!(" (rule {h} in {} {} {})", r.family, r.table, r.chain))
+            } else {
+                fix.push(format!("nft insert rule inet filter output {l4} accept"));
+                String::new()
+            };
+            fix.push(format!("{iptables} -I OUTPUT -o {} -d {group} -p vrrp -j ACCEPT", o.ifname));
+            fix.push(format!("firewall-cmd --direct --add-rule {v4} filter OUTPUT 0 --out-interface {} --destination {group} --protocol vrrp -j ACCEPT", o.ifname));
+            out.push(Finding {
+                kind: "dropped-on-output".to_owned(),
+                ifname: o.ifname.clone(),
+                source: Some(o.src),
+                vrid: o.vrid,
+                message: format!(
+                    "{host} {}: our own adverts ({}, VRID {}) are dropped on output by netfilter{what}: the kernel refused {} sends in the last {window_s} s, so the other routers do not hear us. Allow them:",
+                    o.ifname, o.name, o.vrid, o.send_refused
+                ),
+                fix,
+            });
+        }
+    }
     out
 }
 
@@ -179,6 +237,15 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
 pub fn vrrp_drop_rules(ruleset: &serde_json::Value) -> Vec<DropRule> {
     let mut out = Vec::new();
     let items = ruleset["nftables"].as_array().cloned().unwrap_or_default();
+    let hook_of = |family: &str, table: &str, chain: &str| {
+        items
+            .iter()
+            .filter_map(|i| i.get("chain"))
+            .find(|c| c["family"] == family && c["table"] == table && c["name"] == chain)
+            .and_then(|c| c["hook"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
     for item in &items {
         if let Some(rule) = item.get("rule") {
             let exprs = rule["expr"].as_array().cloned().unwrap_or_default();
@@ -186,20 +253,17 @@ pub fn vrrp_drop_rules(ruleset: &serde_json::Value) -> Vec<DropRule> {
             let matches_vrrp = text.contains("\"vrrp\"") || text.contains(":112}") || text.contains("\"right\":112");
             let drops = exprs.iter().any(|e| e.get("drop").is_some() || e.get("reject").is_some());
             if matches_vrrp && drops {
-                out.push(DropRule {
-                    family: rule["family"].as_str().unwrap_or("inet").to_owned(),
-                    table: rule["table"].as_str().unwrap_or_default().to_owned(),
-                    chain: rule["chain"].as_str().unwrap_or_default().to_owned(),
-                    handle: rule["handle"].as_u64(),
-                });
+                let (family, table, chain) = (rule["family"].as_str().unwrap_or("inet"), rule["table"].as_str().unwrap_or_default(), rule["chain"].as_str().unwrap_or_default());
+                out.push(DropRule { family: family.to_owned(), table: table.to_owned(), chain: chain.to_owned(), hook: hook_of(family, table, chain), handle: rule["handle"].as_u64() });
             }
         }
         if let Some(chain) = item.get("chain") {
-            if chain["hook"] == "input" && chain["policy"] == "drop" {
+            if (chain["hook"] == "input" || chain["hook"] == "output") && chain["policy"] == "drop" {
                 out.push(DropRule {
                     family: chain["family"].as_str().unwrap_or("inet").to_owned(),
                     table: chain["table"].as_str().unwrap_or_default().to_owned(),
                     chain: chain["name"].as_str().unwrap_or_default().to_owned(),
+                    hook: chain["hook"].as_str().unwrap_or_default().to_owned(),
                     handle: None,
                 });
             }
@@ -229,16 +293,29 @@ mod tests {
             interval_jitter_s: Some(0.001),
             wire_total: wire,
             socket_total: socket,
+            silent: false,
+            answers_ping: None,
         }
     }
 
     fn ours(master: bool) -> Ours {
-        Ours { name: "VI_1".into(), ifname: "eth0".into(), vrid: 50, version: 2, master, priority: 100, interval_cs: 100, src: "10.0.0.6".parse().expect("a") }
+        Ours {
+            name: "VI_1".into(),
+            ifname: "eth0".into(),
+            vrid: 50,
+            version: 2,
+            master,
+            priority: 100,
+            interval_cs: 100,
+            src: "10.0.0.6".parse().expect("a"),
+            send_refused: 0,
+            sent: 10,
+        }
     }
 
     #[test]
     fn firewall_drop_is_named_with_its_fix() {
-        let rules = vec![DropRule { family: "inet".into(), table: "lab".into(), chain: "input".into(), handle: Some(3) }];
+        let rules = vec![DropRule { family: "inet".into(), table: "lab".into(), chain: "input".into(), hook: "input".into(), handle: Some(3) }];
         let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &rules, &|_| Some(0));
         assert_eq!(f.len(), 1);
         assert!(f[0].message.starts_with("lb02 eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule 3 in inet lab input): 10 seen by XDP, 0 delivered"), "{}", f[0]);
@@ -260,8 +337,28 @@ mod tests {
     }
 
     #[test]
+    fn our_refused_sends_and_a_silent_master_are_named() {
+        let mut o = ours(true);
+        o.send_refused = 7;
+        let rules = vec![DropRule { family: "inet".into(), table: "fw".into(), chain: "out".into(), hook: "output".into(), handle: Some(4) }];
+        let f = findings("lb01", 10, &[], &[o], &rules, &|_| None);
+        assert_eq!(f[0].kind, "dropped-on-output");
+        assert!(f[0].message.contains("dropped on output by netfilter (rule 4 in inet fw out)"), "{}", f[0]);
+        assert_eq!(f[0].fix[0], "nft insert rule inet fw out ip protocol vrrp accept");
+        let mut quiet = src(0, 0, vec![]);
+        quiet.silent = true;
+        quiet.answers_ping = Some(true);
+        assert_eq!(findings("lb02", 10, &[quiet.clone()], &[ours(true)], &[], &|_| None)[0].kind, "lost-on-network");
+        let mut lower = quiet.clone();
+        lower.priority = 50;
+        assert!(findings("lb02", 10, &[lower], &[ours(true)], &[], &|_| None).is_empty(), "a backup that yielded to us is quiet by design");
+        quiet.answers_ping = Some(false);
+        assert!(findings("lb02", 10, &[quiet], &[ours(true)], &[], &|_| None).is_empty(), "a dead peer is a failover, not a finding");
+    }
+
+    #[test]
     fn parses_nft_json() {
         let v: serde_json::Value = serde_json::from_str(r#"{"nftables":[{"metainfo":{}},{"chain":{"family":"inet","table":"lab","name":"input","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"lab","chain":"input","handle":2,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"protocol"}},"right":"vrrp"}},{"counter":{"packets":3,"bytes":120}},{"drop":null}]}}]}"#).expect("json");
-        assert_eq!(vrrp_drop_rules(&v), vec![DropRule { family: "inet".into(), table: "lab".into(), chain: "input".into(), handle: Some(2) }]);
+        assert_eq!(vrrp_drop_rules(&v), vec![DropRule { family: "inet".into(), table: "lab".into(), chain: "input".into(), hook: "input".into(), handle: Some(2) }]);
     }
 }

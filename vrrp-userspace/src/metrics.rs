@@ -119,6 +119,21 @@ pub fn render(status: &serde_json::Value) -> String {
     family("vrrpd_peer_advert_jitter_seconds", "gauge", "Standard deviation of those gaps.", per_source("interval_jitter_s"));
     family("vrrpd_peer_adverts_wire_total", "counter", "A source's adverts seen by XDP, before netfilter.", per_source("wire"));
     family("vrrpd_peer_adverts_socket_total", "counter", "Packets from a source that reached the VRRP socket, after netfilter.", per_source("socket"));
+    let findings = status["findings"].as_array().cloned().unwrap_or_default();
+    family(
+        "vrrpd_finding",
+        "gauge",
+        "1 for each problem `vrrpd diagnose` reports now (kind: lost-after-xdp, dropped-on-output, lost-on-network, auth-mismatch, ...).",
+        findings
+            .iter()
+            .map(|f| {
+                (
+                    format!("{{kind=\"{}\",interface=\"{}\",vrid=\"{}\",source=\"{}\"}}", label(f["kind"].as_str().unwrap_or("")), label(f["ifname"].as_str().unwrap_or("")), f["vrid"], f["source"].as_str().unwrap_or("")),
+                    1.0,
+                )
+            })
+            .collect(),
+    );
     let xdp = status["xdp"].as_object().cloned().unwrap_or_default();
     family("vrrpd_xdp_packets_total", "counter", "The XDP program's counters, by name.", xdp.iter().map(|(k, v)| (format!("{{counter=\"{}\"}}", label(k)), num(v))).collect());
     family("vrrpd_uptime_seconds", "gauge", "Seconds since vrrpd started.", vec![(String::new(), num(&status["uptime_s"]))]);
