@@ -25,11 +25,19 @@ fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
 }
 
 fn opts() -> LoadOptions {
-    LoadOptions { config_id: "lb01".to_owned() }
+    LoadOptions {
+        config_id: "lb01".to_owned(),
+    }
 }
 
 fn seed_configs() -> Vec<PathBuf> {
-    files("seed", "conf").into_iter().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains("-lb0"))).collect()
+    files("seed", "conf")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("-lb0"))
+        })
+        .collect()
 }
 
 /// Every keepalived.conf of the seed, verbatim, loads with no diagnostic at all.
@@ -51,14 +59,32 @@ fn seed_chapter8_lb02_model() {
     assert!(!d.has_errors(), "{d:?}");
     assert_eq!(c.global.router_id.as_deref(), Some("lb02"));
     let i = &c.instances[0];
-    assert_eq!((i.name.as_str(), i.interface.as_str(), i.vrid, i.priority, i.advert_int_cs), ("VI_1", "eth0", 50, 100, 100));
+    assert_eq!(
+        (
+            i.name.as_str(),
+            i.interface.as_str(),
+            i.vrid,
+            i.priority,
+            i.advert_int_cs
+        ),
+        ("VI_1", "eth0", 50, 100, 100)
+    );
     assert_eq!(i.state, config::InitialState::Backup);
     assert_eq!(i.auth.as_deref(), Some("1111"));
     assert_eq!(i.vips.len(), 1);
     assert_eq!(i.vips[0].addr.to_string(), "10.0.0.3");
-    assert_eq!(i.track_scripts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["check_web", "check_vip"]);
+    assert_eq!(
+        i.track_scripts
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["check_web", "check_vip"]
+    );
     let s = &c.scripts["check_vip"];
-    assert_eq!((s.command.as_str(), s.interval, s.weight), ("/server/scripts/check_vip.sh", Duration::from_secs(5), 50));
+    assert_eq!(
+        (s.command.as_str(), s.interval, s.weight),
+        ("/server/scripts/check_vip.sh", Duration::from_secs(5), 50)
+    );
 }
 
 /// The realistic corpus loads without errors; includes, variables and conditionals resolve.
@@ -66,17 +92,39 @@ fn seed_chapter8_lb02_model() {
 fn corpus_loads_without_errors() {
     for f in files("configs/good", "conf") {
         let (_, d) = config::load(&f, &opts());
-        assert!(!d.has_errors(), "{}:\n{}", f.display(), d.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+        assert!(
+            !d.has_errors(),
+            "{}:\n{}",
+            f.display(),
+            d.0.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
     let (c, _) = config::load(&fixtures().join("configs/good/include-vars.conf"), &opts());
     let names: Vec<&str> = c.instances.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["VI_1", "VI_2"]);
     let vi1 = &c.instances[0];
-    assert_eq!((vi1.interface.as_str(), vi1.priority, vi1.state), ("eth0", 150, config::InitialState::Master));
-    assert_eq!(vi1.vips.iter().map(|v| v.addr.to_string()).collect::<Vec<_>>(), ["10.0.0.3", "10.0.0.30"]);
+    assert_eq!(
+        (vi1.interface.as_str(), vi1.priority, vi1.state),
+        ("eth0", 150, config::InitialState::Master)
+    );
+    assert_eq!(
+        vi1.vips
+            .iter()
+            .map(|v| v.addr.to_string())
+            .collect::<Vec<_>>(),
+        ["10.0.0.3", "10.0.0.30"]
+    );
     assert_eq!(c.global.router_id.as_deref(), Some("lb01"));
     // The same file as host lb02: the @lb02 line applies.
-    let (c, _) = config::load(&fixtures().join("configs/good/include-vars.conf"), &LoadOptions { config_id: "lb02".into() });
+    let (c, _) = config::load(
+        &fixtures().join("configs/good/include-vars.conf"),
+        &LoadOptions {
+            config_id: "lb02".into(),
+        },
+    );
     assert_eq!(c.instances[0].priority, 100);
 }
 
@@ -96,16 +144,20 @@ fn unsupported_parts_are_warnings_with_lines() {
 fn bad_inputs_give_exact_messages_and_lines() {
     for f in files("configs/bad", "conf") {
         let expect_path = f.with_extension("expect");
-        let expected = std::fs::read_to_string(&expect_path).expect("an .expect file beside each bad config");
+        let expected =
+            std::fs::read_to_string(&expect_path).expect("an .expect file beside each bad config");
         let (_, d) = config::load(&f, &opts());
-        let got: Vec<String> = d
-            .0
-            .iter()
-            .map(|x| {
-                let sev = if x.severity == Severity::Error { "error" } else { "warning" };
-                format!("{}: {sev}: {}", x.loc.line, x.message)
-            })
-            .collect();
+        let got: Vec<String> =
+            d.0.iter()
+                .map(|x| {
+                    let sev = if x.severity == Severity::Error {
+                        "error"
+                    } else {
+                        "warning"
+                    };
+                    format!("{}: {sev}: {}", x.loc.line, x.message)
+                })
+                .collect();
         let want: Vec<&str> = expected.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(got, want, "{}", f.display());
     }
@@ -115,13 +167,27 @@ fn bad_inputs_give_exact_messages_and_lines() {
 #[test]
 fn check_command_prints_and_exits() {
     let bad = fixtures().join("configs/bad/unknown-keyword.conf");
-    let out = Command::new(VRRPD).args(["check", "-f"]).arg(&bad).output().expect("vrrpd check");
+    let out = Command::new(VRRPD)
+        .args(["check", "-f"])
+        .arg(&bad)
+        .output()
+        .expect("vrrpd check");
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), format!("{}:4: error: unknown keyword 'bogus_keyword' in vrrp_instance VI_1", bad.display()));
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "{}:4: error: unknown keyword 'bogus_keyword' in vrrp_instance VI_1",
+            bad.display()
+        )
+    );
 
     let good = fixtures().join("seed/ch6-lb01.conf");
-    let out = Command::new(VRRPD).args(["check", "--dump", "-f"]).arg(&good).output().expect("vrrpd check");
+    let out = Command::new(VRRPD)
+        .args(["check", "--dump", "-f"])
+        .arg(&good)
+        .output()
+        .expect("vrrpd check");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--dump prints JSON");
     assert_eq!(v["instances"][1]["name"], "VI_2");
@@ -133,11 +199,22 @@ fn check_command_prints_and_exits() {
 /// "accepted"); 5 config errors, 2 a fatal one such as a keyword without its parameter.
 fn keepalived_accepts(ns: &str, file: &Path) -> (bool, String) {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "timeout", "10", "keepalived", "-t", "-l", "-f"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "timeout",
+            "10",
+            "keepalived",
+            "-t",
+            "-l",
+            "-f",
+        ])
         .arg(file)
         .output()
         .expect("keepalived -t");
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     match out.status.code() {
         Some(0 | 6) => (true, text),
         Some(2 | 5) => (false, text),
@@ -154,7 +231,16 @@ fn differential_against_keepalived_t() {
         return;
     }
     let ns = format!("vl{}z-kt", std::process::id());
-    let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().expect("ip").success(), "ip {args:?}");
+    let ip = |args: &[&str]| {
+        assert!(
+            Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip")
+                .success(),
+            "ip {args:?}"
+        )
+    };
     ip(&["netns", "add", &ns]);
     struct Guard(String);
     impl Drop for Guard {
@@ -163,7 +249,9 @@ fn differential_against_keepalived_t() {
         }
     }
     let _guard = Guard(ns.clone());
-    ip(&["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+    ip(&[
+        "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+    ]);
 
     // The seed's chapter-8 configs name /server/scripts/*.sh, which keepalived -t requires to
     // exist (vrrpd checks scripts at run time, as it does interfaces). Judge both tools on a
@@ -174,7 +262,9 @@ fn differential_against_keepalived_t() {
     let mut all: Vec<PathBuf> = seed_configs()
         .into_iter()
         .map(|f| {
-            let text = std::fs::read_to_string(&f).expect("seed").replace("/server/scripts", &scripts.display().to_string());
+            let text = std::fs::read_to_string(&f)
+                .expect("seed")
+                .replace("/server/scripts", &scripts.display().to_string());
             let copy = tmp.join(f.file_name().expect("name"));
             std::fs::write(&copy, text).expect("copy");
             copy
@@ -184,7 +274,11 @@ fn differential_against_keepalived_t() {
     // Two deliberate exceptions: keepalived hangs on a variable loop (vrrpd reports it), and
     // vrrpd refuses AH authentication, which keepalived supports (issue 4: "AH: a clear
     // 'not supported' error").
-    all.extend(files("configs/bad", "conf").into_iter().filter(|p| !p.ends_with("variable-loop.conf") && !p.ends_with("ah-auth.conf")));
+    all.extend(
+        files("configs/bad", "conf")
+            .into_iter()
+            .filter(|p| !p.ends_with("variable-loop.conf") && !p.ends_with("ah-auth.conf")),
+    );
     let mut disagreements = Vec::new();
     for f in &all {
         let (k_ok, k_text) = keepalived_accepts(&ns, f);
@@ -196,11 +290,19 @@ fn differential_against_keepalived_t() {
                 f.display(),
                 if k_ok { "accepts" } else { "rejects" },
                 if v_ok { "accepts" } else { "rejects" },
-                d.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                d.0.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ));
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(all.len() >= 30, "corpus of {}", all.len());
-    assert!(disagreements.is_empty(), "{} disagreements:\n\n{}", disagreements.len(), disagreements.join("\n\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n\n{}",
+        disagreements.len(),
+        disagreements.join("\n\n")
+    );
 }

@@ -25,13 +25,24 @@ fn time_until(timeout: Duration, cond: impl FnMut() -> bool) -> Option<Duration>
 }
 
 fn entered(p: &Proc, state: &str) -> usize {
-    p.stderr().matches(&format!("(VI_1) Entering {state} STATE")).count()
+    p.stderr()
+        .matches(&format!("(VI_1) Entering {state} STATE"))
+        .count()
 }
 
 /// Web tier and proxies of chapter 7.
 fn web_tier(lab: &Lab) -> Vec<Proc> {
-    let procs: Vec<Proc> = [Host::Web01, Host::Web02, Host::Lb01, Host::Lb02].into_iter().map(|h| lab.nginx(h)).collect();
-    assert!(wait_until(Duration::from_secs(10), || lab.curl("http://172.16.1.7/").is_some() || lab.curl("http://10.0.0.5/").is_some()), "nginx did not come up");
+    let procs: Vec<Proc> = [Host::Web01, Host::Web02, Host::Lb01, Host::Lb02]
+        .into_iter()
+        .map(|h| lab.nginx(h))
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .curl("http://172.16.1.7/")
+            .is_some()
+            || lab.curl("http://10.0.0.5/").is_some()),
+        "nginx did not come up"
+    );
     procs
 }
 
@@ -47,9 +58,19 @@ fn failover_and_preemption_chapter4() {
     let _web = web_tier(&lab);
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch7-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch7-lb02.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "lb01 never took the VIP\n{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(5), || entered(&lb02, "BACKUP") >= 1), "{}", lb02.logs());
-    let body = lab.curl(&format!("http://{VIP}/")).expect("curl through the VIP before the failover");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "lb01 never took the VIP\n{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || entered(&lb02, "BACKUP") >= 1),
+        "{}",
+        lb02.logs()
+    );
+    let body = lab
+        .curl(&format!("http://{VIP}/"))
+        .expect("curl through the VIP before the failover");
     assert!(body.starts_with("web0"), "{body}");
     assert!(!lab.holds(Host::Lb02, VIP));
 
@@ -60,17 +81,40 @@ fn failover_and_preemption_chapter4() {
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "down"]);
     // RFC 3768 6.1: Master_Down_Interval = 3 x 1 s + (256 - 100) / 256 s = 3.61 s.
     let took = time_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP));
-    assert!(took.is_some_and(|t| t < Duration::from_millis(3_609 + 1_500)), "lb02 took the VIP after {took:?}\n{}", lb02.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.curl(&format!("http://{VIP}/")).is_some()), "curl through the VIP after failover");
+    assert!(
+        took.is_some_and(|t| t < Duration::from_millis(3_609 + 1_500)),
+        "lb02 took the VIP after {took:?}\n{}",
+        lb02.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .curl(&format!("http://{VIP}/"))
+            .is_some()),
+        "curl through the VIP after failover"
+    );
     let report = probe.stop();
-    eprintln!("client gap at v2 advert_int 1 (Master_Down_Interval 3.609 s): {:?} ({} of {} echoes)", report.max_gap, report.received, report.sent);
+    eprintln!(
+        "client gap at v2 advert_int 1 (Master_Down_Interval 3.609 s): {:?} ({} of {} echoes)",
+        report.max_gap, report.received, report.sent
+    );
     assert!(report.max_gap < Duration::from_secs(6), "{report:?}");
 
     // lb01 repaired: stale VIP removed at start, then it preempts (state MASTER, 150 > 100).
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "up"]);
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch7-lb01.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)), "no preemption\n{}\n{}", lb01.logs(), lb02.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.curl(&format!("http://{VIP}/")).is_some()), "curl after preemption");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !lab.holds(Host::Lb02, VIP)),
+        "no preemption\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .curl(&format!("http://{VIP}/"))
+            .is_some()),
+        "curl after preemption"
+    );
     assert!(entered(&lb02, "BACKUP") >= 2, "{}", lb02.logs());
 }
 
@@ -85,15 +129,35 @@ fn graceful_stop_hands_over_within_skew_time() {
     let lab = Lab::seed();
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP) && entered(&lb02, "BACKUP") == 1), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && entered(&lb02, "BACKUP") == 1),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_millis(1500));
     lb01.signal("TERM");
     let took = time_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP));
     let skew = Duration::from_micros(609_375);
-    assert!(took.is_some_and(|t| t < skew + Duration::from_millis(1500)), "took {took:?}\n{}", lb02.logs());
-    assert!(lb01.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", lb01.logs());
-    assert!(!lab.holds(Host::Lb01, VIP), "a stopped master must not keep its VIP");
-    assert!(lab.xdp_programs(Host::Lb01).is_empty(), "XDP left attached after stop");
+    assert!(
+        took.is_some_and(|t| t < skew + Duration::from_millis(1500)),
+        "took {took:?}\n{}",
+        lb02.logs()
+    );
+    assert!(
+        lb01.wait_exit(Duration::from_secs(5))
+            .is_some_and(|s| s.success()),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        !lab.holds(Host::Lb01, VIP),
+        "a stopped master must not keep its VIP"
+    );
+    assert!(
+        lab.xdp_programs(Host::Lb01).is_empty(),
+        "XDP left attached after stop"
+    );
 }
 
 /// Chapter 6: two instances, each host master of one; both VIPs answer.
@@ -106,24 +170,32 @@ fn dual_master_chapter6() {
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch6-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch6-lb02.conf"));
     let settled = wait_until(Duration::from_secs(10), || {
-        lab.holds(Host::Lb01, "10.0.0.3") && lab.holds(Host::Lb02, "10.0.0.4") && !lab.holds(Host::Lb01, "10.0.0.4") && !lab.holds(Host::Lb02, "10.0.0.3")
+        lab.holds(Host::Lb01, "10.0.0.3")
+            && lab.holds(Host::Lb02, "10.0.0.4")
+            && !lab.holds(Host::Lb01, "10.0.0.4")
+            && !lab.holds(Host::Lb02, "10.0.0.3")
     });
     assert!(settled, "{}\n{}", lb01.logs(), lb02.logs());
     // Stable for longer than Master_Down_Interval.
     std::thread::sleep(Duration::from_secs(4));
     assert!(lab.holds(Host::Lb01, "10.0.0.3") && lab.holds(Host::Lb02, "10.0.0.4"));
     for vip in ["10.0.0.3", "10.0.0.4"] {
-        let ok = lab.try_exec(Host::Client, &["ping", "-c", "1", "-W", "1", vip]).is_ok_and(|o| o.status.success());
+        let ok = lab
+            .try_exec(Host::Client, &["ping", "-c", "1", "-W", "1", vip])
+            .is_ok_and(|o| o.status.success());
         assert!(ok, "{vip} does not answer");
     }
 }
 
 /// v3 variant of the seed's chapter 4, at advert_int 0.1.
 fn v3(config: &str) -> String {
-    format!("global_defs {{\n  vrrp_version 3\n}}\n{}", config.replace("advert_int 1", "advert_int 0.1").replace(
-        "    authentication {\n      auth_type PASS\n      auth_pass 1111\n    }\n",
-        "",
-    ))
+    format!(
+        "global_defs {{\n  vrrp_version 3\n}}\n{}",
+        config.replace("advert_int 1", "advert_int 0.1").replace(
+            "    authentication {\n      auth_type PASS\n      auth_pass 1111\n    }\n",
+            "",
+        )
+    )
 }
 
 /// Interoperability with the real keepalived, both roles, v2 with PASS and v3: the master
@@ -135,23 +207,54 @@ fn interoperates_with_keepalived_both_ways() {
     }
     for (label, lb01_conf, lb02_conf) in [
         ("v2 PASS", seed("ch4-lb01.conf"), seed("ch4-lb02.conf")),
-        ("v3 0.1", v3(&seed("ch4-lb01.conf")), v3(&seed("ch4-lb02.conf"))),
+        (
+            "v3 0.1",
+            v3(&seed("ch4-lb01.conf")),
+            v3(&seed("ch4-lb02.conf")),
+        ),
     ] {
         for vrrpd_is_master in [true, false] {
             let lab = Lab::seed();
-            let (mut master, backup) = if vrrpd_is_master {
-                (lab.vrrpd(VRRPD, Host::Lb01, &lb01_conf), lab.keepalived(Host::Lb02, &lb02_conf))
+            let (master, backup) = if vrrpd_is_master {
+                (
+                    lab.vrrpd(VRRPD, Host::Lb01, &lb01_conf),
+                    lab.keepalived(Host::Lb02, &lb02_conf),
+                )
             } else {
-                (lab.keepalived(Host::Lb01, &lb01_conf), lab.vrrpd(VRRPD, Host::Lb02, &lb02_conf))
+                (
+                    lab.keepalived(Host::Lb01, &lb01_conf),
+                    lab.vrrpd(VRRPD, Host::Lb02, &lb02_conf),
+                )
             };
-            let case = format!("{label}, vrrpd {}", if vrrpd_is_master { "master" } else { "backup" });
-            assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{case}: lb01 never master\n{}\n{}", master.logs(), backup.logs());
+            let case = format!(
+                "{label}, vrrpd {}",
+                if vrrpd_is_master { "master" } else { "backup" }
+            );
+            assert!(
+                wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+                "{case}: lb01 never master\n{}\n{}",
+                master.logs(),
+                backup.logs()
+            );
             // Longer than Master_Down_Interval: the backup hears the master and stays quiet.
             std::thread::sleep(Duration::from_secs(5));
-            assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP), "{case}: two masters\n{}\n{}", master.logs(), backup.logs());
+            assert!(
+                lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+                "{case}: two masters\n{}\n{}",
+                master.logs(),
+                backup.logs()
+            );
             master.signal("TERM");
-            assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)), "{case}: no takeover\n{}\n{}", master.logs(), backup.logs());
-            assert!(wait_until(Duration::from_secs(5), || !lab.holds(Host::Lb01, VIP)), "{case}: stopped master kept the VIP");
+            assert!(
+                wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)),
+                "{case}: no takeover\n{}\n{}",
+                master.logs(),
+                backup.logs()
+            );
+            assert!(
+                wait_until(Duration::from_secs(5), || !lab.holds(Host::Lb01, VIP)),
+                "{case}: stopped master kept the VIP"
+            );
             drop(master);
         }
     }
@@ -164,20 +267,44 @@ fn ipv6_v3_instance() {
         return;
     }
     let conf = |state: &str, prio: u8| {
-        format!("global_defs {{\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 60\n  priority {prio}\n  advert_int 0.1\n  native_ipv6\n  virtual_ipaddress {{\n    fd00:10::3/64\n  }}\n}}\n")
+        format!(
+            "global_defs {{\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 60\n  priority {prio}\n  advert_int 0.1\n  native_ipv6\n  virtual_ipaddress {{\n    fd00:10::3/64\n  }}\n}}\n"
+        )
     };
     let lab = Lab::seed();
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf("MASTER", 150));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &conf("BACKUP", 100));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "fd00:10::3")), "{}", lb01.logs());
-    let ping = || lab.try_exec(Host::Client, &["ping", "-6", "-c", "1", "-W", "1", "fd00:10::3"]).is_ok_and(|o| o.status.success());
-    assert!(wait_until(Duration::from_secs(5), ping), "fd00:10::3 does not answer on lb01");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .holds(Host::Lb01, "fd00:10::3")),
+        "{}",
+        lb01.logs()
+    );
+    let ping = || {
+        lab.try_exec(
+            Host::Client,
+            &["ping", "-6", "-c", "1", "-W", "1", "fd00:10::3"],
+        )
+        .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), ping),
+        "fd00:10::3 does not answer on lb01"
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert!(!lab.holds(Host::Lb02, "fd00:10::3"), "{}", lb02.logs());
     lb01.kill();
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "down"]);
-    assert!(wait_until(Duration::from_secs(5), || lab.holds(Host::Lb02, "fd00:10::3")), "{}", lb02.logs());
-    assert!(wait_until(Duration::from_secs(5), ping), "fd00:10::3 does not answer after failover");
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .holds(Host::Lb02, "fd00:10::3")),
+        "{}",
+        lb02.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), ping),
+        "fd00:10::3 does not answer after failover"
+    );
 }
 
 /// SIGHUP with an unchanged config, at advert_int 0.01: no transition on either side and
@@ -191,9 +318,19 @@ fn reload_with_unchanged_config_causes_no_transition() {
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &fast(seed("ch4-lb01.conf")));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &fast(seed("ch4-lb02.conf")));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP) && entered(&lb02, "BACKUP") == 1), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && entered(&lb02, "BACKUP") == 1),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_millis(500));
-    let before = (entered(&lb01, "MASTER"), entered(&lb01, "BACKUP"), entered(&lb02, "MASTER"), entered(&lb02, "BACKUP"));
+    let before = (
+        entered(&lb01, "MASTER"),
+        entered(&lb01, "BACKUP"),
+        entered(&lb02, "MASTER"),
+        entered(&lb02, "BACKUP"),
+    );
     let probe = lab.prober(Host::Client, vip(), Duration::from_millis(5));
     for _ in 0..3 {
         lb01.signal("HUP");
@@ -201,12 +338,31 @@ fn reload_with_unchanged_config_causes_no_transition() {
         lb02.signal("HUP");
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(wait_until(Duration::from_secs(5), || lb01.stderr().matches("reload done").count() == 3 && lb02.stderr().matches("reload done").count() == 3));
+    assert!(wait_until(Duration::from_secs(5), || lb01
+        .stderr()
+        .matches("reload done")
+        .count()
+        == 3
+        && lb02.stderr().matches("reload done").count() == 3));
     let report = probe.stop();
-    let after = (entered(&lb01, "MASTER"), entered(&lb01, "BACKUP"), entered(&lb02, "MASTER"), entered(&lb02, "BACKUP"));
-    assert_eq!(before, after, "a reload caused a transition\n{}\n{}", lb01.logs(), lb02.logs());
+    let after = (
+        entered(&lb01, "MASTER"),
+        entered(&lb01, "BACKUP"),
+        entered(&lb02, "MASTER"),
+        entered(&lb02, "BACKUP"),
+    );
+    assert_eq!(
+        before,
+        after,
+        "a reload caused a transition\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
     // Every echo but the ones in flight when the prober stopped came back.
-    assert!(report.received + 2 >= report.sent, "the client lost echoes during reloads: {report:?}");
+    assert!(
+        report.received + 2 >= report.sent,
+        "the client lost echoes during reloads: {report:?}"
+    );
     assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
 }
 
@@ -221,17 +377,31 @@ fn failover_v3_advert_int_0_1() {
     let lab = Lab::seed();
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &v3(&seed("ch4-lb01.conf")));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &v3(&seed("ch4-lb02.conf")));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP) && entered(&lb02, "BACKUP") == 1), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && entered(&lb02, "BACKUP") == 1),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_secs(1));
     let probe = lab.prober(Host::Client, vip(), Duration::from_millis(2));
     lb01.kill();
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "down"]);
     let took = time_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP));
-    assert!(took.is_some_and(|t| t < Duration::from_millis(361 + 1_000)), "took {took:?}\n{}", lb02.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.try_exec(Host::Client, &["ping", "-c", "1", "-W", "1", VIP]).is_ok_and(|o| o.status.success())));
+    assert!(
+        took.is_some_and(|t| t < Duration::from_millis(361 + 1_000)),
+        "took {took:?}\n{}",
+        lb02.logs()
+    );
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .try_exec(Host::Client, &["ping", "-c", "1", "-W", "1", VIP])
+        .is_ok_and(|o| o.status.success())));
     std::thread::sleep(Duration::from_millis(300));
     let report = probe.stop();
-    eprintln!("client gap at v3 advert_int 0.1 (Master_Down_Interval 0.361 s): {:?} ({} of {} echoes)", report.max_gap, report.received, report.sent);
+    eprintln!(
+        "client gap at v3 advert_int 0.1 (Master_Down_Interval 0.361 s): {:?} ({} of {} echoes)",
+        report.max_gap, report.received, report.sent
+    );
     assert!(report.max_gap < Duration::from_secs(2), "{report:?}");
 }
 
@@ -243,18 +413,55 @@ fn kill9_leaves_no_program_and_restart_removes_stale_vip() {
     }
     let lab = Lab::seed();
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
-    assert_eq!(lab.xdp_programs(Host::Lb01).len(), 1, "the program is attached while running");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert_eq!(
+        lab.xdp_programs(Host::Lb01).len(),
+        1,
+        "the program is attached while running"
+    );
     lb01.kill();
-    assert!(wait_until(Duration::from_secs(5), || lab.xdp_programs(Host::Lb01).is_empty()), "XDP program left attached after kill -9");
-    assert!(lab.holds(Host::Lb01, VIP), "kill -9 cannot clean up: the VIP is stale now");
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .xdp_programs(Host::Lb01)
+            .is_empty()),
+        "XDP program left attached after kill -9"
+    );
+    assert!(
+        lab.holds(Host::Lb01, VIP),
+        "kill -9 cannot clean up: the VIP is stale now"
+    );
     // lb02 is master now; lb01 comes back as a backup (lower priority, no preemption).
-    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf").replace("state BACKUP", "state MASTER"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)), "{}", lb02.logs());
-    let backup_conf = seed("ch4-lb01.conf").replace("state MASTER", "state BACKUP").replace("priority 150", "priority 50");
+    let lb02 = lab.vrrpd(
+        VRRPD,
+        Host::Lb02,
+        &seed("ch4-lb02.conf").replace("state BACKUP", "state MASTER"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)),
+        "{}",
+        lb02.logs()
+    );
+    let backup_conf = seed("ch4-lb01.conf")
+        .replace("state MASTER", "state BACKUP")
+        .replace("priority 150", "priority 50");
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &backup_conf);
-    assert!(wait_until(Duration::from_secs(5), || lb01.stderr().contains("removed stale VIP 10.0.0.3")), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(5), || lb01
+            .stderr()
+            .contains("removed stale VIP 10.0.0.3")),
+        "{}",
+        lb01.logs()
+    );
     assert!(!lab.holds(Host::Lb01, VIP));
     std::thread::sleep(Duration::from_secs(4));
-    assert!(!lab.holds(Host::Lb01, VIP) && lab.holds(Host::Lb02, VIP), "{}\n{}", lb01.logs(), lb02.logs());
+    assert!(
+        !lab.holds(Host::Lb01, VIP) && lab.holds(Host::Lb02, VIP),
+        "{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
 }

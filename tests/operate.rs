@@ -20,7 +20,11 @@ fn ask(lab: &Lab, host: Host, command: &str, json: bool) -> String {
         args.push("--json");
     }
     let out = Command::new(VRRPD).args(&args).output().expect("vrrpd");
-    assert!(out.status.success(), "vrrpd {command}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "vrrpd {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -32,27 +36,68 @@ fn status_reports_the_lab_s_real_state() {
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_millis(2500));
     let s1: Value = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("JSON");
     let i = &s1["instances"][0];
-    assert_eq!((i["name"].as_str(), i["state"].as_str(), i["vrid"].as_u64()), (Some("VI_1"), Some("MASTER"), Some(50)));
-    assert_eq!((i["priority"]["base"].as_u64(), i["priority"]["effective"].as_u64()), (Some(150), Some(150)));
+    assert_eq!(
+        (i["name"].as_str(), i["state"].as_str(), i["vrid"].as_u64()),
+        (Some("VI_1"), Some("MASTER"), Some(50))
+    );
+    assert_eq!(
+        (
+            i["priority"]["base"].as_u64(),
+            i["priority"]["effective"].as_u64()
+        ),
+        (Some(150), Some(150))
+    );
     assert_eq!(i["vips"], serde_json::json!(["10.0.0.3/32"]));
     assert_eq!(i["holds_vips"], true);
-    assert!(i["counters"]["adverts_sent"].as_u64().is_some_and(|n| n >= 2), "{i}");
-    assert_eq!(lab.holds(Host::Lb01, VIP), i["holds_vips"] == true, "status agrees with the addresses on the interface");
+    assert!(
+        i["counters"]["adverts_sent"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
+        "{i}"
+    );
+    assert_eq!(
+        lab.holds(Host::Lb01, VIP),
+        i["holds_vips"] == true,
+        "status agrees with the addresses on the interface"
+    );
 
     let s2: Value = serde_json::from_str(&ask(&lab, Host::Lb02, "status", true)).expect("JSON");
     let i = &s2["instances"][0];
     assert_eq!(i["state"], "BACKUP");
-    assert_eq!((i["master"]["address"].as_str(), i["master"]["priority"].as_u64()), (Some("10.0.0.5"), Some(150)));
-    assert!((i["master_down_interval_s"].as_f64().unwrap_or(0.0) - 3.609_375).abs() < 1e-6, "{i}");
-    assert!(i["counters"]["adverts_received"].as_u64().is_some_and(|n| n >= 2));
-    assert!(s2["xdp"]["vrrp_ipv4"].as_u64().is_some_and(|n| n >= 2), "{s2}");
+    assert_eq!(
+        (
+            i["master"]["address"].as_str(),
+            i["master"]["priority"].as_u64()
+        ),
+        (Some("10.0.0.5"), Some(150))
+    );
+    assert!(
+        (i["master_down_interval_s"].as_f64().unwrap_or(0.0) - 3.609_375).abs() < 1e-6,
+        "{i}"
+    );
+    assert!(
+        i["counters"]["adverts_received"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    );
+    assert!(
+        s2["xdp"]["vrrp_ipv4"].as_u64().is_some_and(|n| n >= 2),
+        "{s2}"
+    );
 
     let human = ask(&lab, Host::Lb02, "status", false);
-    assert!(human.starts_with("VI_1 eth0 vrid 50 ipv4 v2: BACKUP for "), "{human}");
+    assert!(
+        human.starts_with("VI_1 eth0 vrid 50 ipv4 v2: BACKUP for "),
+        "{human}"
+    );
     assert!(human.contains("master: 10.0.0.5 priority 150"), "{human}");
     // A healthy pair: nothing to report (the socket gets what the wire carries).
     let healthy = ask(&lab, Host::Lb02, "diagnose", false);
@@ -60,8 +105,14 @@ fn status_reports_the_lab_s_real_state() {
     // SIGUSR1 writes the same state to a file, as keepalived writes /tmp/keepalived.data.
     lb02.signal("USR1");
     let dump = lab.dir().join("vrrpd-lb02.data");
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&dump).is_ok_and(|t| t.ends_with("}\n"))), "{}", lb02.logs());
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&dump).expect("dump")).expect("JSON dump");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&dump)
+            .is_ok_and(|t| t.ends_with("}\n"))),
+        "{}",
+        lb02.logs()
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&dump).expect("dump")).expect("JSON dump");
     assert_eq!(v["instances"][0]["state"], "BACKUP");
     drop(lb02);
 }
@@ -77,25 +128,62 @@ fn diagnose_names_a_firewall_that_eats_adverts() {
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     lab.exec(Host::Lb02, &["nft", "add", "table", "inet", "lab"]);
-    lab.exec(Host::Lb02, &["nft", "add", "chain", "inet", "lab", "input", "{ type filter hook input priority 0 ; }"]);
-    lab.exec(Host::Lb02, &["nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "counter", "drop"]);
+    lab.exec(
+        Host::Lb02,
+        &[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "lab",
+            "input",
+            "{ type filter hook input priority 0 ; }",
+        ],
+    );
+    lab.exec(
+        Host::Lb02,
+        &[
+            "nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "counter",
+            "drop",
+        ],
+    );
     // Longer than Master_Down_Interval: keepalived would be a second master by now.
     std::thread::sleep(Duration::from_secs(6));
-    assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP), "split brain behind the firewall\n{}", lb02.logs());
+    assert!(
+        lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+        "split brain behind the firewall\n{}",
+        lb02.logs()
+    );
     let text = ask(&lab, Host::Lb02, "diagnose", false);
     assert!(
-        text.contains("eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule ") && text.contains(" in inet lab input)"),
+        text.contains(
+            "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule "
+        ) && text.contains(" in inet lab input)"),
         "{text}"
     );
-    let fix_line = text.lines().map(str::trim).find(|l| l.starts_with("nft insert rule inet lab input")).expect("an nft fix").to_owned();
-    assert_eq!(fix_line, "nft insert rule inet lab input ip protocol vrrp accept");
+    let fix_line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("nft insert rule inet lab input"))
+        .expect("an nft fix")
+        .to_owned();
+    assert_eq!(
+        fix_line,
+        "nft insert rule inet lab input ip protocol vrrp accept"
+    );
     assert!(text.contains("firewall-cmd --direct --add-rule ipv4 filter INPUT 0 --in-interface eth0 --destination 224.0.0.18 --protocol vrrp -j ACCEPT"), "{text}");
     // Apply the fix it printed; the finding goes away once the window has passed.
     let words: Vec<&str> = fix_line.split_whitespace().collect();
     lab.exec(Host::Lb02, &words);
-    let cleared = wait_until(Duration::from_secs(20), || ask(&lab, Host::Lb02, "diagnose", false).starts_with("no problem found"));
+    let cleared = wait_until(Duration::from_secs(20), || {
+        ask(&lab, Host::Lb02, "diagnose", false).starts_with("no problem found")
+    });
     assert!(cleared, "{}", ask(&lab, Host::Lb02, "diagnose", false));
     assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
 }
@@ -107,13 +195,21 @@ fn diagnose_names_an_auth_mismatch_with_keepalived() {
         return;
     }
     let lab = Lab::seed();
-    let _k = lab.keepalived(Host::Lb01, &seed("ch4-lb01.conf").replace("auth_pass 1111", "auth_pass 9999"));
+    let _k = lab.keepalived(
+        Host::Lb01,
+        &seed("ch4-lb01.conf").replace("auth_pass 1111", "auth_pass 9999"),
+    );
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
     assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
     let found = wait_until(Duration::from_secs(10), || {
         ask(&lab, Host::Lb02, "diagnose", false).contains("eth0: adverts from 10.0.0.5 (VRID 50) carry a different authentication (auth_type / auth_pass)")
     });
-    assert!(found, "{}\n{}", ask(&lab, Host::Lb02, "diagnose", false), lb02.logs());
+    assert!(
+        found,
+        "{}\n{}",
+        ask(&lab, Host::Lb02, "diagnose", false),
+        lb02.logs()
+    );
 }
 
 /// `--metrics`: the endpoint scraped and parsed as Prometheus text format.
@@ -123,10 +219,22 @@ fn metrics_endpoint_is_prometheus_text() {
         return;
     }
     let lab = Lab::seed();
-    let lb01 = lab.vrrpd_with(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"), &["--metrics", "127.0.0.1:9650"]);
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    let lb01 = lab.vrrpd_with(
+        VRRPD,
+        Host::Lb01,
+        &seed("ch4-lb01.conf"),
+        &["--metrics", "127.0.0.1:9650"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_millis(1500));
-    let out = lab.exec(Host::Lb01, &["curl", "-s", "-f", "http://127.0.0.1:9650/metrics"]);
+    let out = lab.exec(
+        Host::Lb01,
+        &["curl", "-s", "-f", "http://127.0.0.1:9650/metrics"],
+    );
     let mut typed = std::collections::HashSet::new();
     let mut samples = std::collections::HashMap::new();
     for line in out.lines() {
@@ -141,27 +249,60 @@ fn metrics_endpoint_is_prometheus_text() {
             continue;
         }
         // name{labels} value, with a numeric value and a declared metric name.
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
         let name = series.split('{').next().expect("name");
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
         assert!(typed.contains(name), "sample before its TYPE: {line}");
         if let Some(labels) = series.strip_prefix(name) {
-            assert!(labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')), "{line}");
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
         }
         samples.insert(series.to_owned(), value);
     }
     let id = "instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"";
-    assert_eq!(samples.get(&format!("vrrpd_instance_master{{{id}}}")), Some(&1.0), "{out}");
-    assert_eq!(samples.get(&format!("vrrpd_instance_priority{{{id}}}")), Some(&150.0));
-    assert!(samples.get(&format!("vrrpd_adverts_sent_total{{{id}}}")).is_some_and(|n| *n >= 1.0));
+    assert_eq!(
+        samples.get(&format!("vrrpd_instance_master{{{id}}}")),
+        Some(&1.0),
+        "{out}"
+    );
+    assert_eq!(
+        samples.get(&format!("vrrpd_instance_priority{{{id}}}")),
+        Some(&150.0)
+    );
+    assert!(
+        samples
+            .get(&format!("vrrpd_adverts_sent_total{{{id}}}"))
+            .is_some_and(|n| *n >= 1.0)
+    );
     assert!(samples.contains_key("vrrpd_xdp_packets_total{counter=\"frames\"}"));
     // Gap statistics per source need a peer: see metrics on lb02 below.
-    let lb02 = lab.vrrpd_with(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"), &["--metrics", "127.0.0.1:9650"]);
-    let peer = "vrrpd_peer_advert_interval_seconds{interface=\"eth0\",vrid=\"50\",source=\"10.0.0.5\"} ";
+    let lb02 = lab.vrrpd_with(
+        VRRPD,
+        Host::Lb02,
+        &seed("ch4-lb02.conf"),
+        &["--metrics", "127.0.0.1:9650"],
+    );
+    let peer =
+        "vrrpd_peer_advert_interval_seconds{interface=\"eth0\",vrid=\"50\",source=\"10.0.0.5\"} ";
     let got = wait_until(Duration::from_secs(8), || {
-        let out = lab.try_exec(Host::Lb02, &["curl", "-s", "http://127.0.0.1:9650/metrics"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        out.lines().find_map(|l| l.strip_prefix(peer)).and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| (0.5..1.5).contains(&v))
+        let out = lab
+            .try_exec(Host::Lb02, &["curl", "-s", "http://127.0.0.1:9650/metrics"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.lines()
+            .find_map(|l| l.strip_prefix(peer))
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| (0.5..1.5).contains(&v))
     });
     assert!(got, "lb02 reports lb01's advert interval\n{}", lb02.logs());
 }
@@ -169,15 +310,28 @@ fn metrics_endpoint_is_prometheus_text() {
 /// The systemd unit passes `systemd-analyze verify` (with ExecStart pointing at this build).
 #[test]
 fn systemd_unit_verifies() {
-    let unit = std::fs::read_to_string(fixtures().join("../../dist/vrrpd.service")).expect("dist/vrrpd.service");
-    assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID") && unit.contains("CapabilityBoundingSet="));
+    let unit = std::fs::read_to_string(fixtures().join("../../dist/vrrpd.service"))
+        .expect("dist/vrrpd.service");
+    assert!(
+        unit.contains("Type=notify")
+            && unit.contains("ExecReload=/bin/kill -HUP $MAINPID")
+            && unit.contains("CapabilityBoundingSet=")
+    );
     let dir = std::env::temp_dir().join(format!("vrrpd-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("vrrpd.service");
     std::fs::write(&path, unit.replace("/usr/local/sbin/vrrpd", VRRPD)).expect("unit");
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze (Debian's systemd package)");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `vrrpd watch` against the running daemon (plain mode: stdout is not a terminal): the
@@ -191,28 +345,89 @@ fn watch_and_capture_work_against_the_daemon() {
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
     let _lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_millis(3500));
     let sock = lab.control_socket(Host::Lb02).display().to_string();
 
-    let out = Command::new(VRRPD).args(["watch", "-s", &sock, "-c", "2"]).output().expect("watch");
+    let out = Command::new(VRRPD)
+        .args(["watch", "-s", &sock, "-c", "2"])
+        .output()
+        .expect("watch");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let row = text.lines().find(|l| l.contains("10.0.0.5")).unwrap_or_else(|| panic!("no row for lb01:\n{text}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("10.0.0.5"))
+        .unwrap_or_else(|| panic!("no row for lb01:\n{text}"));
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cols[..6], &["eth0", "50", "10.0.0.5", "2", "150", "pass"], "{row}");
-    assert!(row.contains("1.00") && row.contains("100%"), "interval ~1 s, all delivered: {row}");
-    assert_eq!(text.matches("findings: none").count(), 2, "two refreshes, nothing wrong:\n{text}");
+    assert_eq!(
+        &cols[..6],
+        &["eth0", "50", "10.0.0.5", "2", "150", "pass"],
+        "{row}"
+    );
+    assert!(
+        row.contains("1.00") && row.contains("100%"),
+        "interval ~1 s, all delivered: {row}"
+    );
+    assert_eq!(
+        text.matches("findings: none").count(),
+        2,
+        "two refreshes, nothing wrong:\n{text}"
+    );
 
-    let out = Command::new(VRRPD).args(["watch", "-s", &sock, "--adverts", "-c", "2"]).output().expect("watch --adverts");
+    let out = Command::new(VRRPD)
+        .args(["watch", "-s", &sock, "--adverts", "-c", "2"])
+        .output()
+        .expect("watch --adverts");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.contains(" eth0 10.0.0.5 > 224.0.0.18 VRRPv2 vrid 50 prio 150 int 1s auth pass")).count(), 2, "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l
+                .contains(" eth0 10.0.0.5 > 224.0.0.18 VRRPv2 vrid 50 prio 150 int 1s auth pass"))
+            .count(),
+        2,
+        "{text}"
+    );
 
     let file = lab.dir().join("daemon.pcap").display().to_string();
-    let out = Command::new(VRRPD).args(["capture", "-w", &file, "-s", &sock, "-c", "2"]).output().expect("capture");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let t = Command::new("tshark").args(["-r", &file, "-Y", "vrrp", "-T", "fields", "-e", "ip.src", "-e", "vrrp.virt_rtr_id"]).output().expect("tshark");
-    assert_eq!(String::from_utf8_lossy(&t.stdout).lines().collect::<Vec<_>>(), ["10.0.0.5\t50", "10.0.0.5\t50"]);
+    let out = Command::new(VRRPD)
+        .args(["capture", "-w", &file, "-s", &sock, "-c", "2"])
+        .output()
+        .expect("capture");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Command::new("tshark")
+        .args([
+            "-r",
+            &file,
+            "-Y",
+            "vrrp",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "vrrp.virt_rtr_id",
+        ])
+        .output()
+        .expect("tshark");
+    assert_eq!(
+        String::from_utf8_lossy(&t.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["10.0.0.5\t50", "10.0.0.5\t50"]
+    );
 }
 
 /// A client that says nothing and one that sends garbage do not stall the daemon.
@@ -224,17 +439,29 @@ fn slow_and_garbage_control_clients_do_not_stall_the_daemon() {
     use std::io::{Read as _, Write as _};
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     let path = lab.control_socket(Host::Lb01);
-    let silent: Vec<_> = (0..4).map(|_| std::os::unix::net::UnixStream::connect(&path).expect("connect")).collect();
+    let silent: Vec<_> = (0..4)
+        .map(|_| std::os::unix::net::UnixStream::connect(&path).expect("connect"))
+        .collect();
     let mut garbage = std::os::unix::net::UnixStream::connect(&path).expect("connect");
-    garbage.write_all(b"\x00\xffnot json at all\n").expect("write");
+    garbage
+        .write_all(b"\x00\xffnot json at all\n")
+        .expect("write");
     let mut answer = String::new();
     garbage.read_to_string(&mut answer).expect("read");
     assert!(answer.contains("\"error\":\"bad request"), "{answer}");
     let start = std::time::Instant::now();
     let status = ask(&lab, Host::Lb01, "status", true);
-    assert!(start.elapsed() < Duration::from_secs(2), "status took {:?} with silent clients connected", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "status took {:?} with silent clients connected",
+        start.elapsed()
+    );
     assert!(status.contains("\"state\":\"MASTER\""), "{status}");
     assert!(lab.holds(Host::Lb01, VIP));
     drop(silent);

@@ -68,14 +68,33 @@ fn params(version: Version, interval_cs: u16, priority: u8, preempt: bool, i: us
         start_as_master: false,
         primary: addr(i),
         addresses: vec![IpAddr::from([10, 0, 0, 3])],
-        auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+        auth: if version == Version::V2 {
+            Auth::pass("1111")
+        } else {
+            Auth::None
+        },
     }
 }
 
 impl Lan {
     fn new(params: Vec<Params>, loss_percent: u64, max_delay: u64) -> Self {
-        let routers = params.into_iter().map(|p| Router { fsm: Instance::new(p), up: true }).collect();
-        Self { routers, in_flight: Vec::new(), now: 0, loss_percent, max_delay, trace: String::new(), masters: Vec::new(), last_sent: BTreeMap::new() }
+        let routers = params
+            .into_iter()
+            .map(|p| Router {
+                fsm: Instance::new(p),
+                up: true,
+            })
+            .collect();
+        Self {
+            routers,
+            in_flight: Vec::new(),
+            now: 0,
+            loss_percent,
+            max_delay,
+            trace: String::new(),
+            masters: Vec::new(),
+            last_sent: BTreeMap::new(),
+        }
     }
 
     fn apply(&mut self, i: usize, actions: Vec<Action>, rng: &mut Rng) {
@@ -97,12 +116,24 @@ impl Lan {
                     }
                     for to in 0..self.routers.len() {
                         if to != i && !rng.chance(self.loss_percent) {
-                            let at = self.now + if self.max_delay > 0 { rng.below(self.max_delay) } else { 0 };
-                            self.in_flight.push(Packet { at, to, src: addr(i), advert: advert.clone() });
+                            let at = self.now
+                                + if self.max_delay > 0 {
+                                    rng.below(self.max_delay)
+                                } else {
+                                    0
+                                };
+                            self.in_flight.push(Packet {
+                                at,
+                                to,
+                                src: addr(i),
+                                advert: advert.clone(),
+                            });
                         }
                     }
                 }
-                Action::Transition { to: State::Master, .. } => self.masters.push((i, self.now)),
+                Action::Transition {
+                    to: State::Master, ..
+                } => self.masters.push((i, self.now)),
                 _ => {}
             }
         }
@@ -117,7 +148,10 @@ impl Lan {
     fn crash(&mut self, i: usize) {
         let _ = writeln!(self.trace, "{:>10.3} r{i} CRASH", self.now as f64 / 1e9);
         let p = self.routers[i].fsm.params.clone();
-        self.routers[i] = Router { fsm: Instance::new(p), up: false };
+        self.routers[i] = Router {
+            fsm: Instance::new(p),
+            up: false,
+        };
         self.in_flight.retain(|p| p.to != i);
     }
 
@@ -131,9 +165,20 @@ impl Lan {
                 .filter(|(_, r)| r.up)
                 .filter_map(|(i, r)| r.fsm.next_deadline().map(|d| (d.0, i)))
                 .min();
-            let next_packet = self.in_flight.iter().enumerate().map(|(k, p)| (p.at, k)).min();
+            let next_packet = self
+                .in_flight
+                .iter()
+                .enumerate()
+                .map(|(k, p)| (p.at, k))
+                .min();
             let (t, is_packet, idx) = match (next_timer, next_packet) {
-                (Some((tt, i)), Some((pt, k))) => if pt <= tt { (pt, true, k) } else { (tt, false, i) },
+                (Some((tt, i)), Some((pt, k))) => {
+                    if pt <= tt {
+                        (pt, true, k)
+                    } else {
+                        (tt, false, i)
+                    }
+                }
                 (Some((tt, i)), None) => (tt, false, i),
                 (None, Some((pt, k))) => (pt, true, k),
                 (None, None) => break,
@@ -145,7 +190,14 @@ impl Lan {
             if is_packet {
                 let p = self.in_flight.swap_remove(idx);
                 if self.routers[p.to].up {
-                    let a = self.routers[p.to].fsm.step(Event::Advert { src: p.src, advert: p.advert, arrived: Instant(p.at) }, Instant(self.now));
+                    let a = self.routers[p.to].fsm.step(
+                        Event::Advert {
+                            src: p.src,
+                            advert: p.advert,
+                            arrived: Instant(p.at),
+                        },
+                        Instant(self.now),
+                    );
                     self.apply(p.to, a, rng);
                 }
             } else {
@@ -157,14 +209,19 @@ impl Lan {
     }
 
     fn masters_now(&self) -> Vec<usize> {
-        (0..self.routers.len()).filter(|&i| self.routers[i].up && self.routers[i].fsm.state() == State::Master).collect()
+        (0..self.routers.len())
+            .filter(|&i| self.routers[i].up && self.routers[i].fsm.state() == State::Master)
+            .collect()
     }
 
     /// The highest priority among live routers: the master must have it. Ties are not
     /// decided by address in general: a backup accepts an equal-priority master (RFC 5798
     /// 6.4.2); only two masters that meet fall back to the address (6.4.3).
     fn top_priority(&self) -> Option<u8> {
-        (0..self.routers.len()).filter(|&i| self.routers[i].up).map(|i| self.routers[i].fsm.params.priority).max()
+        (0..self.routers.len())
+            .filter(|&i| self.routers[i].up)
+            .map(|i| self.routers[i].fsm.params.priority)
+            .max()
     }
 }
 
@@ -173,9 +230,22 @@ fn fail(seed: u64, lan: &Lan, what: &str) -> ! {
         .routers
         .iter()
         .enumerate()
-        .map(|(i, r)| format!("r{i}: up={} prio={} {:?} next={:?}", r.up, r.fsm.priority(), r.fsm.state(), r.fsm.next_deadline()))
+        .map(|(i, r)| {
+            format!(
+                "r{i}: up={} prio={} {:?} next={:?}",
+                r.up,
+                r.fsm.priority(),
+                r.fsm.state(),
+                r.fsm.next_deadline()
+            )
+        })
         .collect();
-    panic!("seed {seed} at {:.3}: {what}\n{}\ntrace:\n{}", lan.now as f64 / 1e9, routers.join("\n"), lan.trace);
+    panic!(
+        "seed {seed} at {:.3}: {what}\n{}\ntrace:\n{}",
+        lan.now as f64 / 1e9,
+        routers.join("\n"),
+        lan.trace
+    );
 }
 
 /// After convergence exactly one master, with the highest priority; through crashes and restarts of
@@ -184,12 +254,24 @@ fn fail(seed: u64, lan: &Lan, what: &str) -> ! {
 fn converges_to_one_rightful_master_rfc5798_6() {
     for seed in 1..=300u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let version = if rng.chance(50) { Version::V3 } else { Version::V2 };
-        let interval_cs: u16 = if version == Version::V2 { 100 } else { [1, 5, 10, 100][usize::try_from(rng.below(4)).expect("small")] };
+        let version = if rng.chance(50) {
+            Version::V3
+        } else {
+            Version::V2
+        };
+        let interval_cs: u16 = if version == Version::V2 {
+            100
+        } else {
+            [1, 5, 10, 100][usize::try_from(rng.below(4)).expect("small")]
+        };
         let n = 2 + usize::try_from(rng.below(4)).expect("small");
         let params: Vec<Params> = (0..n)
             .map(|i| {
-                let priority = if rng.chance(10) { 100 } else { 1 + u8::try_from(rng.below(254)).expect("small") };
+                let priority = if rng.chance(10) {
+                    100
+                } else {
+                    1 + u8::try_from(rng.below(254)).expect("small")
+                };
                 params(version, interval_cs, priority, true, i)
             })
             .collect();
@@ -226,10 +308,22 @@ fn converges_to_one_rightful_master_rfc5798_6() {
             lan.run_until(until, &mut rng);
             let masters = lan.masters_now();
             if masters.len() != 1 {
-                fail(seed, &lan, &format!("{} masters {masters:?} after convergence", masters.len()));
+                fail(
+                    seed,
+                    &lan,
+                    &format!("{} masters {masters:?} after convergence", masters.len()),
+                );
             }
             if Some(lan.routers[masters[0]].fsm.priority()) != lan.top_priority() {
-                fail(seed, &lan, &format!("master r{} does not have the top priority {:?}", masters[0], lan.top_priority()));
+                fail(
+                    seed,
+                    &lan,
+                    &format!(
+                        "master r{} does not have the top priority {:?}",
+                        masters[0],
+                        lan.top_priority()
+                    ),
+                );
             }
         }
     }
@@ -239,9 +333,21 @@ fn converges_to_one_rightful_master_rfc5798_6() {
 /// of a master that died, on a lossless LAN with no delay.
 #[test]
 fn takeover_exactly_master_down_interval_after_last_advert_rfc5798_6_4_2() {
-    for (version, interval_cs) in [(Version::V2, 100), (Version::V3, 100), (Version::V3, 10), (Version::V3, 1)] {
+    for (version, interval_cs) in [
+        (Version::V2, 100),
+        (Version::V3, 100),
+        (Version::V3, 10),
+        (Version::V3, 1),
+    ] {
         let mut rng = Rng(7);
-        let mut lan = Lan::new(vec![params(version, interval_cs, 150, true, 0), params(version, interval_cs, 100, true, 1)], 0, 0);
+        let mut lan = Lan::new(
+            vec![
+                params(version, interval_cs, 150, true, 0),
+                params(version, interval_cs, 100, true, 1),
+            ],
+            0,
+            0,
+        );
         lan.start(0, &mut rng);
         lan.start(1, &mut rng);
         let unit = u64::from(interval_cs) * 10 * MS;
@@ -250,9 +356,21 @@ fn takeover_exactly_master_down_interval_after_last_advert_rfc5798_6_4_2() {
         let last = *lan.last_sent.get(&0).expect("r0 sent adverts");
         lan.crash(0);
         lan.run_until(lan.now + unit * 10, &mut rng);
-        let mdi = u64::try_from(lan.routers[1].fsm.master_down_interval().as_nanos()).expect("fits");
-        let takeover = lan.masters.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| *t).expect("r1 took over");
-        assert_eq!(takeover, last + mdi, "{version:?} {interval_cs} cs\n{}", lan.trace);
+        let mdi =
+            u64::try_from(lan.routers[1].fsm.master_down_interval().as_nanos()).expect("fits");
+        let takeover = lan
+            .masters
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == 1)
+            .map(|(_, t)| *t)
+            .expect("r1 took over");
+        assert_eq!(
+            takeover,
+            last + mdi,
+            "{version:?} {interval_cs} cs\n{}",
+            lan.trace
+        );
     }
 }
 
@@ -262,14 +380,26 @@ fn takeover_exactly_master_down_interval_after_last_advert_rfc5798_6_4_2() {
 fn preemption_per_config_rfc5798_6_4() {
     for preempt in [true, false] {
         let mut rng = Rng(11);
-        let mut lan = Lan::new(vec![params(Version::V2, 100, 150, preempt, 0), params(Version::V2, 100, 100, preempt, 1)], 0, 0);
+        let mut lan = Lan::new(
+            vec![
+                params(Version::V2, 100, 150, preempt, 0),
+                params(Version::V2, 100, 100, preempt, 1),
+            ],
+            0,
+            0,
+        );
         lan.start(1, &mut rng);
         lan.run_until(10_000 * MS, &mut rng);
         assert_eq!(lan.masters_now(), vec![1]);
         lan.start(0, &mut rng);
         lan.run_until(30_000 * MS, &mut rng);
         let expected = if preempt { vec![0] } else { vec![1] };
-        assert_eq!(lan.masters_now(), expected, "preempt={preempt}\n{}", lan.trace);
+        assert_eq!(
+            lan.masters_now(),
+            expected,
+            "preempt={preempt}\n{}",
+            lan.trace
+        );
     }
 }
 
@@ -278,7 +408,14 @@ fn preemption_per_config_rfc5798_6_4() {
 #[test]
 fn graceful_shutdown_takes_skew_time_rfc5798_6_4_3() {
     let mut rng = Rng(3);
-    let mut lan = Lan::new(vec![params(Version::V3, 100, 150, true, 0), params(Version::V3, 100, 100, true, 1)], 0, 0);
+    let mut lan = Lan::new(
+        vec![
+            params(Version::V3, 100, 150, true, 0),
+            params(Version::V3, 100, 100, true, 1),
+        ],
+        0,
+        0,
+    );
     lan.start(0, &mut rng);
     lan.start(1, &mut rng);
     lan.run_until(10_000 * MS, &mut rng);
@@ -287,7 +424,13 @@ fn graceful_shutdown_takes_skew_time_rfc5798_6_4_3() {
     lan.apply(0, a, &mut rng);
     lan.routers[0].up = false;
     lan.run_until(lan.now + 5_000 * MS, &mut rng);
-    let takeover = lan.masters.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| *t).expect("took over");
+    let takeover = lan
+        .masters
+        .iter()
+        .rev()
+        .find(|(i, _)| *i == 1)
+        .map(|(_, t)| *t)
+        .expect("took over");
     let skew = u64::try_from(lan.routers[1].fsm.skew_time().as_nanos()).expect("fits");
     assert_eq!(takeover, stop_at + skew, "{}", lan.trace);
 }

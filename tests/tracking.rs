@@ -20,12 +20,29 @@ fn ch8(host: &str) -> String {
 }
 
 fn nginx_running(lab: &Lab, host: Host) -> bool {
-    lab.try_exec(host, &[&lab.shims(host).join("systemctl").display().to_string(), "status", "nginx"]).is_ok_and(|o| o.status.success())
+    lab.try_exec(
+        host,
+        &[
+            &lab.shims(host).join("systemctl").display().to_string(),
+            "status",
+            "nginx",
+        ],
+    )
+    .is_ok_and(|o| o.status.success())
 }
 
 fn web_tier(lab: &Lab) -> Vec<Proc> {
-    let procs: Vec<Proc> = [Host::Web01, Host::Web02, Host::Lb01, Host::Lb02].into_iter().map(|h| lab.nginx(h)).collect();
-    assert!(wait_until(Duration::from_secs(10), || lab.curl("http://10.0.0.5/").is_some() && lab.curl("http://10.0.0.6/").is_some()), "nginx did not come up");
+    let procs: Vec<Proc> = [Host::Web01, Host::Web02, Host::Lb01, Host::Lb02]
+        .into_iter()
+        .map(|h| lab.nginx(h))
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .curl("http://10.0.0.5/")
+            .is_some()
+            && lab.curl("http://10.0.0.6/").is_some()),
+        "nginx did not come up"
+    );
     procs
 }
 
@@ -39,18 +56,39 @@ fn check_web_restarts_nginx_and_the_vip_stays() {
     let mut web = web_tier(&lab);
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &ch8("lb01"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &ch8("lb02"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(8), || lb01.stderr().contains("VRRP_Script(check_web) succeeded")), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(8), || lb01
+            .stderr()
+            .contains("VRRP_Script(check_web) succeeded")),
+        "{}",
+        lb01.logs()
+    );
     // web[2] is lb01's nginx.
     web[2].kill();
     assert!(!nginx_running(&lab, Host::Lb01));
     // interval 5: within two runs the script has started it again.
     let restarted = wait_until(Duration::from_secs(12), || {
-        assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP), "the VIP moved\n{}\n{}", lb01.logs(), lb02.logs());
+        assert!(
+            lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+            "the VIP moved\n{}\n{}",
+            lb01.logs(),
+            lb02.logs()
+        );
         nginx_running(&lab, Host::Lb01)
     });
-    assert!(restarted, "check_web did not restart nginx\n{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.curl(&format!("http://{VIP}/")).is_some()));
+    assert!(
+        restarted,
+        "check_web did not restart nginx\n{}",
+        lb01.logs()
+    );
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .curl(&format!("http://{VIP}/"))
+        .is_some()));
     assert!(lab.holds(Host::Lb01, VIP));
 }
 
@@ -65,13 +103,35 @@ fn nginx_that_cannot_start_makes_check_web_stop_vrrpd() {
     let mut web = web_tier(&lab);
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &ch8("lb01"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &ch8("lb02"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
-    std::fs::write(lab.dir().join("nginx-lb01.conf"), "this is not an nginx config\n").expect("break the config");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    std::fs::write(
+        lab.dir().join("nginx-lb01.conf"),
+        "this is not an nginx config\n",
+    )
+    .expect("break the config");
     web[2].kill();
     let stopped = lb01.wait_exit(Duration::from_secs(15));
-    assert!(stopped.is_some_and(|s| s.success()), "check_web did not stop vrrpd on lb01\n{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP) && !lab.holds(Host::Lb01, VIP)), "{}", lb02.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.curl(&format!("http://{VIP}/")).is_some()), "curl through the VIP after the switch");
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "check_web did not stop vrrpd on lb01\n{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP)
+            && !lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb02.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .curl(&format!("http://{VIP}/"))
+            .is_some()),
+        "curl through the VIP after the switch"
+    );
 }
 
 /// Weight: the seed's check_web has weight 50 on both sides (lb01 150+50, lb02 100+50+50).
@@ -85,23 +145,75 @@ fn a_failing_check_lowers_priority_and_the_vip_moves() {
     let lab = Lab::seed();
     let flag = lab.dir().join("web-ok");
     std::fs::write(&flag, "").expect("flag");
-    let check = lab.write("check_web_flag.sh", &format!("#!/bin/sh\ntest -f {}\n", flag.display()));
-    std::fs::set_permissions(&check, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755)).expect("chmod");
+    let check = lab.write(
+        "check_web_flag.sh",
+        &format!("#!/bin/sh\ntest -f {}\n", flag.display()),
+    );
+    std::fs::set_permissions(
+        &check,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod");
     let ok = lab.write("ok.sh", "#!/bin/sh\nexit 0\n");
-    std::fs::set_permissions(&ok, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755)).expect("chmod");
-    let lb01_conf = seed("ch8-lb01.conf").replace("/server/scripts/check_web.sh", &check.display().to_string());
-    let lb02_conf = seed("ch8-lb02.conf").replace("/server/scripts/check_web.sh", &ok.display().to_string()).replace("/server/scripts/check_vip.sh", &ok.display().to_string());
+    std::fs::set_permissions(
+        &ok,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod");
+    let lb01_conf =
+        seed("ch8-lb01.conf").replace("/server/scripts/check_web.sh", &check.display().to_string());
+    let lb02_conf = seed("ch8-lb02.conf")
+        .replace("/server/scripts/check_web.sh", &ok.display().to_string())
+        .replace("/server/scripts/check_vip.sh", &ok.display().to_string());
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &lb01_conf);
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &lb02_conf);
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(10), || lb02.stderr().contains("Changing effective priority from 150 to 200")), "{}", lb02.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lb02
+            .stderr()
+            .contains("Changing effective priority from 150 to 200")),
+        "{}",
+        lb02.logs()
+    );
     std::thread::sleep(Duration::from_secs(5));
-    assert!(lab.holds(Host::Lb01, VIP), "equal priorities (200): the master stays\n{}\n{}", lb01.logs(), lb02.logs());
+    assert!(
+        lab.holds(Host::Lb01, VIP),
+        "equal priorities (200): the master stays\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
     std::fs::remove_file(&flag).expect("fail check_web");
-    assert!(wait_until(Duration::from_secs(10), || lb01.stderr().contains("VRRP_Script(check_web) failed")), "{}", lb01.logs());
-    assert!(lb01.stderr().contains("(VI_1) Changing effective priority from 150 to 200"), "{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(5), || lb01.stderr().contains("(VI_1) Changing effective priority from 200 to 150")), "{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, VIP) && !lab.holds(Host::Lb01, VIP)), "the VIP did not move\n{}\n{}", lb01.logs(), lb02.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lb01
+            .stderr()
+            .contains("VRRP_Script(check_web) failed")),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        lb01.stderr()
+            .contains("(VI_1) Changing effective priority from 150 to 200"),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lb01
+            .stderr()
+            .contains("(VI_1) Changing effective priority from 200 to 150")),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, VIP)
+            && !lab.holds(Host::Lb01, VIP)),
+        "the VIP did not move\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
 }
 
 /// check_vip (the seed's split-brain guard): the network between the two loses lb01's
@@ -116,22 +228,70 @@ fn check_vip_ends_a_split_brain_as_the_seed_says() {
     let _web = web_tier(&lab);
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &ch8("lb01"));
     let mut lb02 = lab.vrrpd(VRRPD, Host::Lb02, &ch8("lb02"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     // The switch drops VRRP from lb01's port: lb02 no longer hears the master.
     let sw = lab.switch_ns();
     lab.exec_ns(&sw, &["nft", "add", "table", "bridge", "lab"]);
-    lab.exec_ns(&sw, &["nft", "add", "chain", "bridge", "lab", "forward_vrrp", "{ type filter hook forward priority 0 ; }"]);
-    lab.exec_ns(&sw, &["nft", "add", "rule", "bridge", "lab", "forward_vrrp", "iifname", "lb01-0", "ip", "protocol", "vrrp", "drop"]);
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)), "no split brain happened\n{}", lb02.logs());
+    lab.exec_ns(
+        &sw,
+        &[
+            "nft",
+            "add",
+            "chain",
+            "bridge",
+            "lab",
+            "forward_vrrp",
+            "{ type filter hook forward priority 0 ; }",
+        ],
+    );
+    lab.exec_ns(
+        &sw,
+        &[
+            "nft",
+            "add",
+            "rule",
+            "bridge",
+            "lab",
+            "forward_vrrp",
+            "iifname",
+            "lb01-0",
+            "ip",
+            "protocol",
+            "vrrp",
+            "drop",
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)),
+        "no split brain happened\n{}",
+        lb02.logs()
+    );
     // check_vip runs every 5 s: it stops nginx and vrrpd on lb02.
     let stopped = lb02.wait_exit(Duration::from_secs(15));
-    assert!(stopped.is_some(), "check_vip did not stop vrrpd on lb02\n{}", lb02.logs());
+    assert!(
+        stopped.is_some(),
+        "check_vip did not stop vrrpd on lb02\n{}",
+        lb02.logs()
+    );
     assert!(wait_until(Duration::from_secs(5), || !lab.holds(Host::Lb02, VIP)));
-    assert!(!nginx_running(&lab, Host::Lb02), "check_vip should have stopped nginx on lb02");
+    assert!(
+        !nginx_running(&lab, Host::Lb02),
+        "check_vip should have stopped nginx on lb02"
+    );
     // lb01 heard lb02's adverts (equal priority 200, higher address) and had yielded; lb02's
     // priority-0 advert on stopping hands the VIP back after Skew_Time.
-    assert!(wait_until(Duration::from_secs(5), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.curl(&format!("http://{VIP}/")).is_some()));
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .curl(&format!("http://{VIP}/"))
+        .is_some()));
 }
 
 /// track_interface: eth1 (the back end) down on lb01 puts VI_1 in FAULT and the VIP moves;
@@ -142,15 +302,38 @@ fn track_interface_down_moves_the_vip() {
         return;
     }
     let lab = Lab::seed();
-    let conf = seed("ch7-lb01.conf").replace("    virtual_ipaddress {", "    track_interface {\n      eth1\n    }\n    virtual_ipaddress {");
+    let conf = seed("ch7-lb01.conf").replace(
+        "    virtual_ipaddress {",
+        "    track_interface {\n      eth1\n    }\n    virtual_ipaddress {",
+    );
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch7-lb02.conf"));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth1", "down"]);
-    assert!(wait_until(Duration::from_secs(5), || lb01.stderr().contains("(VI_1) Entering FAULT STATE")), "{}", lb01.logs());
-    assert!(wait_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP) && !lab.holds(Host::Lb01, VIP)), "{}", lb02.logs());
+    assert!(
+        wait_until(Duration::from_secs(5), || lb01
+            .stderr()
+            .contains("(VI_1) Entering FAULT STATE")),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP)
+            && !lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb02.logs()
+    );
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth1", "up"]);
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !lab.holds(Host::Lb02, VIP)),
+        "{}",
+        lb01.logs()
+    );
 }
 
 /// notify / notify_master / notify_stop: keepalived's arguments, in the order of the
@@ -162,21 +345,45 @@ fn notify_scripts_run_in_transition_order_with_keepalived_arguments() {
     }
     let lab = Lab::seed();
     let out = lab.dir().join("notify.log");
-    let script = lab.write("notify.sh", &format!("#!/bin/sh\necho \"$*\" >> {}\n", out.display()));
-    std::fs::set_permissions(&script, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755)).expect("chmod");
+    let script = lab.write(
+        "notify.sh",
+        &format!("#!/bin/sh\necho \"$*\" >> {}\n", out.display()),
+    );
+    std::fs::set_permissions(
+        &script,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod");
     let conf = seed("ch4-lb01.conf").replace(
         "    virtual_ipaddress {",
-        &format!("    notify {s}\n    notify_master \"{s} master-only\"\n    virtual_ipaddress {{", s = script.display()),
+        &format!(
+            "    notify {s}\n    notify_master \"{s} master-only\"\n    virtual_ipaddress {{",
+            s = script.display()
+        ),
     );
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     lb01.signal("TERM");
     assert!(lb01.wait_exit(Duration::from_secs(5)).is_some());
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(5), || read().lines().count() >= 4), "{}\n{}", read(), lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(5), || read().lines().count() >= 4),
+        "{}\n{}",
+        read(),
+        lb01.logs()
+    );
     assert_eq!(
         read().lines().collect::<Vec<_>>(),
-        ["INSTANCE VI_1 BACKUP 150", "master-only", "INSTANCE VI_1 MASTER 150", "INSTANCE VI_1 STOP 150"],
+        [
+            "INSTANCE VI_1 BACKUP 150",
+            "master-only",
+            "INSTANCE VI_1 MASTER 150",
+            "INSTANCE VI_1 STOP 150"
+        ],
         "{}",
         lb01.logs()
     );

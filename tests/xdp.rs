@@ -27,14 +27,23 @@ fn seed_advert(version: Version, vrid: u8) -> Advert {
         priority: 150,
         interval_cs: 100,
         addresses: vec![v4([10, 0, 0, 3])],
-        auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+        auth: if version == Version::V2 {
+            Auth::pass("1111")
+        } else {
+            Auth::None
+        },
     }
 }
 
 fn v4_frame(a: &Advert, ttl: u8) -> Vec<u8> {
     let (src, dst) = (v4([10, 0, 0, 5]), v4([224, 0, 0, 18]));
     let vrrp = a.emit(src, dst, ChecksumMode::default());
-    frame::ethernet(frame::virtual_mac(a.vrid, false), frame::multicast_mac(dst), 0, &frame::ip(src, dst, ttl, &vrrp))
+    frame::ethernet(
+        frame::virtual_mac(a.vrid, false),
+        frame::multicast_mac(dst),
+        0,
+        &frame::ip(src, dst, ttl, &vrrp),
+    )
 }
 
 /// A capture watching every VRID on lo, inside a runtime (the ring registers with it).
@@ -45,7 +54,10 @@ struct Harness {
 
 impl Harness {
     fn new(watch_all: bool) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let capture = {
             let _g = rt.enter();
             Capture::load().expect("load the XDP program (passes the verifier)")
@@ -53,7 +65,9 @@ impl Harness {
         let mut h = Self { capture, _rt: rt };
         if watch_all {
             for f in [AF_INET, AF_INET6] {
-                h.capture.watch(WatchKey::new(LO, f, WatchKey::WILDCARD_VRID)).expect("watch");
+                h.capture
+                    .watch(WatchKey::new(LO, f, WatchKey::WILDCARD_VRID))
+                    .expect("watch");
             }
         }
         h
@@ -86,7 +100,15 @@ fn valid_v2_advert_is_stamped_and_recorded() {
     let advert = seed_advert(Version::V2, 50);
     let f = v4_frame(&advert, 255);
     let (c, recs) = h.run(&f);
-    assert_eq!((c.get(counter::FRAMES), c.get(counter::VRRP_V4), c.get(counter::EMITTED)), (1, 1, 1), "{c}");
+    assert_eq!(
+        (
+            c.get(counter::FRAMES),
+            c.get(counter::VRRP_V4),
+            c.get(counter::EMITTED)
+        ),
+        (1, 1, 1),
+        "{c}"
+    );
     assert_eq!(recs.len(), 1);
     let r = &recs[0];
     assert_eq!(r.verdict, Verdict::Ok);
@@ -96,7 +118,8 @@ fn valid_v2_advert_is_stamped_and_recorded() {
     assert_eq!(r.dst, v4([224, 0, 0, 18]));
     assert_eq!(r.src_mac, frame::virtual_mac(50, false));
     assert!(r.ktime_ns > 0);
-    let (decoded, _) = Advert::parse(&r.vrrp, r.src, r.dst).expect("the captured bytes are the advert");
+    let (decoded, _) =
+        Advert::parse(&r.vrrp, r.src, r.dst).expect("the captured bytes are the advert");
     assert_eq!(decoded, advert);
 }
 
@@ -111,7 +134,12 @@ fn v3_over_ipv6_and_vlan_are_parsed() {
     let mut a = seed_advert(Version::V3, 7);
     a.addresses = vec!["fd00:10::3".parse::<Ipv6Addr>().expect("addr").into()];
     let vrrp = a.emit(src, dst, ChecksumMode::default());
-    let f = frame::ethernet(frame::virtual_mac(7, true), frame::multicast_mac(dst), 0, &frame::ip(src, dst, 255, &vrrp));
+    let f = frame::ethernet(
+        frame::virtual_mac(7, true),
+        frame::multicast_mac(dst),
+        0,
+        &frame::ip(src, dst, 255, &vrrp),
+    );
     let (c, recs) = h.run(&f);
     assert_eq!(c.get(counter::VRRP_V6), 1, "{c}");
     assert_eq!(recs.len(), 1);
@@ -120,9 +148,18 @@ fn v3_over_ipv6_and_vlan_are_parsed() {
 
     let v4 = seed_advert(Version::V3, 9);
     let (s4, d4) = (self::v4([10, 0, 0, 5]), self::v4([224, 0, 0, 18]));
-    let tagged = frame::ethernet([2, 0, 0, 0, 0, 5], frame::multicast_mac(d4), 100, &frame::ip(s4, d4, 255, &v4.emit(s4, d4, ChecksumMode::default())));
+    let tagged = frame::ethernet(
+        [2, 0, 0, 0, 0, 5],
+        frame::multicast_mac(d4),
+        100,
+        &frame::ip(s4, d4, 255, &v4.emit(s4, d4, ChecksumMode::default())),
+    );
     let (c, recs) = h.run(&tagged);
-    assert_eq!((c.get(counter::VLAN), c.get(counter::EMITTED)), (1, 1), "{c}");
+    assert_eq!(
+        (c.get(counter::VLAN), c.get(counter::EMITTED)),
+        (1, 1),
+        "{c}"
+    );
     assert_eq!(recs[0].vlan, 100);
 }
 
@@ -136,27 +173,47 @@ fn bad_packets_are_counted_by_reason_and_still_passed() {
 
     let (c, recs) = h.run(&v4_frame(&a, 64));
     assert_eq!(c.get(counter::BAD_TTL), 1, "{c}");
-    assert_eq!((recs.len(), recs[0].verdict, recs[0].ttl), (1, Verdict::BadTtl, 64));
+    assert_eq!(
+        (recs.len(), recs[0].verdict, recs[0].ttl),
+        (1, Verdict::BadTtl, 64)
+    );
 
     let mut bad_version = v4_frame(&a, 255);
     bad_version[14 + 20] = 0x41;
     let (c, recs) = h.run(&bad_version);
-    assert_eq!((c.get(counter::BAD_VERSION), recs[0].verdict), (1, Verdict::BadVersion), "{c}");
+    assert_eq!(
+        (c.get(counter::BAD_VERSION), recs[0].verdict),
+        (1, Verdict::BadVersion),
+        "{c}"
+    );
 
     let mut bad_type = v4_frame(&a, 255);
     bad_type[14 + 20] = 0x22;
     let (c, recs) = h.run(&bad_type);
-    assert_eq!((c.get(counter::BAD_TYPE), recs[0].verdict), (1, Verdict::BadType), "{c}");
+    assert_eq!(
+        (c.get(counter::BAD_TYPE), recs[0].verdict),
+        (1, Verdict::BadType),
+        "{c}"
+    );
 
     // Count says 5 addresses; the message carries one.
     let mut bad_len = v4_frame(&a, 255);
     bad_len[14 + 20 + 3] = 5;
     let (c, recs) = h.run(&bad_len);
-    assert_eq!((c.get(counter::BAD_LENGTH), recs[0].verdict), (1, Verdict::BadLength), "{c}");
+    assert_eq!(
+        (c.get(counter::BAD_LENGTH), recs[0].verdict),
+        (1, Verdict::BadLength),
+        "{c}"
+    );
 
     // Fewer than the 8 header bytes: no record.
     let (s, d) = (v4([10, 0, 0, 5]), v4([224, 0, 0, 18]));
-    let short = frame::ethernet([2; 6], frame::multicast_mac(d), 0, &frame::ip(s, d, 255, &[0x21, 50, 150]));
+    let short = frame::ethernet(
+        [2; 6],
+        frame::multicast_mac(d),
+        0,
+        &frame::ip(s, d, 255, &[0x21, 50, 150]),
+    );
     let (c, recs) = h.run(&short);
     assert_eq!((c.get(counter::TOO_SHORT), recs.len()), (1, 0), "{c}");
 }
@@ -167,7 +224,9 @@ fn non_vrrp_and_unwatched_vrids_make_no_record() {
         return;
     }
     let mut h = Harness::new(false);
-    h.capture.watch(WatchKey::new(LO, AF_INET, 51)).expect("watch VRID 51 only");
+    h.capture
+        .watch(WatchKey::new(LO, AF_INET, 51))
+        .expect("watch VRID 51 only");
 
     let mut udp = frame::ip(v4([10, 0, 0, 10]), v4([10, 0, 0, 6]), 64, &[0u8; 16]);
     udp[9] = 17;
@@ -193,7 +252,11 @@ fn a_full_ring_is_counted_not_fatal() {
     assert_eq!(action, XDP_PASS);
     let c = h.capture.counters().expect("counters");
     assert!(c.get(counter::RING_FULL) > 0, "{c}");
-    assert_eq!(c.get(counter::EMITTED) + c.get(counter::RING_FULL), 3000, "{c}");
+    assert_eq!(
+        c.get(counter::EMITTED) + c.get(counter::RING_FULL),
+        3000,
+        "{c}"
+    );
 }
 
 #[test]

@@ -105,7 +105,12 @@ pub struct WatchKey {
 impl WatchKey {
     pub const WILDCARD_VRID: u8 = 0;
     pub const fn new(ifindex: u32, family: u16, vrid: u8) -> Self {
-        Self { ifindex, family, vrid, _pad: 0 }
+        Self {
+            ifindex,
+            family,
+            vrid,
+            _pad: 0,
+        }
     }
 }
 

@@ -125,7 +125,11 @@ fn parse_l2(ctx: &XdpContext) -> Option<L2> {
             l3 += VLAN_HLEN;
         }
     }
-    Some(L2 { ethertype, l3, vlan })
+    Some(L2 {
+        ethertype,
+        l3,
+        vlan,
+    })
 }
 
 /// What the network layer says about a VRRP packet.
@@ -146,7 +150,10 @@ fn parse_l3(ctx: &XdpContext, l2: &L2) -> Option<L3> {
         ETH_P_IP => {
             let ver_ihl = u8_at(ctx, l3)?;
             let ihl = usize::from(ver_ihl & 0x0f) * 4;
-            if ver_ihl >> 4 != 4 || ihl < ipv4::MIN_HLEN || u8_at(ctx, l3 + ipv4::PROTO)? != IPPROTO_VRRP {
+            if ver_ihl >> 4 != 4
+                || ihl < ipv4::MIN_HLEN
+                || u8_at(ctx, l3 + ipv4::PROTO)? != IPPROTO_VRRP
+            {
                 return None;
             }
             let total = usize::from(be16_at(ctx, l3 + ipv4::TOTAL_LEN)?);
@@ -185,7 +192,9 @@ fn is_watched(ifindex: u32, family: u16, vrid: u8) -> bool {
     // SAFETY: map lookups return a reference into the map value, which we do not keep.
     unsafe {
         WATCH.get(&WatchKey::new(ifindex, family, vrid)).is_some()
-            || WATCH.get(&WatchKey::new(ifindex, family, WatchKey::WILDCARD_VRID)).is_some()
+            || WATCH
+                .get(&WatchKey::new(ifindex, family, WatchKey::WILDCARD_VRID))
+                .is_some()
     }
 }
 
@@ -220,7 +229,11 @@ fn try_vrrp(ctx: &XdpContext) -> Option<()> {
         return None;
     };
     let (l2, l3) = l3;
-    count(if l3.family == AF_INET { counter::VRRP_V4 } else { counter::VRRP_V6 });
+    count(if l3.family == AF_INET {
+        counter::VRRP_V4
+    } else {
+        counter::VRRP_V6
+    });
 
     if l3.vrrp_len < VRRP_HLEN {
         count(counter::TOO_SHORT);
@@ -266,7 +279,11 @@ fn emit(ctx: &XdpContext, l2: &L2, l3: &L3, ifindex: u32, verdict: Verdict, fram
         return;
     };
     let rec = entry.as_mut_ptr();
-    let avail = if l3.vrrp_len < frame_room { l3.vrrp_len } else { frame_room };
+    let avail = if l3.vrrp_len < frame_room {
+        l3.vrrp_len
+    } else {
+        frame_room
+    };
     let mut flags = 0;
     let mut take = avail;
     if take > VRRP_CAPTURE_LEN {
@@ -293,12 +310,18 @@ fn emit(ctx: &XdpContext, l2: &L2, l3: &L3, ifindex: u32, verdict: Verdict, fram
         let mut src = [0u8; 16];
         let mut dst = [0u8; 16];
         if l3.addr_len == 4 {
-            if let (Some(s), Some(d)) = (ptr_at::<[u8; 4]>(ctx, l3.src), ptr_at::<[u8; 4]>(ctx, l3.dst)) {
+            if let (Some(s), Some(d)) = (
+                ptr_at::<[u8; 4]>(ctx, l3.src),
+                ptr_at::<[u8; 4]>(ctx, l3.dst),
+            ) {
                 let (s, d) = (*s, *d);
                 src[..4].copy_from_slice(&s);
                 dst[..4].copy_from_slice(&d);
             }
-        } else if let (Some(s), Some(d)) = (ptr_at::<[u8; 16]>(ctx, l3.src), ptr_at::<[u8; 16]>(ctx, l3.dst)) {
+        } else if let (Some(s), Some(d)) = (
+            ptr_at::<[u8; 16]>(ctx, l3.src),
+            ptr_at::<[u8; 16]>(ctx, l3.dst),
+        ) {
             src = *s;
             dst = *d;
         }

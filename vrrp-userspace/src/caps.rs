@@ -70,15 +70,22 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
 }
 
 pub fn has(set: u64, cap: Cap) -> bool {
-    set & (1 << cap.bit()) != 0 || (cap.covered_by_sys_admin() && set & (1 << Cap::SysAdmin.bit()) != 0)
+    set & (1 << cap.bit()) != 0
+        || (cap.covered_by_sys_admin() && set & (1 << Cap::SysAdmin.bit()) != 0)
 }
 
 /// Fails with the list of `needed` capabilities this process lacks. When /proc cannot be read
 /// it does not guess: the kernel's own EPERM will speak.
 pub fn require(needed: &[Cap]) -> Result<(), MissingCaps> {
-    let Some(set) = effective() else { return Ok(()) };
+    let Some(set) = effective() else {
+        return Ok(());
+    };
     let missing: Vec<Cap> = needed.iter().copied().filter(|c| !has(set, *c)).collect();
-    if missing.is_empty() { Ok(()) } else { Err(MissingCaps(missing)) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(MissingCaps(missing))
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +111,9 @@ mod tests {
     #[test]
     fn message_names_each_missing_cap() {
         let m = MissingCaps(vec![Cap::Bpf, Cap::Perfmon]).to_string();
-        assert!(m.starts_with("missing capabilities CAP_BPF, CAP_PERFMON:"), "{m}");
+        assert!(
+            m.starts_with("missing capabilities CAP_BPF, CAP_PERFMON:"),
+            "{m}"
+        );
     }
 }

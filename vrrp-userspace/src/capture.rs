@@ -30,13 +30,13 @@ pub enum CaptureError {
     #[error("loading the XDP object: {source}{hint}")]
     Load {
         #[source]
-        source: EbpfError,
+        source: Box<EbpfError>,
         hint: &'static str,
     },
     #[error("the XDP object has no {0}")]
     Missing(&'static str),
     #[error("XDP program: {0}")]
-    Program(#[from] ProgramError),
+    Program(#[from] Box<ProgramError>),
     #[error("map {name}: {source}")]
     Map {
         name: &'static str,
@@ -52,9 +52,9 @@ pub enum CaptureError {
     #[error("cannot attach XDP to {ifname} (native: {native}; generic: {source})")]
     Attach {
         ifname: String,
-        native: ProgramError,
+        native: Box<ProgramError>,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("ring buffer: {0}")]
     Ring(#[source] io::Error),
@@ -127,37 +127,61 @@ impl Capture {
             } else {
                 ""
             };
-            CaptureError::Load { source, hint }
+            CaptureError::Load { source: Box::new(source), hint }
         })?;
-        let map = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(CaptureError::Missing(name));
-        let ring = RingBuf::try_from(map(&mut ebpf, "ADVERTS")?)
-            .map_err(|source| CaptureError::Map { name: "ADVERTS", source })?;
-        let counters = PerCpuArray::try_from(map(&mut ebpf, "COUNTERS")?)
-            .map_err(|source| CaptureError::Map { name: "COUNTERS", source })?;
-        let watch = HashMap::try_from(map(&mut ebpf, "WATCH")?)
-            .map_err(|source| CaptureError::Map { name: "WATCH", source })?;
+        let map = |ebpf: &mut Ebpf, name: &'static str| {
+            ebpf.take_map(name).ok_or(CaptureError::Missing(name))
+        };
+        let ring =
+            RingBuf::try_from(map(&mut ebpf, "ADVERTS")?).map_err(|source| CaptureError::Map {
+                name: "ADVERTS",
+                source,
+            })?;
+        let counters = PerCpuArray::try_from(map(&mut ebpf, "COUNTERS")?).map_err(|source| {
+            CaptureError::Map {
+                name: "COUNTERS",
+                source,
+            }
+        })?;
+        let watch =
+            HashMap::try_from(map(&mut ebpf, "WATCH")?).map_err(|source| CaptureError::Map {
+                name: "WATCH",
+                source,
+            })?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(CaptureError::Missing("XDP program"))?
-            .try_into()?;
-        program.load()?;
+            .try_into()
+            .map_err(Box::new)?;
+        program.load().map_err(Box::new)?;
         // The safe alternative, `AsyncFd::register`, is `unsafe` (and this crate forbids unsafe
         // code). The deprecation is about an fd closed while still registered; here the
         // AsyncFd owns the RingBuf, which owns the fd, so neither outlives the other.
         #[expect(deprecated, reason = "AsyncFd owns the ring, which owns the fd")]
         let ring = AsyncFd::new(ring).map_err(CaptureError::Ring)?;
-        Ok(Self { ring, counters, watch, attached: Vec::new(), names: StdHashMap::new(), ebpf })
+        Ok(Self {
+            ring,
+            counters,
+            watch,
+            attached: Vec::new(),
+            names: StdHashMap::new(),
+            ebpf,
+        })
     }
 
     /// Attaches to `ifname`: native mode first, generic when the driver has no XDP.
     pub fn attach(&mut self, ifname: &str) -> Result<&Attached, CaptureError> {
-        let ifindex = nix::net::if_::if_nametoindex(ifname)
-            .map_err(|source| CaptureError::Interface { ifname: ifname.to_owned(), source })?;
+        let ifindex =
+            nix::net::if_::if_nametoindex(ifname).map_err(|source| CaptureError::Interface {
+                ifname: ifname.to_owned(),
+                source,
+            })?;
         let program: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM)
             .ok_or(CaptureError::Missing("XDP program"))?
-            .try_into()?;
+            .try_into()
+            .map_err(Box::new)?;
         // Driver mode explicitly: the kernel's default would fall back to generic silently, and
         // the operator should know which one runs.
         let mode = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
@@ -166,13 +190,21 @@ impl Capture {
                 warn!(ifname, error = %native, "native XDP refused, falling back to generic (skb) mode");
                 program
                     .attach_to_if_index(ifindex, XdpMode::Skb)
-                    .map_err(|source| CaptureError::Attach { ifname: ifname.to_owned(), native, source })?;
+                    .map_err(|source| CaptureError::Attach {
+                        ifname: ifname.to_owned(),
+                        native: Box::new(native),
+                        source: Box::new(source),
+                    })?;
                 AttachMode::Generic
             }
         };
         info!(ifname, ifindex, ?mode, "XDP attached");
         self.names.insert(ifindex, ifname.to_owned());
-        self.attached.push(Attached { ifname: ifname.to_owned(), ifindex, mode });
+        self.attached.push(Attached {
+            ifname: ifname.to_owned(),
+            ifindex,
+            mode,
+        });
         Ok(self.attached.last().expect("just pushed"))
     }
 
@@ -186,13 +218,21 @@ impl Capture {
 
     /// Asks the program to report `key`'s adverts (`WatchKey::WILDCARD_VRID` for all).
     pub fn watch(&mut self, key: WatchKey) -> Result<(), CaptureError> {
-        self.watch.insert(key, 1, 0).map_err(|source| CaptureError::Map { name: "WATCH", source })
+        self.watch
+            .insert(key, 1, 0)
+            .map_err(|source| CaptureError::Map {
+                name: "WATCH",
+                source,
+            })
     }
 
     pub fn unwatch(&mut self, key: &WatchKey) -> Result<(), CaptureError> {
         match self.watch.remove(key) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(CaptureError::Map { name: "WATCH", source }),
+            Err(source) => Err(CaptureError::Map {
+                name: "WATCH",
+                source,
+            }),
         }
     }
 
@@ -203,7 +243,10 @@ impl Capture {
             let per_cpu = self
                 .counters
                 .get(&index, 0)
-                .map_err(|source| CaptureError::Map { name: "COUNTERS", source })?;
+                .map_err(|source| CaptureError::Map {
+                    name: "COUNTERS",
+                    source,
+                })?;
             *slot = per_cpu.iter().sum();
         }
         Ok(out)
@@ -222,7 +265,11 @@ impl Capture {
     }
 
     /// Waits until the ring has records, then drains it.
-    pub async fn recv(&mut self, out: &mut Vec<WireAdvert>, bad: &mut u64) -> Result<(), CaptureError> {
+    pub async fn recv(
+        &mut self,
+        out: &mut Vec<WireAdvert>,
+        bad: &mut u64,
+    ) -> Result<(), CaptureError> {
         let mut guard = self.ring.readable_mut().await.map_err(CaptureError::Ring)?;
         guard.clear_ready();
         drop(guard);
@@ -234,14 +281,25 @@ impl Capture {
     /// interface (the kernel presents it as arriving on the loopback device of the current
     /// namespace). Returns the XDP action and the kernel's mean time per run. Used by the XDP
     /// unit tests and by `cargo xtask bench` (cost per packet).
-    pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), CaptureError> {
+    pub fn test_run(
+        &self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), CaptureError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
             .program(PROGRAM)
             .ok_or(CaptureError::Missing("XDP program"))?
-            .try_into()?;
-        let result = program.test_run(TestRunOptions { data_in: Some(frame), repeat: repeat.max(1), ..TestRunOptions::new() })?;
+            .try_into()
+            .map_err(Box::new)?;
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                repeat: repeat.max(1),
+                ..TestRunOptions::new()
+            })
+            .map_err(Box::new)?;
         Ok((result.return_value, result.duration))
     }
 
@@ -253,14 +311,20 @@ impl Capture {
 
 fn is_eperm(e: &EbpfError) -> bool {
     let text = format!("{e:?}");
-    text.contains("EPERM") || text.contains("PermissionDenied") || text.contains("Operation not permitted")
+    text.contains("EPERM")
+        || text.contains("PermissionDenied")
+        || text.contains("Operation not permitted")
 }
 
 /// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK; newer ones use memcg. Raise
 /// the limit where we may and go on where we may not (no CAP_SYS_RESOURCE in containers).
 fn raise_memlock() {
     use nix::sys::resource::{Resource, setrlimit};
-    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, libc::RLIM_INFINITY, libc::RLIM_INFINITY) {
+    if let Err(e) = setrlimit(
+        Resource::RLIMIT_MEMLOCK,
+        libc::RLIM_INFINITY,
+        libc::RLIM_INFINITY,
+    ) {
         tracing::debug!(error = %e, "cannot raise RLIMIT_MEMLOCK; fine on kernels >= 5.11 (memcg accounting)");
     }
 }

@@ -44,7 +44,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The config file (keepalived's -f).
-    #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
     pub file: std::path::PathBuf,
     /// Write the daemon's pid here (keepalived's -p / --pid).
     #[arg(short = 'p', long = "pid")]
@@ -109,7 +113,11 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The config file (keepalived's -f).
-    #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
     pub file: std::path::PathBuf,
     /// Print the effective config (after includes and variables) as JSON on stdout; the
     /// diagnostics then go to stderr.
@@ -151,7 +159,9 @@ pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
@@ -173,14 +183,22 @@ async fn watch_daemon_adverts(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut watcher = Watcher::default();
     let mut seen = 0u64;
     let stream = vrrp::control::subscribe(&args.socket, |v| {
-        let Some((w, ifname)) = vrrp::control::record_from_json(&v) else { return true };
+        let Some((w, ifname)) = vrrp::control::record_from_json(&v) else {
+            return true;
+        };
         if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
             return true;
         }
         let line = watcher.line(&w, &ifname, vrrp::monotonic_ns());
-        let ok = if args.json { serde_json::to_string(&line).map(|l| println!("{l}")).is_ok() } else { writeln!(std::io::stdout(), "{line}").is_ok() };
+        let ok = if args.json {
+            serde_json::to_string(&line)
+                .map(|l| println!("{l}"))
+                .is_ok()
+        } else {
+            writeln!(std::io::stdout(), "{line}").is_ok()
+        };
         seen += 1;
-        ok && !args.count.is_some_and(|c| seen >= c)
+        ok && args.count.is_none_or(|c| seen < c)
     });
     tokio::select! {
         r = stream => r.with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?,
@@ -198,7 +216,12 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     loop {
         let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Diagnose)
             .await
-            .with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?;
+            .with_context(|| {
+                format!(
+                    "is vrrpd running? (control socket {})",
+                    args.socket.display()
+                )
+            })?;
         let mut out = String::new();
         if args.json {
             out.push_str(&v.to_string());
@@ -227,23 +250,65 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
 fn render_table(v: &serde_json::Value, vrid: Option<u8>) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>8} {:>20} {:>7} {:>9}  dropped", "iface", "vrid", "source", "ver", "prio", "auth", "last", "interval (jitter)", "wire", "delivered");
-    let mut sources: Vec<vrrp::diag::SourceWindow> = serde_json::from_value(v["sources"].clone()).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>8} {:>20} {:>7} {:>9}  dropped",
+        "iface",
+        "vrid",
+        "source",
+        "ver",
+        "prio",
+        "auth",
+        "last",
+        "interval (jitter)",
+        "wire",
+        "delivered"
+    );
+    let mut sources: Vec<vrrp::diag::SourceWindow> =
+        serde_json::from_value(v["sources"].clone()).unwrap_or_default();
     sources.sort_by(|a, b| (&a.ifname, a.vrid, a.src).cmp(&(&b.ifname, b.vrid, b.src)));
-    for s in sources.iter().filter(|s| vrid.is_none_or(|id| s.vrid == id)) {
+    for s in sources
+        .iter()
+        .filter(|s| vrid.is_none_or(|id| s.vrid == id))
+    {
         let interval = match (s.interval_mean_s, s.interval_jitter_s) {
             (Some(m), Some(j)) => format!("{m:.3}s ({:.1}ms)", j * 1e3),
             _ => "-".to_owned(),
         };
-        let delivered = if s.wire_total == 0 { "-".to_owned() } else { format!("{:.0}%", 100.0 * s.socket_total.min(s.wire_total) as f64 / s.wire_total as f64) };
-        let dropped = if s.dropped.is_empty() { "-".to_owned() } else { s.dropped.iter().map(|(r, n)| format!("{r}:{n}")).collect::<Vec<_>>().join(",") };
+        let delivered = if s.wire_total == 0 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.0}%",
+                100.0 * s.socket_total.min(s.wire_total) as f64 / s.wire_total as f64
+            )
+        };
+        let dropped = if s.dropped.is_empty() {
+            "-".to_owned()
+        } else {
+            s.dropped
+                .iter()
+                .map(|(r, n)| format!("{r}:{n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let _ = writeln!(
             out,
             "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>7.2}s {:>20} {:>7} {:>9}  {dropped}",
-            s.ifname, s.vrid, s.src.to_string(), s.version, s.priority, s.auth, s.last_seen_s, interval, s.wire_total, delivered
+            s.ifname,
+            s.vrid,
+            s.src.to_string(),
+            s.version,
+            s.priority,
+            s.auth,
+            s.last_seen_s,
+            interval,
+            s.wire_total,
+            delivered
         );
     }
-    let findings: Vec<vrrp::diag::Finding> = serde_json::from_value(v["findings"].clone()).unwrap_or_default();
+    let findings: Vec<vrrp::diag::Finding> =
+        serde_json::from_value(v["findings"].clone()).unwrap_or_default();
     if findings.is_empty() {
         let _ = writeln!(out, "findings: none in the last {} s", v["window_s"]);
     } else {
@@ -261,16 +326,28 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         load.config_id = id;
     }
     let pid_file = args.pid.or(args.vrrp.flatten());
-    vrrp::daemon::run(vrrp::daemon::Options { config: args.file.clone(), load, pid_file, control: args.control, metrics: args.metrics, dump_file: args.dump_file })
-        .await
-        .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
+    vrrp::daemon::run(vrrp::daemon::Options {
+        config: args.file.clone(),
+        load,
+        pid_file,
+        control: args.control,
+        metrics: args.metrics,
+        dump_file: args.dump_file,
+    })
+    .await
+    .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Status)
         .await
-        .with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?;
+        .with_context(|| {
+            format!(
+                "is vrrpd running? (control socket {})",
+                args.socket.display()
+            )
+        })?;
     if args.json {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -289,7 +366,14 @@ async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             f(&i["since_s"]),
             p["effective"],
             p["base"],
-            i["vips"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+            i["vips"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
         );
         let m = &i["master"];
         let master = if m.is_null() {
@@ -297,20 +381,60 @@ async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         } else if m["self"] == true {
             "this router".to_owned()
         } else {
-            format!("{} priority {} (heard {:.2}s ago)", m["address"].as_str().unwrap_or("?"), m["priority"], f(&m["seen_s_ago"]))
+            format!(
+                "{} priority {} (heard {:.2}s ago)",
+                m["address"].as_str().unwrap_or("?"),
+                m["priority"],
+                f(&m["seen_s_ago"])
+            )
         };
-        println!("    master: {master}; advert_int {}s, Master_Down_Interval {:.3}s", f(&i["advert_int_s"]), f(&i["master_down_interval_s"]));
+        println!(
+            "    master: {master}; advert_int {}s, Master_Down_Interval {:.3}s",
+            f(&i["advert_int_s"]),
+            f(&i["master_down_interval_s"])
+        );
         for t in p["tracking"].as_array().into_iter().flatten() {
             let ok = match t["ok"].as_bool() {
-                Some(true) => if t["kind"] == "script" { "succeeded" } else { "up" },
-                Some(false) => if t["kind"] == "script" { "failed" } else { "down" },
+                Some(true) => {
+                    if t["kind"] == "script" {
+                        "succeeded"
+                    } else {
+                        "up"
+                    }
+                }
+                Some(false) => {
+                    if t["kind"] == "script" {
+                        "failed"
+                    } else {
+                        "down"
+                    }
+                }
                 None => "no result yet",
             };
-            println!("    track {} {}: {ok} (weight {})", t["kind"].as_str().unwrap_or("?"), t["name"].as_str().unwrap_or("?"), t["weight"]);
+            println!(
+                "    track {} {}: {ok} (weight {})",
+                t["kind"].as_str().unwrap_or("?"),
+                t["name"].as_str().unwrap_or("?"),
+                t["weight"]
+            );
         }
         let c = &i["counters"];
-        let dropped = c["dropped"].as_object().filter(|m| !m.is_empty()).map_or_else(|| "none".to_owned(), |m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-        println!("    adverts received {}, sent {}; became master {}x; dropped: {dropped}", c["adverts_received"], c["adverts_sent"], c["became_master"]);
+        let dropped = c["dropped"]
+            .as_object()
+            .filter(|m| !m.is_empty())
+            .map_or_else(
+                || "none".to_owned(),
+                |m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            );
+        println!(
+            "    adverts received {}, sent {}; became master {}x; dropped: {dropped}",
+            c["adverts_received"], c["adverts_sent"], c["became_master"]
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -318,12 +442,18 @@ async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 async fn diagnose(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Diagnose)
         .await
-        .with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?;
+        .with_context(|| {
+            format!(
+                "is vrrpd running? (control socket {})",
+                args.socket.display()
+            )
+        })?;
     if args.json {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
-    let findings: Vec<vrrp::diag::Finding> = serde_json::from_value(v["findings"].clone()).unwrap_or_default();
+    let findings: Vec<vrrp::diag::Finding> =
+        serde_json::from_value(v["findings"].clone()).unwrap_or_default();
     if findings.is_empty() {
         println!("no problem found in the last {} s", v["window_s"]);
     }
@@ -359,9 +489,12 @@ fn check(args: &CheckArgs) -> ExitCode {
         args.file.display(),
         config.instances.len()
     );
-    if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
-
 
 /// Attaches to `interfaces`, then hands every record to `sink` until Ctrl-C, SIGTERM, `count`
 /// records, or `sink` failing (stdout closed). Shared by `watch` and `capture`.
@@ -375,13 +508,31 @@ async fn capture_loop(
     let mut capture = Capture::load().context("cannot start the XDP capture")?;
     let mut attached = Vec::new();
     for ifname in interfaces {
-        let a = capture.attach(ifname).with_context(|| format!("cannot {what} {ifname}"))?.clone();
+        let a = capture
+            .attach(ifname)
+            .with_context(|| format!("cannot {what} {ifname}"))?
+            .clone();
         for family in [AF_INET, AF_INET6] {
-            capture.watch(WatchKey::new(a.ifindex, family, vrid.unwrap_or(WatchKey::WILDCARD_VRID)))?;
+            capture.watch(WatchKey::new(
+                a.ifindex,
+                family,
+                vrid.unwrap_or(WatchKey::WILDCARD_VRID),
+            ))?;
         }
-        attached.push(format!("{} ({})", a.ifname, if a.mode == vrrp::capture::AttachMode::Native { "native XDP" } else { "generic XDP" }));
+        attached.push(format!(
+            "{} ({})",
+            a.ifname,
+            if a.mode == vrrp::capture::AttachMode::Native {
+                "native XDP"
+            } else {
+                "generic XDP"
+            }
+        ));
     }
-    eprintln!("vrrpd {what}: listening on {}; Ctrl-C to stop", attached.join(", "));
+    eprintln!(
+        "vrrpd {what}: listening on {}; Ctrl-C to stop",
+        attached.join(", ")
+    );
 
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -406,37 +557,54 @@ async fn capture_loop(
             }
         }
     }
-    eprintln!("vrrpd {what}: {seen} adverts; xdp counters: {}", capture.counters()?);
+    eprintln!(
+        "vrrpd {what}: {seen} adverts; xdp counters: {}",
+        capture.counters()?
+    );
     if bad_records > 0 {
-        eprintln!("vrrpd {what}: {bad_records} ring records did not decode (userspace and XDP program disagree)");
+        eprintln!(
+            "vrrpd {what}: {bad_records} ring records did not decode (userspace and XDP program disagree)"
+        );
     }
     Ok(seen)
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     if args.interfaces.is_empty() {
-        return if args.adverts { watch_daemon_adverts(&args).await } else { watch_table(&args).await };
+        return if args.adverts {
+            watch_daemon_adverts(&args).await
+        } else {
+            watch_table(&args).await
+        };
     }
     let mut watcher = Watcher::default();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let json = args.json;
-    capture_loop(&args.interfaces, args.vrid, args.count, "watch", |w, ifname, now| {
-        let line = watcher.line(w, ifname, now);
-        if json {
-            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
-        } else {
-            writeln!(out, "{line}")?;
-        }
-        out.flush()
-    })
+    capture_loop(
+        &args.interfaces,
+        args.vrid,
+        args.count,
+        "watch",
+        |w, ifname, now| {
+            let line = watcher.line(w, ifname, now);
+            if json {
+                serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()
+        },
+    )
     .await?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::create(&args.write).with_context(|| format!("cannot create {}", args.write.display()))?;
-    let mut pcap = vrrp::pcap::Writer::new(std::io::BufWriter::new(file)).with_context(|| format!("writing {}", args.write.display()))?;
+    let file = std::fs::File::create(&args.write)
+        .with_context(|| format!("cannot create {}", args.write.display()))?;
+    let mut pcap = vrrp::pcap::Writer::new(std::io::BufWriter::new(file))
+        .with_context(|| format!("writing {}", args.write.display()))?;
     let offset = vrrp::realtime_offset_ns();
     let mut write = |w: &vrrp::record::WireAdvert| -> std::io::Result<()> {
         let (frame, len) = vrrp::pcap::frame_of(w);
@@ -446,9 +614,14 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     let seen = if args.interfaces.is_empty() {
         let mut seen = 0u64;
-        eprintln!("vrrpd capture: through the daemon at {}; Ctrl-C to stop", args.socket.display());
+        eprintln!(
+            "vrrpd capture: through the daemon at {}; Ctrl-C to stop",
+            args.socket.display()
+        );
         let stream = vrrp::control::subscribe(&args.socket, |v| {
-            let Some((w, _)) = vrrp::control::record_from_json(&v) else { return true };
+            let Some((w, _)) = vrrp::control::record_from_json(&v) else {
+                return true;
+            };
             if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
                 return true;
             }
@@ -456,7 +629,7 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                 return false;
             }
             seen += 1;
-            !args.count.is_some_and(|c| seen >= c)
+            args.count.is_none_or(|c| seen < c)
         });
         tokio::select! {
             r = stream => r.with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?,
@@ -464,8 +637,18 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         }
         seen
     } else {
-        capture_loop(&args.interfaces, args.vrid, args.count, "capture", |w, _, _| write(w)).await?
+        capture_loop(
+            &args.interfaces,
+            args.vrid,
+            args.count,
+            "capture",
+            |w, _, _| write(w),
+        )
+        .await?
     };
-    eprintln!("vrrpd capture: {seen} adverts written to {}", args.write.display());
+    eprintln!(
+        "vrrpd capture: {seen} adverts written to {}",
+        args.write.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

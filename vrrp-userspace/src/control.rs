@@ -33,7 +33,9 @@ pub enum ControlError {
         #[source]
         source: io::Error,
     },
-    #[error("control socket {path}: another vrrpd answers there; stop it or give this one --control PATH")]
+    #[error(
+        "control socket {path}: another vrrpd answers there; stop it or give this one --control PATH"
+    )]
     InUse { path: PathBuf },
     #[error("the daemon answered: {0}")]
     Refused(String),
@@ -68,30 +70,46 @@ pub struct Pending {
 
 /// Binds the socket (removing a stale one, refusing when a daemon answers there) and serves
 /// it; requests reach the main loop through the returned receiver.
-pub async fn serve(path: &Path) -> Result<(mpsc::Sender<Pending>, mpsc::Receiver<Pending>), ControlError> {
-    let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
+pub async fn serve(
+    path: &Path,
+) -> Result<(mpsc::Sender<Pending>, mpsc::Receiver<Pending>), ControlError> {
+    let io_err = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err)?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(ControlError::InUse { path: path.to_path_buf() });
+            return Err(ControlError::InUse {
+                path: path.to_path_buf(),
+            });
         }
         std::fs::remove_file(path).map_err(io_err)?;
     }
     let listener = UnixListener::bind(path).map_err(io_err)?;
-    std::fs::set_permissions(path, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600)).map_err(io_err)?;
+    std::fs::set_permissions(
+        path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .map_err(io_err)?;
     let (tx, rx) = mpsc::channel(16);
     let requests = tx.clone();
     let me = nix::unistd::geteuid().as_raw();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             // Root, or the daemon's own user; the 0600 mode says the same to the kernel.
             match stream.peer_cred() {
                 Ok(c) if c.uid() == 0 || c.uid() == me => {}
                 Ok(c) => {
-                    warn!(uid = c.uid(), "control socket: refused a client of another user");
+                    warn!(
+                        uid = c.uid(),
+                        "control socket: refused a client of another user"
+                    );
                     continue;
                 }
                 Err(_) => continue,
@@ -120,10 +138,20 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
         Ok(r) if r.version == PROTOCOL_VERSION && r.command == Command::Subscribe => {
             let (reply, rx) = oneshot::channel();
             let (stream_tx, mut stream_rx) = mpsc::channel::<String>(1024);
-            if tx.send(Pending { command: r.command, reply, stream: Some(stream_tx) }).await.is_err() {
+            if tx
+                .send(Pending {
+                    command: r.command,
+                    reply,
+                    stream: Some(stream_tx),
+                })
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
-            let ack = rx.await.unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}));
+            let ack = rx
+                .await
+                .unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}));
             write.write_all(format!("{ack}\n").as_bytes()).await?;
             // Until the client hangs up; no time limit here (the caller's timeout is dropped
             // by `serve` for subscriptions).
@@ -134,12 +162,23 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
         }
         Ok(r) if r.version == PROTOCOL_VERSION => {
             let (reply, rx) = oneshot::channel();
-            if tx.send(Pending { command: r.command, reply, stream: None }).await.is_err() {
+            if tx
+                .send(Pending {
+                    command: r.command,
+                    reply,
+                    stream: None,
+                })
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
-            rx.await.unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}))
+            rx.await
+                .unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}))
         }
-        Ok(r) => serde_json::json!({"error": format!("protocol version {} is not {PROTOCOL_VERSION}", r.version)}),
+        Ok(r) => {
+            serde_json::json!({"error": format!("protocol version {} is not {PROTOCOL_VERSION}", r.version)})
+        }
         Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
     };
     let mut text = answer.to_string();
@@ -152,10 +191,19 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
 
 /// Subscribes to the daemon's adverts: the ack, then one JSON record per line to `each` until
 /// it returns false or the daemon goes away.
-pub async fn subscribe(path: &Path, mut each: impl FnMut(serde_json::Value) -> bool) -> Result<(), ControlError> {
-    let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
+pub async fn subscribe(
+    path: &Path,
+    mut each: impl FnMut(serde_json::Value) -> bool,
+) -> Result<(), ControlError> {
+    let io_err = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
-    let mut req = serde_json::to_string(&Request { version: PROTOCOL_VERSION, command: Command::Subscribe })?;
+    let mut req = serde_json::to_string(&Request {
+        version: PROTOCOL_VERSION,
+        command: Command::Subscribe,
+    })?;
     req.push('\n');
     stream.write_all(req.as_bytes()).await.map_err(io_err)?;
     let mut lines = BufReader::new(stream).lines();
@@ -180,9 +228,15 @@ use tokio::io::AsyncReadExt as _;
 
 /// Asks the daemon at `path`.
 pub async fn ask(path: &Path, command: Command) -> Result<serde_json::Value, ControlError> {
-    let io_err = |source| ControlError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
-    let mut req = serde_json::to_string(&Request { version: PROTOCOL_VERSION, command })?;
+    let mut req = serde_json::to_string(&Request {
+        version: PROTOCOL_VERSION,
+        command,
+    })?;
     req.push('\n');
     stream.write_all(req.as_bytes()).await.map_err(io_err)?;
     let mut text = String::new();
@@ -226,8 +280,13 @@ pub fn record_from_json(v: &serde_json::Value) -> Option<(WireAdvert, String)> {
     let w = WireAdvert {
         ktime_ns: v["ktime_ns"].as_u64()?,
         ifindex: u32::try_from(v["ifindex"].as_u64()?).ok()?,
-        verdict: vrrp_common::Verdict::try_from(u32::try_from(v["verdict"].as_u64()?).ok()?).ok()?,
-        family: if v["family"] == 6 { crate::packet::Family::V6 } else { crate::packet::Family::V4 },
+        verdict: vrrp_common::Verdict::try_from(u32::try_from(v["verdict"].as_u64()?).ok()?)
+            .ok()?,
+        family: if v["family"] == 6 {
+            crate::packet::Family::V6
+        } else {
+            crate::packet::Family::V4
+        },
         vlan: u16::try_from(v["vlan"].as_u64()?).ok()?,
         ttl: u8::try_from(v["ttl"].as_u64()?).ok()?,
         src: serde_json::from_value(v["src"].clone()).ok()?,

@@ -66,8 +66,14 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}")]
-    NotOwner { instance: String, interface: String, addr: IpAddr },
+    #[error(
+        "({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}"
+    )]
+    NotOwner {
+        instance: String,
+        interface: String,
+        addr: IpAddr,
+    },
 }
 
 pub struct Options {
@@ -137,7 +143,14 @@ impl Inst {
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        [self.fsm.next_deadline().map(|i| i.0), self.garp_due, self.refresh_due].into_iter().flatten().min()
+        [
+            self.fsm.next_deadline().map(|i| i.0),
+            self.garp_due,
+            self.refresh_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn drop_reason(&mut self, reason: &str) {
@@ -202,7 +215,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let mut daemon = Daemon::start(opts, config).await?;
     if let Some(path) = &daemon.opts.pid_file {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| DaemonError::PidFile { path: path.clone(), source })?;
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+            DaemonError::PidFile {
+                path: path.clone(),
+                source,
+            }
+        })?;
     }
     // systemd's Type=notify: a no-op without NOTIFY_SOCKET.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -259,10 +277,14 @@ impl Daemon {
         }
         d.link_groups();
         d.start_trackers().await;
-        let (control_tx, control_rx) = crate::control::serve(&d.opts.control).await.map_err(DaemonError::Control)?;
+        let (control_tx, control_rx) = crate::control::serve(&d.opts.control)
+            .await
+            .map_err(DaemonError::Control)?;
         d.control_rx = Some(control_rx);
         if let Some(addr) = d.opts.metrics {
-            crate::metrics::serve(addr, control_tx).await.map_err(|source| DaemonError::Metrics { addr, source })?;
+            crate::metrics::serve(addr, control_tx)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
         }
         for idx in started {
             d.apply_tracking(idx, now).await;
@@ -282,7 +304,12 @@ impl Daemon {
         for g in &self.config.sync_groups {
             wanted.extend(g.track_scripts.iter().map(|t| t.name.clone()));
         }
-        let stale: Vec<String> = self.scripts.keys().filter(|k| !wanted.contains(k) || !self.config.scripts.contains_key(*k)).cloned().collect();
+        let stale: Vec<String> = self
+            .scripts
+            .keys()
+            .filter(|k| !wanted.contains(k) || !self.config.scripts.contains_key(*k))
+            .cloned()
+            .collect();
         for name in stale {
             if let Some((h, _)) = self.scripts.remove(&name) {
                 h.abort();
@@ -292,7 +319,9 @@ impl Daemon {
             if self.scripts.contains_key(&name) {
                 continue;
             }
-            let Some(script) = self.config.scripts.get(&name).cloned() else { continue };
+            let Some(script) = self.config.scripts.get(&name).cloned() else {
+                continue;
+            };
             let run_as = RunAs::resolve(script.user.as_ref(), &self.config.global);
             let ok = track::ScriptState::new(script.init_fail).ok;
             let handle = track::spawn_script(script, run_as, self.track_tx.clone());
@@ -312,7 +341,7 @@ impl Daemon {
         links.dedup();
         for l in &links {
             if !self.link_state.contains_key(l) {
-                let up = self.netlink.link(l).await.map(|x| x.up).unwrap_or(false);
+                let up = self.netlink.link(l).await.is_ok_and(|x| x.up);
                 self.link_state.insert(l.clone(), up);
             }
         }
@@ -327,10 +356,17 @@ impl Daemon {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 for l in &links {
-                    let up = netlink.link(l).await.map(|x| x.up).unwrap_or(false);
+                    let up = netlink.link(l).await.is_ok_and(|x| x.up);
                     if known.get(l) != Some(&up) {
                         known.insert(l.clone(), up);
-                        if tx.send(TrackEvent::Link { ifname: l.clone(), up }).await.is_err() {
+                        if tx
+                            .send(TrackEvent::Link {
+                                ifname: l.clone(),
+                                up,
+                            })
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -343,19 +379,51 @@ impl Daemon {
     fn tracked(&self, idx: usize) -> Vec<Weighted> {
         let inst = &self.instances[idx];
         let mut out = Vec::new();
-        let group = inst.group.and_then(|g| self.config.sync_groups.iter().find(|sg| self.groups.get(g).is_some_and(|m| m.contains(&idx)) && sg.members.contains(&inst.cfg.name)));
-        let scripts = inst.cfg.track_scripts.iter().chain(group.into_iter().flat_map(|g| g.track_scripts.iter()));
+        let group = inst.group.and_then(|g| {
+            self.config.sync_groups.iter().find(|sg| {
+                self.groups.get(g).is_some_and(|m| m.contains(&idx))
+                    && sg.members.contains(&inst.cfg.name)
+            })
+        });
+        let scripts = inst
+            .cfg
+            .track_scripts
+            .iter()
+            .chain(group.into_iter().flat_map(|g| g.track_scripts.iter()));
         for t in scripts {
-            let Some(s) = self.config.scripts.get(&t.name) else { continue };
+            let Some(s) = self.config.scripts.get(&t.name) else {
+                continue;
+            };
             let ok = self.scripts.get(&t.name).and_then(|(_, ok)| *ok);
-            out.push(Weighted { weight: Some(t.weight.unwrap_or(s.weight)), reverse: t.reverse || s.weight_reverse, ok });
+            out.push(Weighted {
+                weight: Some(t.weight.unwrap_or(s.weight)),
+                reverse: t.reverse || s.weight_reverse,
+                ok,
+            });
         }
-        let ifaces = inst.cfg.track_interfaces.iter().chain(group.into_iter().flat_map(|g| g.track_interfaces.iter()));
+        let ifaces = inst
+            .cfg
+            .track_interfaces
+            .iter()
+            .chain(group.into_iter().flat_map(|g| g.track_interfaces.iter()));
         for t in ifaces {
-            out.push(Weighted { weight: t.weight, reverse: t.reverse, ok: Some(self.link_state.get(&t.name).copied().unwrap_or(false)) });
+            out.push(Weighted {
+                weight: t.weight,
+                reverse: t.reverse,
+                ok: Some(self.link_state.get(&t.name).copied().unwrap_or(false)),
+            });
         }
         if !inst.cfg.dont_track_primary {
-            out.push(Weighted { weight: None, reverse: false, ok: Some(self.link_state.get(&inst.cfg.interface).copied().unwrap_or(true)) });
+            out.push(Weighted {
+                weight: None,
+                reverse: false,
+                ok: Some(
+                    self.link_state
+                        .get(&inst.cfg.interface)
+                        .copied()
+                        .unwrap_or(true),
+                ),
+            });
         }
         out
     }
@@ -366,21 +434,28 @@ impl Daemon {
         let inst = &mut self.instances[idx];
         let mut actions = Vec::new();
         match track::effective_priority(inst.cfg.priority, &tracked) {
-            Err(()) => {
+            None => {
                 if !inst.faulted {
                     inst.faulted = true;
-                    info!("({}) a tracked script or interface failed: FAULT", inst.cfg.name);
+                    info!(
+                        "({}) a tracked script or interface failed: FAULT",
+                        inst.cfg.name
+                    );
                     actions.extend(inst.fsm.step(Event::Fault(true), Instant(now)));
                 }
             }
-            Ok(p) => {
+            Some(p) => {
                 if inst.faulted {
                     inst.faulted = false;
                     info!("({}) tracking recovered", inst.cfg.name);
                     actions.extend(inst.fsm.step(Event::Fault(false), Instant(now)));
                 }
                 if p != inst.fsm.priority() {
-                    info!("({}) Changing effective priority from {} to {p}", inst.cfg.name, inst.fsm.priority());
+                    info!(
+                        "({}) Changing effective priority from {} to {p}",
+                        inst.cfg.name,
+                        inst.fsm.priority()
+                    );
                     actions.extend(inst.fsm.step(Event::Priority(p), Instant(now)));
                 }
             }
@@ -412,19 +487,36 @@ impl Daemon {
         let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let src = match cfg.unicast_src_ip.or(cfg.mcast_src_ip) {
             Some(a) => a,
-            None => self.netlink.source_address(&link, cfg.family, &vips).await?,
+            None => {
+                self.netlink
+                    .source_address(&link, cfg.family, &vips)
+                    .await?
+            }
         };
         if cfg.priority == fsm::PRIORITY_OWNER {
-            let held: Vec<IpAddr> = self.netlink.addresses(&link).await?.into_iter().map(|a| a.addr).collect();
+            let held: Vec<IpAddr> = self
+                .netlink
+                .addresses(&link)
+                .await?
+                .into_iter()
+                .map(|a| a.addr)
+                .collect();
             if let Some(missing) = vips.iter().find(|v| !held.contains(v)) {
-                return Err(DaemonError::NotOwner { instance: cfg.name.clone(), interface: link.name.clone(), addr: *missing });
+                return Err(DaemonError::NotOwner {
+                    instance: cfg.name.clone(),
+                    interface: link.name.clone(),
+                    addr: *missing,
+                });
             }
         } else {
             // Left behind by a crash (or by keepalived): an address we would hold only as master.
             for v in cfg.vips.iter().chain(&cfg.excluded_vips) {
                 let on = self.vip_link(&link, v).await?;
                 if self.netlink.del_vip(&on, v.addr).await? {
-                    info!("({}) removed stale VIP {} from {}", cfg.name, v.addr, on.name);
+                    info!(
+                        "({}) removed stale VIP {} from {}",
+                        cfg.name, v.addr, on.name
+                    );
                 }
             }
         }
@@ -435,17 +527,32 @@ impl Daemon {
         let key = (link.index, cfg.family);
         if !self.sockets.contains_key(&key) {
             let sock = VrrpSocket::open(&link, cfg.family, src, group)?;
-            #[expect(deprecated, reason = "AsyncFd::register is unsafe; the AsyncFd owns the socket it registers")]
-            let fd = AsyncFd::new(SockFd(sock)).map_err(|source| NetError::Socket { ifname: link.name.clone(), op: "register socket", source })?;
+            #[expect(
+                deprecated,
+                reason = "AsyncFd::register is unsafe; the AsyncFd owns the socket it registers"
+            )]
+            let fd = AsyncFd::new(SockFd(sock)).map_err(|source| NetError::Socket {
+                ifname: link.name.clone(),
+                op: "register socket",
+                source,
+            })?;
             let fd = Arc::new(fd);
-            tokio::spawn(count_socket(Arc::clone(&fd), Arc::clone(&self.socket_counts)));
+            tokio::spawn(count_socket(
+                Arc::clone(&fd),
+                Arc::clone(&self.socket_counts),
+            ));
             self.sockets.insert(key, fd);
         }
-        if !self.announcers.contains_key(&link.index) {
-            self.announcers.insert(link.index, Arc::new(Announcer::open(&link)?));
+        if let std::collections::hash_map::Entry::Vacant(e) = self.announcers.entry(link.index) {
+            e.insert(Arc::new(Announcer::open(&link)?));
         }
-        self.capture.watch(WatchKey::new(link.index, family_code(cfg.family), cfg.vrid))?;
-        let dsts = if cfg.unicast_peers.is_empty() { vec![group] } else { cfg.unicast_peers.clone() };
+        self.capture
+            .watch(WatchKey::new(link.index, family_code(cfg.family), cfg.vrid))?;
+        let dsts = if cfg.unicast_peers.is_empty() {
+            vec![group]
+        } else {
+            cfg.unicast_peers.clone()
+        };
         let params = fsm::Params {
             version: cfg.version,
             vrid: cfg.vrid,
@@ -458,8 +565,23 @@ impl Daemon {
             addresses: vips,
             auth: cfg.wire_auth(),
         };
-        let notifier = Notifier::spawn(format!("({})", cfg.name), RunAs::resolve(None, &self.config.global));
-        Ok(Inst { fsm: fsm::Instance::new(params), cfg, link, src, dsts, group: None, garp_due: None, refresh_due: None, stats: Stats::default(), notifier, faulted: false })
+        let notifier = Notifier::spawn(
+            format!("({})", cfg.name),
+            RunAs::resolve(None, &self.config.global),
+        );
+        Ok(Inst {
+            fsm: fsm::Instance::new(params),
+            cfg,
+            link,
+            src,
+            dsts,
+            group: None,
+            garp_due: None,
+            refresh_due: None,
+            stats: Stats::default(),
+            notifier,
+            faulted: false,
+        })
     }
 
     fn config_global_group4(&self) -> std::net::Ipv4Addr {
@@ -482,14 +604,15 @@ impl Daemon {
     /// The interface a VIP goes on: its own `dev`, or the instance's.
     async fn vip_link(&mut self, default: &Link, vip: &config::Vip) -> Result<Link, DaemonError> {
         match &vip.dev {
-            Some(dev) if dev != &default.name => match self.links.get(dev) {
-                Some(l) => Ok(l.clone()),
-                None => {
+            Some(dev) if dev != &default.name => {
+                if let Some(l) = self.links.get(dev) {
+                    Ok(l.clone())
+                } else {
                     let l = self.netlink.link(dev).await?;
                     self.links.insert(dev.clone(), l.clone());
                     Ok(l)
                 }
-            },
+            }
             _ => Ok(default.clone()),
         }
     }
@@ -508,13 +631,22 @@ impl Daemon {
             .config
             .sync_groups
             .iter()
-            .map(|g| Notifier::spawn(format!("GROUP({})", g.name), RunAs::resolve(None, &self.config.global)))
+            .map(|g| {
+                Notifier::spawn(
+                    format!("GROUP({})", g.name),
+                    RunAs::resolve(None, &self.config.global),
+                )
+            })
             .collect();
         for inst in &mut self.instances {
             inst.group = None;
         }
         for g in &self.config.sync_groups {
-            let members: Vec<usize> = g.members.iter().filter_map(|m| self.instances.iter().position(|i| &i.cfg.name == m)).collect();
+            let members: Vec<usize> = g
+                .members
+                .iter()
+                .filter_map(|m| self.instances.iter().position(|i| &i.cfg.name == m))
+                .collect();
             let gi = self.groups.len();
             for &m in &members {
                 self.instances[m].group = Some(gi);
@@ -552,7 +684,12 @@ impl Daemon {
                     }
                 });
             }
-            let next = self.instances.iter().filter_map(Inst::next_deadline).min().map_or(next_sample, |d| d.min(next_sample));
+            let next = self
+                .instances
+                .iter()
+                .filter_map(Inst::next_deadline)
+                .min()
+                .map_or(next_sample, |d| d.min(next_sample));
             let sleep = Duration::from_nanos(next.saturating_sub(now));
             tokio::select! {
                 _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
@@ -643,7 +780,12 @@ impl Daemon {
             let ifname = self.capture.ifname(w.ifindex).unwrap_or("?");
             let line = crate::control::record_json(w, ifname).to_string() + "\n";
             // A subscriber that falls behind loses records; one that left is forgotten.
-            self.subscribers.retain(|s| !matches!(s.try_send(line.clone()), Err(tokio::sync::mpsc::error::TrySendError::Closed(_))));
+            self.subscribers.retain(|s| {
+                !matches!(
+                    s.try_send(line.clone()),
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
+                )
+            });
         }
         let Some(&idx) = self.by_key.get(&(w.ifindex, w.family, vrid)) else {
             debug!(ifindex = w.ifindex, src = %w.src, vrid, "advert for no instance of ours");
@@ -656,13 +798,20 @@ impl Daemon {
         if w.verdict != Verdict::Ok {
             inst.drop_reason(&format!("{:?}", w.verdict));
             note_drop(&mut self.sources, w, &format!("{:?}", w.verdict), now);
-            debug!("({}) dropped advert from {}: {:?} (TTL {})", inst.cfg.name, w.src, w.verdict, w.ttl);
+            debug!(
+                "({}) dropped advert from {}: {:?} (TTL {})",
+                inst.cfg.name, w.src, w.verdict, w.ttl
+            );
             return;
         }
         let (advert, info) = match Advert::parse(&w.vrrp, w.src, w.dst) {
             Ok(a) => a,
             Err(e) => {
-                let reason = format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("decode").to_owned();
+                let reason = format!("{e:?}")
+                    .split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or("decode")
+                    .to_owned();
                 inst.drop_reason(&reason);
                 note_drop(&mut self.sources, w, &reason, now);
                 debug!("({}) undecodable advert from {}: {e}", inst.cfg.name, w.src);
@@ -670,12 +819,26 @@ impl Daemon {
             }
         };
         let _ = info;
-        debug!("({}) advert from {} priority {} (TTL {}, stamp {})", inst.cfg.name, w.src, advert.priority, w.ttl, w.ktime_ns);
+        debug!(
+            "({}) advert from {} priority {} (TTL {}, stamp {})",
+            inst.cfg.name, w.src, advert.priority, w.ttl, w.ktime_ns
+        );
         inst.stats.adverts_received += 1;
-        let actions = inst.fsm.step(Event::Advert { src: w.src, advert, arrived: Instant(w.ktime_ns) }, Instant(now));
+        let actions = inst.fsm.step(
+            Event::Advert {
+                src: w.src,
+                advert,
+                arrived: Instant(w.ktime_ns),
+            },
+            Instant(now),
+        );
         for a in &actions {
             if let Action::Drop(reason) = a {
-                let r = format!("{reason:?}").split(['(', ' ', '{']).next().unwrap_or("invalid").to_owned();
+                let r = format!("{reason:?}")
+                    .split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or("invalid")
+                    .to_owned();
                 note_drop(&mut self.sources, w, &r, now);
             }
         }
@@ -702,7 +865,8 @@ impl Daemon {
             let inst = &mut self.instances[idx];
             if inst.refresh_due.is_some_and(|d| d <= now) {
                 let period = inst.cfg.garp.master_refresh;
-                inst.refresh_due = master.then(|| now + u64::try_from(period.as_nanos()).unwrap_or(u64::MAX));
+                inst.refresh_due =
+                    master.then(|| now + u64::try_from(period.as_nanos()).unwrap_or(u64::MAX));
                 if master {
                     let repeat = inst.cfg.garp.master_refresh_repeat;
                     self.announce(idx, repeat);
@@ -716,15 +880,14 @@ impl Daemon {
         let mut queue = VecDeque::from([(idx, actions, true)]);
         while let Some((idx, actions, propagate)) = queue.pop_front() {
             for action in actions {
-                if let Action::Transition { to, .. } = action {
-                    if propagate {
-                        if let Some(g) = self.instances[idx].group {
-                            for &m in &self.groups[g] {
-                                if m != idx {
-                                    let follow = self.instances[m].fsm.step(Event::Sync(to), Instant(now));
-                                    queue.push_back((m, follow, false));
-                                }
-                            }
+                if let Action::Transition { to, .. } = action
+                    && propagate
+                    && let Some(g) = self.instances[idx].group
+                {
+                    for &m in &self.groups[g] {
+                        if m != idx {
+                            let follow = self.instances[m].fsm.step(Event::Sync(to), Instant(now));
+                            queue.push_back((m, follow, false));
                         }
                     }
                 }
@@ -738,7 +901,16 @@ impl Daemon {
             Action::SendAdvert { priority } => self.send_advert(idx, priority),
             Action::AddVips => {
                 let inst = &self.instances[idx];
-                let (name, link, vips) = (inst.cfg.name.clone(), inst.link.clone(), inst.cfg.vips.iter().chain(&inst.cfg.excluded_vips).cloned().collect::<Vec<_>>());
+                let (name, link, vips) = (
+                    inst.cfg.name.clone(),
+                    inst.link.clone(),
+                    inst.cfg
+                        .vips
+                        .iter()
+                        .chain(&inst.cfg.excluded_vips)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
                 for v in vips {
                     let on = match self.vip_link(&link, &v).await {
                         Ok(l) => l,
@@ -757,10 +929,13 @@ impl Daemon {
                 let inst = &mut self.instances[idx];
                 let garp = inst.cfg.garp;
                 if !garp.master_delay.is_zero() {
-                    inst.garp_due = Some(now + u64::try_from(garp.master_delay.as_nanos()).unwrap_or(u64::MAX));
+                    inst.garp_due =
+                        Some(now + u64::try_from(garp.master_delay.as_nanos()).unwrap_or(u64::MAX));
                 }
                 if !garp.master_refresh.is_zero() {
-                    inst.refresh_due = Some(now + u64::try_from(garp.master_refresh.as_nanos()).unwrap_or(u64::MAX));
+                    inst.refresh_due = Some(
+                        now + u64::try_from(garp.master_refresh.as_nanos()).unwrap_or(u64::MAX),
+                    );
                 }
                 self.announce(idx, garp.master_repeat);
             }
@@ -773,25 +948,57 @@ impl Daemon {
                     inst.garp_due = None;
                     inst.refresh_due = None;
                 }
-                info!(from = from.keepalived_name(), priority = inst.fsm.priority(), "({}) Entering {} STATE", inst.cfg.name, to.keepalived_name());
-                let state = if to == State::Initialize { "STOP" } else { to.keepalived_name() };
+                info!(
+                    from = from.keepalived_name(),
+                    priority = inst.fsm.priority(),
+                    "({}) Entering {} STATE",
+                    inst.cfg.name,
+                    to.keepalived_name()
+                );
+                let state = if to == State::Initialize {
+                    "STOP"
+                } else {
+                    to.keepalived_name()
+                };
                 let priority = inst.fsm.priority();
-                inst.notifier.send(track::notify_commands(&inst.cfg.notify, "INSTANCE", &inst.cfg.name, state, priority));
-                self.fifo(&track::fifo_line("INSTANCE", &self.instances[idx].cfg.name, state, priority));
-                if let Some(g) = self.instances[idx].group {
-                    if self.group_state.get(g) != Some(&to) {
-                        if let Some(gs) = self.group_state.get_mut(g) {
-                            *gs = to;
-                        }
-                        let cfg = &self.config.sync_groups[g];
-                        self.group_notifiers[g].send(track::notify_commands(&cfg.notify, "GROUP", &cfg.name, state, priority));
-                        self.fifo(&track::fifo_line("GROUP", &cfg.name, state, priority));
+                inst.notifier.send(track::notify_commands(
+                    &inst.cfg.notify,
+                    "INSTANCE",
+                    &inst.cfg.name,
+                    state,
+                    priority,
+                ));
+                self.fifo(&track::fifo_line(
+                    "INSTANCE",
+                    &self.instances[idx].cfg.name,
+                    state,
+                    priority,
+                ));
+                if let Some(g) = self.instances[idx].group
+                    && self.group_state.get(g) != Some(&to)
+                {
+                    if let Some(gs) = self.group_state.get_mut(g) {
+                        *gs = to;
                     }
+                    let cfg = &self.config.sync_groups[g];
+                    self.group_notifiers[g].send(track::notify_commands(
+                        &cfg.notify,
+                        "GROUP",
+                        &cfg.name,
+                        state,
+                        priority,
+                    ));
+                    self.fifo(&track::fifo_line("GROUP", &cfg.name, state, priority));
                 }
             }
             Action::Drop(reason) => {
                 let inst = &mut self.instances[idx];
-                inst.drop_reason(&format!("{reason:?}").split(['(', ' ', '{']).next().unwrap_or("invalid").to_owned());
+                inst.drop_reason(
+                    format!("{reason:?}")
+                        .split(['(', ' ', '{'])
+                        .next()
+                        .unwrap_or("invalid"),
+                );
                 debug!("({}) dropped advert: {reason}", inst.cfg.name);
             }
         }
@@ -800,8 +1007,17 @@ impl Daemon {
     /// Writes a line to keepalived's notify_fifo / vrrp_notify_fifo, if configured and read.
     fn fifo(&self, line: &str) {
         use std::io::Write as _;
-        for (path, _) in [&self.config.global.notify_fifo, &self.config.global.vrrp_notify_fifo].into_iter().flatten() {
-            let open = std::fs::OpenOptions::new().write(true).custom_flags_nonblock().open(path);
+        for (path, _) in [
+            &self.config.global.notify_fifo,
+            &self.config.global.vrrp_notify_fifo,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags_nonblock()
+                .open(path);
             match open {
                 Ok(mut f) => {
                     let _ = f.write_all(line.as_bytes());
@@ -821,17 +1037,28 @@ impl Daemon {
             addresses: inst.cfg.vips.iter().map(|v| v.addr).collect(),
             auth: inst.cfg.wire_auth(),
         };
-        let mode = if inst.cfg.checksum_as_v2 { ChecksumMode::MessageOnly } else { ChecksumMode::PseudoHeader };
-        let Some(sock) = self.sockets.get(&(inst.link.index, inst.cfg.family)) else { return };
+        let mode = if inst.cfg.checksum_as_v2 {
+            ChecksumMode::MessageOnly
+        } else {
+            ChecksumMode::PseudoHeader
+        };
+        let Some(sock) = self.sockets.get(&(inst.link.index, inst.cfg.family)) else {
+            return;
+        };
         for dst in &inst.dsts {
             let bytes = advert.emit(inst.src, *dst, mode);
             match sock.get_ref().0.send(*dst, &bytes) {
                 Ok(()) => inst.stats.adverts_sent += 1,
                 // EPERM from a raw socket: netfilter dropped the packet on output. Counted for
                 // `diagnose` (which names the rule) rather than logged every advert.
-                Err(NetError::Socket { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
+                Err(NetError::Socket { source, .. })
+                    if source.raw_os_error() == Some(libc::EPERM) =>
+                {
                     if inst.stats.send_refused == 0 {
-                        warn!("({}) the kernel refuses our adverts (EPERM): a firewall drops them on output; see `vrrpd diagnose`", inst.cfg.name);
+                        warn!(
+                            "({}) the kernel refuses our adverts (EPERM): a firewall drops them on output; see `vrrpd diagnose`",
+                            inst.cfg.name
+                        );
                     }
                     inst.stats.send_refused += 1;
                     inst.stats.send_refused_last_ns = monotonic_ns();
@@ -843,7 +1070,16 @@ impl Daemon {
 
     async fn remove_vips(&mut self, idx: usize) {
         let inst = &self.instances[idx];
-        let (name, link, vips) = (inst.cfg.name.clone(), inst.link.clone(), inst.cfg.vips.iter().chain(&inst.cfg.excluded_vips).cloned().collect::<Vec<_>>());
+        let (name, link, vips) = (
+            inst.cfg.name.clone(),
+            inst.link.clone(),
+            inst.cfg
+                .vips
+                .iter()
+                .chain(&inst.cfg.excluded_vips)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         for v in vips {
             let on = match self.vip_link(&link, &v).await {
                 Ok(l) => l,
@@ -861,10 +1097,16 @@ impl Daemon {
     /// `repeat` gratuitous ARPs / NAs for every VIP, spaced by vrrp_garp_interval.
     fn announce(&self, idx: usize, repeat: u32) {
         let inst = &self.instances[idx];
-        let Some(announcer) = self.announcers.get(&inst.link.index).cloned() else { return };
+        let Some(announcer) = self.announcers.get(&inst.link.index).cloned() else {
+            return;
+        };
         let addrs: Vec<IpAddr> = inst.cfg.vips.iter().map(|v| v.addr).collect();
         let (ifindex, name) = (inst.link.index, inst.cfg.name.clone());
-        let spacing = if addrs.first().is_some_and(IpAddr::is_ipv6) { inst.cfg.garp.gna_interval } else { inst.cfg.garp.interval };
+        let spacing = if addrs.first().is_some_and(IpAddr::is_ipv6) {
+            inst.cfg.garp.gna_interval
+        } else {
+            inst.cfg.garp.interval
+        };
         tokio::spawn(async move {
             for round in 0..repeat.max(1) {
                 if round > 0 && !spacing.is_zero() {
@@ -912,7 +1154,11 @@ impl Daemon {
             let gone = self.instances.pop();
             if let Some(g) = gone {
                 self.by_key.remove(&g.key());
-                let _ = self.capture.unwatch(&WatchKey::new(g.link.index, family_code(g.cfg.family), g.cfg.vrid));
+                let _ = self.capture.unwatch(&WatchKey::new(
+                    g.link.index,
+                    family_code(g.cfg.family),
+                    g.cfg.vrid,
+                ));
                 info!("({}) stopped by reload", g.cfg.name);
             }
         }
@@ -956,12 +1202,21 @@ impl Daemon {
     }
 
     fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
-        self.socket_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied().unwrap_or(0)
+        self.socket_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Keeps (wire, socket) totals per source every few seconds: the diagnosis window.
     fn sample(&mut self, now: u64) {
-        let totals = self.sources.iter().map(|(k, s)| (*k, (s.wire, self.socket_count(k)))).collect();
+        let totals = self
+            .sources
+            .iter()
+            .map(|(k, s)| (*k, (s.wire, self.socket_count(k))))
+            .collect();
         self.samples.push_back((now, totals));
         while self.samples.len() > 4 {
             self.samples.pop_front();
@@ -972,8 +1227,14 @@ impl Daemon {
         let now = monotonic_ns();
         // The newest sample at least 4 s old (a window of 4 to 9 s, so that a fixed problem
         // clears soon), else the oldest one, else everything since start.
-        let base = self.samples.iter().rev().find(|(t, _)| now.saturating_sub(*t) >= 4_000_000_000).or_else(|| self.samples.front());
-        let window_s = base.map_or(now.saturating_sub(self.started_ns), |(t, _)| now - t) / 1_000_000_000;
+        let base = self
+            .samples
+            .iter()
+            .rev()
+            .find(|(t, _)| now.saturating_sub(*t) >= 4_000_000_000)
+            .or_else(|| self.samples.front());
+        let window_s =
+            base.map_or(now.saturating_sub(self.started_ns), |(t, _)| now - t) / 1_000_000_000;
         let empty = HashMap::new();
         let base_totals = base.map_or(&empty, |(_, m)| m);
         let since = base.map_or(self.started_ns, |(t, _)| *t);
@@ -991,7 +1252,12 @@ impl Daemon {
                     interval_cs: s.interval_cs,
                     wire: s.wire.saturating_sub(w0),
                     socket: self.socket_count(k).saturating_sub(s0),
-                    dropped: s.dropped.iter().filter(|(_, (_, last))| *last >= since).map(|(r, (n, _))| (r.clone(), *n)).collect(),
+                    dropped: s
+                        .dropped
+                        .iter()
+                        .filter(|(_, (_, last))| *last >= since)
+                        .map(|(r, (n, _))| (r.clone(), *n))
+                        .collect(),
                     auth: s.auth.clone(),
                     last_seen_s: now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
                     interval_mean_s: mean_jitter(&s.gaps).map(|m| m.0),
@@ -1019,7 +1285,11 @@ impl Daemon {
                 priority: i.fsm.priority(),
                 interval_cs: i.cfg.advert_int_cs,
                 src: i.src,
-                send_refused: if i.stats.send_refused_last_ns >= since { i.stats.send_refused } else { 0 },
+                send_refused: if i.stats.send_refused_last_ns >= since {
+                    i.stats.send_refused
+                } else {
+                    0
+                },
                 sent: i.stats.adverts_sent,
             })
             .collect();
@@ -1069,7 +1339,15 @@ impl Daemon {
                 })
             })
             .collect();
-        let xdp = self.capture.counters().map(|c| c.iter().map(|(k, v)| (k.to_owned(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>()).unwrap_or_default();
+        let xdp = self
+            .capture
+            .counters()
+            .map(|c| {
+                c.iter()
+                    .map(|(k, v)| (k.to_owned(), serde_json::json!(v)))
+                    .collect::<serde_json::Map<_, _>>()
+            })
+            .unwrap_or_default();
         let sources: Vec<serde_json::Value> = self
             .sources
             .iter()
@@ -1135,7 +1413,9 @@ fn same_behaviour(a: &config::Instance, b: &config::Instance) -> bool {
             _ => {}
         }
     }
-    let (Ok(mut x), Ok(mut y)) = (serde_json::to_value(a), serde_json::to_value(b)) else { return false };
+    let (Ok(mut x), Ok(mut y)) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        return false;
+    };
     strip(&mut x);
     strip(&mut y);
     x == y
@@ -1146,12 +1426,16 @@ fn same_behaviour(a: &config::Instance, b: &config::Instance) -> bool {
 async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts) {
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
     loop {
-        let Ok(mut guard) = fd.readable().await else { return };
+        let Ok(mut guard) = fd.readable().await else {
+            return;
+        };
         loop {
             match guard.get_inner().0.recv_source(&mut buf) {
                 Ok(Some(src)) => {
                     let ifindex = guard.get_inner().0.ifindex;
-                    let mut c = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut c = counts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if c.len() < 4096 || c.contains_key(&(ifindex, src)) {
                         *c.entry((ifindex, src)).or_default() += 1;
                     }
@@ -1177,7 +1461,12 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
-fn note_drop(sources: &mut HashMap<(u32, IpAddr), SourceStats>, w: &WireAdvert, reason: &str, now: u64) {
+fn note_drop(
+    sources: &mut HashMap<(u32, IpAddr), SourceStats>,
+    w: &WireAdvert,
+    reason: &str,
+    now: u64,
+) {
     if let Some(s) = sources.get_mut(&(w.ifindex, w.src)) {
         let e = s.dropped.entry(reason.to_owned()).or_default();
         e.0 += 1;
@@ -1185,22 +1474,44 @@ fn note_drop(sources: &mut HashMap<(u32, IpAddr), SourceStats>, w: &WireAdvert, 
     }
 }
 
-async fn diagnose(window_s: u64, mut sources: Vec<crate::diag::SourceWindow>, ours: Vec<crate::diag::Ours>) -> serde_json::Value {
+async fn diagnose(
+    window_s: u64,
+    mut sources: Vec<crate::diag::SourceWindow>,
+    ours: Vec<crate::diag::Ours>,
+) -> serde_json::Value {
     // Is a silent router up? Ask it (ICMP echo, 300 ms).
     for s in sources.iter_mut().filter(|s| s.silent) {
         s.answers_ping = Some(crate::net::ping(s.src, &s.ifname, Duration::from_millis(300)).await);
     }
-    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
-    let rp = |ifname: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter")).ok().and_then(|s| s.trim().parse().ok());
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let rp = |ifname: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    };
     let mut found = crate::diag::findings(&host, window_s, &sources, &ours, &[], &rp);
     // The ruleset only matters when something is lost in the kernel: run nft only then.
     let mut rules = Vec::new();
-    if found.iter().any(|f| f.kind == "lost-after-xdp" || f.kind == "dropped-on-output") {
-        let ruleset = tokio::time::timeout(Duration::from_secs(3), tokio::process::Command::new("nft").args(["-j", "list", "ruleset"]).output()).await;
-        if let Ok(Ok(out)) = ruleset {
-            if out.status.success() {
-                rules = serde_json::from_slice(&out.stdout).map(|v| crate::diag::vrrp_drop_rules(&v)).unwrap_or_default();
-            }
+    if found
+        .iter()
+        .any(|f| f.kind == "lost-after-xdp" || f.kind == "dropped-on-output")
+    {
+        let ruleset = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::process::Command::new("nft")
+                .args(["-j", "list", "ruleset"])
+                .output(),
+        )
+        .await;
+        if let Ok(Ok(out)) = ruleset
+            && out.status.success()
+        {
+            rules = serde_json::from_slice(&out.stdout)
+                .map(|v| crate::diag::vrrp_drop_rules(&v))
+                .unwrap_or_default();
         }
         found = crate::diag::findings(&host, window_s, &sources, &ours, &rules, &rp);
     }

@@ -98,34 +98,74 @@ impl std::fmt::Display for Finding {
 /// Adverts lost between the wire and the socket: at least this many in the window.
 const MIN_LOST: u64 = 3;
 
-pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Ours], drop_rules: &[DropRule], rp_filter: &dyn Fn(&str) -> Option<u8>) -> Vec<Finding> {
+pub fn findings(
+    host: &str,
+    window_s: u64,
+    sources: &[SourceWindow],
+    ours: &[Ours],
+    drop_rules: &[DropRule],
+    rp_filter: &dyn Fn(&str) -> Option<u8>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for s in sources {
         if ours.iter().any(|o| o.src == s.src) {
             continue;
         }
-        let mine = ours.iter().find(|o| o.ifname == s.ifname && o.vrid == s.vrid);
-        let who = format!("{host} {}: adverts from {} (VRID {})", s.ifname, s.src, s.vrid);
+        let mine = ours
+            .iter()
+            .find(|o| o.ifname == s.ifname && o.vrid == s.vrid);
+        let who = format!(
+            "{host} {}: adverts from {} (VRID {})",
+            s.ifname, s.src, s.vrid
+        );
         // 1. On the wire, not at the socket: something after XDP eats them.
         if s.wire >= MIN_LOST && s.socket * 2 < s.wire {
-            let (v4, l4) = if s.src.is_ipv4() { ("ipv4", "ip protocol vrrp") } else { ("ipv6", "meta l4proto vrrp") };
-            let group = if s.src.is_ipv4() { "224.0.0.18" } else { "ff02::12" };
-            let iptables = if s.src.is_ipv4() { "iptables" } else { "ip6tables" };
+            let (v4, l4) = if s.src.is_ipv4() {
+                ("ipv4", "ip protocol vrrp")
+            } else {
+                ("ipv6", "meta l4proto vrrp")
+            };
+            let group = if s.src.is_ipv4() {
+                "224.0.0.18"
+            } else {
+                "ff02::12"
+            };
+            let iptables = if s.src.is_ipv4() {
+                "iptables"
+            } else {
+                "ip6tables"
+            };
             let mut fix = Vec::new();
-            let input: Vec<&DropRule> = drop_rules.iter().filter(|r| r.hook == "input" || r.hook == "prerouting").collect();
+            let input: Vec<&DropRule> = drop_rules
+                .iter()
+                .filter(|r| r.hook == "input" || r.hook == "prerouting")
+                .collect();
             let cause = if let Some(r) = input.first() {
-                let what = r.handle.map_or_else(|| format!("the policy of chain {} {} {}", r.family, r.table, r.chain), |h| format!("rule {h} in {} {} {}", r.family, r.table, r.chain));
-                fix.push(format!("nft insert rule {} {} {} {l4} accept", r.family, r.table, r.chain));
+                let what = r.handle.map_or_else(
+                    || format!("the policy of chain {} {} {}", r.family, r.table, r.chain),
+                    |h| format!("rule {h} in {} {} {}", r.family, r.table, r.chain),
+                );
+                fix.push(format!(
+                    "nft insert rule {} {} {} {l4} accept",
+                    r.family, r.table, r.chain
+                ));
                 format!("netfilter drops them ({what})")
             } else if rp_filter(&s.ifname) == Some(1) {
-                format!("no firewall rule matches VRRP, but rp_filter on {} is strict (1)", s.ifname)
+                format!(
+                    "no firewall rule matches VRRP, but rp_filter on {} is strict (1)",
+                    s.ifname
+                )
             } else {
-                "something in the kernel after XDP drops them (netfilter, rp_filter, the socket)".to_owned()
+                "something in the kernel after XDP drops them (netfilter, rp_filter, the socket)"
+                    .to_owned()
             };
             if input.is_empty() {
                 fix.push(format!("nft insert rule inet filter input {l4} accept"));
             }
-            fix.push(format!("{iptables} -I INPUT -i {} -d {group} -p vrrp -j ACCEPT", s.ifname));
+            fix.push(format!(
+                "{iptables} -I INPUT -i {} -d {group} -p vrrp -j ACCEPT",
+                s.ifname
+            ));
             fix.push(format!("firewall-cmd --direct --add-rule {v4} filter INPUT 0 --in-interface {} --destination {group} --protocol vrrp -j ACCEPT", s.ifname));
             if rp_filter(&s.ifname) == Some(1) && input.is_empty() {
                 fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
@@ -166,7 +206,11 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
                 source: Some(s.src),
                 vrid: s.vrid,
                 message: format!("{who} {what}: {n} ignored in the last {window_s} s."),
-                fix: if fix.is_empty() { Vec::new() } else { vec![fix] },
+                fix: if fix.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![fix]
+                },
             });
         }
         // 3. A router whose adverts stopped although it is up: the network loses them. A
@@ -186,9 +230,14 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
             });
         }
         // 4. Two masters on the wire.
-        if let Some(m) = mine {
-            if m.master && s.wire > 0 && s.dropped.iter().all(|(_, n)| *n == 0) && s.priority > 0 && s.priority < m.priority {
-                out.push(Finding {
+        if let Some(m) = mine
+            && m.master
+            && s.wire > 0
+            && s.dropped.iter().all(|(_, n)| *n == 0)
+            && s.priority > 0
+            && s.priority < m.priority
+        {
+            out.push(Finding {
                     kind: "two-masters".to_owned(),
                     ifname: s.ifname.clone(),
                     source: Some(s.src),
@@ -199,23 +248,43 @@ pub fn findings(host: &str, window_s: u64, sources: &[SourceWindow], ours: &[Our
                     ),
                     fix: Vec::new(),
                 });
-            }
         }
     }
     for o in ours {
         // 5. Our own adverts dropped on output: sendto() fails with EPERM.
         if o.send_refused > 0 {
-            let (l4, group, iptables, v4) = if o.src.is_ipv4() { ("ip protocol vrrp", "224.0.0.18", "iptables", "ipv4") } else { ("meta l4proto vrrp", "ff02::12", "ip6tables", "ipv6") };
-            let output: Vec<&DropRule> = drop_rules.iter().filter(|r| r.hook == "output" || r.hook == "postrouting").collect();
+            let (l4, group, iptables, v4) = if o.src.is_ipv4() {
+                ("ip protocol vrrp", "224.0.0.18", "iptables", "ipv4")
+            } else {
+                ("meta l4proto vrrp", "ff02::12", "ip6tables", "ipv6")
+            };
+            let output: Vec<&DropRule> = drop_rules
+                .iter()
+                .filter(|r| r.hook == "output" || r.hook == "postrouting")
+                .collect();
             let mut fix = Vec::new();
             let what = if let Some(r) = output.first() {
-                fix.push(format!("nft insert rule {} {} {} {l4} accept", r.family, r.table, r.chain));
-                r.handle.map_or_else(|| format!(" (the policy of chain {} {} {})", r.family, r.table, r.chain), |h| format!(" (rule {h} in {} {} {})", r.family, r.table, r.chain))
+                fix.push(format!(
+                    "nft insert rule {} {} {} {l4} accept",
+                    r.family, r.table, r.chain
+                ));
+                r.handle.map_or_else(
+                    || {
+                        format!(
+                            " (the policy of chain {} {} {})",
+                            r.family, r.table, r.chain
+                        )
+                    },
+                    |h| format!(" (rule {h} in {} {} {})", r.family, r.table, r.chain),
+                )
             } else {
                 fix.push(format!("nft insert rule inet filter output {l4} accept"));
                 String::new()
             };
-            fix.push(format!("{iptables} -I OUTPUT -o {} -d {group} -p vrrp -j ACCEPT", o.ifname));
+            fix.push(format!(
+                "{iptables} -I OUTPUT -o {} -d {group} -p vrrp -j ACCEPT",
+                o.ifname
+            ));
             fix.push(format!("firewall-cmd --direct --add-rule {v4} filter OUTPUT 0 --out-interface {} --destination {group} --protocol vrrp -j ACCEPT", o.ifname));
             out.push(Finding {
                 kind: "dropped-on-output".to_owned(),
@@ -250,23 +319,38 @@ pub fn vrrp_drop_rules(ruleset: &serde_json::Value) -> Vec<DropRule> {
         if let Some(rule) = item.get("rule") {
             let exprs = rule["expr"].as_array().cloned().unwrap_or_default();
             let text = serde_json::Value::Array(exprs.clone()).to_string();
-            let matches_vrrp = text.contains("\"vrrp\"") || text.contains(":112}") || text.contains("\"right\":112");
-            let drops = exprs.iter().any(|e| e.get("drop").is_some() || e.get("reject").is_some());
+            let matches_vrrp = text.contains("\"vrrp\"")
+                || text.contains(":112}")
+                || text.contains("\"right\":112");
+            let drops = exprs
+                .iter()
+                .any(|e| e.get("drop").is_some() || e.get("reject").is_some());
             if matches_vrrp && drops {
-                let (family, table, chain) = (rule["family"].as_str().unwrap_or("inet"), rule["table"].as_str().unwrap_or_default(), rule["chain"].as_str().unwrap_or_default());
-                out.push(DropRule { family: family.to_owned(), table: table.to_owned(), chain: chain.to_owned(), hook: hook_of(family, table, chain), handle: rule["handle"].as_u64() });
-            }
-        }
-        if let Some(chain) = item.get("chain") {
-            if (chain["hook"] == "input" || chain["hook"] == "output") && chain["policy"] == "drop" {
+                let (family, table, chain) = (
+                    rule["family"].as_str().unwrap_or("inet"),
+                    rule["table"].as_str().unwrap_or_default(),
+                    rule["chain"].as_str().unwrap_or_default(),
+                );
                 out.push(DropRule {
-                    family: chain["family"].as_str().unwrap_or("inet").to_owned(),
-                    table: chain["table"].as_str().unwrap_or_default().to_owned(),
-                    chain: chain["name"].as_str().unwrap_or_default().to_owned(),
-                    hook: chain["hook"].as_str().unwrap_or_default().to_owned(),
-                    handle: None,
+                    family: family.to_owned(),
+                    table: table.to_owned(),
+                    chain: chain.to_owned(),
+                    hook: hook_of(family, table, chain),
+                    handle: rule["handle"].as_u64(),
                 });
             }
+        }
+        if let Some(chain) = item.get("chain")
+            && (chain["hook"] == "input" || chain["hook"] == "output")
+            && chain["policy"] == "drop"
+        {
+            out.push(DropRule {
+                family: chain["family"].as_str().unwrap_or("inet").to_owned(),
+                table: chain["table"].as_str().unwrap_or_default().to_owned(),
+                chain: chain["name"].as_str().unwrap_or_default().to_owned(),
+                hook: chain["hook"].as_str().unwrap_or_default().to_owned(),
+                handle: None,
+            });
         }
     }
     out
@@ -315,24 +399,64 @@ mod tests {
 
     #[test]
     fn firewall_drop_is_named_with_its_fix() {
-        let rules = vec![DropRule { family: "inet".into(), table: "lab".into(), chain: "input".into(), hook: "input".into(), handle: Some(3) }];
-        let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &rules, &|_| Some(0));
+        let rules = vec![DropRule {
+            family: "inet".into(),
+            table: "lab".into(),
+            chain: "input".into(),
+            hook: "input".into(),
+            handle: Some(3),
+        }];
+        let f = findings(
+            "lb02",
+            10,
+            &[src(10, 0, vec![])],
+            &[ours(false)],
+            &rules,
+            &|_| Some(0),
+        );
         assert_eq!(f.len(), 1);
         assert!(f[0].message.starts_with("lb02 eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule 3 in inet lab input): 10 seen by XDP, 0 delivered"), "{}", f[0]);
-        assert_eq!(f[0].fix[0], "nft insert rule inet lab input ip protocol vrrp accept");
+        assert_eq!(
+            f[0].fix[0],
+            "nft insert rule inet lab input ip protocol vrrp accept"
+        );
         assert!(f[0].fix.iter().any(|l| l == "firewall-cmd --direct --add-rule ipv4 filter INPUT 0 --in-interface eth0 --destination 224.0.0.18 --protocol vrrp -j ACCEPT"));
     }
 
     #[test]
     fn delivered_adverts_make_no_finding() {
-        assert!(findings("lb02", 10, &[src(10, 10, vec![])], &[ours(false)], &[], &|_| Some(0)).is_empty());
+        assert!(
+            findings(
+                "lb02",
+                10,
+                &[src(10, 10, vec![])],
+                &[ours(false)],
+                &[],
+                &|_| Some(0)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn mismatches_are_named() {
-        let f = findings("lb02", 10, &[src(10, 10, vec![("IntervalMismatch".into(), 10)])], &[ours(false)], &[], &|_| None);
+        let f = findings(
+            "lb02",
+            10,
+            &[src(10, 10, vec![("IntervalMismatch".into(), 10)])],
+            &[ours(false)],
+            &[],
+            &|_| None,
+        );
         assert_eq!(f[0].kind, "interval-mismatch");
-        let f = findings("lb02", 10, &[src(10, 10, vec![("AuthMismatch".into(), 10)])], &[ours(false)], &[], &|_| None);
+        let f = findings(
+            "lb02",
+            10,
+            &[src(10, 10, vec![("AuthMismatch".into(), 10)])],
+            &[ours(false)],
+            &[],
+            &|_| None,
+        );
         assert_eq!(f[0].kind, "auth-mismatch");
     }
 
@@ -340,25 +464,57 @@ mod tests {
     fn our_refused_sends_and_a_silent_master_are_named() {
         let mut o = ours(true);
         o.send_refused = 7;
-        let rules = vec![DropRule { family: "inet".into(), table: "fw".into(), chain: "out".into(), hook: "output".into(), handle: Some(4) }];
+        let rules = vec![DropRule {
+            family: "inet".into(),
+            table: "fw".into(),
+            chain: "out".into(),
+            hook: "output".into(),
+            handle: Some(4),
+        }];
         let f = findings("lb01", 10, &[], &[o], &rules, &|_| None);
         assert_eq!(f[0].kind, "dropped-on-output");
-        assert!(f[0].message.contains("dropped on output by netfilter (rule 4 in inet fw out)"), "{}", f[0]);
-        assert_eq!(f[0].fix[0], "nft insert rule inet fw out ip protocol vrrp accept");
+        assert!(
+            f[0].message
+                .contains("dropped on output by netfilter (rule 4 in inet fw out)"),
+            "{}",
+            f[0]
+        );
+        assert_eq!(
+            f[0].fix[0],
+            "nft insert rule inet fw out ip protocol vrrp accept"
+        );
         let mut quiet = src(0, 0, vec![]);
         quiet.silent = true;
         quiet.answers_ping = Some(true);
-        assert_eq!(findings("lb02", 10, &[quiet.clone()], &[ours(true)], &[], &|_| None)[0].kind, "lost-on-network");
+        assert_eq!(
+            findings("lb02", 10, &[quiet.clone()], &[ours(true)], &[], &|_| None)[0].kind,
+            "lost-on-network"
+        );
         let mut lower = quiet.clone();
         lower.priority = 50;
-        assert!(findings("lb02", 10, &[lower], &[ours(true)], &[], &|_| None).is_empty(), "a backup that yielded to us is quiet by design");
+        assert!(
+            findings("lb02", 10, &[lower], &[ours(true)], &[], &|_| None).is_empty(),
+            "a backup that yielded to us is quiet by design"
+        );
         quiet.answers_ping = Some(false);
-        assert!(findings("lb02", 10, &[quiet], &[ours(true)], &[], &|_| None).is_empty(), "a dead peer is a failover, not a finding");
+        assert!(
+            findings("lb02", 10, &[quiet], &[ours(true)], &[], &|_| None).is_empty(),
+            "a dead peer is a failover, not a finding"
+        );
     }
 
     #[test]
     fn parses_nft_json() {
         let v: serde_json::Value = serde_json::from_str(r#"{"nftables":[{"metainfo":{}},{"chain":{"family":"inet","table":"lab","name":"input","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"lab","chain":"input","handle":2,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"protocol"}},"right":"vrrp"}},{"counter":{"packets":3,"bytes":120}},{"drop":null}]}}]}"#).expect("json");
-        assert_eq!(vrrp_drop_rules(&v), vec![DropRule { family: "inet".into(), table: "lab".into(), chain: "input".into(), hook: "input".into(), handle: Some(2) }]);
+        assert_eq!(
+            vrrp_drop_rules(&v),
+            vec![DropRule {
+                family: "inet".into(),
+                table: "lab".into(),
+                chain: "input".into(),
+                hook: "input".into(),
+                handle: Some(2)
+            }]
+        );
     }
 }

@@ -28,8 +28,11 @@ pub struct Instant(pub u64);
 
 impl Instant {
     #[must_use]
-    pub fn add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    pub fn plus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
     pub fn since(self, earlier: Self) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
@@ -90,7 +93,11 @@ pub enum Event {
     Shutdown,
     /// A received advert that passed decoding (checksum, version, type, length); `arrived` is
     /// its kernel stamp.
-    Advert { src: IpAddr, advert: Advert, arrived: Instant },
+    Advert {
+        src: IpAddr,
+        advert: Advert,
+        arrived: Instant,
+    },
     /// A deadline from `next_deadline` passed.
     Timer,
     /// The effective priority changed (tracking): 1..=254, or 255 for the owner.
@@ -130,11 +137,15 @@ pub enum RxError {
     AuthTypeMismatch { ours: u8, theirs: u8 },
     #[error("authentication data mismatch")]
     AuthMismatch,
-    #[error("advert interval {theirs_cs} cs where ours is {ours_cs} cs (VRRPv2 requires equal intervals)")]
+    #[error(
+        "advert interval {theirs_cs} cs where ours is {ours_cs} cs (VRRPv2 requires equal intervals)"
+    )]
     IntervalMismatch { ours_cs: u16, theirs_cs: u16 },
     #[error("the advertised addresses differ from ours")]
     AddressListMismatch,
-    #[error("an advert with priority 255 from a router that does not own the addresses, while we do")]
+    #[error(
+        "an advert with priority 255 from a router that does not own the addresses, while we do"
+    )]
     OwnerConflict,
 }
 
@@ -191,7 +202,9 @@ impl Instance {
     pub fn skew_time(&self) -> Duration {
         let p = u64::from(256 - u16::from(self.priority));
         match self.params.version {
-            Version::V3 => Duration::from_nanos(p * u64::from(self.master_adver_interval_cs) * 10_000_000 / 256),
+            Version::V3 => Duration::from_nanos(
+                p * u64::from(self.master_adver_interval_cs) * 10_000_000 / 256,
+            ),
             Version::V2 => Duration::from_nanos(p * 1_000_000_000 / 256),
         }
     }
@@ -236,10 +249,12 @@ impl Instance {
     /// RFC 5798 6.4.1 / 6.4.2 "transition to Master": send, announce, arm Adver_Timer.
     fn become_master(&mut self, now: Instant, actions: &mut Vec<Action>) {
         self.master_down_deadline = None;
-        self.adver_deadline = Some(now.add(self.advert_interval()));
+        self.adver_deadline = Some(now.plus(self.advert_interval()));
         self.master = None;
         actions.push(Action::AddVips);
-        actions.push(Action::SendAdvert { priority: self.priority });
+        actions.push(Action::SendAdvert {
+            priority: self.priority,
+        });
         actions.push(Action::Announce);
         self.change_state(State::Master, now, actions);
     }
@@ -247,7 +262,7 @@ impl Instance {
     fn become_backup(&mut self, now: Instant, actions: &mut Vec<Action>) {
         let was_master = self.state == State::Master;
         self.adver_deadline = None;
-        self.master_down_deadline = Some(now.add(self.master_down_interval()));
+        self.master_down_deadline = Some(now.plus(self.master_down_interval()));
         if was_master {
             actions.push(Action::RemoveVips);
         }
@@ -256,7 +271,9 @@ impl Instance {
 
     fn become_fault(&mut self, now: Instant, actions: &mut Vec<Action>) {
         if self.state == State::Master {
-            actions.push(Action::SendAdvert { priority: PRIORITY_STOP });
+            actions.push(Action::SendAdvert {
+                priority: PRIORITY_STOP,
+            });
             actions.push(Action::RemoveVips);
         }
         self.adver_deadline = None;
@@ -282,7 +299,10 @@ impl Instance {
                 return Err(RxError::AuthMismatch);
             }
             if advert.interval_cs != p.advert_interval_cs {
-                return Err(RxError::IntervalMismatch { ours_cs: p.advert_interval_cs, theirs_cs: advert.interval_cs });
+                return Err(RxError::IntervalMismatch {
+                    ours_cs: p.advert_interval_cs,
+                    theirs_cs: advert.interval_cs,
+                });
             }
         }
         if advert.priority == PRIORITY_OWNER && self.params.priority == PRIORITY_OWNER {
@@ -303,7 +323,11 @@ impl Instance {
             Event::Startup => self.startup(now, &mut actions),
             Event::Shutdown => self.shutdown(now, &mut actions),
             Event::Timer => self.timer(now, &mut actions),
-            Event::Advert { src, advert, arrived } => match self.validate(&advert) {
+            Event::Advert {
+                src,
+                advert,
+                arrived,
+            } => match self.validate(&advert) {
                 Ok(()) => self.advert(src, &advert, arrived, now, &mut actions),
                 Err(e) => actions.push(Action::Drop(e)),
             },
@@ -347,7 +371,9 @@ impl Instance {
     /// RFC 5798 6.4.2 / 6.4.3 "Shutdown event".
     fn shutdown(&mut self, now: Instant, actions: &mut Vec<Action>) {
         if self.state == State::Master {
-            actions.push(Action::SendAdvert { priority: PRIORITY_STOP });
+            actions.push(Action::SendAdvert {
+                priority: PRIORITY_STOP,
+            });
             actions.push(Action::RemoveVips);
         }
         self.adver_deadline = None;
@@ -358,14 +384,21 @@ impl Instance {
     fn timer(&mut self, now: Instant, actions: &mut Vec<Action>) {
         match self.state {
             // RFC 5798 6.4.2: Master_Down_Timer fires.
-            State::Backup if self.master_down_deadline.is_some_and(|d| d <= now) => self.become_master(now, actions),
+            State::Backup if self.master_down_deadline.is_some_and(|d| d <= now) => {
+                self.become_master(now, actions)
+            }
             // RFC 5798 6.4.3: Adver_Timer fires.
             State::Master if self.adver_deadline.is_some_and(|d| d <= now) => {
-                actions.push(Action::SendAdvert { priority: self.priority });
+                actions.push(Action::SendAdvert {
+                    priority: self.priority,
+                });
                 // Absolute deadlines: a late wake-up does not push every later advert back.
-                let mut next = self.adver_deadline.unwrap_or(now).add(self.advert_interval());
+                let mut next = self
+                    .adver_deadline
+                    .unwrap_or(now)
+                    .plus(self.advert_interval());
                 if next <= now {
-                    next = now.add(self.advert_interval());
+                    next = now.plus(self.advert_interval());
                 }
                 self.adver_deadline = Some(next);
             }
@@ -373,13 +406,20 @@ impl Instance {
         }
     }
 
-    fn advert(&mut self, src: IpAddr, advert: &Advert, arrived: Instant, now: Instant, actions: &mut Vec<Action>) {
+    fn advert(
+        &mut self,
+        src: IpAddr,
+        advert: &Advert,
+        arrived: Instant,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) {
         let theirs = advert.priority;
         match self.state {
             State::Backup => {
                 if theirs == PRIORITY_STOP {
                     // RFC 5798 6.4.2: the master is leaving; take over after Skew_Time.
-                    self.master_down_deadline = Some(arrived.add(self.skew_time()));
+                    self.master_down_deadline = Some(arrived.plus(self.skew_time()));
                     return;
                 }
                 let lower = theirs < self.priority;
@@ -390,7 +430,7 @@ impl Instance {
                     }
                     self.master = Some((src, theirs, advert.interval_cs, arrived));
                     // Measured from the kernel's arrival stamp, not from when we got to it.
-                    self.master_down_deadline = Some(arrived.add(self.master_down_interval()));
+                    self.master_down_deadline = Some(arrived.plus(self.master_down_interval()));
                     if !lower {
                         self.lower_master_since = None;
                     }
@@ -400,21 +440,26 @@ impl Instance {
             State::Master => {
                 if theirs == PRIORITY_STOP {
                     // RFC 5798 6.4.3: another router left; assert ourselves now.
-                    actions.push(Action::SendAdvert { priority: self.priority });
-                    self.adver_deadline = Some(now.add(self.advert_interval()));
+                    actions.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    self.adver_deadline = Some(now.plus(self.advert_interval()));
                     return;
                 }
-                if theirs > self.priority || (theirs == self.priority && src > self.params.primary) {
+                if theirs > self.priority || (theirs == self.priority && src > self.params.primary)
+                {
                     if self.params.version == Version::V3 {
                         self.master_adver_interval_cs = advert.interval_cs.max(1);
                     }
                     self.master = Some((src, theirs, advert.interval_cs, arrived));
                     self.become_backup(arrived.max(self.since), actions);
-                    self.master_down_deadline = Some(arrived.add(self.master_down_interval()));
+                    self.master_down_deadline = Some(arrived.plus(self.master_down_interval()));
                 } else {
                     // keepalived: "received lower priority advert, forcing new election".
-                    actions.push(Action::SendAdvert { priority: self.priority });
-                    self.adver_deadline = Some(now.add(self.advert_interval()));
+                    actions.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    self.adver_deadline = Some(now.plus(self.advert_interval()));
                 }
             }
             State::Initialize | State::Fault => {}
@@ -441,7 +486,7 @@ impl Instance {
         // it (or that it now outranks) decides at the next advert, not a whole interval later.
         if self.state == State::Master {
             actions.push(Action::SendAdvert { priority: p });
-            self.adver_deadline = Some(now.add(self.advert_interval()));
+            self.adver_deadline = Some(now.plus(self.advert_interval()));
         }
     }
 
@@ -491,7 +536,11 @@ mod tests {
             start_as_master: false,
             primary: ip(6),
             addresses: vec![ip(3)],
-            auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+            auth: if version == Version::V2 {
+                Auth::pass("1111")
+            } else {
+                Auth::None
+            },
         }
     }
 
@@ -502,13 +551,24 @@ mod tests {
             priority,
             interval_cs,
             addresses: vec![ip(3)],
-            auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+            auth: if version == Version::V2 {
+                Auth::pass("1111")
+            } else {
+                Auth::None
+            },
         }
     }
 
     fn rx(i: &mut Instance, from: u8, priority: u8, at: u64) -> Vec<Action> {
         let a = advert(i.params.version, priority, i.params.advert_interval_cs);
-        i.step(Event::Advert { src: ip(from), advert: a, arrived: Instant(at) }, Instant(at))
+        i.step(
+            Event::Advert {
+                src: ip(from),
+                advert: a,
+                arrived: Instant(at),
+            },
+            Instant(at),
+        )
     }
 
     fn backup(version: Version, priority: u8) -> Instance {
@@ -527,7 +587,10 @@ mod tests {
         let mut p = params(Version::V3, 200);
         p.advert_interval_cs = 1; // advert_int 0.01
         let fast = Instance::new(p);
-        assert_eq!(fast.master_down_interval(), Duration::from_nanos(30_000_000 + 2_187_500));
+        assert_eq!(
+            fast.master_down_interval(),
+            Duration::from_nanos(30_000_000 + 2_187_500)
+        );
         let v2 = Instance::new(params(Version::V2, 100));
         assert_eq!(v2.master_down_interval(), Duration::from_micros(3_609_375));
     }
@@ -544,7 +607,10 @@ mod tests {
                 Action::AddVips,
                 Action::SendAdvert { priority: 255 },
                 Action::Announce,
-                Action::Transition { from: State::Initialize, to: State::Master }
+                Action::Transition {
+                    from: State::Initialize,
+                    to: State::Master
+                }
             ]
         );
         assert_eq!(owner.next_deadline(), Some(Instant(5 + S)));
@@ -575,7 +641,14 @@ mod tests {
         assert_eq!(b.next_deadline(), Some(Instant(2 * S + 3_609_375_000)));
         // Processed late (now = 3 s), the deadline still counts from arrival (2 s).
         let a = advert(Version::V3, 150, 100);
-        b.step(Event::Advert { src: ip(5), advert: a, arrived: Instant(2 * S) }, Instant(3 * S));
+        b.step(
+            Event::Advert {
+                src: ip(5),
+                advert: a,
+                arrived: Instant(2 * S),
+            },
+            Instant(3 * S),
+        );
         assert_eq!(b.next_deadline(), Some(Instant(2 * S + 3_609_375_000)));
         assert_eq!(b.master.map(|m| m.0), Some(ip(5)));
     }
@@ -607,7 +680,11 @@ mod tests {
         let mut b = backup(Version::V3, 150);
         let before = b.next_deadline();
         rx(&mut b, 5, 100, S);
-        assert_eq!(b.next_deadline(), before, "a lower priority advert must not re-arm the timer");
+        assert_eq!(
+            b.next_deadline(),
+            before,
+            "a lower priority advert must not re-arm the timer"
+        );
     }
 
     /// RFC 5798 6.4.2: without preemption, any master's adverts are accepted.
@@ -619,7 +696,11 @@ mod tests {
         b.step(Event::Startup, Instant(0));
         rx(&mut b, 5, 100, S);
         let mdi = u64::try_from(b.master_down_interval().as_nanos()).expect("fits");
-        assert_eq!(b.next_deadline(), Some(Instant(S + mdi)), "the lower master's advert re-arms the timer");
+        assert_eq!(
+            b.next_deadline(),
+            Some(Instant(S + mdi)),
+            "the lower master's advert re-arms the timer"
+        );
     }
 
     /// keepalived's preempt_delay: a lower master is accepted for that long, then preempted.
@@ -635,7 +716,11 @@ mod tests {
         let mdi = b.master_down_interval().as_nanos() as u64;
         assert_eq!(b.next_deadline(), Some(Instant(4 * S + mdi)));
         rx(&mut b, 5, 100, 6 * S);
-        assert_eq!(b.next_deadline(), Some(Instant(4 * S + mdi)), "after the delay the lower master is ignored");
+        assert_eq!(
+            b.next_deadline(),
+            Some(Instant(4 * S + mdi)),
+            "after the delay the lower master is ignored"
+        );
     }
 
     /// RFC 5798 6.4.3: a higher-priority advert makes the master a backup.
@@ -647,7 +732,16 @@ mod tests {
         m.set_priority_for_test(100);
         let a = rx(&mut m, 5, 150, S);
         assert_eq!(m.state(), State::Backup);
-        assert_eq!(a, vec![Action::RemoveVips, Action::Transition { from: State::Master, to: State::Backup }]);
+        assert_eq!(
+            a,
+            vec![
+                Action::RemoveVips,
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup
+                }
+            ]
+        );
     }
 
     /// RFC 5798 6.4.3: equal priority, the higher primary address wins.
@@ -680,7 +774,11 @@ mod tests {
         m.step(Event::Startup, Instant(0));
         let a = m.step(Event::Timer, Instant(S + 300_000_000)); // woke 0.3 s late
         assert_eq!(a, vec![Action::SendAdvert { priority: 255 }]);
-        assert_eq!(m.next_deadline(), Some(Instant(2 * S)), "the next deadline keeps the original cadence");
+        assert_eq!(
+            m.next_deadline(),
+            Some(Instant(2 * S)),
+            "the next deadline keeps the original cadence"
+        );
     }
 
     /// RFC 5798 6.4.3 Shutdown: priority 0, then the addresses go.
@@ -694,7 +792,10 @@ mod tests {
             vec![
                 Action::SendAdvert { priority: 0 },
                 Action::RemoveVips,
-                Action::Transition { from: State::Master, to: State::Initialize }
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Initialize
+                }
             ]
         );
         assert_eq!(m.next_deadline(), None);
@@ -705,9 +806,19 @@ mod tests {
     fn v3_backup_learns_interval_rfc5798_6_4_2() {
         let mut b = backup(Version::V3, 100);
         let a = advert(Version::V3, 150, 10);
-        b.step(Event::Advert { src: ip(5), advert: a, arrived: Instant(S) }, Instant(S));
+        b.step(
+            Event::Advert {
+                src: ip(5),
+                advert: a,
+                arrived: Instant(S),
+            },
+            Instant(S),
+        );
         assert_eq!(b.master_adver_interval(), Duration::from_millis(100));
-        assert_eq!(b.next_deadline(), Some(Instant(S + 300_000_000 + 60_937_500)));
+        assert_eq!(
+            b.next_deadline(),
+            Some(Instant(S + 300_000_000 + 60_937_500))
+        );
     }
 
     /// RFC 3768 7.1 (v2 interval must match), RFC 5798 7.1 (VRID, addresses), auth.
@@ -716,18 +827,67 @@ mod tests {
         let b = backup(Version::V2, 100);
         let ok = advert(Version::V2, 150, 100);
         assert_eq!(b.validate(&ok), Ok(()));
-        assert_eq!(b.validate(&Advert { vrid: 51, ..ok.clone() }), Err(RxError::WrongVrid(51)));
-        assert_eq!(b.validate(&Advert { version: Version::V3, ..ok.clone() }), Err(RxError::VersionMismatch(Version::V3)));
-        assert_eq!(b.validate(&Advert { auth: Auth::pass("2222"), ..ok.clone() }), Err(RxError::AuthMismatch));
-        assert_eq!(b.validate(&Advert { auth: Auth::None, ..ok.clone() }), Err(RxError::AuthTypeMismatch { ours: 1, theirs: 0 }));
         assert_eq!(
-            b.validate(&Advert { interval_cs: 200, ..ok.clone() }),
-            Err(RxError::IntervalMismatch { ours_cs: 100, theirs_cs: 200 })
+            b.validate(&Advert {
+                vrid: 51,
+                ..ok.clone()
+            }),
+            Err(RxError::WrongVrid(51))
         );
-        assert_eq!(b.validate(&Advert { addresses: vec![ip(4)], ..ok.clone() }), Err(RxError::AddressListMismatch));
-        assert_eq!(b.validate(&Advert { addresses: vec![ip(4)], priority: 255, ..ok.clone() }), Ok(()));
+        assert_eq!(
+            b.validate(&Advert {
+                version: Version::V3,
+                ..ok.clone()
+            }),
+            Err(RxError::VersionMismatch(Version::V3))
+        );
+        assert_eq!(
+            b.validate(&Advert {
+                auth: Auth::pass("2222"),
+                ..ok.clone()
+            }),
+            Err(RxError::AuthMismatch)
+        );
+        assert_eq!(
+            b.validate(&Advert {
+                auth: Auth::None,
+                ..ok.clone()
+            }),
+            Err(RxError::AuthTypeMismatch { ours: 1, theirs: 0 })
+        );
+        assert_eq!(
+            b.validate(&Advert {
+                interval_cs: 200,
+                ..ok.clone()
+            }),
+            Err(RxError::IntervalMismatch {
+                ours_cs: 100,
+                theirs_cs: 200
+            })
+        );
+        assert_eq!(
+            b.validate(&Advert {
+                addresses: vec![ip(4)],
+                ..ok.clone()
+            }),
+            Err(RxError::AddressListMismatch)
+        );
+        assert_eq!(
+            b.validate(&Advert {
+                addresses: vec![ip(4)],
+                priority: 255,
+                ..ok.clone()
+            }),
+            Ok(())
+        );
         let owner = Instance::new(params(Version::V2, 255));
-        assert_eq!(owner.validate(&Advert { priority: 255, ..ok }), Err(RxError::OwnerConflict));
+        assert_eq!(
+            owner.validate(&Advert {
+                priority: 255,
+                ..ok
+            }),
+            Err(RxError::OwnerConflict)
+        );
     }
 
     /// A dropped advert changes nothing but is reported.
@@ -735,8 +895,18 @@ mod tests {
     fn dropped_advert_is_reported_not_acted_on() {
         let mut b = backup(Version::V2, 100);
         let before = b.next_deadline();
-        let a = Advert { auth: Auth::pass("nope"), ..advert(Version::V2, 150, 100) };
-        let out = b.step(Event::Advert { src: ip(5), advert: a, arrived: Instant(S) }, Instant(S));
+        let a = Advert {
+            auth: Auth::pass("nope"),
+            ..advert(Version::V2, 150, 100)
+        };
+        let out = b.step(
+            Event::Advert {
+                src: ip(5),
+                advert: a,
+                arrived: Instant(S),
+            },
+            Instant(S),
+        );
         assert_eq!(out, vec![Action::Drop(RxError::AuthMismatch)]);
         assert_eq!(b.next_deadline(), before);
     }
@@ -747,7 +917,10 @@ mod tests {
         let mut m = Instance::new(params(Version::V3, 255));
         m.step(Event::Startup, Instant(0));
         let a = m.step(Event::Fault(true), Instant(S));
-        assert_eq!(a[..2], [Action::SendAdvert { priority: 0 }, Action::RemoveVips]);
+        assert_eq!(
+            a[..2],
+            [Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+        );
         assert_eq!((m.state(), m.next_deadline()), (State::Fault, None));
         m.step(Event::Fault(false), Instant(2 * S));
         assert_eq!(m.state(), State::Backup);
@@ -759,7 +932,10 @@ mod tests {
         let mut m = Instance::new(params(Version::V3, 255));
         m.step(Event::Startup, Instant(0));
         m.set_priority_for_test(150);
-        assert_eq!(m.step(Event::Priority(100), Instant(S)), vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(
+            m.step(Event::Priority(100), Instant(S)),
+            vec![Action::SendAdvert { priority: 100 }]
+        );
         assert_eq!(m.priority(), 100);
     }
 

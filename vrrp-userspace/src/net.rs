@@ -41,7 +41,11 @@ pub enum NetError {
         source: io::Error,
     },
     #[error("interface {ifname} has no {family} address to send adverts from{hint}")]
-    NoSource { ifname: String, family: &'static str, hint: &'static str },
+    NoSource {
+        ifname: String,
+        family: &'static str,
+        hint: &'static str,
+    },
 }
 
 /// What the daemon needs to know about an interface.
@@ -77,18 +81,27 @@ impl Netlink {
     }
 
     pub async fn link(&self, name: &str) -> Result<Link, NetError> {
-        let mut links = self.handle.link().get().match_name(name.to_owned()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
         let msg = match links.try_next().await {
             Ok(Some(m)) => m,
             // ENODEV comes back as an error, not as an empty answer.
-            Ok(None) | Err(_) => return Err(NetError::NoInterface { ifname: name.to_owned() }),
+            Ok(None) | Err(_) => {
+                return Err(NetError::NoInterface {
+                    ifname: name.to_owned(),
+                });
+            }
         };
         let mut mac = [0u8; 6];
         for a in &msg.attributes {
-            if let LinkAttribute::Address(bytes) = a {
-                if bytes.len() == 6 {
-                    mac.copy_from_slice(bytes);
-                }
+            if let LinkAttribute::Address(bytes) = a
+                && bytes.len() == 6
+            {
+                mac.copy_from_slice(bytes);
             }
         }
         let flags = msg.header.flags;
@@ -101,8 +114,17 @@ impl Netlink {
     }
 
     pub async fn addresses(&self, link: &Link) -> Result<Vec<Addr>, NetError> {
-        let err = |source| NetError::Netlink { ifname: link.name.clone(), op: "list addresses", source };
-        let mut stream = self.handle.address().get().set_link_index_filter(link.index).execute();
+        let err = |source| NetError::Netlink {
+            ifname: link.name.clone(),
+            op: "list addresses",
+            source,
+        };
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(link.index)
+            .execute();
         let mut out = Vec::new();
         while let Some(msg) = stream.try_next().await.map_err(err)? {
             let addr = msg.attributes.iter().find_map(|a| match a {
@@ -116,7 +138,12 @@ impl Netlink {
                 })
             });
             if let Some(addr) = addr {
-                out.push(Addr { addr, prefix: msg.header.prefix_len, scope: msg.header.scope, message: msg });
+                out.push(Addr {
+                    addr,
+                    prefix: msg.header.prefix_len,
+                    scope: msg.header.scope,
+                    message: msg,
+                });
             }
         }
         Ok(out)
@@ -124,7 +151,11 @@ impl Netlink {
 
     /// Adds a VIP; re-adding one that is there is not an error (`replace`).
     pub async fn add_vip(&self, link: &Link, vip: &Vip) -> Result<(), NetError> {
-        let mut req = self.handle.address().add(link.index, vip.addr, vip.prefix).replace();
+        let mut req = self
+            .handle
+            .address()
+            .add(link.index, vip.addr, vip.prefix)
+            .replace();
         let msg = req.message_mut();
         if let Some(scope) = vip.scope.as_deref() {
             msg.header.scope = match scope {
@@ -144,26 +175,49 @@ impl Netlink {
         if vip.addr.is_ipv6() {
             // No duplicate address detection for a VIP that moves between routers (keepalived
             // does the same): DAD would hold it "tentative" for a second after a failover.
-            msg.attributes.push(AddressAttribute::Flags(netlink_packet_route::address::AddressFlags::Nodad));
+            msg.attributes.push(AddressAttribute::Flags(
+                netlink_packet_route::address::AddressFlags::Nodad,
+            ));
         }
-        req.execute().await.map_err(|source| NetError::Netlink { ifname: link.name.clone(), op: "add VIP", source })
+        req.execute().await.map_err(|source| NetError::Netlink {
+            ifname: link.name.clone(),
+            op: "add VIP",
+            source,
+        })
     }
 
     /// Removes `addr` if `link` holds it; returns whether it was there.
     pub async fn del_vip(&self, link: &Link, addr: IpAddr) -> Result<bool, NetError> {
-        let present = self.addresses(link).await?.into_iter().find(|a| a.addr == addr);
-        let Some(found) = present else { return Ok(false) };
+        let present = self
+            .addresses(link)
+            .await?
+            .into_iter()
+            .find(|a| a.addr == addr);
+        let Some(found) = present else {
+            return Ok(false);
+        };
         match self.handle.address().del(found.message).execute().await {
             Ok(()) => Ok(true),
             // Gone in between (another process, a link flap): the goal is reached.
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => Ok(false),
-            Err(source) => Err(NetError::Netlink { ifname: link.name.clone(), op: "delete VIP", source }),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {
+                Ok(false)
+            }
+            Err(source) => Err(NetError::Netlink {
+                ifname: link.name.clone(),
+                op: "delete VIP",
+                source,
+            }),
         }
     }
 
     /// The address adverts are sent from: the first global IPv4 address that is not a VIP, or
     /// for IPv6 the link-local address (RFC 5798 5.1.2.1).
-    pub async fn source_address(&self, link: &Link, family: Family, vips: &[IpAddr]) -> Result<IpAddr, NetError> {
+    pub async fn source_address(
+        &self,
+        link: &Link,
+        family: Family,
+        vips: &[IpAddr],
+    ) -> Result<IpAddr, NetError> {
         let addrs = self.addresses(link).await?;
         let pick = addrs.iter().map(|a| a.addr).find(|a| match (family, a) {
             (Family::V4, IpAddr::V4(v4)) => !vips.contains(a) && !v4.is_loopback(),
@@ -172,7 +226,11 @@ impl Netlink {
         });
         pick.ok_or(NetError::NoSource {
             ifname: link.name.clone(),
-            family: if family == Family::V4 { "IPv4" } else { "IPv6 link-local" },
+            family: if family == Family::V4 {
+                "IPv4"
+            } else {
+                "IPv6 link-local"
+            },
             hint: if family == Family::V4 {
                 ": give it one, or set unicast_src_ip / mcast_src_ip"
             } else {
@@ -198,41 +256,84 @@ pub struct VrrpSocket {
 
 impl VrrpSocket {
     pub fn open(link: &Link, family: Family, src: IpAddr, group: IpAddr) -> Result<Self, NetError> {
-        let e = |op: &'static str| move |source| NetError::Socket { ifname: link.name.clone(), op, source };
-        let domain = if family == Family::V4 { Domain::IPV4 } else { Domain::IPV6 };
-        let raw = || Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP))));
+        let e = |op: &'static str| {
+            move |source| NetError::Socket {
+                ifname: link.name.clone(),
+                op,
+                source,
+            }
+        };
+        let domain = if family == Family::V4 {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let raw = || {
+            Socket::new(
+                domain,
+                Type::RAW,
+                Some(Protocol::from(i32::from(IPPROTO_VRRP))),
+            )
+        };
         let tx = raw().map_err(e("open raw VRRP socket (needs CAP_NET_RAW)"))?;
         let rx = raw().map_err(e("open raw VRRP socket (needs CAP_NET_RAW)"))?;
         for s in [&tx, &rx] {
-            s.bind_device(Some(link.name.as_bytes())).map_err(e("SO_BINDTODEVICE"))?;
+            s.bind_device(Some(link.name.as_bytes()))
+                .map_err(e("SO_BINDTODEVICE"))?;
             s.set_nonblocking(true).map_err(e("O_NONBLOCK"))?;
         }
         // classic BPF "ret #0": the sending socket keeps no input.
-        tx.attach_filter(&[socket2::SockFilter::new(0x06, 0, 0, 0)]).map_err(e("SO_ATTACH_FILTER"))?;
+        tx.attach_filter(&[socket2::SockFilter::new(0x06, 0, 0, 0)])
+            .map_err(e("SO_ATTACH_FILTER"))?;
         match (family, src, group) {
             (Family::V4, IpAddr::V4(src4), IpAddr::V4(group4)) => {
                 tx.set_ttl_v4(u32::from(TTL)).map_err(e("IP_TTL"))?;
-                tx.set_multicast_ttl_v4(u32::from(TTL)).map_err(e("IP_MULTICAST_TTL"))?;
-                tx.set_multicast_loop_v4(false).map_err(e("IP_MULTICAST_LOOP"))?;
+                tx.set_multicast_ttl_v4(u32::from(TTL))
+                    .map_err(e("IP_MULTICAST_TTL"))?;
+                tx.set_multicast_loop_v4(false)
+                    .map_err(e("IP_MULTICAST_LOOP"))?;
                 // RFC 5798 does not say; keepalived marks adverts CS6 (network control).
                 tx.set_tos_v4(0xc0).map_err(e("IP_TOS"))?;
-                tx.set_multicast_if_v4(&src4).map_err(e("IP_MULTICAST_IF"))?;
-                tx.bind(&SockAddr::from(SocketAddrV4::new(src4, 0))).map_err(e("bind to the source address"))?;
-                rx.join_multicast_v4_n(&group4, &socket2::InterfaceIndexOrAddress::Index(link.index)).map_err(e("join 224.0.0.18"))?;
+                tx.set_multicast_if_v4(&src4)
+                    .map_err(e("IP_MULTICAST_IF"))?;
+                tx.bind(&SockAddr::from(SocketAddrV4::new(src4, 0)))
+                    .map_err(e("bind to the source address"))?;
+                rx.join_multicast_v4_n(
+                    &group4,
+                    &socket2::InterfaceIndexOrAddress::Index(link.index),
+                )
+                .map_err(e("join 224.0.0.18"))?;
             }
             (Family::V6, IpAddr::V6(src6), IpAddr::V6(group6)) => {
-                tx.set_unicast_hops_v6(u32::from(TTL)).map_err(e("IPV6_UNICAST_HOPS"))?;
-                tx.set_multicast_hops_v6(u32::from(TTL)).map_err(e("IPV6_MULTICAST_HOPS"))?;
-                tx.set_multicast_loop_v6(false).map_err(e("IPV6_MULTICAST_LOOP"))?;
-                tx.set_multicast_if_v6(link.index).map_err(e("IPV6_MULTICAST_IF"))?;
-                tx.bind(&SockAddr::from(SocketAddrV6::new(src6, 0, 0, link.index))).map_err(e("bind to the link-local address"))?;
-                rx.join_multicast_v6(&group6, link.index).map_err(e("join ff02::12"))?;
+                tx.set_unicast_hops_v6(u32::from(TTL))
+                    .map_err(e("IPV6_UNICAST_HOPS"))?;
+                tx.set_multicast_hops_v6(u32::from(TTL))
+                    .map_err(e("IPV6_MULTICAST_HOPS"))?;
+                tx.set_multicast_loop_v6(false)
+                    .map_err(e("IPV6_MULTICAST_LOOP"))?;
+                tx.set_multicast_if_v6(link.index)
+                    .map_err(e("IPV6_MULTICAST_IF"))?;
+                tx.bind(&SockAddr::from(SocketAddrV6::new(src6, 0, 0, link.index)))
+                    .map_err(e("bind to the link-local address"))?;
+                rx.join_multicast_v6(&group6, link.index)
+                    .map_err(e("join ff02::12"))?;
             }
             _ => {
-                return Err(NetError::NoSource { ifname: link.name.clone(), family: "matching", hint: "" });
+                return Err(NetError::NoSource {
+                    ifname: link.name.clone(),
+                    family: "matching",
+                    hint: "",
+                });
             }
         }
-        Ok(Self { socket: rx, tx, ifindex: link.index, family, src, ifname: link.name.clone() })
+        Ok(Self {
+            socket: rx,
+            tx,
+            ifindex: link.index,
+            family,
+            src,
+            ifname: link.name.clone(),
+        })
     }
 
     /// Sends one VRRP message (the kernel adds the IP header).
@@ -244,7 +345,11 @@ impl VrrpSocket {
         self.tx
             .send_to(vrrp, &SockAddr::from(addr))
             .map(|_| ())
-            .map_err(|source| NetError::Socket { ifname: self.ifname.clone(), op: "send advert", source })
+            .map_err(|source| NetError::Socket {
+                ifname: self.ifname.clone(),
+                op: "send advert",
+                source,
+            })
     }
 
     /// Reads one packet that reached the socket; returns its source.
@@ -271,22 +376,46 @@ pub struct Announcer {
 impl Announcer {
     pub fn open(link: &Link) -> Result<Self, NetError> {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-        let e = |op: &'static str| move |errno: nix::errno::Errno| NetError::Socket { ifname: link.name.clone(), op, source: io::Error::from(errno) };
-        let arp = socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC, None).map_err(e("open packet socket for gratuitous ARP (needs CAP_NET_RAW)"))?;
+        let e = |op: &'static str| {
+            move |errno: nix::errno::Errno| NetError::Socket {
+                ifname: link.name.clone(),
+                op,
+                source: io::Error::from(errno),
+            }
+        };
+        let arp = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(e(
+            "open packet socket for gratuitous ARP (needs CAP_NET_RAW)",
+        ))?;
         let link_addr = nix::ifaddrs::getifaddrs()
             .map_err(e("getifaddrs"))?
             .filter(|i| i.interface_name == link.name)
             .find_map(|i| i.address.and_then(|a| a.as_link_addr().copied()))
-            .ok_or_else(|| NetError::NoInterface { ifname: link.name.clone() })?;
+            .ok_or_else(|| NetError::NoInterface {
+                ifname: link.name.clone(),
+            })?;
         // IPv6 may be disabled on the link; then there is nothing to announce over it.
-        let na = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).ok().and_then(|s| {
-            s.bind_device(Some(link.name.as_bytes())).ok()?;
-            s.set_multicast_hops_v6(255).ok()?;
-            s.set_multicast_if_v6(link.index).ok()?;
-            s.set_nonblocking(true).ok()?;
-            Some(s)
-        });
-        Ok(Self { arp, link_addr, na, mac: link.mac, ifname: link.name.clone() })
+        let na = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
+            .ok()
+            .and_then(|s| {
+                s.bind_device(Some(link.name.as_bytes())).ok()?;
+                s.set_multicast_hops_v6(255).ok()?;
+                s.set_multicast_if_v6(link.index).ok()?;
+                s.set_nonblocking(true).ok()?;
+                Some(s)
+            });
+        Ok(Self {
+            arp,
+            link_addr,
+            na,
+            mac: link.mac,
+            ifname: link.name.clone(),
+        })
     }
 
     pub fn announce(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
@@ -294,16 +423,30 @@ impl Announcer {
             IpAddr::V4(a) => {
                 use std::os::fd::AsRawFd as _;
                 let frame = gratuitous_arp(self.mac, a);
-                nix::sys::socket::sendto(self.arp.as_raw_fd(), &frame, &self.link_addr, nix::sys::socket::MsgFlags::empty())
-                    .map(|_| ())
-                    .map_err(|errno| NetError::Socket { ifname: self.ifname.clone(), op: "send gratuitous ARP", source: io::Error::from(errno) })
+                nix::sys::socket::sendto(
+                    self.arp.as_raw_fd(),
+                    &frame,
+                    &self.link_addr,
+                    nix::sys::socket::MsgFlags::empty(),
+                )
+                .map(|_| ())
+                .map_err(|errno| NetError::Socket {
+                    ifname: self.ifname.clone(),
+                    op: "send gratuitous ARP",
+                    source: io::Error::from(errno),
+                })
             }
             IpAddr::V6(a) => {
                 let Some(sock) = &self.na else { return Ok(()) };
-                let all_nodes = SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), 0, 0, ifindex);
+                let all_nodes =
+                    SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), 0, 0, ifindex);
                 sock.send_to(&unsolicited_na(self.mac, a), &SockAddr::from(all_nodes))
                     .map(|_| ())
-                    .map_err(|source| NetError::Socket { ifname: self.ifname.clone(), op: "send unsolicited NA", source })
+                    .map_err(|source| NetError::Socket {
+                        ifname: self.ifname.clone(),
+                        op: "send unsolicited NA",
+                        source,
+                    })
             }
         }
     }
@@ -335,32 +478,16 @@ pub fn unsolicited_na(mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
     m
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gratuitous_arp_layout() {
-        let f = gratuitous_arp([2, 0, 0, 0, 0, 5], Ipv4Addr::new(10, 0, 0, 3));
-        assert_eq!(f.len(), 42);
-        assert_eq!(&f[12..14], &[0x08, 0x06]);
-        assert_eq!(&f[20..22], &[0, 1], "request");
-        assert_eq!(&f[28..32], &[10, 0, 0, 3], "sender protocol address is the VIP");
-        assert_eq!(&f[38..42], &[10, 0, 0, 3], "target protocol address is the VIP");
-    }
-
-    #[test]
-    fn unsolicited_na_layout() {
-        let m = unsolicited_na([2, 0, 0, 0, 0, 5], "fd00::3".parse().expect("addr"));
-        assert_eq!((m[0], m[4]), (136, 0x20));
-        assert_eq!(m.len(), 32);
-    }
-}
-
 /// One ICMP echo to `addr` out of `ifname`; whether a reply came within `wait`.
 pub async fn ping(addr: IpAddr, ifname: &str, wait: std::time::Duration) -> bool {
-    let (domain, proto, echo, reply) = if addr.is_ipv4() { (Domain::IPV4, Protocol::ICMPV4, 8u8, 0u8) } else { (Domain::IPV6, Protocol::ICMPV6, 128, 129) };
-    let Ok(sock) = Socket::new(domain, Type::RAW, Some(proto)) else { return false };
+    let (domain, proto, echo, reply) = if addr.is_ipv4() {
+        (Domain::IPV4, Protocol::ICMPV4, 8u8, 0u8)
+    } else {
+        (Domain::IPV6, Protocol::ICMPV6, 128, 129)
+    };
+    let Ok(sock) = Socket::new(domain, Type::RAW, Some(proto)) else {
+        return false;
+    };
     if sock.bind_device(Some(ifname.as_bytes())).is_err() || sock.set_nonblocking(true).is_err() {
         return false;
     }
@@ -372,7 +499,10 @@ pub async fn ping(addr: IpAddr, ifname: &str, wait: std::time::Duration) -> bool
         let sum = crate::packet::frame::internet_checksum(&pkt);
         pkt[2..4].copy_from_slice(&sum.to_be_bytes());
     }
-    if sock.send_to(&pkt, &SockAddr::from(SocketAddr::new(addr, 0))).is_err() {
+    if sock
+        .send_to(&pkt, &SockAddr::from(SocketAddr::new(addr, 0)))
+        .is_err()
+    {
         return false;
     }
     let deadline = tokio::time::Instant::now() + wait;
@@ -380,7 +510,12 @@ pub async fn ping(addr: IpAddr, ifname: &str, wait: std::time::Duration) -> bool
     while tokio::time::Instant::now() < deadline {
         while let Ok(n) = std::io::Read::read(&mut &sock, &mut buf) {
             let b = &buf[..n];
-            let icmp = if addr.is_ipv4() { b.get(usize::from(b.first().map_or(5, |x| x & 0x0f)) * 4..).unwrap_or(&[]) } else { b };
+            let icmp = if addr.is_ipv4() {
+                b.get(usize::from(b.first().map_or(5, |x| x & 0x0f)) * 4..)
+                    .unwrap_or(&[])
+            } else {
+                b
+            };
             if icmp.len() >= 8 && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
                 return true;
             }
@@ -388,4 +523,34 @@ pub async fn ping(addr: IpAddr, ifname: &str, wait: std::time::Duration) -> bool
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gratuitous_arp_layout() {
+        let f = gratuitous_arp([2, 0, 0, 0, 0, 5], Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(f.len(), 42);
+        assert_eq!(&f[12..14], &[0x08, 0x06]);
+        assert_eq!(&f[20..22], &[0, 1], "request");
+        assert_eq!(
+            &f[28..32],
+            &[10, 0, 0, 3],
+            "sender protocol address is the VIP"
+        );
+        assert_eq!(
+            &f[38..42],
+            &[10, 0, 0, 3],
+            "target protocol address is the VIP"
+        );
+    }
+
+    #[test]
+    fn unsolicited_na_layout() {
+        let m = unsolicited_na([2, 0, 0, 0, 0, 5], "fd00::3".parse().expect("addr"));
+        assert_eq!((m[0], m[4]), (136, 0x20));
+        assert_eq!(m.len(), 32);
+    }
 }

@@ -136,7 +136,9 @@ impl Auth {
 /// How the v3 checksum over IPv4 was (or is to be) computed. RFC 5798 5.2.8 includes the
 /// pseudo-header; keepalived and FRR do so by default; RFC 9568 and some routers do not, and
 /// keepalived's `v3_checksum_as_v2` selects that form.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ChecksumMode {
     #[default]
     PseudoHeader,
@@ -160,7 +162,11 @@ pub enum DecodeError {
     #[error("VRRPv2 is IPv4 only, got it over IPv6")]
     V2OverIpv6,
     #[error("{count} addresses need {needed} bytes, the message has {got}")]
-    CountMismatch { count: u8, needed: usize, got: usize },
+    CountMismatch {
+        count: u8,
+        needed: usize,
+        got: usize,
+    },
     #[error("checksum {got:#06x}, expected {expected:#06x}")]
     BadChecksum { got: u16, expected: u16 },
     #[error("advert interval 0")]
@@ -192,7 +198,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let p = Self { buffer };
         let b = p.buffer.as_ref();
         if b.len() < HEADER_LEN {
-            return Err(DecodeError::Truncated { needed: HEADER_LEN, got: b.len() });
+            return Err(DecodeError::Truncated {
+                needed: HEADER_LEN,
+                got: b.len(),
+            });
         }
         let version = match b[field::VER_TYPE] >> 4 {
             2 => Version::V2,
@@ -211,7 +220,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let needed = p.message_len(version, family);
         if b.len() < needed {
-            return Err(DecodeError::CountMismatch { count: b[field::COUNT], needed, got: b.len() });
+            return Err(DecodeError::CountMismatch {
+                count: b[field::COUNT],
+                needed,
+                got: b.len(),
+            });
         }
         // An advert interval of 0 would make Master_Down_Interval mere skew (found by fuzzing).
         if p.interval_cs() == 0 {
@@ -222,11 +235,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     fn message_len(&self, version: Version, family: Family) -> usize {
         let addrs = usize::from(self.buffer.as_ref()[field::COUNT]) * family.addr_len();
-        HEADER_LEN + addrs + if version == Version::V2 { AUTH_DATA_LEN } else { 0 }
+        HEADER_LEN
+            + addrs
+            + if version == Version::V2 {
+                AUTH_DATA_LEN
+            } else {
+                0
+            }
     }
 
     pub fn version(&self) -> Version {
-        if self.buffer.as_ref()[field::VER_TYPE] >> 4 == 2 { Version::V2 } else { Version::V3 }
+        if self.buffer.as_ref()[field::VER_TYPE] >> 4 == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        }
     }
     pub fn vrid(&self) -> u8 {
         self.buffer.as_ref()[field::VRID]
@@ -306,10 +329,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if expected == got {
             return Ok(ChecksumMode::PseudoHeader);
         }
-        if self.version() == Version::V3 && family == Family::V4 {
-            if with(ChecksumMode::MessageOnly) == got {
-                return Ok(ChecksumMode::MessageOnly);
-            }
+        if self.version() == Version::V3
+            && family == Family::V4
+            && with(ChecksumMode::MessageOnly) == got
+        {
+            return Ok(ChecksumMode::MessageOnly);
         }
         Err(DecodeError::BadChecksum { got, expected })
     }
@@ -317,7 +341,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 /// The Internet checksum (RFC 1071) over the pseudo-header where the version and mode call for
 /// it, and the message with its checksum field taken as zero when `skip_field` is set.
-fn checksum(version: Version, mode: ChecksumMode, src: IpAddr, dst: IpAddr, msg: &[u8], skip_field: bool) -> u16 {
+fn checksum(
+    version: Version,
+    mode: ChecksumMode,
+    src: IpAddr,
+    dst: IpAddr,
+    msg: &[u8],
+    skip_field: bool,
+) -> u16 {
     let mut buf = Vec::with_capacity(40 + msg.len());
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     if version == Version::V3 && !(mode == ChecksumMode::MessageOnly && src.is_ipv4()) {
@@ -399,8 +430,14 @@ impl Advert {
     /// down to whole seconds, at least 1.
     pub fn emit(&self, src: IpAddr, dst: IpAddr, mode: ChecksumMode) -> Vec<u8> {
         let family = Family::of(&src);
-        let addrs: Vec<&IpAddr> = self.addresses.iter().filter(|a| Family::of(a) == family).take(255).collect();
-        let mut out = Vec::with_capacity(HEADER_LEN + addrs.len() * family.addr_len() + AUTH_DATA_LEN);
+        let addrs: Vec<&IpAddr> = self
+            .addresses
+            .iter()
+            .filter(|a| Family::of(a) == family)
+            .take(255)
+            .collect();
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + addrs.len() * family.addr_len() + AUTH_DATA_LEN);
         out.push((self.version.number() << 4) | TYPE_ADVERTISEMENT);
         out.push(self.vrid);
         out.push(self.priority);
@@ -455,7 +492,15 @@ pub fn parse_ip(bytes: &[u8]) -> Result<(IpInfo, &[u8]), DecodeError> {
             }
             let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
             let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
-            (IpInfo { src: src.into(), dst: dst.into(), ttl: bytes[8] }, &bytes[ihl..total], bytes[9])
+            (
+                IpInfo {
+                    src: src.into(),
+                    dst: dst.into(),
+                    ttl: bytes[8],
+                },
+                &bytes[ihl..total],
+                bytes[9],
+            )
         }
         6 => {
             if bytes.len() < 40 {
@@ -469,7 +514,11 @@ pub fn parse_ip(bytes: &[u8]) -> Result<(IpInfo, &[u8]), DecodeError> {
             let mut d = [0u8; 16];
             s.copy_from_slice(&bytes[8..24]);
             d.copy_from_slice(&bytes[24..40]);
-            let info = IpInfo { src: Ipv6Addr::from(s).into(), dst: Ipv6Addr::from(d).into(), ttl: bytes[7] };
+            let info = IpInfo {
+                src: Ipv6Addr::from(s).into(),
+                dst: Ipv6Addr::from(d).into(),
+                ttl: bytes[7],
+            };
             (info, &bytes[40..40 + plen], bytes[6])
         }
         _ => return Err(DecodeError::BadIpHeader("IP version")),
@@ -487,7 +536,9 @@ pub fn parse_ip(bytes: &[u8]) -> Result<(IpInfo, &[u8]), DecodeError> {
 pub fn strip_ethernet(frame: &[u8]) -> Result<&[u8], DecodeError> {
     let mut off = 12;
     loop {
-        let t = frame.get(off..off + 2).ok_or(DecodeError::BadIpHeader("short Ethernet frame"))?;
+        let t = frame
+            .get(off..off + 2)
+            .ok_or(DecodeError::BadIpHeader("short Ethernet frame"))?;
         match u16::from_be_bytes([t[0], t[1]]) {
             0x8100 | 0x88a8 => off += 4,
             0x0800 | 0x86dd => return Ok(&frame[off + 2..]),
@@ -509,7 +560,11 @@ pub mod frame {
         match (src, dst) {
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 out.extend_from_slice(&[0x60, 0, 0, 0]);
-                out.extend_from_slice(&u16::try_from(payload.len()).unwrap_or(u16::MAX).to_be_bytes());
+                out.extend_from_slice(
+                    &u16::try_from(payload.len())
+                        .unwrap_or(u16::MAX)
+                        .to_be_bytes(),
+                );
                 out.extend_from_slice(&[IPPROTO_VRRP, ttl]);
                 out.extend_from_slice(&s.octets());
                 out.extend_from_slice(&d.octets());
@@ -546,7 +601,8 @@ pub mod frame {
         while sum >> 16 != 0 {
             sum = (sum & 0xffff) + (sum >> 16);
         }
-        !(sum as u16)
+        // Folded into 16 bits above.
+        !u16::try_from(sum).unwrap_or(u16::MAX)
     }
 
     /// The virtual router MAC of RFC 5798 7.3: 00-00-5E-00-01-{VRID} (IPv4), 00-00-5E-00-02-{VRID} (IPv6).
@@ -570,7 +626,11 @@ pub mod frame {
 
     /// An Ethernet frame (with an 802.1Q tag when `vlan` is non-zero) around an IP packet.
     pub fn ethernet(src: [u8; 6], dst: [u8; 6], vlan: u16, ip_packet: &[u8]) -> Vec<u8> {
-        let ethertype: u16 = if ip_packet.first().is_some_and(|b| b >> 4 == 6) { 0x86dd } else { 0x0800 };
+        let ethertype: u16 = if ip_packet.first().is_some_and(|b| b >> 4 == 6) {
+            0x86dd
+        } else {
+            0x0800
+        };
         let mut out = Vec::with_capacity(18 + ip_packet.len());
         out.extend_from_slice(&dst);
         out.extend_from_slice(&src);
@@ -585,7 +645,12 @@ pub mod frame {
 
     /// A complete advert frame as a router would send it: from the virtual MAC to the group.
     pub fn advert(vrid: u8, src: IpAddr, dst: IpAddr, vrrp: &[u8]) -> Vec<u8> {
-        ethernet(virtual_mac(vrid, src.is_ipv6()), multicast_mac(dst), 0, &ip(src, dst, TTL, vrrp))
+        ethernet(
+            virtual_mac(vrid, src.is_ipv6()),
+            multicast_mac(dst),
+            0,
+            &ip(src, dst, TTL, vrrp),
+        )
     }
 }
 
@@ -596,20 +661,30 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 
     fn frames(text: &str) -> Vec<Vec<u8>> {
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| hex(l.trim())).collect()
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| hex(l.trim()))
+            .collect()
     }
 
     /// Decodes a captured keepalived frame and re-encodes it; returns the advert.
     fn roundtrip(frame: &[u8]) -> (Advert, ParseInfo, IpInfo) {
         let ip = strip_ethernet(frame).expect("ethernet");
         let (info, payload) = parse_ip(ip).expect("ip");
-        let (advert, pinfo) = Advert::parse(payload, info.src, info.dst).expect("keepalived's advert decodes");
+        let (advert, pinfo) =
+            Advert::parse(payload, info.src, info.dst).expect("keepalived's advert decodes");
         let again = advert.emit(info.src, info.dst, pinfo.checksum);
-        assert_eq!(again, payload, "re-encoding must reproduce keepalived's bytes");
+        assert_eq!(
+            again, payload,
+            "re-encoding must reproduce keepalived's bytes"
+        );
         (advert, pinfo, info)
     }
 
@@ -636,7 +711,10 @@ mod tests {
     fn keepalived_v3_ipv4_roundtrips() {
         for f in frames(V3_V4_MULTI) {
             let (a, p, _) = roundtrip(&f);
-            assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (Version::V3, 51, 200, 10));
+            assert_eq!(
+                (a.version, a.vrid, a.priority, a.interval_cs),
+                (Version::V3, 51, 200, 10)
+            );
             assert_eq!(a.addresses.len(), 3);
             assert_eq!(a.auth, Auth::None);
             assert_eq!(p.checksum, ChecksumMode::PseudoHeader);
@@ -648,8 +726,17 @@ mod tests {
     fn keepalived_v3_ipv6_roundtrips() {
         for f in frames(V3_V6) {
             let (a, _, ip) = roundtrip(&f);
-            assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (Version::V3, 60, 120, 50));
-            assert_eq!(a.addresses, vec!["fd00:10::3".parse::<IpAddr>().expect("a"), "fd00:10::33".parse().expect("a")]);
+            assert_eq!(
+                (a.version, a.vrid, a.priority, a.interval_cs),
+                (Version::V3, 60, 120, 50)
+            );
+            assert_eq!(
+                a.addresses,
+                vec![
+                    "fd00:10::3".parse::<IpAddr>().expect("a"),
+                    "fd00:10::33".parse().expect("a")
+                ]
+            );
             assert_eq!(ip.dst, IpAddr::V6(MCAST_V6));
         }
     }
@@ -675,7 +762,11 @@ mod tests {
             priority: 150,
             interval_cs: 100,
             addresses: vec![IpAddr::from([10, 0, 0, 3])],
-            auth: if version == Version::V2 { Auth::pass("1111") } else { Auth::None },
+            auth: if version == Version::V2 {
+                Auth::pass("1111")
+            } else {
+                Auth::None
+            },
         };
         (a.emit(src, dst, ChecksumMode::default()), src, dst)
     }
@@ -688,7 +779,10 @@ mod tests {
     #[test]
     fn truncated() {
         let (b, s, d) = sample(Version::V2);
-        assert_eq!(Advert::parse(&b[..7], s, d), Err(DecodeError::Truncated { needed: 8, got: 7 }));
+        assert_eq!(
+            Advert::parse(&b[..7], s, d),
+            Err(DecodeError::Truncated { needed: 8, got: 7 })
+        );
     }
 
     /// RFC 5798 7.1: "MUST verify that the version is 3" (2 accepted for RFC 3768 peers).
@@ -718,9 +812,17 @@ mod tests {
     fn zero_interval() {
         for version in [Version::V2, Version::V3] {
             let (mut b, s, d) = sample(version);
-            b[4..6].copy_from_slice(if version == Version::V2 { &[1, 0] } else { &[0, 0] });
+            b[4..6].copy_from_slice(if version == Version::V2 {
+                &[1, 0]
+            } else {
+                &[0, 0]
+            });
             fix_checksum(&mut b, version, s, d);
-            assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::ZeroInterval), "{version:?}");
+            assert_eq!(
+                Advert::parse(&b, s, d),
+                Err(DecodeError::ZeroInterval),
+                "{version:?}"
+            );
         }
     }
 
@@ -728,7 +830,10 @@ mod tests {
     fn v2_over_ipv6() {
         let (b, _, _) = sample(Version::V2);
         let s: IpAddr = "fe80::1".parse().expect("a");
-        assert_eq!(Advert::parse(&b, s, IpAddr::V6(MCAST_V6)), Err(DecodeError::V2OverIpv6));
+        assert_eq!(
+            Advert::parse(&b, s, IpAddr::V6(MCAST_V6)),
+            Err(DecodeError::V2OverIpv6)
+        );
     }
 
     /// RFC 5798 7.1: the length must fit the address count.
@@ -736,7 +841,14 @@ mod tests {
     fn count_mismatch() {
         let (mut b, s, d) = sample(Version::V3);
         b[3] = 4;
-        assert_eq!(Advert::parse(&b, s, d), Err(DecodeError::CountMismatch { count: 4, needed: 24, got: 12 }));
+        assert_eq!(
+            Advert::parse(&b, s, d),
+            Err(DecodeError::CountMismatch {
+                count: 4,
+                needed: 24,
+                got: 12
+            })
+        );
     }
 
     /// RFC 5798 7.1: "MUST verify the VRRP checksum".
@@ -744,13 +856,19 @@ mod tests {
     fn bad_checksum() {
         let (mut b, s, d) = sample(Version::V2);
         b[7] ^= 1;
-        assert!(matches!(Advert::parse(&b, s, d), Err(DecodeError::BadChecksum { .. })));
+        assert!(matches!(
+            Advert::parse(&b, s, d),
+            Err(DecodeError::BadChecksum { .. })
+        ));
         // v2 has no pseudo-header: a different source does not change its sum...
         let (b, _, d) = sample(Version::V2);
         assert!(Advert::parse(&b, IpAddr::from([10, 0, 0, 99]), d).is_ok());
         // ...v3 has one: it does.
         let (b, _, d) = sample(Version::V3);
-        assert!(matches!(Advert::parse(&b, IpAddr::from([10, 0, 0, 99]), d), Err(DecodeError::BadChecksum { .. })));
+        assert!(matches!(
+            Advert::parse(&b, IpAddr::from([10, 0, 0, 99]), d),
+            Err(DecodeError::BadChecksum { .. })
+        ));
     }
 
     /// RFC 5798 7.1: "MUST verify that the IPv4 TTL / IPv6 Hop Limit is 255".
@@ -763,9 +881,15 @@ mod tests {
         pkt[8] = 255;
         assert_eq!(parse_ip(&pkt), Err(DecodeError::NotVrrp(6)));
         assert_eq!(parse_ip(&[]), Err(DecodeError::BadIpHeader("empty")));
-        assert_eq!(parse_ip(&[0x45, 0, 0]), Err(DecodeError::BadIpHeader("IPv4 header length")));
+        assert_eq!(
+            parse_ip(&[0x45, 0, 0]),
+            Err(DecodeError::BadIpHeader("IPv4 header length"))
+        );
         let ok = frame::ip(s, d, 255, &b);
-        assert_eq!(parse_ip(&ok[..30]), Err(DecodeError::BadIpHeader("IPv4 total length")));
+        assert_eq!(
+            parse_ip(&ok[..30]),
+            Err(DecodeError::BadIpHeader("IPv4 total length"))
+        );
     }
 
     /// RFC 3768 5.3.6.1: the password fills 8 bytes, zero padded; keepalived truncates longer ones.
@@ -779,30 +903,82 @@ mod tests {
     #[test]
     fn interval_encoding() {
         let (s, d) = (IpAddr::from([10, 0, 0, 5]), IpAddr::V4(MCAST_V4));
-        let mut a = Advert { version: Version::V3, vrid: 1, priority: 100, interval_cs: 4095, addresses: vec![], auth: Auth::None };
-        assert_eq!(Advert::parse(&a.emit(s, d, ChecksumMode::default()), s, d).expect("ok").0.interval_cs, 4095);
+        let mut a = Advert {
+            version: Version::V3,
+            vrid: 1,
+            priority: 100,
+            interval_cs: 4095,
+            addresses: vec![],
+            auth: Auth::None,
+        };
+        assert_eq!(
+            Advert::parse(&a.emit(s, d, ChecksumMode::default()), s, d)
+                .expect("ok")
+                .0
+                .interval_cs,
+            4095
+        );
         a.version = Version::V2;
         a.interval_cs = 350;
-        assert_eq!(Advert::parse(&a.emit(s, d, ChecksumMode::default()), s, d).expect("ok").0.interval_cs, 300);
+        assert_eq!(
+            Advert::parse(&a.emit(s, d, ChecksumMode::default()), s, d)
+                .expect("ok")
+                .0
+                .interval_cs,
+            300
+        );
     }
 
     fn arb_advert() -> impl Strategy<Value = (Advert, IpAddr, IpAddr)> {
-        (any::<bool>(), any::<bool>(), 1u8..=255, any::<u8>(), 1u16..=4095, prop::collection::vec(any::<[u8; 16]>(), 0..20), any::<[u8; 8]>(), any::<bool>())
+        (
+            any::<bool>(),
+            any::<bool>(),
+            1u8..=255,
+            any::<u8>(),
+            1u16..=4095,
+            prop::collection::vec(any::<[u8; 16]>(), 0..20),
+            any::<[u8; 8]>(),
+            any::<bool>(),
+        )
             .prop_map(|(v3, v6, vrid, priority, int, addrs, pw, with_auth)| {
                 let v6 = v3 && v6;
                 let version = if v3 { Version::V3 } else { Version::V2 };
                 let addresses: Vec<IpAddr> = addrs
                     .iter()
-                    .map(|a| if v6 { IpAddr::from(*a) } else { IpAddr::from([a[0], a[1], a[2], a[3]]) })
+                    .map(|a| {
+                        if v6 {
+                            IpAddr::from(*a)
+                        } else {
+                            IpAddr::from([a[0], a[1], a[2], a[3]])
+                        }
+                    })
                     .collect();
                 let interval_cs = if v3 { int } else { (int % 255 + 1) * 100 };
-                let auth = if !v3 && with_auth { Auth::Pass(pw) } else { Auth::None };
+                let auth = if !v3 && with_auth {
+                    Auth::Pass(pw)
+                } else {
+                    Auth::None
+                };
                 let (src, dst) = if v6 {
-                    (IpAddr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]), IpAddr::V6(MCAST_V6))
+                    (
+                        IpAddr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]),
+                        IpAddr::V6(MCAST_V6),
+                    )
                 } else {
                     (IpAddr::from([10, 0, 0, 5]), IpAddr::V4(MCAST_V4))
                 };
-                (Advert { version, vrid, priority, interval_cs, addresses, auth }, src, dst)
+                (
+                    Advert {
+                        version,
+                        vrid,
+                        priority,
+                        interval_cs,
+                        addresses,
+                        auth,
+                    },
+                    src,
+                    dst,
+                )
             })
     }
 

@@ -4,10 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::{
-    packet::frame,
-    record::WireAdvert,
-};
+use crate::{packet::frame, record::WireAdvert};
 
 /// pcap with nanosecond time stamps (magic 0xa1b23c4d), Ethernet link type.
 pub struct Writer<W: Write> {
@@ -32,7 +29,12 @@ impl<W: Write> Writer<W> {
         let secs = u32::try_from(wall_ns / 1_000_000_000).unwrap_or(u32::MAX);
         let nanos = u32::try_from(wall_ns % 1_000_000_000).unwrap_or(0);
         let incl = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        for v in [secs, nanos, incl, u32::try_from(orig_len.max(frame.len())).unwrap_or(u32::MAX)] {
+        for v in [
+            secs,
+            nanos,
+            incl,
+            u32::try_from(orig_len.max(frame.len())).unwrap_or(u32::MAX),
+        ] {
             self.out.write_all(&v.to_le_bytes())?;
         }
         self.out.write_all(frame)
@@ -45,7 +47,11 @@ impl<W: Write> Writer<W> {
 
 /// The frame a record stands for, and its length on the wire.
 pub fn frame_of(w: &WireAdvert) -> (Vec<u8>, usize) {
-    let dst_mac = if w.dst.is_multicast() { frame::multicast_mac(w.dst) } else { [0; 6] };
+    let dst_mac = if w.dst.is_multicast() {
+        frame::multicast_mac(w.dst)
+    } else {
+        [0; 6]
+    };
     let mut ip = frame::ip(w.src, w.dst, w.ttl, &w.vrrp);
     // The IP length says what was on the wire, also when the capture was cut.
     let missing = usize::from(w.vrrp_len).saturating_sub(w.vrrp.len());
@@ -71,9 +77,13 @@ mod tests {
     fn header_and_record_layout() {
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf).expect("header");
-        w.write(1_700_000_000_123_456_789, &[1, 2, 3], 3).expect("record");
+        w.write(1_700_000_000_123_456_789, &[1, 2, 3], 3)
+            .expect("record");
         assert_eq!(&buf[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);
         assert_eq!(buf.len(), 24 + 16 + 3);
-        assert_eq!(u32::from_le_bytes([buf[28], buf[29], buf[30], buf[31]]), 123_456_789);
+        assert_eq!(
+            u32::from_le_bytes([buf[28], buf[29], buf[30], buf[31]]),
+            123_456_789
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::{
 };
 
 use thiserror::Error;
-use vrrp_common::{AF_INET, AF_INET6, AdvertRecord, RECORD_FLAG_TRUNCATED, VRRP_CAPTURE_LEN, Verdict};
+use vrrp_common::{
+    AF_INET, AF_INET6, AdvertRecord, RECORD_FLAG_TRUNCATED, VRRP_CAPTURE_LEN, Verdict,
+};
 
 use crate::packet::Family;
 
@@ -74,11 +76,15 @@ impl WireAdvert {
             AF_INET6 => Family::V6,
             other => return Err(RecordError::Family(other)),
         };
-        let verdict = Verdict::try_from(u32_at(b, offset_of!(AdvertRecord, verdict))).map_err(RecordError::Verdict)?;
-        let captured = usize::from(u16_at(b, offset_of!(AdvertRecord, captured))).min(VRRP_CAPTURE_LEN);
+        let verdict = Verdict::try_from(u32_at(b, offset_of!(AdvertRecord, verdict)))
+            .map_err(RecordError::Verdict)?;
+        let captured =
+            usize::from(u16_at(b, offset_of!(AdvertRecord, captured))).min(VRRP_CAPTURE_LEN);
         let vrrp_off = offset_of!(AdvertRecord, vrrp);
         let mut src_mac = [0u8; 6];
-        src_mac.copy_from_slice(&b[offset_of!(AdvertRecord, src_mac)..offset_of!(AdvertRecord, src_mac) + 6]);
+        src_mac.copy_from_slice(
+            &b[offset_of!(AdvertRecord, src_mac)..offset_of!(AdvertRecord, src_mac) + 6],
+        );
         Ok(Self {
             ktime_ns: u64_at(b, offset_of!(AdvertRecord, ktime_ns)),
             ifindex: u32_at(b, offset_of!(AdvertRecord, ifindex)),
@@ -126,9 +132,18 @@ mod tests {
 
     #[test]
     fn rejects_short_and_unknown() {
-        assert!(matches!(WireAdvert::decode(&[0u8; 10]), Err(RecordError::Size(10, _))));
-        assert_eq!(WireAdvert::decode(&record(99, 0, 0)), Err(RecordError::Family(99)));
-        assert_eq!(WireAdvert::decode(&record(AF_INET, 42, 0)), Err(RecordError::Verdict(42)));
+        assert!(matches!(
+            WireAdvert::decode(&[0u8; 10]),
+            Err(RecordError::Size(10, _))
+        ));
+        assert_eq!(
+            WireAdvert::decode(&record(99, 0, 0)),
+            Err(RecordError::Family(99))
+        );
+        assert_eq!(
+            WireAdvert::decode(&record(AF_INET, 42, 0)),
+            Err(RecordError::Verdict(42))
+        );
     }
 
     #[test]

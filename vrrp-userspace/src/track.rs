@@ -4,11 +4,7 @@
 //! The arithmetic is pure ([`ScriptState`], [`effective_priority`]); the runners turn script
 //! exits and link states into [`TrackEvent`]s for the daemon's single event loop.
 
-use std::{
-    path::Path,
-    process::Stdio,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use tokio::{process::Command, sync::mpsc};
 use tracing::{debug, error, info, warn};
@@ -37,7 +33,10 @@ pub struct ScriptState {
 
 impl ScriptState {
     pub const fn new(init_fail: bool) -> Self {
-        Self { ok: if init_fail { Some(false) } else { None }, streak: 0 }
+        Self {
+            ok: if init_fail { Some(false) } else { None },
+            streak: 0,
+        }
     }
 
     /// Feeds one result; returns the new state when it changed.
@@ -76,15 +75,15 @@ pub struct Weighted {
 /// The effective priority (keepalived's rules): a positive weight is added while the tracked
 /// thing is up, a negative one while it is down; `reverse` turns the adjustment around; a
 /// weight of 0 (or an interface without weight) puts the instance in FAULT while down. The
-/// result is kept within 1..=254; the address owner (255) is not adjusted.
-pub fn effective_priority(base: u8, tracked: &[Weighted]) -> Result<u8, ()> {
+/// result is kept within 1..=254; the address owner (255) is not adjusted. None: FAULT.
+pub fn effective_priority(base: u8, tracked: &[Weighted]) -> Option<u8> {
     let mut p = i32::from(base);
     for t in tracked {
         let Some(ok) = t.ok else { continue };
         match t.weight {
             None | Some(0) => {
                 if !ok {
-                    return Err(());
+                    return None;
                 }
             }
             Some(w) => {
@@ -96,9 +95,9 @@ pub fn effective_priority(base: u8, tracked: &[Weighted]) -> Result<u8, ()> {
         }
     }
     if base == crate::fsm::PRIORITY_OWNER {
-        return Ok(base);
+        return Some(base);
     }
-    Ok(u8::try_from(p.clamp(1, 254)).unwrap_or(1))
+    Some(u8::try_from(p.clamp(1, 254)).unwrap_or(1))
 }
 
 /// Who a script runs as.
@@ -116,27 +115,45 @@ impl RunAs {
         let chosen = user.or(global.script_user.as_ref()).cloned().or_else(|| {
             global
                 .enable_script_security
-                .then(|| nix::unistd::User::from_name("keepalived_script").ok().flatten().map(|_| ("keepalived_script".to_owned(), None)))
+                .then(|| {
+                    nix::unistd::User::from_name("keepalived_script")
+                        .ok()
+                        .flatten()
+                        .map(|_| ("keepalived_script".to_owned(), None))
+                })
                 .flatten()
         });
-        let Some((name, group)) = chosen else { return Self { uid: None, gid: None, name: "root".to_owned() } };
-        match nix::unistd::User::from_name(&name) {
-            Ok(Some(u)) => {
-                let gid = group
-                    .and_then(|g| nix::unistd::Group::from_name(&g).ok().flatten())
-                    .map_or(u.gid.as_raw(), |g| g.gid.as_raw());
-                Self { uid: (u.uid.as_raw() != 0).then_some(u.uid.as_raw()), gid: (gid != 0).then_some(gid), name }
+        let Some((name, group)) = chosen else {
+            return Self {
+                uid: None,
+                gid: None,
+                name: "root".to_owned(),
+            };
+        };
+        if let Ok(Some(u)) = nix::unistd::User::from_name(&name) {
+            let gid = group
+                .and_then(|g| nix::unistd::Group::from_name(&g).ok().flatten())
+                .map_or(u.gid.as_raw(), |g| g.gid.as_raw());
+            Self {
+                uid: (u.uid.as_raw() != 0).then_some(u.uid.as_raw()),
+                gid: (gid != 0).then_some(gid),
+                name,
             }
-            _ => {
-                warn!("script user {name} does not exist: scripts run as root");
-                Self { uid: None, gid: None, name: "root".to_owned() }
+        } else {
+            warn!("script user {name} does not exist: scripts run as root");
+            Self {
+                uid: None,
+                gid: None,
+                name: "root".to_owned(),
             }
         }
     }
 }
 
 /// Shell metacharacters: a command line with any of them runs through /bin/sh -c.
-const SHELL_CHARS: &[char] = &['|', '&', ';', '<', '>', '$', '`', '*', '?', '(', ')', '~', '\\', '\n', '[', '{'];
+const SHELL_CHARS: &[char] = &[
+    '|', '&', ';', '<', '>', '$', '`', '*', '?', '(', ')', '~', '\\', '\n', '[', '{',
+];
 
 /// Splits a command line as keepalived does (whitespace, double quotes), or hands it to the
 /// shell when it needs one.
@@ -187,12 +204,24 @@ impl Outcome {
 
 /// Runs one command line to completion (or until `timeout`, then kills its process group),
 /// as `run_as`, logging its output at debug level.
-pub async fn run_once(command: &str, run_as: &RunAs, timeout: Option<Duration>, label: &str) -> Outcome {
+pub async fn run_once(
+    command: &str,
+    run_as: &RunAs,
+    timeout: Option<Duration>,
+    label: &str,
+) -> Outcome {
     let args = argv(command);
-    let Some(program) = args.first() else { return Outcome::CannotRun("empty command".to_owned()) };
+    let Some(program) = args.first() else {
+        return Outcome::CannotRun("empty command".to_owned());
+    };
     let spawn = |argv: &[String]| {
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
         if let Some(gid) = run_as.gid {
             cmd.gid(gid);
         }
@@ -207,8 +236,11 @@ pub async fn run_once(command: &str, run_as: &RunAs, timeout: Option<Duration>, 
             // No "#!" line. execvp(3) would hand such a file to /bin/sh; do the same, unless
             // its first line is a shebang that lost its '#' ("!/bin/bash", as in the seed's
             // check_web.sh), in which case that interpreter is plainly what was meant.
-            let interpreter = lost_shebang(Path::new(program)).unwrap_or_else(|| "/bin/sh".to_owned());
-            warn!("{label}: {program} has no '#!' line: running it with {interpreter}; add '#!{interpreter}' as its first line");
+            let interpreter =
+                lost_shebang(Path::new(program)).unwrap_or_else(|| "/bin/sh".to_owned());
+            warn!(
+                "{label}: {program} has no '#!' line: running it with {interpreter}; add '#!{interpreter}' as its first line"
+            );
             let mut with = vec![interpreter];
             with.extend(args.iter().cloned());
             match spawn(&with) {
@@ -221,26 +253,35 @@ pub async fn run_once(command: &str, run_as: &RunAs, timeout: Option<Duration>, 
     let pid = child.id();
     let wait = child.wait_with_output();
     let output = match timeout {
-        Some(t) => match tokio::time::timeout(t, wait).await {
-            Ok(r) => r,
-            Err(_) => {
+        Some(t) => {
+            if let Ok(r) = tokio::time::timeout(t, wait).await {
+                r
+            } else {
                 // The whole process group: a shell script's children must not outlive it.
                 if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
                 return Outcome::TimedOut;
             }
-        },
+        }
         None => wait.await,
     };
     match output {
         Ok(out) => {
             for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-                for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
+                for line in String::from_utf8_lossy(bytes)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                {
                     debug!("{label} {stream}: {line}");
                 }
             }
-            out.status.code().map_or(Outcome::Signalled, Outcome::Exited)
+            out.status
+                .code()
+                .map_or(Outcome::Signalled, Outcome::Exited)
         }
         Err(e) => Outcome::CannotRun(format!("{program}: {e}")),
     }
@@ -249,17 +290,32 @@ pub async fn run_once(command: &str, run_as: &RunAs, timeout: Option<Duration>, 
 /// "!/bin/bash" on the first line: the interpreter, if it exists.
 fn lost_shebang(path: &Path) -> Option<String> {
     let text = std::fs::read(path).ok()?;
-    let first = String::from_utf8_lossy(text.split(|b| *b == b'\n').next()?).trim().to_owned();
-    let interp = first.strip_prefix('!')?.split_whitespace().next()?.to_owned();
+    let first = String::from_utf8_lossy(text.split(|b| *b == b'\n').next()?)
+        .trim()
+        .to_owned();
+    let interp = first
+        .strip_prefix('!')?
+        .split_whitespace()
+        .next()?
+        .to_owned();
     (interp.starts_with('/') && Path::new(&interp).exists()).then_some(interp)
 }
 
 /// Runs a vrrp_script every `interval` and reports its state changes.
-pub fn spawn_script(script: config::Script, run_as: RunAs, tx: mpsc::Sender<TrackEvent>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_script(
+    script: config::Script,
+    run_as: RunAs,
+    tx: mpsc::Sender<TrackEvent>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let label = format!("VRRP_Script({})", script.name);
         let mut state = ScriptState::new(script.init_fail);
-        let timeout = Some(script.timeout.unwrap_or(script.interval).max(Duration::from_millis(100)));
+        let timeout = Some(
+            script
+                .timeout
+                .unwrap_or(script.interval)
+                .max(Duration::from_millis(100)),
+        );
         let mut ticker = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reported_cannot_run = false;
@@ -272,18 +328,34 @@ pub fn spawn_script(script: config::Script, run_as: RunAs, tx: mpsc::Sender<Trac
                     error!("{label}: cannot run the script: {why}");
                     reported_cannot_run = true;
                 }
-                Outcome::TimedOut => warn!("{label} timed out after {timeout:?}: killed, counts as a failure"),
+                Outcome::TimedOut => {
+                    warn!("{label} timed out after {timeout:?}: killed, counts as a failure")
+                }
                 _ => {}
             }
             let changed = state.update(outcome.success(), script.rise, script.fall);
             if first && changed.is_none() {
                 // With init_fail a first failure changes nothing; say where it stands anyway.
-                info!("{label} {}", if state.ok == Some(true) { "succeeded" } else { "failed" });
+                info!(
+                    "{label} {}",
+                    if state.ok == Some(true) {
+                        "succeeded"
+                    } else {
+                        "failed"
+                    }
+                );
             }
             first = false;
             if let Some(ok) = changed {
                 info!("{label} {}", if ok { "succeeded" } else { "failed" });
-                if tx.send(TrackEvent::Script { name: script.name.clone(), ok }).await.is_err() {
+                if tx
+                    .send(TrackEvent::Script {
+                        name: script.name.clone(),
+                        ok,
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -311,7 +383,10 @@ impl Notifier {
                 }
             }
         });
-        Self { tx: Some(tx), worker: Some(worker) }
+        Self {
+            tx: Some(tx),
+            worker: Some(worker),
+        }
     }
 
     pub fn send(&self, commands: Vec<String>) {
@@ -323,17 +398,23 @@ impl Notifier {
     /// Lets the queued scripts (notify_stop at shutdown) finish, for at most `limit`.
     pub async fn finish(&mut self, limit: Duration) {
         self.tx = None;
-        if let Some(w) = self.worker.take() {
-            if tokio::time::timeout(limit, w).await.is_err() {
-                warn!("notify scripts still running after {limit:?}: not waiting for them");
-            }
+        if let Some(w) = self.worker.take()
+            && tokio::time::timeout(limit, w).await.is_err()
+        {
+            warn!("notify scripts still running after {limit:?}: not waiting for them");
         }
     }
 }
 
 /// The notify scripts for a transition, with keepalived's arguments: the state script as
 /// written, and the generic `notify` with `INSTANCE|GROUP name state priority` appended.
-pub fn notify_commands(n: &config::Notify, kind: &str, name: &str, state: &str, priority: u8) -> Vec<String> {
+pub fn notify_commands(
+    n: &config::Notify,
+    kind: &str,
+    name: &str,
+    state: &str,
+    priority: u8,
+) -> Vec<String> {
     let specific = match state {
         "MASTER" => &n.master,
         "BACKUP" => &n.backup,
@@ -361,58 +442,154 @@ mod tests {
     fn rise_and_fall_count_consecutive_results() {
         let mut s = ScriptState::new(false);
         assert_eq!(s.ok, None, "unknown until the first result");
-        assert_eq!(s.update(true, 2, 3), Some(true), "one success decides the unknown start");
+        assert_eq!(
+            s.update(true, 2, 3),
+            Some(true),
+            "one success decides the unknown start"
+        );
         assert_eq!(s.update(false, 2, 3), None);
         assert_eq!(s.update(false, 2, 3), None);
-        assert_eq!(s.update(true, 2, 3), None, "a success breaks the failure streak");
+        assert_eq!(
+            s.update(true, 2, 3),
+            None,
+            "a success breaks the failure streak"
+        );
         assert_eq!(s.update(false, 2, 3), None);
         assert_eq!(s.update(false, 2, 3), None);
         assert_eq!(s.update(false, 2, 3), Some(false));
         assert_eq!(s.update(true, 2, 3), None);
         assert_eq!(s.update(true, 2, 3), Some(true));
-        assert_eq!(ScriptState::new(true).ok, Some(false), "init_fail starts failed");
+        assert_eq!(
+            ScriptState::new(true).ok,
+            Some(false),
+            "init_fail starts failed"
+        );
     }
 
     #[test]
     fn weights_follow_keepalived() {
-        let w = |weight: Option<i32>, reverse: bool, ok: bool| Weighted { weight, reverse, ok: Some(ok) };
-        assert_eq!(effective_priority(150, &[Weighted { weight: Some(0), reverse: false, ok: None }]), Ok(150), "unknown: no weight, no fault");
+        let w = |weight: Option<i32>, reverse: bool, ok: bool| Weighted {
+            weight,
+            reverse,
+            ok: Some(ok),
+        };
+        assert_eq!(
+            effective_priority(
+                150,
+                &[Weighted {
+                    weight: Some(0),
+                    reverse: false,
+                    ok: None
+                }]
+            ),
+            Some(150),
+            "unknown: no weight, no fault"
+        );
         // The seed's chapter 8: check_web weight 50 on lb01 (150).
-        assert_eq!(effective_priority(150, &[w(Some(50), false, true)]), Ok(200));
-        assert_eq!(effective_priority(150, &[w(Some(50), false, false)]), Ok(150));
-        assert_eq!(effective_priority(100, &[w(Some(-30), false, false)]), Ok(70));
-        assert_eq!(effective_priority(100, &[w(Some(-30), false, true)]), Ok(100));
-        assert_eq!(effective_priority(100, &[w(Some(20), true, true)]), Ok(80), "reverse");
-        assert_eq!(effective_priority(100, &[w(Some(0), false, false)]), Err(()), "weight 0 failing: FAULT");
-        assert_eq!(effective_priority(100, &[w(None, false, false)]), Err(()), "interface down, no weight: FAULT");
-        assert_eq!(effective_priority(250, &[w(Some(50), false, true)]), Ok(254), "clamped below the owner's 255");
-        assert_eq!(effective_priority(10, &[w(Some(-50), false, false)]), Ok(1));
-        assert_eq!(effective_priority(255, &[w(Some(-50), false, false)]), Ok(255), "the owner is not adjusted");
+        assert_eq!(
+            effective_priority(150, &[w(Some(50), false, true)]),
+            Some(200)
+        );
+        assert_eq!(
+            effective_priority(150, &[w(Some(50), false, false)]),
+            Some(150)
+        );
+        assert_eq!(
+            effective_priority(100, &[w(Some(-30), false, false)]),
+            Some(70)
+        );
+        assert_eq!(
+            effective_priority(100, &[w(Some(-30), false, true)]),
+            Some(100)
+        );
+        assert_eq!(
+            effective_priority(100, &[w(Some(20), true, true)]),
+            Some(80),
+            "reverse"
+        );
+        assert_eq!(
+            effective_priority(100, &[w(Some(0), false, false)]),
+            None,
+            "weight 0 failing: FAULT"
+        );
+        assert_eq!(
+            effective_priority(100, &[w(None, false, false)]),
+            None,
+            "interface down, no weight: FAULT"
+        );
+        assert_eq!(
+            effective_priority(250, &[w(Some(50), false, true)]),
+            Some(254),
+            "clamped below the owner's 255"
+        );
+        assert_eq!(
+            effective_priority(10, &[w(Some(-50), false, false)]),
+            Some(1)
+        );
+        assert_eq!(
+            effective_priority(255, &[w(Some(-50), false, false)]),
+            Some(255),
+            "the owner is not adjusted"
+        );
     }
 
     #[test]
     fn argv_splits_or_uses_the_shell() {
-        assert_eq!(argv("/server/scripts/check_web.sh"), ["/server/scripts/check_web.sh"]);
-        assert_eq!(argv(r#"/bin/echo "became master" now"#), ["/bin/echo", "became master", "now"]);
-        assert_eq!(argv("pidof nginx || exit 1"), ["/bin/sh", "-c", "pidof nginx || exit 1"]);
+        assert_eq!(
+            argv("/server/scripts/check_web.sh"),
+            ["/server/scripts/check_web.sh"]
+        );
+        assert_eq!(
+            argv(r#"/bin/echo "became master" now"#),
+            ["/bin/echo", "became master", "now"]
+        );
+        assert_eq!(
+            argv("pidof nginx || exit 1"),
+            ["/bin/sh", "-c", "pidof nginx || exit 1"]
+        );
     }
 
     #[test]
     fn notify_arguments_are_keepalived_s() {
-        let n = config::Notify { master: Some("/bin/m".into()), generic: Some("/bin/n".into()), ..Default::default() };
-        assert_eq!(notify_commands(&n, "INSTANCE", "VI_1", "MASTER", 150), ["/bin/m", "/bin/n INSTANCE \"VI_1\" MASTER 150"]);
-        assert_eq!(notify_commands(&n, "INSTANCE", "VI_1", "BACKUP", 100), ["/bin/n INSTANCE \"VI_1\" BACKUP 100"]);
-        assert_eq!(fifo_line("GROUP", "VG_1", "FAULT", 0), "GROUP \"VG_1\" FAULT 0\n");
+        let n = config::Notify {
+            master: Some("/bin/m".into()),
+            generic: Some("/bin/n".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            notify_commands(&n, "INSTANCE", "VI_1", "MASTER", 150),
+            ["/bin/m", "/bin/n INSTANCE \"VI_1\" MASTER 150"]
+        );
+        assert_eq!(
+            notify_commands(&n, "INSTANCE", "VI_1", "BACKUP", 100),
+            ["/bin/n INSTANCE \"VI_1\" BACKUP 100"]
+        );
+        assert_eq!(
+            fifo_line("GROUP", "VG_1", "FAULT", 0),
+            "GROUP \"VG_1\" FAULT 0\n"
+        );
     }
 
     #[tokio::test]
     async fn run_once_reports_exit_timeout_and_missing_script() {
         let root = RunAs::default();
-        assert_eq!(run_once("/bin/true", &root, None, "t").await, Outcome::Exited(0));
-        assert_eq!(run_once("/bin/sh -c \"exit 3\"", &root, None, "t").await, Outcome::Exited(3));
-        assert_eq!(run_once("/bin/sleep 5", &root, Some(Duration::from_millis(100)), "t").await, Outcome::TimedOut);
+        assert_eq!(
+            run_once("/bin/true", &root, None, "t").await,
+            Outcome::Exited(0)
+        );
+        assert_eq!(
+            run_once("/bin/sh -c \"exit 3\"", &root, None, "t").await,
+            Outcome::Exited(3)
+        );
+        assert_eq!(
+            run_once("/bin/sleep 5", &root, Some(Duration::from_millis(100)), "t").await,
+            Outcome::TimedOut
+        );
         match run_once("/nonexistent/check.sh", &root, None, "t").await {
-            Outcome::CannotRun(why) => assert!(why.starts_with("/nonexistent/check.sh: ") && why.contains("No such file"), "{why}"),
+            Outcome::CannotRun(why) => assert!(
+                why.starts_with("/nonexistent/check.sh: ") && why.contains("No such file"),
+                "{why}"
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -423,9 +600,17 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let script = dir.join("check.sh");
         // bash-only syntax: /bin/sh (dash) would fail on [[.
-        std::fs::write(&script, "!/bin/bash\nx=0\nif [[ ${x} == 0 ]]\nthen\n  exit 7\nfi\n").expect("write");
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        assert_eq!(run_once(&script.display().to_string(), &RunAs::default(), None, "t").await, Outcome::Exited(7));
+        std::fs::write(
+            &script,
+            "!/bin/bash\nx=0\nif [[ ${x} == 0 ]]\nthen\n  exit 7\nfi\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        assert_eq!(
+            run_once(&script.display().to_string(), &RunAs::default(), None, "t").await,
+            Outcome::Exited(7)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,10 +1,7 @@
 //! `vrrpd watch`: one line per VRRP packet seen at XDP, the tcpdump replacement. Formatting and
 //! per-source bookkeeping are here, pure; the kernel side is in `capture`.
 
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-};
+use std::{collections::HashMap, net::IpAddr};
 
 use serde::Serialize;
 use vrrp_common::Verdict;
@@ -101,10 +98,10 @@ impl Watcher {
                 line.auth = Some(a.auth.name());
                 line.count = Some(p.count());
                 line.addresses = a.addresses;
-                if line.status == "ok" {
-                    if let Err(e) = p.verify_checksum(w.src, w.dst) {
-                        line.status = status_of(&e);
-                    }
+                if line.status == "ok"
+                    && let Err(e) = p.verify_checksum(w.src, w.dst)
+                {
+                    line.status = status_of(&e);
                 }
             }
             Err(e) => {
@@ -140,7 +137,11 @@ fn status_of(e: &DecodeError) -> String {
 impl std::fmt::Display for WatchLine {
     /// `12345.678901 eth0 10.0.0.5 > 224.0.0.18 VRRPv2 vrid 50 prio 150 int 1s auth pass addrs 1 [10.0.0.3] +1.000123s`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.6} {} {} > {}", self.time, self.ifname, self.src, self.dst)?;
+        write!(
+            f,
+            "{:.6} {} {} > {}",
+            self.time, self.ifname, self.src, self.dst
+        )?;
         if let Some(v) = self.version {
             write!(f, " VRRPv{v}")?;
         }
@@ -210,7 +211,11 @@ mod tests {
             addresses: vec![Ipv4Addr::new(10, 0, 0, 3).into()],
             auth: Auth::pass("1111"),
         }
-        .emit(Ipv4Addr::new(10, 0, 0, 5).into(), Ipv4Addr::new(224, 0, 0, 18).into(), ChecksumMode::default())
+        .emit(
+            Ipv4Addr::new(10, 0, 0, 5).into(),
+            Ipv4Addr::new(224, 0, 0, 18).into(),
+            ChecksumMode::default(),
+        )
     }
 
     #[test]
@@ -238,7 +243,10 @@ mod tests {
         rec.ttl = 64;
         let line = w.line(&rec, "eth0", 4);
         assert_eq!(line.status, "bad-ttl(64)");
-        assert!(line.to_string().ends_with("ttl 64 first !bad-ttl(64)") || line.to_string().contains("!bad-ttl(64)"));
+        assert!(
+            line.to_string().ends_with("ttl 64 first !bad-ttl(64)")
+                || line.to_string().contains("!bad-ttl(64)")
+        );
     }
 
     #[test]

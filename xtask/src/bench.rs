@@ -7,13 +7,19 @@ use anyhow::{Context as _, bail};
 use vrrpd_lab::{Host, Lab, wait_until};
 
 pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
-    match args.first().map(String::as_str) {
-        Some("latency") => latency(vrrpd, args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000)),
-        _ => {
-            println!("cargo xtask bench latency [N]: XDP-to-userspace latency of N adverts (default 1000)");
-            println!("The benchmarks against keepalived (failover gaps, flaps under load, XDP cost, CPU/RSS) are not written yet (issue 10).");
-            Ok(())
-        }
+    if let Some("latency") = args.first().map(String::as_str) {
+        latency(
+            vrrpd,
+            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000),
+        )
+    } else {
+        println!(
+            "cargo xtask bench latency [N]: XDP-to-userspace latency of N adverts (default 1000)"
+        );
+        println!(
+            "The benchmarks against keepalived (failover gaps, flaps under load, XDP cost, CPU/RSS) are not written yet (issue 10)."
+        );
+        Ok(())
     }
 }
 
@@ -25,10 +31,25 @@ fn latency(vrrpd: &Path, n: usize) -> anyhow::Result<()> {
     let conf = "global_defs {\n  vrrp_version 3\n}\nvrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 50\n  priority 150\n  advert_int 0.01\n  virtual_ipaddress {\n    10.0.0.3\n  }\n}\n";
     let _keepalived = lab.keepalived(Host::Lb01, conf);
     let count = n.to_string();
-    let mut watch = lab.spawn(Host::Lb02, "watch", &[&vrrpd.display().to_string(), "watch", "-i", "eth0", "--json", "-c", &count]);
+    let mut watch = lab.spawn(
+        Host::Lb02,
+        "watch",
+        &[
+            &vrrpd.display().to_string(),
+            "watch",
+            "-i",
+            "eth0",
+            "--json",
+            "-c",
+            &count,
+        ],
+    );
     let limit = Duration::from_secs(30 + u64::try_from(n / 50).unwrap_or(0));
     if !wait_until(limit, || !watch.running()) {
-        bail!("watch did not see {n} adverts in {limit:?}:\n{}", watch.logs());
+        bail!(
+            "watch did not see {n} adverts in {limit:?}:\n{}",
+            watch.logs()
+        );
     }
     let mut delays: Vec<f64> = watch
         .stdout()

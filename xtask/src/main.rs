@@ -106,15 +106,24 @@ fn main() -> anyhow::Result<()> {
         Task::Build { release } => build(release),
         Task::BuildAndLoad { release, args } => {
             build(release)?;
-            let bin = workspace_root().join("target").join(if release { "release" } else { "debug" }).join("vrrpd");
-            let status = Command::new(&bin).args(&args).status().with_context(|| format!("running {}", bin.display()))?;
+            let bin = workspace_root()
+                .join("target")
+                .join(if release { "release" } else { "debug" })
+                .join("vrrpd");
+            let status = Command::new(&bin)
+                .args(&args)
+                .status()
+                .with_context(|| format!("running {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
         }
         Task::Lab { args } => {
             if !is_root() {
                 bail!("the lab needs root (network namespaces, XDP)");
             }
-            if matches!(args.first().map(String::as_str), None | Some("up" | "failover")) {
+            if matches!(
+                args.first().map(String::as_str),
+                None | Some("up" | "failover")
+            ) {
                 setup()?;
                 build(false)?;
             }
@@ -135,7 +144,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn cargo_home() -> PathBuf {
@@ -150,14 +161,17 @@ fn cargo_home() -> PathBuf {
 fn cargo() -> Command {
     let bin = cargo_home().join("bin");
     let path = env::var_os("PATH").unwrap_or_default();
-    let joined = env::join_paths(std::iter::once(bin).chain(env::split_paths(&path))).unwrap_or(path);
+    let joined =
+        env::join_paths(std::iter::once(bin).chain(env::split_paths(&path))).unwrap_or(path);
     let mut cmd = Command::new("cargo");
     cmd.env("PATH", joined).current_dir(workspace_root());
     cmd
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -165,15 +179,21 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn is_root() -> bool {
-    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+    output(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
 }
 
 fn setup() -> anyhow::Result<()> {
@@ -181,7 +201,10 @@ fn setup() -> anyhow::Result<()> {
     setup_packages()?;
     setup_nightly()?;
     setup_bpf_linker()?;
-    println!("xtask setup: ready in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "xtask setup: ready in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -199,7 +222,9 @@ fn setup_packages() -> anyhow::Result<()> {
         return Ok(());
     }
     if !is_root() {
-        bail!("missing Debian packages {missing:?}; run `cargo xtask setup` as root (it uses apt-get)");
+        bail!(
+            "missing Debian packages {missing:?}; run `cargo xtask setup` as root (it uses apt-get)"
+        );
     }
     println!("xtask setup: installing {missing:?}");
     run(Command::new("apt-get").args(["update", "-qq"]))?;
@@ -210,13 +235,30 @@ fn setup_packages() -> anyhow::Result<()> {
 }
 
 fn setup_nightly() -> anyhow::Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", NIGHTLY]));
-    if installed.as_deref().is_ok_and(|s| s.lines().any(|l| l.starts_with("rust-src"))) {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
+    ]));
+    if installed
+        .as_deref()
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("rust-src")))
+    {
         println!("xtask setup: {NIGHTLY} with rust-src present");
         return Ok(());
     }
     println!("xtask setup: installing {NIGHTLY} with rust-src");
-    run(Command::new("rustup").args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"]))
+    run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        NIGHTLY,
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src",
+    ]))
 }
 
 /// bpf-linker is built against the pinned nightly's own libLLVM (no LLVM 22 package exists for
@@ -224,7 +266,14 @@ fn setup_nightly() -> anyhow::Result<()> {
 /// nightly rebuilds it and an unchanged one costs a version check.
 fn setup_bpf_linker() -> anyhow::Result<()> {
     let tools = cargo_home().join("vrrpd-tools");
-    let sysroot = PathBuf::from(output(Command::new("rustc").arg(format!("+{NIGHTLY}")).args(["--print", "sysroot"]))?.trim());
+    let sysroot = PathBuf::from(
+        output(
+            Command::new("rustc")
+                .arg(format!("+{NIGHTLY}"))
+                .args(["--print", "sysroot"]),
+        )?
+        .trim(),
+    );
     let verbose = output(Command::new("rustc").arg(format!("+{NIGHTLY}")).arg("-vV"))?;
     let llvm_major = verbose
         .lines()
@@ -232,12 +281,23 @@ fn setup_bpf_linker() -> anyhow::Result<()> {
         .and_then(|v| v.split('.').next())
         .context("rustc -vV printed no LLVM version")?
         .to_owned();
-    let stamp_text = format!("bpf-linker {BPF_LINKER_VERSION} llvm-{llvm_major} {}\n", verbose.lines().find(|l| l.starts_with("commit-hash")).unwrap_or(""));
+    let stamp_text = format!(
+        "bpf-linker {BPF_LINKER_VERSION} llvm-{llvm_major} {}\n",
+        verbose
+            .lines()
+            .find(|l| l.starts_with("commit-hash"))
+            .unwrap_or("")
+    );
     let stamp = tools.join("bpf-linker.stamp");
     let linker = tools.join("bin").join("bpf-linker");
     let link = cargo_home().join("bin").join("bpf-linker");
-    let works = output(Command::new(&linker).arg("--version").env_clear().env("PATH", "/usr/bin:/bin"))
-        .is_ok_and(|v| v.contains(BPF_LINKER_VERSION));
+    let works = output(
+        Command::new(&linker)
+            .arg("--version")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin"),
+    )
+    .is_ok_and(|v| v.contains(BPF_LINKER_VERSION));
     if works && fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) {
         ensure_symlink(&linker, &link)?;
         println!("xtask setup: bpf-linker {BPF_LINKER_VERSION} (LLVM {llvm_major}) present");
@@ -248,24 +308,46 @@ fn setup_bpf_linker() -> anyhow::Result<()> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("libLLVM.so.{llvm_major}.")) && n.contains("-rust-"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("libLLVM.so.{llvm_major}.")) && n.contains("-rust-")
+            })
         })
-        .with_context(|| format!("no libLLVM.so.{llvm_major}.*-rust-* in {}/lib", sysroot.display()))?;
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.{llvm_major}.*-rust-* in {}/lib",
+                sysroot.display()
+            )
+        })?;
     let llvm_lib = tools.join("llvm").join("lib");
     fs::create_dir_all(&llvm_lib)?;
     let _ = fs::remove_file(llvm_lib.join("libLLVM.so"));
     std::os::unix::fs::symlink(&libllvm, llvm_lib.join("libLLVM.so"))?;
-    println!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} (about a minute)");
+    println!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} (about a minute)"
+    );
     run(Command::new("cargo")
-        .args(["+stable", "install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force", "--no-default-features"])
+        .args([
+            "+stable",
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--locked",
+            "--force",
+            "--no-default-features",
+        ])
         .args(["--features", &format!("llvm-{llvm_major}"), "--root"])
         .arg(&tools)
-        .env("RUSTFLAGS", format!("-C link-arg=-Wl,-rpath,{}", sysroot.join("lib").display()))
+        .env(
+            "RUSTFLAGS",
+            format!("-C link-arg=-Wl,-rpath,{}", sysroot.join("lib").display()),
+        )
         .env("LLVM_PREFIX", tools.join("llvm")))?;
-    output(Command::new(&linker).arg("--version").env_clear().env("PATH", "/usr/bin:/bin"))
-        .context("the new bpf-linker does not run without cargo's environment")?;
+    output(
+        Command::new(&linker)
+            .arg("--version")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin"),
+    )
+    .context("the new bpf-linker does not run without cargo's environment")?;
     fs::write(&stamp, stamp_text)?;
     ensure_symlink(&linker, &link)
 }
@@ -289,7 +371,10 @@ fn build(release: bool) -> anyhow::Result<()> {
         cmd.arg("--release");
     }
     run(&mut cmd)?;
-    println!("xtask build: done in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "xtask build: done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -312,7 +397,13 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
         writeln!(out, "{line}")?;
         if let Some(rest) = line.strip_prefix("test result: ") {
             let count = |what: &str| -> u64 {
-                rest.split(';').find_map(|part| part.trim().strip_suffix(what).and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())).unwrap_or(0)
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(what)
+                            .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                    })
+                    .unwrap_or(0)
             };
             passed += count(" passed");
             failed += count(" failed");
@@ -320,7 +411,10 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
         }
     }
     let status = child.wait()?;
-    writeln!(out, "\ntests: {passed} passed, {failed} failed, {ignored} skipped")?;
+    writeln!(
+        out,
+        "\ntests: {passed} passed, {failed} failed, {ignored} skipped"
+    )?;
     if !status.success() {
         bail!("cargo test failed: {status}");
     }
@@ -351,9 +445,21 @@ fn install(root: &Path) -> anyhow::Result<()> {
     let units = root.join("etc/systemd/system");
     fs::create_dir_all(&bin)?;
     fs::create_dir_all(&units)?;
-    fs::copy(workspace_root().join("target/release/vrrpd"), bin.join("vrrpd")).context("installing vrrpd")?;
-    fs::copy(workspace_root().join("dist/vrrpd.service"), units.join("vrrpd.service")).context("installing the unit")?;
-    println!("installed {} and {}", bin.join("vrrpd").display(), units.join("vrrpd.service").display());
+    fs::copy(
+        workspace_root().join("target/release/vrrpd"),
+        bin.join("vrrpd"),
+    )
+    .context("installing vrrpd")?;
+    fs::copy(
+        workspace_root().join("dist/vrrpd.service"),
+        units.join("vrrpd.service"),
+    )
+    .context("installing the unit")?;
+    println!(
+        "installed {} and {}",
+        bin.join("vrrpd").display(),
+        units.join("vrrpd.service").display()
+    );
     if root == Path::new("/") && Path::new("/run/systemd/system").exists() {
         run(Command::new("systemctl").arg("daemon-reload"))?;
         println!("next: systemctl disable --now keepalived; systemctl enable --now vrrpd");

@@ -16,8 +16,7 @@
 //! once their creator's pid is gone. No namespace has a route off the machine.
 
 use std::{
-    fs,
-    io,
+    fs, io,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -31,10 +30,13 @@ pub fn require_root(test: &str) -> bool {
     if nix_is_root() {
         return true;
     }
-    let msg = format!("SKIPPED {test}: needs root (network namespaces, XDP); run as root or via `cargo xtask test`");
-    if std::env::var("VRRPD_REQUIRE_ROOT").is_ok_and(|v| v == "1") {
-        panic!("{msg}, and VRRPD_REQUIRE_ROOT=1 forbids skipping");
-    }
+    let msg = format!(
+        "SKIPPED {test}: needs root (network namespaces, XDP); run as root or via `cargo xtask test`"
+    );
+    assert!(
+        !std::env::var("VRRPD_REQUIRE_ROOT").is_ok_and(|v| v == "1"),
+        "{msg}, and VRRPD_REQUIRE_ROOT=1 forbids skipping"
+    );
     eprintln!("\n*** {msg} ***\n");
     false
 }
@@ -42,7 +44,11 @@ pub fn require_root(test: &str) -> bool {
 fn nix_is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -76,7 +82,13 @@ pub enum Host {
 }
 
 impl Host {
-    pub const ALL: [Self; 5] = [Self::Lb01, Self::Lb02, Self::Web01, Self::Web02, Self::Client];
+    pub const ALL: [Self; 5] = [
+        Self::Lb01,
+        Self::Lb02,
+        Self::Web01,
+        Self::Web02,
+        Self::Client,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -133,7 +145,12 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let mut lab = Self { prefix, dir, namespaces: Vec::new(), keep: false };
+        let mut lab = Self {
+            prefix,
+            dir,
+            namespaces: Vec::new(),
+            keep: false,
+        };
         lab.build();
         lab
     }
@@ -147,7 +164,12 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let mut lab = Self { prefix: prefix.to_owned(), dir, namespaces: Vec::new(), keep: true };
+        let mut lab = Self {
+            prefix: prefix.to_owned(),
+            dir,
+            namespaces: Vec::new(),
+            keep: true,
+        };
         lab.build();
         lab
     }
@@ -155,12 +177,20 @@ impl Lab {
     /// The persistent lab named `prefix`, if its namespaces exist.
     pub fn existing(prefix: &str) -> Option<Self> {
         let all = ["sw"].into_iter().chain(Host::ALL.iter().map(|h| h.name()));
-        let namespaces: Vec<String> = all.map(|h| format!("{prefix}-{h}")).filter(|n| Path::new("/run/netns").join(n).exists()).collect();
+        let namespaces: Vec<String> = all
+            .map(|h| format!("{prefix}-{h}"))
+            .filter(|n| Path::new("/run/netns").join(n).exists())
+            .collect();
         if namespaces.is_empty() {
             return None;
         }
         let dir = std::env::temp_dir().join(format!("vrrpd-lab-{prefix}"));
-        Some(Self { prefix: prefix.to_owned(), dir, namespaces, keep: true })
+        Some(Self {
+            prefix: prefix.to_owned(),
+            dir,
+            namespaces,
+            keep: true,
+        })
     }
 
     /// Stops every process inside the lab's namespaces (`ip netns pids`: only the lab's own),
@@ -176,9 +206,14 @@ impl Lab {
     fn kill_all(&self, signal: &str) {
         for ns in &self.namespaces {
             let out = Command::new("ip").args(["netns", "pids", ns]).output();
-            let pids = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            let pids = out
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
             for pid in pids.split_whitespace() {
-                let _ = Command::new("kill").args([&format!("-{signal}"), pid]).stderr(Stdio::null()).status();
+                let _ = Command::new("kill")
+                    .args([&format!("-{signal}"), pid])
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
     }
@@ -190,7 +225,17 @@ impl Lab {
             ip(&["-n", &sw, "link", "add", br, "type", "bridge"]);
             // Without a querier a snooping bridge would age out group members; the lab wants a
             // plain hub for multicast, as most LB segments are.
-            ip(&["-n", &sw, "link", "set", br, "type", "bridge", "mcast_snooping", "0"]);
+            ip(&[
+                "-n",
+                &sw,
+                "link",
+                "set",
+                br,
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ]);
             ip(&["-n", &sw, "link", "set", br, "up"]);
         }
         for host in Host::ALL {
@@ -200,14 +245,17 @@ impl Lab {
             sysctl(&ns, "net.ipv6.conf.default.accept_dad", "0");
             for (ifname, addr) in host.interfaces() {
                 let peer = format!("{}-{}", host.name(), &ifname[3..]);
-                ip(&["link", "add", ifname, "netns", &ns, "type", "veth", "peer", "name", &peer, "netns", &sw]);
+                ip(&[
+                    "link", "add", ifname, "netns", &ns, "type", "veth", "peer", "name", &peer,
+                    "netns", &sw,
+                ]);
                 let bridge = if *ifname == "eth0" { "br0" } else { "br1" };
                 ip(&["-n", &sw, "link", "set", &peer, "master", bridge, "up"]);
                 ip(&["-n", &ns, "addr", "add", addr, "dev", ifname]);
-                if *ifname == "eth0" {
-                    if let Some(v6) = host.front_v6() {
-                        ip(&["-n", &ns, "addr", "add", v6, "dev", ifname, "nodad"]);
-                    }
+                if *ifname == "eth0"
+                    && let Some(v6) = host.front_v6()
+                {
+                    ip(&["-n", &ns, "addr", "add", v6, "dev", ifname, "nodad"]);
                 }
                 ip(&["-n", &ns, "link", "set", ifname, "up"]);
             }
@@ -256,7 +304,11 @@ impl Lab {
     }
 
     pub fn try_exec_ns(&self, ns: &str, args: &[&str]) -> io::Result<Output> {
-        Command::new("ip").args(["netns", "exec", ns]).args(args).stdin(Stdio::null()).output()
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
     }
 
     /// Runs a command in `host`'s namespace; panics with its stderr if it fails.
@@ -265,7 +317,9 @@ impl Lab {
     }
 
     pub fn exec_ns(&self, ns: &str, args: &[&str]) -> String {
-        let out = self.try_exec_ns(ns, args).unwrap_or_else(|e| panic!("running {args:?} in {ns}: {e}"));
+        let out = self
+            .try_exec_ns(ns, args)
+            .unwrap_or_else(|e| panic!("running {args:?} in {ns}: {e}"));
         assert!(
             out.status.success(),
             "{args:?} in {ns} failed ({}): {}",
@@ -288,7 +342,9 @@ impl Lab {
     fn spawn_ns_env(&self, ns: &str, label: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
         let stdout = self.dir.join(format!("{label}.out"));
         let stderr = self.dir.join(format!("{label}.err"));
-        let open = |p: &Path| fs::File::create(p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
+        let open = |p: &Path| {
+            fs::File::create(p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()))
+        };
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(args)
@@ -298,7 +354,12 @@ impl Lab {
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {args:?} in {ns}: {e}"));
-        Proc { label: label.to_owned(), child: Some(child), stdout, stderr }
+        Proc {
+            label: label.to_owned(),
+            child: Some(child),
+            stdout,
+            stderr,
+        }
     }
 
     /// Real keepalived (VRRP only) on `host` with `config`, pid files in the lab directory so
@@ -306,23 +367,43 @@ impl Lab {
     pub fn keepalived(&self, host: Host, config: &str) -> Proc {
         let name = host.name();
         let conf = self.write(&format!("keepalived-{name}.conf"), config);
-        let pid = |kind: &str| self.dir.join(format!("keepalived-{name}-{kind}.pid")).display().to_string();
+        let pid = |kind: &str| {
+            self.dir
+                .join(format!("keepalived-{name}-{kind}.pid"))
+                .display()
+                .to_string()
+        };
         let conf = conf.display().to_string();
         let (main_pid, vrrp_pid, checkers_pid) = (pid("main"), pid("vrrp"), pid("checkers"));
         self.spawn(
             host,
             &format!("keepalived-{name}"),
             &[
-                "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp", "--use-file", &conf,
-                "--pid", &main_pid, "--vrrp_pid", &vrrp_pid, "--checkers_pid", &checkers_pid,
+                "keepalived",
+                "--dont-fork",
+                "--log-console",
+                "--log-detail",
+                "--vrrp",
+                "--use-file",
+                &conf,
+                "--pid",
+                &main_pid,
+                "--vrrp_pid",
+                &vrrp_pid,
+                "--checkers_pid",
+                &checkers_pid,
             ],
         )
     }
 
     /// The addresses on `host`'s `ifname`, via `ip -j` (JSON, not text).
     pub fn addresses(&self, host: Host, ifname: &str) -> Vec<String> {
-        let Ok(out) = self.try_exec(host, &["ip", "-j", "addr", "show", "dev", ifname]) else { return Vec::new() };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return Vec::new() };
+        let Ok(out) = self.try_exec(host, &["ip", "-j", "addr", "show", "dev", ifname]) else {
+            return Vec::new();
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return Vec::new();
+        };
         v.as_array()
             .into_iter()
             .flatten()
@@ -333,13 +414,19 @@ impl Lab {
 
     /// Whether `host` holds `addr` on any interface.
     pub fn holds(&self, host: Host, addr: &str) -> bool {
-        host.interfaces().iter().any(|(ifname, _)| self.addresses(host, ifname).iter().any(|a| a == addr))
+        host.interfaces()
+            .iter()
+            .any(|(ifname, _)| self.addresses(host, ifname).iter().any(|a| a == addr))
     }
 
     /// The XDP program ids attached to `host`'s interfaces, via `ip -j link`.
     pub fn xdp_programs(&self, host: Host) -> Vec<u64> {
-        let Ok(out) = self.try_exec(host, &["ip", "-j", "link", "show"]) else { return Vec::new() };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return Vec::new() };
+        let Ok(out) = self.try_exec(host, &["ip", "-j", "link", "show"]) else {
+            return Vec::new();
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return Vec::new();
+        };
         v.as_array()
             .into_iter()
             .flatten()
@@ -356,7 +443,10 @@ impl Drop for Lab {
         // Anything still running inside the lab's namespaces was started by this lab.
         self.kill_all("KILL");
         for ns in self.namespaces.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
         }
         if std::env::var_os("VRRPD_KEEP_LAB_LOGS").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
@@ -365,25 +455,48 @@ impl Drop for Lab {
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
-    assert!(out.status.success(), "ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
 }
 
 fn sysctl(ns: &str, key: &str, value: &str) {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", &format!("echo {value} > {path}")])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            &format!("echo {value} > {path}"),
+        ])
         .output()
         .unwrap_or_else(|e| panic!("sysctl {key} in {ns}: {e}"));
-    assert!(out.status.success(), "sysctl {key}={value} in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sysctl {key}={value} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Deletes namespaces named `vl<pid><letter>-*` whose creating process is gone.
 fn remove_stale_namespaces() {
-    let Ok(entries) = fs::read_dir("/run/netns") else { return };
+    let Ok(entries) = fs::read_dir("/run/netns") else {
+        return;
+    };
     for e in entries.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(PREFIX_HEAD) else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX_HEAD) else {
+            continue;
+        };
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         let after = &rest[digits.len()..];
         let well_formed = !digits.is_empty()
@@ -391,7 +504,10 @@ fn remove_stale_namespaces() {
             && after.as_bytes()[0].is_ascii_lowercase()
             && after.as_bytes()[1] == b'-';
         if well_formed && !Path::new("/proc").join(&digits).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &name])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -416,12 +532,16 @@ impl Proc {
     /// Sends `signal` (e.g. "TERM", "KILL", "STOP", "CONT", "HUP") to this process only.
     pub fn signal(&self, signal: &str) {
         let pid = self.pid().to_string();
-        let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
     }
 
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Waits up to `timeout` for it to exit; returns its exit code (None: still running or
@@ -450,7 +570,13 @@ impl Proc {
 
     /// stdout and stderr, for assertion messages.
     pub fn logs(&self) -> String {
-        format!("--- {} stdout ---\n{}\n--- {} stderr ---\n{}", self.label, self.stdout(), self.label, self.stderr())
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.label,
+            self.stdout(),
+            self.label,
+            self.stderr()
+        )
     }
 
     /// Lets it run on after this handle (and this process) is gone; returns its pid.
@@ -484,14 +610,18 @@ impl Lab {
     pub fn nginx(&self, host: Host) -> Proc {
         let name = host.name();
         let dir = self.dir.display().to_string();
-        let seed = |f: &str| fs::read_to_string(fixtures().join("seed").join(f)).unwrap_or_else(|e| panic!("seed {f}: {e}"));
+        let seed = |f: &str| {
+            fs::read_to_string(fixtures().join("seed").join(f))
+                .unwrap_or_else(|e| panic!("seed {f}: {e}"))
+        };
         let site = match host {
             Host::Web01 | Host::Web02 => {
                 let code = self.dir.join(format!("code-{name}"));
                 fs::create_dir_all(&code).unwrap_or_else(|e| panic!("{}: {e}", code.display()));
                 // The seed writes index.html but names www.html as the index: serve both.
                 for f in ["index.html", "www.html"] {
-                    fs::write(code.join(f), format!("{name}\n")).unwrap_or_else(|e| panic!("{f}: {e}"));
+                    fs::write(code.join(f), format!("{name}\n"))
+                        .unwrap_or_else(|e| panic!("{f}: {e}"));
                 }
                 seed("ch7-web-www.conf").replace("/code", &code.display().to_string())
             }
@@ -501,7 +631,10 @@ impl Lab {
                     "proxy_set_header Host $http_host;\nproxy_set_header X-Real-IP $remote_addr;\nproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\nproxy_set_header X-Forwarded-Proto $scheme;\n",
                 )
                 .unwrap_or_else(|e| panic!("proxy_params: {e}"));
-                seed("ch7-proxy.conf").replace("include proxy_params;", &format!("include {dir}/proxy_params;"))
+                seed("ch7-proxy.conf").replace(
+                    "include proxy_params;",
+                    &format!("include {dir}/proxy_params;"),
+                )
             }
             Host::Client => panic!("the client runs no nginx"),
         };
@@ -516,7 +649,11 @@ impl Lab {
         );
         let path = self.write(&format!("nginx-{name}.conf"), &conf);
         let path = path.display().to_string();
-        self.spawn(host, &format!("nginx-{name}"), &["nginx", "-c", &path, "-g", "daemon off;"])
+        self.spawn(
+            host,
+            &format!("nginx-{name}"),
+            &["nginx", "-c", &path, "-g", "daemon off;"],
+        )
     }
 
     /// `vrrpd run` on `host` with `config`; `bin` is the test's CARGO_BIN_EXE_vrrpd. Its
@@ -528,14 +665,47 @@ impl Lab {
     /// `vrrpd run` with extra arguments (e.g. `--metrics 127.0.0.1:9650`).
     pub fn vrrpd_with(&self, bin: &str, host: Host, config: &str, extra: &[&str]) -> Proc {
         let name = host.name();
-        let conf = self.write(&format!("vrrpd-{name}.conf"), config).display().to_string();
-        let pid = self.dir.join(format!("vrrpd-{name}.pid")).display().to_string();
-        let path = format!("{}:{}", self.shims(host).display(), std::env::var("PATH").unwrap_or_default());
+        let conf = self
+            .write(&format!("vrrpd-{name}.conf"), config)
+            .display()
+            .to_string();
+        let pid = self
+            .dir
+            .join(format!("vrrpd-{name}.pid"))
+            .display()
+            .to_string();
+        let path = format!(
+            "{}:{}",
+            self.shims(host).display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let control = self.control_socket(host).display().to_string();
-        let dump = self.dir.join(format!("vrrpd-{name}.data")).display().to_string();
-        let mut args = vec![bin, "run", "-f", &conf, "-p", &pid, "--config-id", name, "--control", &control, "--dump-file", &dump];
+        let dump = self
+            .dir
+            .join(format!("vrrpd-{name}.data"))
+            .display()
+            .to_string();
+        let mut args = vec![
+            bin,
+            "run",
+            "-f",
+            &conf,
+            "-p",
+            &pid,
+            "--config-id",
+            name,
+            "--control",
+            &control,
+            "--dump-file",
+            &dump,
+        ];
         args.extend_from_slice(extra);
-        self.spawn_ns_env(&self.ns(host), &format!("vrrpd-{name}"), &args, &[("PATH", path)])
+        self.spawn_ns_env(
+            &self.ns(host),
+            &format!("vrrpd-{name}"),
+            &args,
+            &[("PATH", path)],
+        )
     }
 
     /// The control socket of `host`'s vrrpd (for `vrrpd status -s`).
@@ -594,15 +764,20 @@ exec /bin/ps "$@"
             let path = bin.join(file);
             fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let mode = <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
-            fs::set_permissions(&path, mode).unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+            fs::set_permissions(&path, mode)
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
         }
         bin
     }
 
     /// An HTTP GET from the client; the body, or None.
     pub fn curl(&self, url: &str) -> Option<String> {
-        let out = self.try_exec(Host::Client, &["curl", "-s", "-f", "-m", "2", url]).ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let out = self
+            .try_exec(Host::Client, &["curl", "-s", "-f", "-m", "2", url])
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Starts pinging `target` from `host` every `interval`.
@@ -634,17 +809,28 @@ impl Prober {
         let ns_path = format!("/run/netns/{ns}");
         let thread = thread::spawn(move || {
             let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
-            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
             probe_loop(target, interval, &flag)
         });
         // Let the first probes go out before the caller injects a fault.
         thread::sleep(interval * 20);
-        Self { stop, thread: Some(thread) }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn stop(mut self) -> ProbeReport {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(ProbeReport { sent: 0, received: 0, max_gap: Duration::MAX })
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(ProbeReport {
+                sent: 0,
+                received: 0,
+                max_gap: Duration::MAX,
+            })
     }
 }
 
@@ -657,10 +843,18 @@ impl Drop for Prober {
     }
 }
 
-fn probe_loop(target: std::net::IpAddr, interval: Duration, stop: &std::sync::atomic::AtomicBool) -> ProbeReport {
+fn probe_loop(
+    target: std::net::IpAddr,
+    interval: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> ProbeReport {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     let v6 = target.is_ipv6();
-    let (domain, proto, echo) = if v6 { (Domain::IPV6, Protocol::ICMPV6, 128u8) } else { (Domain::IPV4, Protocol::ICMPV4, 8u8) };
+    let (domain, proto, echo) = if v6 {
+        (Domain::IPV6, Protocol::ICMPV6, 128u8)
+    } else {
+        (Domain::IPV4, Protocol::ICMPV4, 8u8)
+    };
     let sock = Socket::new(domain, Type::RAW, Some(proto)).expect("raw ICMP socket (root)");
     sock.set_nonblocking(true).expect("nonblocking");
     let dst = SockAddr::from(std::net::SocketAddr::new(target, 0));
@@ -687,7 +881,13 @@ fn probe_loop(target: std::net::IpAddr, interval: Duration, stop: &std::sync::at
         }
         while let Ok(n) = std::io::Read::read(&mut &sock, &mut buf) {
             let bytes = &buf[..n];
-            let icmp = if v6 { bytes } else { bytes.get(usize::from(bytes.first().map_or(5, |b| b & 0x0f)) * 4..).unwrap_or(&[]) };
+            let icmp = if v6 {
+                bytes
+            } else {
+                bytes
+                    .get(usize::from(bytes.first().map_or(5, |b| b & 0x0f)) * 4..)
+                    .unwrap_or(&[])
+            };
             let reply = if v6 { 129 } else { 0 };
             if icmp.len() >= 8 && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
                 replies.push(start.elapsed());
@@ -695,14 +895,25 @@ fn probe_loop(target: std::net::IpAddr, interval: Duration, stop: &std::sync::at
         }
         thread::sleep(Duration::from_micros(200));
     }
-    let max_gap = replies.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX);
-    ProbeReport { sent, received: u64::try_from(replies.len()).unwrap_or(0), max_gap }
+    let max_gap = replies
+        .windows(2)
+        .map(|w| w[1].checked_sub(w[0]).unwrap())
+        .max()
+        .unwrap_or(Duration::MAX);
+    ProbeReport {
+        sent,
+        received: u64::try_from(replies.len()).unwrap_or(0),
+        max_gap,
+    }
 }
 
 fn icmp_checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    !(sum as u16)
+    !u16::try_from(sum).unwrap_or(u16::MAX)
 }

@@ -59,7 +59,13 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(config_id: &'a str, diags: &'a mut Diagnostics) -> Self {
-        Self { config_id, vars: HashMap::new(), tokens: Vec::new(), diags, newline: Vec::new() }
+        Self {
+            config_id,
+            vars: HashMap::new(),
+            tokens: Vec::new(),
+            diags,
+            newline: Vec::new(),
+        }
     }
 
     /// Reads `path` and everything it includes into the token stream.
@@ -68,7 +74,10 @@ impl<'a> Lexer<'a> {
         let text = match std::fs::read(path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) => {
-                self.diags.error(Loc { file, line: 0 }, format!("cannot read {}: {e}", path.display()));
+                self.diags.error(
+                    Loc { file, line: 0 },
+                    format!("cannot read {}: {e}", path.display()),
+                );
                 return;
             }
         };
@@ -80,7 +89,10 @@ impl<'a> Lexer<'a> {
         let mut i = 0;
         while i < lines.len() {
             let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let loc = Loc { file: Arc::clone(file), line: line_no };
+            let loc = Loc {
+                file: Arc::clone(file),
+                line: line_no,
+            };
             let mut line = lines[i].to_owned();
             i += 1;
             // `@id rest` / `@^id rest`: the rest only for (or not for) this config id.
@@ -93,26 +105,28 @@ impl<'a> Lexer<'a> {
                 line = rest.to_owned();
             }
             // `$NAME=value`, continued over lines ending in `\`.
-            if let Some(def) = line.trim_start().strip_prefix('$') {
-                if let Some((name, value)) = def.split_once('=') {
-                    if is_var_name(name) {
-                        let mut value = value.trim().to_owned();
-                        while value.ends_with('\\') && i < lines.len() {
-                            value.pop();
-                            value.push('\n');
-                            value.push_str(lines[i].trim());
-                            i += 1;
-                        }
-                        self.vars.insert(name.to_owned(), value);
-                        continue;
-                    }
+            if let Some(def) = line.trim_start().strip_prefix('$')
+                && let Some((name, value)) = def.split_once('=')
+                && is_var_name(name)
+            {
+                let mut value = value.trim().to_owned();
+                while value.ends_with('\\') && i < lines.len() {
+                    value.pop();
+                    value.push('\n');
+                    value.push_str(lines[i].trim());
+                    i += 1;
                 }
+                self.vars.insert(name.to_owned(), value);
+                continue;
             }
             let expanded = match self.expand(&line) {
                 Ok(s) => s,
                 Err(name) => {
                     // Keep the line as written, so that one loop is one error, not a cascade.
-                    self.diags.error(loc.clone(), format!("variable ${name} expands into itself (a definition loop)"));
+                    self.diags.error(
+                        loc.clone(),
+                        format!("variable ${name} expands into itself (a definition loop)"),
+                    );
                     line
                 }
             };
@@ -130,7 +144,11 @@ impl<'a> Lexer<'a> {
                     continue;
                 }
                 for (text, quoted) in words {
-                    self.tokens.push(Token { text, quoted, loc: loc.clone() });
+                    self.tokens.push(Token {
+                        text,
+                        quoted,
+                        loc: loc.clone(),
+                    });
                 }
                 self.newline.push(self.tokens.len());
             }
@@ -139,23 +157,34 @@ impl<'a> Lexer<'a> {
 
     fn include(&mut self, args: &[(String, bool)], file: &Arc<PathBuf>, loc: &Loc, depth: usize) {
         let Some((pattern, _)) = args.first() else {
-            self.diags.error(loc.clone(), "include needs a file name or pattern".to_owned());
+            self.diags.error(
+                loc.clone(),
+                "include needs a file name or pattern".to_owned(),
+            );
             return;
         };
         if depth >= MAX_INCLUDE_DEPTH {
-            self.diags.error(loc.clone(), format!("includes nest deeper than {MAX_INCLUDE_DEPTH}: an include loop?"));
+            self.diags.error(
+                loc.clone(),
+                format!("includes nest deeper than {MAX_INCLUDE_DEPTH}: an include loop?"),
+            );
             return;
         }
         // Relative patterns are relative to the including file's directory.
         let base = file.parent().unwrap_or_else(|| Path::new("."));
-        let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            base.join(pattern)
+        };
         let mut matched: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
             .map(|paths| paths.filter_map(Result::ok).collect())
             .unwrap_or_default();
         matched.sort();
         if matched.is_empty() {
             // keepalived: "Config files missing" is a warning, not an error.
-            self.diags.warning(loc.clone(), format!("include {pattern}: no such file"));
+            self.diags
+                .warning(loc.clone(), format!("include {pattern}: no such file"));
         }
         for path in matched {
             self.read_file(&path, depth + 1);
@@ -166,7 +195,9 @@ impl<'a> Lexer<'a> {
     fn expand(&self, line: &str) -> Result<String, String> {
         let mut out = line.to_owned();
         for _ in 0..MAX_EXPANSIONS {
-            let Some((start, end, name)) = find_var(&out, &self.vars) else { return Ok(out) };
+            let Some((start, end, name)) = find_var(&out, &self.vars) else {
+                return Ok(out);
+            };
             let value = &self.vars[&name];
             out.replace_range(start..end, value);
         }
@@ -175,7 +206,12 @@ impl<'a> Lexer<'a> {
 
     /// Builds the statement tree; unbalanced braces are errors with their line.
     pub fn into_tree(self) -> Vec<Node> {
-        let Self { tokens, newline, diags, .. } = self;
+        let Self {
+            tokens,
+            newline,
+            diags,
+            ..
+        } = self;
         let mut ends = newline.into_iter().peekable();
         let mut stack: Vec<(Option<Node>, Vec<Node>)> = vec![(None, Vec::new())];
         let mut current: Vec<Token> = Vec::new();
@@ -185,7 +221,11 @@ impl<'a> Lexer<'a> {
             }
             let mut words = std::mem::take(current).into_iter();
             if let Some(keyword) = words.next() {
-                let node = Node { keyword, args: words.collect(), block: None };
+                let node = Node {
+                    keyword,
+                    args: words.collect(),
+                    block: None,
+                };
                 if let Some(top) = stack.last_mut() {
                     top.1.push(node);
                 }
@@ -201,12 +241,23 @@ impl<'a> Lexer<'a> {
                     // The statement before the brace owns the block; a bare `{` opens an
                     // anonymous one that keepalived would also reject.
                     let owner = if current.is_empty() {
-                        diags.error(tok.loc.clone(), "'{' without a keyword before it".to_owned());
-                        Node { keyword: tok.clone(), args: Vec::new(), block: None }
+                        diags.error(
+                            tok.loc.clone(),
+                            "'{' without a keyword before it".to_owned(),
+                        );
+                        Node {
+                            keyword: tok.clone(),
+                            args: Vec::new(),
+                            block: None,
+                        }
                     } else {
                         let mut words = std::mem::take(&mut current).into_iter();
                         let keyword = words.next().unwrap_or_else(|| tok.clone());
-                        Node { keyword, args: words.collect(), block: None }
+                        Node {
+                            keyword,
+                            args: words.collect(),
+                            block: None,
+                        }
                     };
                     stack.push((Some(owner), Vec::new()));
                 }
@@ -229,7 +280,10 @@ impl<'a> Lexer<'a> {
         flush(&mut current, &mut stack);
         while stack.len() > 1 {
             if let Some((Some(mut owner), children)) = stack.pop() {
-                diags.error(owner.keyword.loc.clone(), format!("'{{' of '{}' is never closed", owner.keyword.text));
+                diags.error(
+                    owner.keyword.loc.clone(),
+                    format!("'{{' of '{}' is never closed", owner.keyword.text),
+                );
                 owner.block = Some(children);
                 if let Some(top) = stack.last_mut() {
                     top.1.push(owner);
@@ -257,7 +311,9 @@ fn find_var(s: &str, vars: &HashMap<String, String>) -> Option<(usize, usize, St
                     }
                 }
             } else {
-                let len = s[i + 1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len() - i - 1);
+                let len = s[i + 1..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(s.len() - i - 1);
                 let name = &s[i + 1..i + 1 + len];
                 if vars.contains_key(name) {
                     return Some((i, i + 1 + len, name.to_owned()));
@@ -321,15 +377,28 @@ mod tests {
     use super::*;
 
     fn words(s: &str) -> Vec<String> {
-        split_words(s).expect("splits").into_iter().map(|w| w.0).collect()
+        split_words(s)
+            .expect("splits")
+            .into_iter()
+            .map(|w| w.0)
+            .collect()
     }
 
     #[test]
     fn words_comments_quotes_braces() {
-        assert_eq!(words("  router_id lb01  #设置路由ID"), ["router_id", "lb01"]);
-        assert_eq!(words("vrrp_instance VI_1{ ! comment"), ["vrrp_instance", "VI_1", "{"]);
+        assert_eq!(
+            words("  router_id lb01  #设置路由ID"),
+            ["router_id", "lb01"]
+        );
+        assert_eq!(
+            words("vrrp_instance VI_1{ ! comment"),
+            ["vrrp_instance", "VI_1", "{"]
+        );
         assert_eq!(words("virtual_router_id 50#c"), ["virtual_router_id", "50"]);
-        assert_eq!(words(r#"script "/bin/check -x \"a b\" # not a comment""#), ["script", r#"/bin/check -x "a b" # not a comment"#]);
+        assert_eq!(
+            words(r#"script "/bin/check -x \"a b\" # not a comment""#),
+            ["script", r#"/bin/check -x "a b" # not a comment"#]
+        );
         assert_eq!(words("10.0.0.3 }"), ["10.0.0.3", "}"]);
         assert!(split_words("script \"open").is_err());
     }

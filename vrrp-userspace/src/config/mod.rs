@@ -68,10 +68,18 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
     pub fn error(&mut self, loc: Loc, message: String) {
-        self.0.push(Diagnostic { severity: Severity::Error, loc, message });
+        self.0.push(Diagnostic {
+            severity: Severity::Error,
+            loc,
+            message,
+        });
     }
     pub fn warning(&mut self, loc: Loc, message: String) {
-        self.0.push(Diagnostic { severity: Severity::Warning, loc, message });
+        self.0.push(Diagnostic {
+            severity: Severity::Warning,
+            loc,
+            message,
+        });
     }
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(|d| d.severity == Severity::Error)
@@ -304,8 +312,13 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
-        Self { config_id: host.split('.').next().unwrap_or_default().to_owned() }
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        Self {
+            config_id: host.split('.').next().unwrap_or_default().to_owned(),
+        }
     }
 }
 
@@ -333,7 +346,11 @@ pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> (Config, Diagnost
 /// Loads, and fails on any error.
 pub fn load_checked(path: &Path, opts: &LoadOptions) -> Result<(Config, Diagnostics), ConfigError> {
     let (config, diags) = load(path, opts);
-    if diags.has_errors() { Err(ConfigError(diags)) } else { Ok((config, diags)) }
+    if diags.has_errors() {
+        Err(ConfigError(diags))
+    } else {
+        Ok((config, diags))
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -342,46 +359,164 @@ pub fn load_checked(path: &Path, opts: &LoadOptions) -> Result<(Config, Diagnost
 
 /// Top-level blocks or statements of keepalived that vrrpd does not do.
 const SKIPPED_TOP: &[&str] = &[
-    "virtual_server", "virtual_server_group", "static_ipaddress", "static_routes", "static_rules",
-    "bfd_instance", "vrrp_track_process", "track_process", "vrrp_track_file", "track_file", "linkbeat_interfaces",
-    "garp_group", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "instance", "use_pid_dir",
-    "child_wait_time", "smtp_server", "ipvs_process_name", "vrrp_process_name", "checker_process_name",
-    "bfd_process_name", "no_email_faults", "vrrp_notify_priority_changes",
+    "virtual_server",
+    "virtual_server_group",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "bfd_instance",
+    "vrrp_track_process",
+    "track_process",
+    "vrrp_track_file",
+    "track_file",
+    "linkbeat_interfaces",
+    "garp_group",
+    "net_namespace",
+    "net_namespace_ipvs",
+    "namespace_with_ipsets",
+    "instance",
+    "use_pid_dir",
+    "child_wait_time",
+    "smtp_server",
+    "ipvs_process_name",
+    "vrrp_process_name",
+    "checker_process_name",
+    "bfd_process_name",
+    "no_email_faults",
+    "vrrp_notify_priority_changes",
 ];
 
 /// global_defs keywords vrrpd does not act on.
 const SKIPPED_GLOBAL: &[&str] = &[
-    "notification_email", "notification_email_from", "smtp_server", "smtp_helo_name", "smtp_connect_timeout",
-    "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "email_faults", "no_email_faults",
-    "enable_snmp_vrrp", "enable_snmp_keepalived", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2",
-    "enable_snmp_rfcv3", "enable_traps", "snmp_socket", "enable_dbus", "dbus_service_name",
-    "lvs_timeouts", "lvs_flush", "lvs_flush_on_stop", "lvs_sync_daemon", "lvs_netlink_cmd_rcv_bufs",
-    "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force",
-    "checker_priority", "checker_no_swap", "checker_rt_priority", "checker_rlimit_rttime", "checker_cpu_affinity",
-    "checker_process_name", "checker_log_all_failures", "bfd_priority", "bfd_no_swap", "bfd_rt_priority",
-    "bfd_rlimit_rttime", "bfd_cpu_affinity", "bfd_process_name", "vrrp_priority", "vrrp_no_swap",
-    "vrrp_rlimit_rttime", "vrrp_cpu_affinity", "vrrp_process_name", "vrrp_iptables", "vrrp_ipsets",
-    "nftables", "nftables_priority", "nftables_ifindex", "nftables_counters", "vrrp_skip_check_adv_addr",
-    "vrrp_check_unicast_src", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert",
-    "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs",
-    "vrrp_netlink_monitor_rcv_bufs_force", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "dynamic_interfaces",
-    "no_checker_emails", "instance", "net_namespace", "namespace_with_ipsets", "use_pid_dir", "linkbeat_use_polling",
-    "disable_local_igmp", "vrrp_min_garp", "fifo_write_vrrp_states_on_reload", "vrrp_owner_ignore_route_tables",
-    "random_seed", "reload_check_config", "reload_time_file", "reload_repeat", "reload_file", "config_save_dir",
-    "tmp_config_directory", "data_use_instance", "umask", "process_names", "process_name", "startup_script",
-    "startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "vrrp_track_process_netlink_timer",
-    "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat", "script_user_check", "child_wait_time",
-    "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script",
-    "local_name", "default_interface", "vrrp_version_strict", "max_auto_priority",
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_helo_name",
+    "smtp_connect_timeout",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "email_faults",
+    "no_email_faults",
+    "enable_snmp_vrrp",
+    "enable_snmp_keepalived",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "enable_snmp_rfcv2",
+    "enable_snmp_rfcv3",
+    "enable_traps",
+    "snmp_socket",
+    "enable_dbus",
+    "dbus_service_name",
+    "lvs_timeouts",
+    "lvs_flush",
+    "lvs_flush_on_stop",
+    "lvs_sync_daemon",
+    "lvs_netlink_cmd_rcv_bufs",
+    "lvs_netlink_cmd_rcv_bufs_force",
+    "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force",
+    "checker_priority",
+    "checker_no_swap",
+    "checker_rt_priority",
+    "checker_rlimit_rttime",
+    "checker_cpu_affinity",
+    "checker_process_name",
+    "checker_log_all_failures",
+    "bfd_priority",
+    "bfd_no_swap",
+    "bfd_rt_priority",
+    "bfd_rlimit_rttime",
+    "bfd_cpu_affinity",
+    "bfd_process_name",
+    "vrrp_priority",
+    "vrrp_no_swap",
+    "vrrp_rlimit_rttime",
+    "vrrp_cpu_affinity",
+    "vrrp_process_name",
+    "vrrp_iptables",
+    "vrrp_ipsets",
+    "nftables",
+    "nftables_priority",
+    "nftables_ifindex",
+    "nftables_counters",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_check_unicast_src",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
+    "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs",
+    "vrrp_netlink_monitor_rcv_bufs_force",
+    "vrrp_rx_bufs_policy",
+    "vrrp_rx_bufs_multiplier",
+    "dynamic_interfaces",
+    "no_checker_emails",
+    "instance",
+    "net_namespace",
+    "namespace_with_ipsets",
+    "use_pid_dir",
+    "linkbeat_use_polling",
+    "disable_local_igmp",
+    "vrrp_min_garp",
+    "fifo_write_vrrp_states_on_reload",
+    "vrrp_owner_ignore_route_tables",
+    "random_seed",
+    "reload_check_config",
+    "reload_time_file",
+    "reload_repeat",
+    "reload_file",
+    "config_save_dir",
+    "tmp_config_directory",
+    "data_use_instance",
+    "umask",
+    "process_names",
+    "process_name",
+    "startup_script",
+    "startup_script_timeout",
+    "shutdown_script",
+    "shutdown_script_timeout",
+    "vrrp_track_process_netlink_timer",
+    "vrrp_garp_lower_prio_delay",
+    "vrrp_garp_lower_prio_repeat",
+    "script_user_check",
+    "child_wait_time",
+    "notify_fifo_script",
+    "vrrp_notify_fifo_script",
+    "lvs_notify_fifo",
+    "lvs_notify_fifo_script",
+    "local_name",
+    "default_interface",
+    "vrrp_version_strict",
+    "max_auto_priority",
 ];
 
 /// vrrp_instance keywords vrrpd does not act on.
 const SKIPPED_INSTANCE: &[&str] = &[
-    "lvs_sync_daemon_interface", "vmac_xmit_base", "use_ipvlan", "track_process", "track_file", "track_bfd",
-    "kernel_rx_buf_size", "debug", "skip_check_adv_addr", "strict_mode", "check_unicast_src", "unicast_ttl",
-    "unicast_fault_no_peer", "virtual_rules", "linkbeat_use_polling", "notify_priority_changes",
-    "garp_extra_if", "garp_extra_if_vmac", "nftables_counters", "no_track_vrrp_instance", "track_src_ip",
-    "mcast_dst_ip", "unicast_peer_ttl", "vrrp_skip_check_adv_addr",
+    "lvs_sync_daemon_interface",
+    "vmac_xmit_base",
+    "use_ipvlan",
+    "track_process",
+    "track_file",
+    "track_bfd",
+    "kernel_rx_buf_size",
+    "debug",
+    "skip_check_adv_addr",
+    "strict_mode",
+    "check_unicast_src",
+    "unicast_ttl",
+    "unicast_fault_no_peer",
+    "virtual_rules",
+    "linkbeat_use_polling",
+    "notify_priority_changes",
+    "garp_extra_if",
+    "garp_extra_if_vmac",
+    "nftables_counters",
+    "no_track_vrrp_instance",
+    "track_src_ip",
+    "mcast_dst_ip",
+    "unicast_peer_ttl",
+    "vrrp_skip_check_adv_addr",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -400,25 +535,35 @@ impl Cx<'_> {
 
     /// The single argument of `node`, or an error.
     fn arg<'n>(&mut self, node: &'n Node) -> Option<&'n str> {
-        match node.args.first() {
-            Some(t) => Some(&t.text),
-            None => {
-                self.err(node.loc(), format!("'{}' needs a value", node.name()));
-                None
-            }
+        if let Some(t) = node.args.first() {
+            Some(&t.text)
+        } else {
+            self.err(node.loc(), format!("'{}' needs a value", node.name()));
+            None
         }
     }
 
-    fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(&mut self, node: &Node, min: T, max: T) -> Option<T> {
+    fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(
+        &mut self,
+        node: &Node,
+        min: T,
+        max: T,
+    ) -> Option<T> {
         let text = self.arg(node)?;
         match text.parse::<T>() {
             Ok(n) if n >= min && n <= max => Some(n),
             Ok(n) => {
-                self.err(node.loc(), format!("{} {n} is outside [{min}, {max}]", node.name()));
+                self.err(
+                    node.loc(),
+                    format!("{} {n} is outside [{min}, {max}]", node.name()),
+                );
                 None
             }
             Err(_) => {
-                self.err(node.loc(), format!("{}: '{text}' is not a number", node.name()));
+                self.err(
+                    node.loc(),
+                    format!("{}: '{text}' is not a number", node.name()),
+                );
                 None
             }
         }
@@ -429,11 +574,17 @@ impl Cx<'_> {
         match text.parse::<f64>() {
             Ok(s) if s.is_finite() && (0.0..=max).contains(&s) => Some(Duration::from_secs_f64(s)),
             Ok(_) => {
-                self.err(node.loc(), format!("{} {text} is outside [0, {max}] seconds", node.name()));
+                self.err(
+                    node.loc(),
+                    format!("{} {text} is outside [0, {max}] seconds", node.name()),
+                );
                 None
             }
             Err(_) => {
-                self.err(node.loc(), format!("{}: '{text}' is not a number of seconds", node.name()));
+                self.err(
+                    node.loc(),
+                    format!("{}: '{text}' is not a number of seconds", node.name()),
+                );
                 None
             }
         }
@@ -445,44 +596,60 @@ impl Cx<'_> {
         match text.parse::<f64>() {
             Ok(s) if s > 0.0 && s <= 4294.967_295 => Some(Duration::from_secs_f64(s)),
             _ => {
-                self.err(node.loc(), format!("{} '{text}' is outside (0, 4294.967295] seconds", node.name()));
+                self.err(
+                    node.loc(),
+                    format!(
+                        "{} '{text}' is outside (0, 4294.967295] seconds",
+                        node.name()
+                    ),
+                );
                 None
             }
         }
     }
 
     fn ip(&mut self, node: &Node, text: &str) -> Option<IpAddr> {
-        match text.parse::<IpAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                self.err(node.loc(), format!("'{text}' is not an IP address"));
-                None
-            }
+        if let Ok(a) = text.parse::<IpAddr>() {
+            Some(a)
+        } else {
+            self.err(node.loc(), format!("'{text}' is not an IP address"));
+            None
         }
     }
 
     fn block<'n>(&mut self, node: &'n Node) -> &'n [Node] {
-        match &node.block {
-            Some(b) => b,
-            None => {
-                self.err(node.loc(), format!("'{}' needs a {{ block }}", node.name()));
-                &[]
-            }
+        if let Some(b) = &node.block {
+            b
+        } else {
+            self.err(node.loc(), format!("'{}' needs a {{ block }}", node.name()));
+            &[]
         }
     }
 
     fn no_block(&mut self, node: &Node) {
         if node.block.is_some() {
-            self.err(node.loc(), format!("'{}' takes no {{ block }}", node.name()));
+            self.err(
+                node.loc(),
+                format!("'{}' takes no {{ block }}", node.name()),
+            );
         }
     }
 
     fn skipped(&mut self, node: &Node, what: &str) {
-        self.warn(node.loc(), format!("'{}' is keepalived's {what}, which vrrpd does not do: skipped", node.name()));
+        self.warn(
+            node.loc(),
+            format!(
+                "'{}' is keepalived's {what}, which vrrpd does not do: skipped",
+                node.name()
+            ),
+        );
     }
 
     fn unknown(&mut self, node: &Node, context: &str) {
-        self.err(node.loc(), format!("unknown keyword '{}' in {context}", node.name()));
+        self.err(
+            node.loc(),
+            format!("unknown keyword '{}' in {context}", node.name()),
+        );
     }
 
     /// `user [group]`.
@@ -497,7 +664,19 @@ impl Cx<'_> {
             self.err(node.loc(), format!("'{}' needs a script", node.name()));
             return None;
         }
-        Some(node.args.iter().map(|t| if t.quoted && node.args.len() > 1 { format!("\"{}\"", t.text) } else { t.text.clone() }).collect::<Vec<_>>().join(" "))
+        Some(
+            node.args
+                .iter()
+                .map(|t| {
+                    if t.quoted && node.args.len() > 1 {
+                        format!("\"{}\"", t.text)
+                    } else {
+                        t.text.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 }
 
@@ -514,7 +693,10 @@ fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
             "vrrp_script" => {
                 if let Some(s) = script(&mut cx, node) {
                     if config.scripts.contains_key(&s.name) {
-                        cx.err(node.loc(), format!("vrrp_script {} is defined twice", s.name));
+                        cx.err(
+                            node.loc(),
+                            format!("vrrp_script {} is defined twice", s.name),
+                        );
                     }
                     config.scripts.insert(s.name.clone(), s);
                 }
@@ -547,19 +729,28 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
                 _ => {}
             },
             "vrrp_strict" => g.vrrp_strict = true,
-            "vrrp_garp_master_delay" => g.garp.master_delay = Duration::from_secs(cx.number::<u64>(n, 0, 255).unwrap_or(5)),
+            "vrrp_garp_master_delay" => {
+                g.garp.master_delay = Duration::from_secs(cx.number::<u64>(n, 0, 255).unwrap_or(5))
+            }
             "vrrp_garp_master_repeat" => g.garp.master_repeat = cx.number(n, 1, 255).unwrap_or(5),
-            "vrrp_garp_master_refresh" => g.garp.master_refresh = Duration::from_secs(cx.number::<u64>(n, 0, u64::from(u32::MAX)).unwrap_or(0)),
-            "vrrp_garp_master_refresh_repeat" => g.garp.master_refresh_repeat = cx.number(n, 1, 255).unwrap_or(1),
+            "vrrp_garp_master_refresh" => {
+                g.garp.master_refresh =
+                    Duration::from_secs(cx.number::<u64>(n, 0, u64::from(u32::MAX)).unwrap_or(0))
+            }
+            "vrrp_garp_master_refresh_repeat" => {
+                g.garp.master_refresh_repeat = cx.number(n, 1, 255).unwrap_or(1)
+            }
             "vrrp_garp_interval" => g.garp.interval = cx.positive_seconds(n).unwrap_or_default(),
             "vrrp_gna_interval" => g.garp.gna_interval = cx.positive_seconds(n).unwrap_or_default(),
             "vrrp_mcast_group4" => {
-                if let Some(IpAddr::V4(a)) = cx.arg(n).map(str::to_owned).and_then(|t| cx.ip(n, &t)) {
+                if let Some(IpAddr::V4(a)) = cx.arg(n).map(str::to_owned).and_then(|t| cx.ip(n, &t))
+                {
                     g.mcast_group4 = a;
                 }
             }
             "vrrp_mcast_group6" => {
-                if let Some(IpAddr::V6(a)) = cx.arg(n).map(str::to_owned).and_then(|t| cx.ip(n, &t)) {
+                if let Some(IpAddr::V6(a)) = cx.arg(n).map(str::to_owned).and_then(|t| cx.ip(n, &t))
+                {
                     g.mcast_group6 = a;
                 }
             }
@@ -572,7 +763,11 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
             "v3_checksum_as_v2" => g.checksum_as_v2 = true,
             name if SKIPPED_GLOBAL.contains(&name) => {
                 if name == "max_auto_priority" {
-                    g.max_auto_priority = n.args.first().and_then(|t| t.text.parse().ok()).or(Some(-1));
+                    g.max_auto_priority = n
+                        .args
+                        .first()
+                        .and_then(|t| t.text.parse().ok())
+                        .or(Some(-1));
                     cx.warn(n.loc(), "max_auto_priority: vrrpd sends adverts from a real-time thread by default; the value is ignored".to_owned());
                 } else {
                     cx.skipped(n, "global setting");
@@ -624,7 +819,9 @@ fn script(cx: &mut Cx<'_>, node: &Node) -> Option<Script> {
 /// keepalived's ip-addr syntax: `ADDR[/PREFIX] [brd X] [dev IF] [scope S] [label L] [no_track] ...`.
 fn vip(cx: &mut Cx<'_>, n: &Node) -> Option<Vip> {
     let text = n.name();
-    let (addr_text, prefix_text) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+    let (addr_text, prefix_text) = text
+        .split_once('/')
+        .map_or((text, None), |(a, p)| (a, Some(p)));
     let addr = cx.ip(n, addr_text)?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix_text.map(str::parse::<u8>) {
@@ -635,7 +832,16 @@ fn vip(cx: &mut Cx<'_>, n: &Node) -> Option<Vip> {
             return None;
         }
     };
-    let mut v = Vip { addr, prefix, brd: None, dev: None, scope: None, label: None, no_track: false, loc: n.loc().clone() };
+    let mut v = Vip {
+        addr,
+        prefix,
+        brd: None,
+        dev: None,
+        scope: None,
+        label: None,
+        no_track: false,
+        loc: n.loc().clone(),
+    };
     let mut words = n.args.iter().map(|t| t.text.as_str());
     while let Some(w) = words.next() {
         let mut value = |cx: &mut Cx<'_>| {
@@ -647,9 +853,10 @@ fn vip(cx: &mut Cx<'_>, n: &Node) -> Option<Vip> {
         };
         match w {
             "brd" | "broadcast" => {
-                v.brd = value(cx).and_then(|b| match b.parse::<Ipv4Addr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
+                v.brd = value(cx).and_then(|b| {
+                    if let Ok(a) = b.parse::<Ipv4Addr>() {
+                        Some(a)
+                    } else {
                         cx.err(n.loc(), format!("brd '{b}' is not an IPv4 address"));
                         None
                     }
@@ -663,15 +870,29 @@ fn vip(cx: &mut Cx<'_>, n: &Node) -> Option<Vip> {
             "preferred_lft" => {
                 let _ = value(cx);
             }
-            other => cx.err(n.loc(), format!("unknown virtual_ipaddress option '{other}'")),
+            other => cx.err(
+                n.loc(),
+                format!("unknown virtual_ipaddress option '{other}'"),
+            ),
         }
     }
     Some(v)
 }
 
 fn route(cx: &mut Cx<'_>, n: &Node) -> Option<VirtualRoute> {
-    let mut words: Vec<&str> = std::iter::once(n.name()).chain(n.args.iter().map(|t| t.text.as_str())).collect();
-    let mut r = VirtualRoute { to: String::new(), via: None, src: None, dev: None, metric: None, table: None, blackhole: false, loc: n.loc().clone() };
+    let mut words: Vec<&str> = std::iter::once(n.name())
+        .chain(n.args.iter().map(|t| t.text.as_str()))
+        .collect();
+    let mut r = VirtualRoute {
+        to: String::new(),
+        via: None,
+        src: None,
+        dev: None,
+        metric: None,
+        table: None,
+        blackhole: false,
+        loc: n.loc().clone(),
+    };
     if words.first() == Some(&"blackhole") {
         r.blackhole = true;
         words.remove(0);
@@ -688,7 +909,10 @@ fn route(cx: &mut Cx<'_>, n: &Node) -> Option<VirtualRoute> {
             "no_track" | "onlink" => {}
             other if r.to.is_empty() => r.to = other.to_owned(),
             other => {
-                cx.warn(n.loc(), format!("virtual_routes option '{other}' is not applied by vrrpd"));
+                cx.warn(
+                    n.loc(),
+                    format!("virtual_routes option '{other}' is not applied by vrrpd"),
+                );
                 let _ = it.next();
             }
         }
@@ -703,16 +927,27 @@ fn route(cx: &mut Cx<'_>, n: &Node) -> Option<VirtualRoute> {
 fn tracked(cx: &mut Cx<'_>, block: &[Node], what: &str) -> Vec<Tracked> {
     let mut out = Vec::new();
     for n in block {
-        let mut t = Tracked { name: n.name().to_owned(), weight: None, reverse: false, loc: n.loc().clone() };
+        let mut t = Tracked {
+            name: n.name().to_owned(),
+            weight: None,
+            reverse: false,
+            loc: n.loc().clone(),
+        };
         let mut words = n.args.iter().map(|t| t.text.as_str());
         while let Some(w) = words.next() {
             match w {
                 "weight" => match words.next().map(str::parse::<i32>) {
                     Some(Ok(x)) if (-254..=254).contains(&x) => t.weight = Some(x),
-                    _ => cx.err(n.loc(), format!("{what} {}: weight needs a number in [-254, 254]", t.name)),
+                    _ => cx.err(
+                        n.loc(),
+                        format!("{what} {}: weight needs a number in [-254, 254]", t.name),
+                    ),
                 },
                 "reverse" => t.reverse = true,
-                other => cx.err(n.loc(), format!("{what} {}: unknown option '{other}'", t.name)),
+                other => cx.err(
+                    n.loc(),
+                    format!("{what} {}: unknown option '{other}'", t.name),
+                ),
             }
         }
         out.push(t);
@@ -734,7 +969,10 @@ fn notify_keyword(cx: &mut Cx<'_>, n: &Node, notify: &mut Notify) -> bool {
     true
 }
 
-#[expect(clippy::too_many_lines, reason = "one arm per keepalived keyword reads best as one table")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per keepalived keyword reads best as one table"
+)]
 fn instance(cx: &mut Cx<'_>, node: &Node, g: &Global) -> Option<Instance> {
     let name = cx.arg(node)?.to_owned();
     let mut state = InitialState::Backup;
@@ -891,12 +1129,24 @@ fn instance(cx: &mut Cx<'_>, node: &Node, g: &Global) -> Option<Instance> {
             other if SKIPPED_INSTANCE.contains(&other) => cx.skipped(n, "instance setting"),
             _ => cx.unknown(n, &format!("vrrp_instance {name}")),
         }
-        if !matches!(n.name(), "authentication" | "virtual_ipaddress" | "virtual_ipaddress_excluded" | "virtual_routes" | "unicast_peer" | "track_interface" | "track_script") {
+        if !matches!(
+            n.name(),
+            "authentication"
+                | "virtual_ipaddress"
+                | "virtual_ipaddress_excluded"
+                | "virtual_routes"
+                | "unicast_peer"
+                | "track_interface"
+                | "track_script"
+        ) {
             cx.no_block(n);
         }
     }
     let Some(vrid) = vrid else {
-        cx.err(node.loc(), format!("({name}) virtual_router_id is required"));
+        cx.err(
+            node.loc(),
+            format!("({name}) virtual_router_id is required"),
+        );
         return None;
     };
     let Some(interface) = interface else {
@@ -912,10 +1162,18 @@ fn instance(cx: &mut Cx<'_>, node: &Node, g: &Global) -> Option<Instance> {
             Version::V3 if !(1.0..=4095.0).contains(&cs) => cx.err(&loc, format!("({name}) VRRPv3 advert_int {secs} is outside [0.01, 40.95]")),
             _ => {}
         }
-        i.advert_int_cs = u16::try_from(cs.clamp(1.0, 4095.0) as i64).unwrap_or(100);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "clamped to 1..=4095 and rounded first"
+        )]
+        let clamped = cs.clamp(1.0, 4095.0) as i64;
+        i.advert_int_cs = u16::try_from(clamped).unwrap_or(100);
     }
     if i.vips.is_empty() {
-        cx.warn(node.loc(), format!("({name}) no virtual_ipaddress: the instance holds no address"));
+        cx.warn(
+            node.loc(),
+            format!("({name}) no virtual_ipaddress: the instance holds no address"),
+        );
     }
     let v6 = i.native_ipv6 || i.vips.first().is_some_and(|v| v.addr.is_ipv6());
     i.family = if v6 { Family::V6 } else { Family::V4 };
@@ -928,7 +1186,10 @@ fn instance(cx: &mut Cx<'_>, node: &Node, g: &Global) -> Option<Instance> {
         cx.err(node.loc(), format!("({name}) IPv6 needs VRRP version 3 (RFC 5798): add `version 3` or global `vrrp_version 3`"));
     }
     if i.auth.is_some() && version == Version::V3 {
-        cx.warn(node.loc(), format!("({name}) VRRPv3 has no authentication (RFC 5798): auth_pass is ignored"));
+        cx.warn(
+            node.loc(),
+            format!("({name}) VRRPv3 has no authentication (RFC 5798): auth_pass is ignored"),
+        );
         i.auth = None;
     }
     if priority == 255 {
@@ -936,14 +1197,25 @@ fn instance(cx: &mut Cx<'_>, node: &Node, g: &Global) -> Option<Instance> {
     }
     // keepalived clears these and counts a config error; so does vrrpd.
     if state == InitialState::Master && !i.preempt {
-        cx.err(node.loc(), format!("({name}) nopreempt does not work with state MASTER: use state BACKUP"));
+        cx.err(
+            node.loc(),
+            format!("({name}) nopreempt does not work with state MASTER: use state BACKUP"),
+        );
         state = InitialState::Backup;
     }
     if state == InitialState::Master && !i.preempt_delay.is_zero() {
-        cx.err(node.loc(), format!("({name}) preempt_delay does not work with state MASTER: use state BACKUP"));
+        cx.err(
+            node.loc(),
+            format!("({name}) preempt_delay does not work with state MASTER: use state BACKUP"),
+        );
         i.preempt_delay = Duration::ZERO;
     }
-    let own: Vec<Loc> = i.track_interfaces.iter().filter(|t| t.name == interface).map(|t| t.loc.clone()).collect();
+    let own: Vec<Loc> = i
+        .track_interfaces
+        .iter()
+        .filter(|t| t.name == interface)
+        .map(|t| t.loc.clone())
+        .collect();
     for loc in own {
         cx.err(&loc, format!("({name}) track_interface {interface} is the instance's own interface, which it tracks anyway"));
     }
@@ -982,12 +1254,20 @@ fn sync_group(cx: &mut Cx<'_>, node: &Node) -> Option<SyncGroup> {
                 g.track_interfaces = tracked(cx, b, "track_interface");
             }
             "smtp_alert" => g.smtp_alert = true,
-            "global_tracking" | "sync_group_tracking_weight" | "notify_priority_changes" | "track_process" | "track_file" | "track_bfd" => cx.skipped(n, "sync group setting"),
+            "global_tracking"
+            | "sync_group_tracking_weight"
+            | "notify_priority_changes"
+            | "track_process"
+            | "track_file"
+            | "track_bfd" => cx.skipped(n, "sync group setting"),
             _ => cx.unknown(n, &format!("vrrp_sync_group {name}")),
         }
     }
     if g.members.is_empty() {
-        cx.err(node.loc(), format!("vrrp_sync_group {name} has no group {{ }} of instances"));
+        cx.err(
+            node.loc(),
+            format!("vrrp_sync_group {name} has no group {{ }} of instances"),
+        );
     }
     Some(g)
 }
@@ -998,7 +1278,13 @@ fn check(cx: &mut Cx<'_>, c: &Config) {
     let mut names: HashMap<&str, &Instance> = HashMap::new();
     for i in &c.instances {
         if let Some(prev) = names.insert(&i.name, i) {
-            cx.err(&i.loc, format!("vrrp_instance {} is defined twice (first at {})", i.name, prev.loc));
+            cx.err(
+                &i.loc,
+                format!(
+                    "vrrp_instance {} is defined twice (first at {})",
+                    i.name, prev.loc
+                ),
+            );
         }
         // RFC 5798 5.2.3: a VRID identifies one virtual router per interface and family.
         if let Some(prev) = seen.insert((&i.interface, i.family, i.vrid), i) {
@@ -1009,21 +1295,31 @@ fn check(cx: &mut Cx<'_>, c: &Config) {
                     prev.name,
                     i.name,
                     i.vrid,
-                    if i.family == Family::V4 { "IPv4" } else { "IPv6" },
+                    if i.family == Family::V4 {
+                        "IPv4"
+                    } else {
+                        "IPv6"
+                    },
                     i.interface
                 ),
             );
         }
         for t in &i.track_scripts {
             if !c.scripts.contains_key(&t.name) {
-                cx.err(&t.loc, format!("({}) track_script {} is not a vrrp_script", i.name, t.name));
+                cx.err(
+                    &t.loc,
+                    format!("({}) track_script {} is not a vrrp_script", i.name, t.name),
+                );
             }
         }
     }
     for g in &c.sync_groups {
         for m in &g.members {
             if !names.contains_key(m.as_str()) {
-                cx.err(&g.loc, format!("vrrp_sync_group {}: {m} is not a vrrp_instance", g.name));
+                cx.err(
+                    &g.loc,
+                    format!("vrrp_sync_group {}: {m} is not a vrrp_instance", g.name),
+                );
             }
         }
     }
