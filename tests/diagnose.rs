@@ -249,3 +249,24 @@ fn advert_int_mismatch_with_keepalived() {
     );
     eprintln!("advert_int mismatch -> finding: {took:?}");
 }
+
+/// `--elections socket` (keepalived's behaviour, for those who want it): elections count only
+/// what netfilter lets through. lb02 stays backup while it hears lb01 through its socket, and
+/// becomes a second master behind an input drop; `diagnose` still names the rule.
+#[test]
+fn elections_from_the_socket_behave_like_keepalived() {
+    if !require_root("elections_from_the_socket_behave_like_keepalived") {
+        return;
+    }
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd_with(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"), &["--elections", "socket"]);
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(!lab.holds(Host::Lb02, VIP), "lb02 must hear lb01 through its socket\n{}", lb02.logs());
+    lab.exec(Host::Lb02, &["nft", "add", "table", "inet", "lab"]);
+    lab.exec(Host::Lb02, &["nft", "add", "chain", "inet", "lab", "input", "{ type filter hook input priority 0 ; }"]);
+    lab.exec(Host::Lb02, &["nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "drop"]);
+    assert!(wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, VIP)), "keepalived's behaviour: a second master\n{}", lb02.logs());
+    let (_, _) = finding(&lab, Host::Lb02, "reach the wire but netfilter drops them (rule ", &lb02);
+}

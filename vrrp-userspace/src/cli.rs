@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9650 (path /metrics).
     #[arg(long = "metrics")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// What the elections hear: `wire` (XDP, before netfilter: a firewall that eats adverts
+    /// cannot make a second master) or `socket` (after netfilter, keepalived's behaviour).
+    #[arg(long = "elections", value_enum, default_value_t = vrrp::daemon::Elections::Wire)]
+    pub elections: vrrp::daemon::Elections,
     /// Where SIGUSR1 writes the state as JSON (keepalived writes /tmp/keepalived.data).
     #[arg(long = "dump-file", default_value = "/tmp/vrrpd.data")]
     pub dump_file: std::path::PathBuf,
@@ -333,6 +337,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         control: args.control,
         metrics: args.metrics,
         dump_file: args.dump_file,
+        elections: args.elections,
     })
     .await
     .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;

@@ -86,6 +86,20 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// Where SIGUSR1 writes the state (keepalived writes /tmp/keepalived.data).
     pub dump_file: PathBuf,
+    /// What the elections hear.
+    pub elections: Elections,
+}
+
+/// Which adverts count in the elections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Elections {
+    /// What XDP sees on the wire, before netfilter: a firewall that eats adverts cannot make
+    /// a second master (vrrpd's default).
+    #[default]
+    Wire,
+    /// Only what reaches the VRRP socket after netfilter, as keepalived does: a firewall that
+    /// eats adverts makes this router a master too.
+    Socket,
 }
 
 /// What the wire and the socket saw of one source, for `vrrpd diagnose`.
@@ -169,6 +183,9 @@ impl AsRawFd for SockFd {
 /// Packets that reached the raw sockets, per (ifindex, source): the post-netfilter view.
 pub type SocketCounts = Arc<Mutex<HashMap<(u32, IpAddr), u64>>>;
 
+/// In `--elections socket` mode, what the socket readers hand to the main loop.
+type SocketTx = tokio::sync::mpsc::Sender<WireAdvert>;
+
 struct Daemon {
     opts: Options,
     netlink: Netlink,
@@ -201,6 +218,8 @@ struct Daemon {
     findings: Vec<crate::diag::Finding>,
     findings_tx: tokio::sync::mpsc::Sender<Vec<crate::diag::Finding>>,
     findings_rx: tokio::sync::mpsc::Receiver<Vec<crate::diag::Finding>>,
+    socket_adverts_tx: Option<SocketTx>,
+    socket_adverts_rx: tokio::sync::mpsc::Receiver<WireAdvert>,
 }
 
 /// Sources remembered at most (spoofed floods must not grow this without bound).
@@ -240,7 +259,14 @@ impl Daemon {
         let capture = Capture::load()?;
         let (track_tx, track_rx) = tokio::sync::mpsc::channel(256);
         let (findings_tx, findings_rx) = tokio::sync::mpsc::channel(4);
+        let (socket_tx, socket_adverts_rx) = tokio::sync::mpsc::channel(1024);
+        let socket_adverts_tx = (opts.elections == Elections::Socket).then_some(socket_tx);
+        if opts.elections == Elections::Socket {
+            warn!("--elections socket: adverts count only after netfilter, as in keepalived; a firewall that drops them makes a second master");
+        }
         let mut d = Self {
+            socket_adverts_tx,
+            socket_adverts_rx,
             findings: Vec::new(),
             findings_tx,
             findings_rx,
@@ -540,6 +566,7 @@ impl Daemon {
             tokio::spawn(count_socket(
                 Arc::clone(&fd),
                 Arc::clone(&self.socket_counts),
+                self.socket_adverts_tx.clone(),
             ));
             self.sockets.insert(key, fd);
         }
@@ -708,6 +735,10 @@ impl Daemon {
                 }
                 Some(ev) = self.track_rx.recv() => self.handle_track(ev).await,
                 Some(found) = self.findings_rx.recv() => self.update_findings(found),
+                Some(w) = self.socket_adverts_rx.recv() => {
+                    let now = monotonic_ns();
+                    self.elect(&w, now).await;
+                }
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     match req.command {
                         crate::control::Command::Status => {
@@ -787,6 +818,14 @@ impl Daemon {
                 )
             });
         }
+        if self.socket_adverts_tx.is_none() {
+            self.elect(w, now).await;
+        }
+    }
+
+    /// Feeds an advert to its instance's state machine.
+    async fn elect(&mut self, w: &WireAdvert, now: u64) {
+        let vrid = w.vrrp.get(1).copied().unwrap_or(0);
         let Some(&idx) = self.by_key.get(&(w.ifindex, w.family, vrid)) else {
             debug!(ifindex = w.ifindex, src = %w.src, vrid, "advert for no instance of ours");
             return;
@@ -1423,24 +1462,32 @@ fn same_behaviour(a: &config::Instance, b: &config::Instance) -> bool {
 
 /// Reads what reaches a raw socket (after netfilter) and counts it per source. Reading also
 /// keeps the socket's buffer from filling, which would be a drop reason of its own.
-async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts) {
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts, forward: Option<SocketTx>) {
+    let mut buf = [0u8; 2048];
     loop {
         let Ok(mut guard) = fd.readable().await else {
             return;
         };
         loop {
-            match guard.get_inner().0.recv_source(&mut buf) {
-                Ok(Some(src)) => {
-                    let ifindex = guard.get_inner().0.ifindex;
-                    let mut c = counts
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if c.len() < 4096 || c.contains_key(&(ifindex, src)) {
-                        *c.entry((ifindex, src)).or_default() += 1;
+            match guard.get_inner().0.recv(&mut buf) {
+                Ok((n, Some(src))) => {
+                    let sock = &guard.get_inner().0;
+                    let ifindex = sock.ifindex;
+                    {
+                        let mut c = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if c.len() < 4096 || c.contains_key(&(ifindex, src)) {
+                            *c.entry((ifindex, src)).or_default() += 1;
+                        }
+                    }
+                    if let Some(tx) = &forward {
+                        if let Some(w) = socket_advert(sock, &buf[..n], src) {
+                            // Full: the main loop is behind; a lost advert is what a full
+                            // socket buffer would have done too.
+                            let _ = tx.try_send(w);
+                        }
                     }
                 }
-                Ok(None) => {}
+                Ok((_, None)) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     guard.clear_ready();
                     break;
@@ -1533,4 +1580,50 @@ fn mean_jitter(gaps: &VecDeque<u64>) -> Option<(f64, f64)> {
     let mean = gaps.iter().map(|g| *g as f64).sum::<f64>() / n;
     let var = gaps.iter().map(|g| (*g as f64 - mean).powi(2)).sum::<f64>() / n;
     Some((mean / 1e9, var.sqrt() / 1e9))
+}
+
+/// A packet from the raw socket as a record, for `--elections socket`. No kernel stamp: the
+/// read time stands in. IPv4 carries its header (TTL checked); IPv6 gives the message only, so
+/// its destination is taken to be the VRRP group.
+fn socket_advert(sock: &VrrpSocket, bytes: &[u8], src: IpAddr) -> Option<WireAdvert> {
+    let (dst, ttl, vrrp) = match src {
+        IpAddr::V4(_) => {
+            let (info, payload) = match crate::packet::parse_ip(bytes) {
+                Ok(x) => x,
+                Err(crate::packet::DecodeError::BadTtl(ttl)) => {
+                    return Some(WireAdvert {
+                        ktime_ns: monotonic_ns(),
+                        ifindex: sock.ifindex,
+                        verdict: Verdict::BadTtl,
+                        family: Family::V4,
+                        vlan: 0,
+                        ttl,
+                        src,
+                        dst: src,
+                        src_mac: [0; 6],
+                        vrrp_len: 0,
+                        vrrp: Vec::new(),
+                        truncated: false,
+                    });
+                }
+                Err(_) => return None,
+            };
+            (info.dst, info.ttl, payload.to_vec())
+        }
+        IpAddr::V6(_) => (IpAddr::V6(crate::packet::MCAST_V6), crate::packet::TTL, bytes.to_vec()),
+    };
+    Some(WireAdvert {
+        ktime_ns: monotonic_ns(),
+        ifindex: sock.ifindex,
+        verdict: Verdict::Ok,
+        family: sock.family,
+        vlan: 0,
+        ttl,
+        src,
+        dst,
+        src_mac: [0; 6],
+        vrrp_len: u16::try_from(vrrp.len()).unwrap_or(u16::MAX),
+        vrrp,
+        truncated: false,
+    })
 }

@@ -352,10 +352,17 @@ impl VrrpSocket {
             })
     }
 
-    /// Reads one packet that reached the socket; returns its source.
-    pub fn recv_source(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Option<IpAddr>> {
-        let (_, from) = self.socket.recv_from(buf)?;
-        Ok(from.as_socket().map(|s| s.ip()))
+    /// Reads one packet that reached the socket: its length in `buf` and its source. IPv4
+    /// raw sockets deliver the IP header too; IPv6 ones only the VRRP message.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
+        use std::os::fd::AsRawFd as _;
+        let (n, from) = nix::sys::socket::recvfrom::<nix::sys::socket::SockaddrStorage>(self.socket.as_raw_fd(), buf).map_err(io::Error::from)?;
+        let src = from.and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        });
+        Ok((n, src))
     }
 }
 
