@@ -465,3 +465,30 @@ fn kill9_leaves_no_program_and_restart_removes_stale_vip() {
         lb02.logs()
     );
 }
+
+/// vrrp_sync_group: VI_FRONT (eth0) and VI_BACK (eth1) move together. eth1 down on lb01
+/// faults VI_BACK; the group takes VI_FRONT out too, and lb02 holds both VIPs.
+#[test]
+fn sync_group_members_move_together() {
+    if !require_root("sync_group_members_move_together") {
+        return;
+    }
+    let conf = |state: &str, prio: u8| {
+        format!(
+            "vrrp_sync_group VG_1 {{\n  group {{\n    VI_FRONT\n    VI_BACK\n  }}\n}}\n\
+             vrrp_instance VI_FRONT {{\n  state {state}\n  interface eth0\n  virtual_router_id 50\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.3\n  }}\n}}\n\
+             vrrp_instance VI_BACK {{\n  state {state}\n  interface eth1\n  virtual_router_id 51\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    172.16.1.3\n  }}\n}}\n"
+        )
+    };
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf("MASTER", 150));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &conf("BACKUP", 100));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "10.0.0.3") && lab.holds(Host::Lb01, "172.16.1.3")), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!lab.holds(Host::Lb02, "10.0.0.3") && !lab.holds(Host::Lb02, "172.16.1.3"), "{}", lb02.logs());
+    lab.exec(Host::Lb01, &["ip", "link", "set", "eth1", "down"]);
+    let moved = wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, "10.0.0.3") && lab.holds(Host::Lb02, "172.16.1.3"));
+    assert!(moved, "both VIPs on lb02\n{}\n{}", lb01.logs(), lb02.logs());
+    assert!(!lab.holds(Host::Lb01, "10.0.0.3"), "VI_FRONT followed its group out of MASTER\n{}", lb01.logs());
+    assert!(lb01.stderr().contains("(VI_BACK) Entering FAULT STATE") && lb01.stderr().contains("(VI_FRONT) Entering FAULT STATE"), "{}", lb01.logs());
+}
