@@ -483,12 +483,33 @@ fn sync_group_members_move_together() {
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf("MASTER", 150));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &conf("BACKUP", 100));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "10.0.0.3") && lab.holds(Host::Lb01, "172.16.1.3")), "{}", lb01.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .holds(Host::Lb01, "10.0.0.3")
+            && lab.holds(Host::Lb01, "172.16.1.3")),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_secs(4));
-    assert!(!lab.holds(Host::Lb02, "10.0.0.3") && !lab.holds(Host::Lb02, "172.16.1.3"), "{}", lb02.logs());
+    assert!(
+        !lab.holds(Host::Lb02, "10.0.0.3") && !lab.holds(Host::Lb02, "172.16.1.3"),
+        "{}",
+        lb02.logs()
+    );
     lab.exec(Host::Lb01, &["ip", "link", "set", "eth1", "down"]);
-    let moved = wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, "10.0.0.3") && lab.holds(Host::Lb02, "172.16.1.3"));
+    let moved = wait_until(Duration::from_secs(8), || {
+        lab.holds(Host::Lb02, "10.0.0.3") && lab.holds(Host::Lb02, "172.16.1.3")
+    });
     assert!(moved, "both VIPs on lb02\n{}\n{}", lb01.logs(), lb02.logs());
-    assert!(!lab.holds(Host::Lb01, "10.0.0.3"), "VI_FRONT followed its group out of MASTER\n{}", lb01.logs());
-    assert!(lb01.stderr().contains("(VI_BACK) Entering FAULT STATE") && lb01.stderr().contains("(VI_FRONT) Entering FAULT STATE"), "{}", lb01.logs());
+    assert!(
+        !lab.holds(Host::Lb01, "10.0.0.3"),
+        "VI_FRONT followed its group out of MASTER\n{}",
+        lb01.logs()
+    );
+    assert!(
+        lb01.stderr().contains("(VI_BACK) Entering FAULT STATE")
+            && lb01.stderr().contains("(VI_FRONT) Entering FAULT STATE"),
+        "{}",
+        lb01.logs()
+    );
 }

@@ -118,25 +118,7 @@ fn own_adverts_dropped_on_output() {
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
     assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
-    lab.exec(Host::Lb01, &["nft", "add", "table", "inet", "lab"]);
-    lab.exec(
-        Host::Lb01,
-        &[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            "lab",
-            "out",
-            "{ type filter hook output priority 0 ; }",
-        ],
-    );
-    lab.exec(
-        Host::Lb01,
-        &[
-            "nft", "add", "rule", "inet", "lab", "out", "ip", "protocol", "vrrp", "drop",
-        ],
-    );
+    lab.nft_drop_vrrp(Host::Lb01, "output");
     let (text, took) = finding(
         &lab,
         Host::Lb01,
@@ -144,8 +126,8 @@ fn own_adverts_dropped_on_output() {
         &lb01,
     );
     eprintln!("output drop -> finding: {took:?}");
-    assert!(text.contains(" in inet lab out)"), "{text}");
-    apply_fix(&lab, Host::Lb01, &text, "nft insert rule inet lab out");
+    assert!(text.contains(" in inet lab output)"), "{text}");
+    apply_fix(&lab, Host::Lb01, &text, "nft insert rule inet lab output");
     cleared(&lab, Host::Lb01, &lb01);
     assert!(
         wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
@@ -167,37 +149,7 @@ fn adverts_lost_on_the_network() {
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
     assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
     std::thread::sleep(Duration::from_secs(2));
-    let sw = lab.switch_ns();
-    lab.exec_ns(&sw, &["nft", "add", "table", "bridge", "lab"]);
-    lab.exec_ns(
-        &sw,
-        &[
-            "nft",
-            "add",
-            "chain",
-            "bridge",
-            "lab",
-            "forward_vrrp",
-            "{ type filter hook forward priority 0 ; }",
-        ],
-    );
-    lab.exec_ns(
-        &sw,
-        &[
-            "nft",
-            "add",
-            "rule",
-            "bridge",
-            "lab",
-            "forward_vrrp",
-            "iifname",
-            "lb01-0",
-            "ip",
-            "protocol",
-            "vrrp",
-            "drop",
-        ],
-    );
+    lab.switch_drops_vrrp_from(Host::Lb01);
     let (_, took) = finding(
         &lab,
         Host::Lb02,
@@ -219,7 +171,7 @@ fn adverts_lost_on_the_network() {
         lb01.stderr().contains("finding: vm eth0: two masters for VRID 50") || lb01.stderr().contains("eth0: two masters for VRID 50: VI_1 (10.0.0.5, priority 150) and 10.0.0.6 (priority 100)")
     });
     assert!(raised, "{}", lb01.logs());
-    lab.exec_ns(&sw, &["nft", "delete", "table", "bridge", "lab"]);
+    lab.heal_switch();
     assert!(
         wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
             && !lab.holds(Host::Lb02, VIP)),
@@ -260,13 +212,33 @@ fn elections_from_the_socket_behave_like_keepalived() {
     }
     let lab = Lab::seed();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
-    let lb02 = lab.vrrpd_with(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"), &["--elections", "socket"]);
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)), "{}", lb01.logs());
+    let lb02 = lab.vrrpd_with(
+        VRRPD,
+        Host::Lb02,
+        &seed("ch4-lb02.conf"),
+        &["--elections", "socket"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
     std::thread::sleep(Duration::from_secs(5));
-    assert!(!lab.holds(Host::Lb02, VIP), "lb02 must hear lb01 through its socket\n{}", lb02.logs());
-    lab.exec(Host::Lb02, &["nft", "add", "table", "inet", "lab"]);
-    lab.exec(Host::Lb02, &["nft", "add", "chain", "inet", "lab", "input", "{ type filter hook input priority 0 ; }"]);
-    lab.exec(Host::Lb02, &["nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "drop"]);
-    assert!(wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, VIP)), "keepalived's behaviour: a second master\n{}", lb02.logs());
-    let (_, _) = finding(&lab, Host::Lb02, "reach the wire but netfilter drops them (rule ", &lb02);
+    assert!(
+        !lab.holds(Host::Lb02, VIP),
+        "lb02 must hear lb01 through its socket\n{}",
+        lb02.logs()
+    );
+    lab.nft_drop_vrrp(Host::Lb02, "input");
+    assert!(
+        wait_until(Duration::from_secs(8), || lab.holds(Host::Lb02, VIP)),
+        "keepalived's behaviour: a second master\n{}",
+        lb02.logs()
+    );
+    let (_, _) = finding(
+        &lab,
+        Host::Lb02,
+        "reach the wire but netfilter drops them (rule ",
+        &lb02,
+    );
 }

@@ -133,26 +133,7 @@ fn diagnose_names_a_firewall_that_eats_adverts() {
         "{}",
         lb01.logs()
     );
-    lab.exec(Host::Lb02, &["nft", "add", "table", "inet", "lab"]);
-    lab.exec(
-        Host::Lb02,
-        &[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            "lab",
-            "input",
-            "{ type filter hook input priority 0 ; }",
-        ],
-    );
-    lab.exec(
-        Host::Lb02,
-        &[
-            "nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "counter",
-            "drop",
-        ],
-    );
+    lab.nft_drop_vrrp(Host::Lb02, "input");
     // Longer than Master_Down_Interval: keepalived would be a second master by now.
     std::thread::sleep(Duration::from_secs(6));
     assert!(

@@ -234,37 +234,7 @@ fn check_vip_ends_a_split_brain_as_the_seed_says() {
         lb01.logs()
     );
     // The switch drops VRRP from lb01's port: lb02 no longer hears the master.
-    let sw = lab.switch_ns();
-    lab.exec_ns(&sw, &["nft", "add", "table", "bridge", "lab"]);
-    lab.exec_ns(
-        &sw,
-        &[
-            "nft",
-            "add",
-            "chain",
-            "bridge",
-            "lab",
-            "forward_vrrp",
-            "{ type filter hook forward priority 0 ; }",
-        ],
-    );
-    lab.exec_ns(
-        &sw,
-        &[
-            "nft",
-            "add",
-            "rule",
-            "bridge",
-            "lab",
-            "forward_vrrp",
-            "iifname",
-            "lb01-0",
-            "ip",
-            "protocol",
-            "vrrp",
-            "drop",
-        ],
-    );
+    lab.switch_drops_vrrp_from(Host::Lb01);
     assert!(
         wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)),
         "no split brain happened\n{}",

@@ -99,26 +99,7 @@ fn watch_sees_adverts_that_nftables_drops() {
     let lab = Lab::seed();
     let (_k1, mut k2) = chapter4(&lab);
     // The seed's chapter 5, with nftables instead of firewalld: lb02 drops VRRP on input.
-    lab.exec(Host::Lb02, &["nft", "add", "table", "inet", "lab"]);
-    lab.exec(
-        Host::Lb02,
-        &[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            "lab",
-            "input",
-            "{ type filter hook input priority 0 ; }",
-        ],
-    );
-    lab.exec(
-        Host::Lb02,
-        &[
-            "nft", "add", "rule", "inet", "lab", "input", "ip", "protocol", "vrrp", "counter",
-            "drop",
-        ],
-    );
+    lab.nft_drop_vrrp(Host::Lb02, "input");
 
     let watch = lab.spawn(
         Host::Lb02,

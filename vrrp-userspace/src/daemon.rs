@@ -262,7 +262,9 @@ impl Daemon {
         let (socket_tx, socket_adverts_rx) = tokio::sync::mpsc::channel(1024);
         let socket_adverts_tx = (opts.elections == Elections::Socket).then_some(socket_tx);
         if opts.elections == Elections::Socket {
-            warn!("--elections socket: adverts count only after netfilter, as in keepalived; a firewall that drops them makes a second master");
+            warn!(
+                "--elections socket: adverts count only after netfilter, as in keepalived; a firewall that drops them makes a second master"
+            );
         }
         let mut d = Self {
             socket_adverts_tx,
@@ -938,32 +940,8 @@ impl Daemon {
     async fn act(&mut self, idx: usize, action: Action, now: u64) {
         match action {
             Action::SendAdvert { priority } => self.send_advert(idx, priority),
-            Action::AddVips => {
-                let inst = &self.instances[idx];
-                let (name, link, vips) = (
-                    inst.cfg.name.clone(),
-                    inst.link.clone(),
-                    inst.cfg
-                        .vips
-                        .iter()
-                        .chain(&inst.cfg.excluded_vips)
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-                for v in vips {
-                    let on = match self.vip_link(&link, &v).await {
-                        Ok(l) => l,
-                        Err(e) => {
-                            error!("({name}) cannot add VIP {}: {e}", v.addr);
-                            continue;
-                        }
-                    };
-                    if let Err(e) = self.netlink.add_vip(&on, &v).await {
-                        error!("({name}) cannot add VIP {}/{}: {e}", v.addr, v.prefix);
-                    }
-                }
-            }
-            Action::RemoveVips => self.remove_vips(idx).await,
+            Action::AddVips => self.apply_vips(idx, true).await,
+            Action::RemoveVips => self.apply_vips(idx, false).await,
             Action::Announce => {
                 let inst = &mut self.instances[idx];
                 let garp = inst.cfg.garp;
@@ -1107,28 +1085,35 @@ impl Daemon {
         }
     }
 
-    async fn remove_vips(&mut self, idx: usize) {
+    /// Adds (MASTER) or removes the instance's VIPs, `virtual_ipaddress_excluded` included,
+    /// each on its own `dev` or the instance's interface. A failure is logged, not fatal: the
+    /// other addresses still go.
+    async fn apply_vips(&mut self, idx: usize, add: bool) {
         let inst = &self.instances[idx];
-        let (name, link, vips) = (
-            inst.cfg.name.clone(),
-            inst.link.clone(),
-            inst.cfg
-                .vips
-                .iter()
-                .chain(&inst.cfg.excluded_vips)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        let (name, link) = (inst.cfg.name.clone(), inst.link.clone());
+        let vips: Vec<config::Vip> = inst
+            .cfg
+            .vips
+            .iter()
+            .chain(&inst.cfg.excluded_vips)
+            .cloned()
+            .collect();
+        let what = if add { "add" } else { "remove" };
         for v in vips {
             let on = match self.vip_link(&link, &v).await {
                 Ok(l) => l,
                 Err(e) => {
-                    error!("({name}) cannot remove VIP {}: {e}", v.addr);
+                    error!("({name}) cannot {what} VIP {}: {e}", v.addr);
                     continue;
                 }
             };
-            if let Err(e) = self.netlink.del_vip(&on, v.addr).await {
-                error!("({name}) cannot remove VIP {}: {e}", v.addr);
+            let done = if add {
+                self.netlink.add_vip(&on, &v).await
+            } else {
+                self.netlink.del_vip(&on, v.addr).await.map(|_| ())
+            };
+            if let Err(e) = done {
+                error!("({name}) cannot {what} VIP {}/{}: {e}", v.addr, v.prefix);
             }
         }
     }
@@ -1474,7 +1459,9 @@ async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts, forward: O
                     let sock = &guard.get_inner().0;
                     let ifindex = sock.ifindex;
                     {
-                        let mut c = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut c = counts
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         if c.len() < 4096 || c.contains_key(&(ifindex, src)) {
                             *c.entry((ifindex, src)).or_default() += 1;
                         }
@@ -1610,7 +1597,11 @@ fn socket_advert(sock: &VrrpSocket, bytes: &[u8], src: IpAddr) -> Option<WireAdv
             };
             (info.dst, info.ttl, payload.to_vec())
         }
-        IpAddr::V6(_) => (IpAddr::V6(crate::packet::MCAST_V6), crate::packet::TTL, bytes.to_vec()),
+        IpAddr::V6(_) => (
+            IpAddr::V6(crate::packet::MCAST_V6),
+            crate::packet::TTL,
+            bytes.to_vec(),
+        ),
     };
     Some(WireAdvert {
         ktime_ns: monotonic_ns(),

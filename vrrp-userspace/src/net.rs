@@ -356,7 +356,11 @@ impl VrrpSocket {
     /// raw sockets deliver the IP header too; IPv6 ones only the VRRP message.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
         use std::os::fd::AsRawFd as _;
-        let (n, from) = nix::sys::socket::recvfrom::<nix::sys::socket::SockaddrStorage>(self.socket.as_raw_fd(), buf).map_err(io::Error::from)?;
+        let (n, from) = nix::sys::socket::recvfrom::<nix::sys::socket::SockaddrStorage>(
+            self.socket.as_raw_fd(),
+            buf,
+        )
+        .map_err(io::Error::from)?;
         let src = from.and_then(|a| {
             a.as_sockaddr_in()
                 .map(|v4| IpAddr::V4(v4.ip()))

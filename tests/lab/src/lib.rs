@@ -396,6 +396,65 @@ impl Lab {
         )
     }
 
+    /// nftables on `host` drops VRRP at `hook` ("input" or "output"), in table `inet lab`:
+    /// the seed's chapter-5 firewall, with nftables.
+    pub fn nft_drop_vrrp(&self, host: Host, hook: &str) {
+        let chain = format!("{{ type filter hook {hook} priority 0 ; }}");
+        self.exec(host, &["nft", "add", "table", "inet", "lab"]);
+        self.exec(host, &["nft", "add", "chain", "inet", "lab", hook, &chain]);
+        self.exec(
+            host,
+            &[
+                "nft", "add", "rule", "inet", "lab", hook, "ip", "protocol", "vrrp", "counter",
+                "drop",
+            ],
+        );
+    }
+
+    /// The switch drops VRRP that enters from `host`'s front port (table `bridge lab`): the
+    /// network loses its adverts. `heal_switch` removes it.
+    pub fn switch_drops_vrrp_from(&self, host: Host) {
+        let sw = self.switch_ns();
+        let port = format!("{}-0", host.name());
+        self.exec_ns(&sw, &["nft", "add", "table", "bridge", "lab"]);
+        self.exec_ns(
+            &sw,
+            &[
+                "nft",
+                "add",
+                "chain",
+                "bridge",
+                "lab",
+                "forward_vrrp",
+                "{ type filter hook forward priority 0 ; }",
+            ],
+        );
+        self.exec_ns(
+            &sw,
+            &[
+                "nft",
+                "add",
+                "rule",
+                "bridge",
+                "lab",
+                "forward_vrrp",
+                "iifname",
+                &port,
+                "ip",
+                "protocol",
+                "vrrp",
+                "drop",
+            ],
+        );
+    }
+
+    pub fn heal_switch(&self) {
+        self.exec_ns(
+            &self.switch_ns(),
+            &["nft", "delete", "table", "bridge", "lab"],
+        );
+    }
+
     /// The addresses on `host`'s `ifname`, via `ip -j` (JSON, not text).
     pub fn addresses(&self, host: Host, ifname: &str) -> Vec<String> {
         let Ok(out) = self.try_exec(host, &["ip", "-j", "addr", "show", "dev", ifname]) else {
