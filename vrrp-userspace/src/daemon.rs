@@ -350,6 +350,16 @@ impl Daemon {
             let Some(script) = self.config.scripts.get(&name).cloned() else {
                 continue;
             };
+            // keepalived refuses such scripts under enable_script_security; so does vrrpd, and
+            // the track_script then counts as failed (init_fail), never as run.
+            if self.config.global.enable_script_security {
+                if let Some(why) = track::insecure_script(&script.command) {
+                    error!("VRRP_Script({name}) refused by enable_script_security: {why}");
+                    self.scripts
+                        .insert(name, (tokio::spawn(async {}), Some(false)));
+                    continue;
+                }
+            }
             let run_as = RunAs::resolve(script.user.as_ref(), &self.config.global);
             let ok = track::ScriptState::new(script.init_fail).ok;
             let handle = track::spawn_script(script, run_as, self.track_tx.clone());

@@ -301,6 +301,45 @@ fn lost_shebang(path: &Path) -> Option<String> {
     (interp.starts_with('/') && Path::new(&interp).exists()).then_some(interp)
 }
 
+/// keepalived's `enable_script_security`: a script that a non-root user could change (the
+/// file, or any directory on its path, writable by group or others, or owned by someone else)
+/// must not run as root. Returns why, or None when it is safe.
+pub fn insecure_script(command: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let args = argv(command);
+    // Through the shell: the line's own words are not a path to check.
+    if args.first().is_some_and(|a| a == "/bin/sh") && args.len() == 3 {
+        return None;
+    }
+    let program = args.first()?;
+    let path = Path::new(program);
+    if !path.is_absolute() {
+        return Some(format!("{program} is not an absolute path"));
+    }
+    let mut p = Some(path);
+    while let Some(cur) = p {
+        let meta = std::fs::metadata(cur).ok()?;
+        // A sticky directory (/tmp) is writable by others but protects what is in it.
+        let sticky = meta.is_dir() && meta.mode() & 0o1000 != 0;
+        let writable_by_others = meta.mode() & 0o022 != 0 && !sticky;
+        if meta.uid() != 0 || writable_by_others {
+            return Some(format!(
+                "{} is {} (mode {:o}, owner uid {}): a non-root user could change what runs as root",
+                cur.display(),
+                if meta.uid() == 0 {
+                    "writable by group or others"
+                } else {
+                    "not owned by root"
+                },
+                meta.mode() & 0o7777,
+                meta.uid()
+            ));
+        }
+        p = cur.parent();
+    }
+    None
+}
+
 /// Runs a vrrp_script every `interval` and reports its state changes.
 pub fn spawn_script(
     script: config::Script,
@@ -592,6 +631,38 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn script_security_refuses_scripts_others_can_change() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("vrrpd-sec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let script = dir.join("check.sh");
+        std::fs::write(&script, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(insecure_script(&script.display().to_string()), None);
+        }
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let why = insecure_script(&script.display().to_string())
+            .expect("a world-writable script is refused");
+        assert!(
+            why.contains("check.sh is")
+                && why.contains("a non-root user could change what runs as root"),
+            "{why}"
+        );
+        assert!(
+            insecure_script("relative/check.sh")
+                .is_some_and(|w| w.contains("not an absolute path"))
+        );
+        assert_eq!(
+            insecure_script("pidof nginx || exit 1"),
+            None,
+            "a shell line has no single path"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
