@@ -44,7 +44,7 @@ use crate::{
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Capture(#[from] CaptureError),

@@ -59,7 +59,8 @@ enum Task {
         #[arg(long)]
         release: bool,
     },
-    /// Build everything, then run `vrrpd` with the arguments after `--`.
+    /// Build everything, then run `vrrpd run ARGS` with the arguments after `--` (or another
+    /// subcommand when ARGS starts with one: `-- watch -i eth0`).
     BuildAndLoad {
         #[arg(long)]
         release: bool,
@@ -110,8 +111,30 @@ fn main() -> anyhow::Result<()> {
                 .join("target")
                 .join(if release { "release" } else { "debug" })
                 .join("vrrpd");
+            // DESIGN.md: `build-and-load -- ARGS` runs `vrrpd run ARGS`; a subcommand given
+            // first (`-- watch -i eth0`) is passed through as it is.
+            const SUBCOMMANDS: &[&str] = &[
+                "run",
+                "watch",
+                "check",
+                "status",
+                "diagnose",
+                "capture",
+                "help",
+                "--help",
+                "-h",
+                "--version",
+                "-V",
+            ];
+            let mut argv = args.clone();
+            if !argv
+                .first()
+                .is_some_and(|a| SUBCOMMANDS.iter().any(|s| a == *s))
+            {
+                argv.insert(0, OsString::from("run"));
+            }
             let status = Command::new(&bin)
-                .args(&args)
+                .args(&argv)
                 .status()
                 .with_context(|| format!("running {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
