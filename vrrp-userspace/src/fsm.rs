@@ -270,6 +270,12 @@ impl Instance {
     }
 
     fn become_fault(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.stand_down(State::Fault, now, actions);
+    }
+
+    /// Leaves the election for `to` (FAULT, or INIT on shutdown): a master says priority 0
+    /// first and gives up its addresses (RFC 5798 6.4.3), then every timer stops.
+    fn stand_down(&mut self, to: State, now: Instant, actions: &mut Vec<Action>) {
         if self.state == State::Master {
             actions.push(Action::SendAdvert {
                 priority: PRIORITY_STOP,
@@ -278,7 +284,7 @@ impl Instance {
         }
         self.adver_deadline = None;
         self.master_down_deadline = None;
-        self.change_state(State::Fault, now, actions);
+        self.change_state(to, now, actions);
     }
 
     /// RFC 5798 7.1's checks that need our configuration. `Ok` means act on it.
@@ -370,15 +376,7 @@ impl Instance {
 
     /// RFC 5798 6.4.2 / 6.4.3 "Shutdown event".
     fn shutdown(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        if self.state == State::Master {
-            actions.push(Action::SendAdvert {
-                priority: PRIORITY_STOP,
-            });
-            actions.push(Action::RemoveVips);
-        }
-        self.adver_deadline = None;
-        self.master_down_deadline = None;
-        self.change_state(State::Initialize, now, actions);
+        self.stand_down(State::Initialize, now, actions);
     }
 
     fn timer(&mut self, now: Instant, actions: &mut Vec<Action>) {
