@@ -205,7 +205,7 @@ async fn watch_daemon_adverts(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         ok && args.count.is_none_or(|c| seen < c)
     });
     tokio::select! {
-        r = stream => r.with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?,
+        r = stream => r.with_context(|| not_running(&args.socket))?,
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(ExitCode::SUCCESS)
@@ -218,14 +218,7 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stdout().is_terminal() && !args.json;
     let mut refreshes = 0u64;
     loop {
-        let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Diagnose)
-            .await
-            .with_context(|| {
-                format!(
-                    "is vrrpd running? (control socket {})",
-                    args.socket.display()
-                )
-            })?;
+        let v = ask_daemon(&args.socket, vrrp::control::Command::Diagnose).await?;
         let mut out = String::new();
         if args.json {
             out.push_str(&v.to_string());
@@ -344,15 +337,23 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Status)
+/// What to say when the daemon's control socket does not answer.
+fn not_running(socket: &std::path::Path) -> String {
+    format!("is vrrpd running? (control socket {})", socket.display())
+}
+
+/// One request to the running daemon.
+async fn ask_daemon(
+    socket: &std::path::Path,
+    command: vrrp::control::Command,
+) -> anyhow::Result<serde_json::Value> {
+    vrrp::control::ask(socket, command)
         .await
-        .with_context(|| {
-            format!(
-                "is vrrpd running? (control socket {})",
-                args.socket.display()
-            )
-        })?;
+        .with_context(|| not_running(socket))
+}
+
+async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let v = ask_daemon(&args.socket, vrrp::control::Command::Status).await?;
     if args.json {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -445,14 +446,7 @@ async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn diagnose(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let v = vrrp::control::ask(&args.socket, vrrp::control::Command::Diagnose)
-        .await
-        .with_context(|| {
-            format!(
-                "is vrrpd running? (control socket {})",
-                args.socket.display()
-            )
-        })?;
+    let v = ask_daemon(&args.socket, vrrp::control::Command::Diagnose).await?;
     if args.json {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -637,7 +631,7 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             args.count.is_none_or(|c| seen < c)
         });
         tokio::select! {
-            r = stream => r.with_context(|| format!("is vrrpd running? (control socket {})", args.socket.display()))?,
+            r = stream => r.with_context(|| not_running(&args.socket))?,
             _ = tokio::signal::ctrl_c() => {}
         }
         seen
