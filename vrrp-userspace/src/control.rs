@@ -12,7 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::{mpsc, oneshot},
 };
@@ -189,6 +189,23 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
     write.shutdown().await
 }
 
+/// Connects to the daemon at `path` and sends one request line; the answer follows on the
+/// returned stream.
+async fn request(path: &Path, command: Command) -> Result<UnixStream, ControlError> {
+    let io_err = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
+    let mut req = serde_json::to_string(&Request {
+        version: PROTOCOL_VERSION,
+        command,
+    })?;
+    req.push('\n');
+    stream.write_all(req.as_bytes()).await.map_err(io_err)?;
+    Ok(stream)
+}
+
 /// Subscribes to the daemon's adverts: the ack, then one JSON record per line to `each` until
 /// it returns false or the daemon goes away.
 pub async fn subscribe(
@@ -199,13 +216,7 @@ pub async fn subscribe(
         path: path.to_path_buf(),
         source,
     };
-    let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
-    let mut req = serde_json::to_string(&Request {
-        version: PROTOCOL_VERSION,
-        command: Command::Subscribe,
-    })?;
-    req.push('\n');
-    stream.write_all(req.as_bytes()).await.map_err(io_err)?;
+    let stream = request(path, Command::Subscribe).await?;
     let mut lines = BufReader::new(stream).lines();
     let mut first = true;
     while let Some(line) = lines.next_line().await.map_err(io_err)? {
@@ -224,21 +235,13 @@ pub async fn subscribe(
     Ok(())
 }
 
-use tokio::io::AsyncReadExt as _;
-
 /// Asks the daemon at `path`.
 pub async fn ask(path: &Path, command: Command) -> Result<serde_json::Value, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut stream = UnixStream::connect(path).await.map_err(io_err)?;
-    let mut req = serde_json::to_string(&Request {
-        version: PROTOCOL_VERSION,
-        command,
-    })?;
-    req.push('\n');
-    stream.write_all(req.as_bytes()).await.map_err(io_err)?;
+    let mut stream = request(path, command).await?;
     let mut text = String::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text))
         .await
