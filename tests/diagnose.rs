@@ -78,7 +78,7 @@ fn iptables_input_drop_with_keepalived_as_master() {
     let (text, took) = finding(
         &lab,
         Host::Lb02,
-        "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule ",
+        "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
         &lb02,
     );
     eprintln!("iptables input drop -> finding: {took:?}");
@@ -122,7 +122,7 @@ fn own_adverts_dropped_on_output() {
     let (text, took) = finding(
         &lab,
         Host::Lb01,
-        "eth0: our own adverts (VI_1, VRID 50) are dropped on output by netfilter (rule ",
+        "eth0: our own adverts (VI_1, VRID 50) are dropped on output by netfilter (NETFILTER_DROP, output; rule ",
         &lb01,
     );
     eprintln!("output drop -> finding: {took:?}");
@@ -238,7 +238,65 @@ fn elections_from_the_socket_behave_like_keepalived() {
     let (_, _) = finding(
         &lab,
         Host::Lb02,
-        "reach the wire but netfilter drops them (rule ",
+        "reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
         &lb02,
     );
+}
+
+/// keepalived with another auth_pass than vrrpd's: named, and the one master (keepalived,
+/// priority 150) keeps the VIP; vrrpd ignores the adverts it cannot authenticate and, being a
+/// backup that hears nobody valid, becomes a second master: the wire allows no better.
+#[test]
+fn auth_mismatch_with_keepalived() {
+    if !require_root("auth_mismatch_with_keepalived") {
+        return;
+    }
+    let lab = Lab::seed();
+    let _k = lab.keepalived(
+        Host::Lb01,
+        &seed("ch4-lb01.conf").replace("auth_pass 1111", "auth_pass 2222"),
+    );
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    let (text, took) = finding(
+        &lab,
+        Host::Lb02,
+        "eth0: adverts from 10.0.0.5 (VRID 50) carry a different authentication (auth_type / auth_pass)",
+        &lb02,
+    );
+    eprintln!("auth mismatch -> finding: {took:?}");
+    assert!(text.contains("set the same authentication"), "{text}");
+}
+
+/// Strict reverse-path filtering on lb02 with the route back to lb01 through eth1: the kernel
+/// drops lb01's adverts as IP_RPFILTER. The finding says so and its sysctl fix clears it; lb02
+/// stays backup throughout, because its elections follow the wire.
+#[test]
+fn rp_filter_drop_is_named_by_the_kernel_reason() {
+    if !require_root("rp_filter_drop_is_named_by_the_kernel_reason") {
+        return;
+    }
+    let lab = Lab::seed();
+    let _lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
+    lab.exec(Host::Lb02, &["ip", "route", "add", "10.0.0.5/32", "via", "172.16.1.7", "dev", "eth1"]);
+    lab.exec(Host::Lb02, &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+    lab.exec(Host::Lb02, &["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1"]);
+    let (text, took) = finding(
+        &lab,
+        Host::Lb02,
+        "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but reverse-path filtering drops them (IP_RPFILTER)",
+        &lb02,
+    );
+    eprintln!("rp_filter drop -> finding: {took:?}");
+    assert!(
+        lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+        "one master behind rp_filter\n{}",
+        lb02.logs()
+    );
+    for line in text.lines().map(str::trim).filter(|l| l.starts_with("sysctl -w")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        lab.exec(Host::Lb02, &words);
+    }
+    cleared(&lab, Host::Lb02, &lb02);
 }

@@ -142,7 +142,11 @@ pub mod counter {
     pub const VLAN: u32 = 13;
     /// Copying the message out of the frame failed (should not happen).
     pub const LOAD_FAILED: u32 = 14;
-    pub const COUNT: u32 = 15;
+    /// VRRP packets of this host the kernel freed as dropped (skb:kfree_skb), reported.
+    pub const KERNEL_DROPS: u32 = 15;
+    /// Such drops that did not fit into the drop ring.
+    pub const KERNEL_DROPS_LOST: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     /// Names, indexed by counter.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -161,11 +165,86 @@ pub mod counter {
         "truncated",
         "vlan",
         "load_failed",
+        "kernel_drops",
+        "kernel_drops_lost",
     ];
+}
+
+/// Drop ring size in bytes: about 1100 drop records, 1 s of a firewall eating adverts from 100
+/// routers at advert_int 0.01.
+pub const DROP_RING_BYTES: u32 = 1 << 16;
+
+/// Where the `skb:kfree_skb` program finds what it reads, in bytes. The kernel's layouts
+/// differ between versions and aya has no CO-RE for Rust programs, so userspace learns them
+/// at load time (the tracepoint's record from tracefs, the structs from BTF) and writes them
+/// into this read-only global before the program is verified.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropProbe {
+    /// Inode of the network namespace whose drops are reported; `DropProbe::UNSET` turns the
+    /// program into a no-op (the tracepoint is global: every namespace's drops pass by).
+    pub netns_inum: u32,
+    /// Offsets in the tracepoint record.
+    pub tp_skbaddr: u32,
+    pub tp_protocol: u32,
+    pub tp_reason: u32,
+    /// struct sk_buff: dev, sk, head, network_header.
+    pub skb_dev: u32,
+    pub skb_sk: u32,
+    pub skb_head: u32,
+    pub skb_network_header: u32,
+    /// struct net_device: nd_net.net, ifindex.
+    pub dev_net: u32,
+    pub dev_ifindex: u32,
+    /// struct sock: __sk_common.skc_net.net.
+    pub sk_net: u32,
+    /// struct net: ns.inum.
+    pub net_inum: u32,
+}
+
+impl DropProbe {
+    pub const UNSET: u32 = u32::MAX;
+    /// Not zero, so the global lands in .rodata, where the loader can patch it.
+    pub const DISABLED: Self = Self {
+        netns_inum: Self::UNSET,
+        tp_skbaddr: Self::UNSET,
+        tp_protocol: Self::UNSET,
+        tp_reason: Self::UNSET,
+        skb_dev: Self::UNSET,
+        skb_sk: Self::UNSET,
+        skb_head: Self::UNSET,
+        skb_network_header: Self::UNSET,
+        dev_net: Self::UNSET,
+        dev_ifindex: Self::UNSET,
+        sk_net: Self::UNSET,
+        net_inum: Self::UNSET,
+    };
+}
+
+/// One VRRP packet of this host that the kernel dropped, with its drop reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DropRecord {
+    /// `bpf_ktime_get_ns()` at the drop.
+    pub ktime_ns: u64,
+    /// The skb's device; 0 when it had none yet (a locally sent packet dropped on output).
+    pub ifindex: u32,
+    /// `enum skb_drop_reason` as a number; its name comes from the tracepoint's format.
+    pub reason: u32,
+    pub family: u16,
+    pub vrid: u8,
+    pub ttl: u8,
+    pub _pad: [u8; 4],
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
 }
 
 #[cfg(feature = "user")]
 mod pod {
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::DropProbe {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::DropRecord {}
     // SAFETY: plain-old-data: `repr(C)`, integers and byte arrays only, every bit pattern valid,
     // padding explicit.
     unsafe impl aya::Pod for super::AdvertRecord {}
@@ -175,3 +254,5 @@ mod pod {
 
 const _: () = assert!(core::mem::size_of::<AdvertRecord>() == 72 + VRRP_CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<WatchKey>() == 8);
+const _: () = assert!(core::mem::size_of::<DropRecord>() == 56);
+const _: () = assert!(core::mem::size_of::<DropProbe>() == 48);

@@ -3,6 +3,10 @@
 //! wire -> here (parse, check, stamp, copy into the ring buffer, count) -> XDP_PASS -> netfilter
 //! -> the daemon's raw socket. It never drops and never modifies a frame: every path returns
 //! XDP_PASS, so a bug here can cost a record, never a packet.
+//!
+//! A second program, on the `skb:kfree_skb` tracepoint, reports VRRP packets of this host's
+//! network namespace that the kernel drops after XDP (netfilter, rp_filter, a full socket), with
+//! the kernel's drop reason. It only reads.
 #![no_std]
 #![no_main]
 
@@ -10,14 +14,14 @@ use core::mem::size_of;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, generated::bpf_xdp_load_bytes},
-    macros::{map, xdp},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, generated::bpf_xdp_load_bytes},
+    macros::{map, tracepoint, xdp},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::XdpContext,
+    programs::{TracePointContext, XdpContext},
 };
 use vrrp_common::{
-    AF_INET, AF_INET6, AdvertRecord, IPPROTO_VRRP, RECORD_FLAG_TRUNCATED, RING_BYTES,
-    VRRP_CAPTURE_LEN, Verdict, WATCH_MAX, WatchKey, counter,
+    AF_INET, AF_INET6, AdvertRecord, DROP_RING_BYTES, DropProbe, DropRecord, IPPROTO_VRRP,
+    RECORD_FLAG_TRUNCATED, RING_BYTES, VRRP_CAPTURE_LEN, Verdict, WATCH_MAX, WatchKey, counter,
 };
 
 #[map]
@@ -29,6 +33,13 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 /// (ifindex, family, vrid) -> unused value. VRID 0 is the wildcard for a whole interface.
 #[map]
 static WATCH: HashMap<WatchKey, u32> = HashMap::with_max_entries(WATCH_MAX, 0);
+
+#[map]
+static DROPS: RingBuf = RingBuf::with_byte_size(DROP_RING_BYTES, 0);
+
+/// Written by the loader before verification (see `DropProbe`); read-only here.
+#[unsafe(no_mangle)]
+static DROP_PROBE: DropProbe = DropProbe::DISABLED;
 
 const ETH_HLEN: usize = 14;
 const ETH_TYPE: usize = 12;
@@ -348,6 +359,112 @@ fn emit(ctx: &XdpContext, l2: &L2, l3: &L3, ifindex: u32, verdict: Verdict, fram
     }
     entry.submit(0);
     count(counter::EMITTED);
+}
+
+#[tracepoint]
+pub fn kfree_skb(ctx: TracePointContext) -> u32 {
+    let _ = try_kfree_skb(&ctx);
+    0
+}
+
+/// Reads a kernel value at `base + offset`; a fault (a freed or odd pointer) is an `Err`.
+#[inline(always)]
+fn kread<T>(base: u64, offset: u32) -> Result<T, i32> {
+    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault handler: a bad address
+    // yields an error, never a fault.
+    unsafe { bpf_probe_read_kernel((base + u64::from(offset)) as *const T) }
+}
+
+#[inline(always)]
+fn try_kfree_skb(ctx: &TracePointContext) -> Result<(), i32> {
+    // SAFETY: a plain read of a global the loader initialised.
+    let p = unsafe { core::ptr::read_volatile(&DROP_PROBE) };
+    if p.netns_inum == DropProbe::UNSET {
+        return Ok(());
+    }
+    // SAFETY: offsets from the tracepoint's own format file; the helper checks the bounds.
+    let protocol: u16 = unsafe { ctx.read_at(p.tp_protocol as usize)? };
+    let family = match protocol {
+        ETH_P_IP => AF_INET,
+        ETH_P_IPV6 => AF_INET6,
+        _ => return Ok(()),
+    };
+    // SAFETY: as above.
+    let skb: u64 = unsafe { ctx.read_at(p.tp_skbaddr as usize)? };
+    let head: u64 = kread(skb, p.skb_head)?;
+    let nh: u16 = kread(skb, p.skb_network_header)?;
+    let ip = head + u64::from(nh);
+    let (proto, ttl, vrrp, addr_at, addr_len) = if family == AF_INET {
+        let ver_ihl: u8 = kread(ip, 0)?;
+        let ihl = u64::from(ver_ihl & 0x0f) * 4;
+        (
+            kread::<u8>(ip, ipv4::PROTO as u32)?,
+            kread::<u8>(ip, ipv4::TTL as u32)?,
+            ip + ihl,
+            ipv4::SRC as u32,
+            4u32,
+        )
+    } else {
+        (
+            kread::<u8>(ip, ipv6::NEXT_HEADER as u32)?,
+            kread::<u8>(ip, ipv6::HOP_LIMIT as u32)?,
+            ip + ipv6::HLEN as u64,
+            ipv6::SRC as u32,
+            16u32,
+        )
+    };
+    if proto != IPPROTO_VRRP {
+        return Ok(());
+    }
+    // Whose drop is it? Received packets have a device; a locally sent one dropped before
+    // ip_output() has none yet, but has its socket.
+    let dev: u64 = kread(skb, p.skb_dev)?;
+    let net: u64 = if dev != 0 {
+        kread(dev, p.dev_net)?
+    } else {
+        let sk: u64 = kread(skb, p.skb_sk)?;
+        if sk == 0 {
+            return Ok(());
+        }
+        kread(sk, p.sk_net)?
+    };
+    if net == 0 || kread::<u32>(net, p.net_inum)? != p.netns_inum {
+        return Ok(());
+    }
+    count(counter::KERNEL_DROPS);
+    let Some(mut entry) = DROPS.reserve::<DropRecord>(0) else {
+        count(counter::KERNEL_DROPS_LOST);
+        return Ok(());
+    };
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    if addr_len == 4 {
+        src[..4].copy_from_slice(&kread::<[u8; 4]>(ip, addr_at).unwrap_or([0; 4]));
+        dst[..4].copy_from_slice(&kread::<[u8; 4]>(ip, addr_at + 4).unwrap_or([0; 4]));
+    } else {
+        src = kread::<[u8; 16]>(ip, addr_at).unwrap_or([0; 16]);
+        dst = kread::<[u8; 16]>(ip, addr_at + 16).unwrap_or([0; 16]);
+    }
+    // SAFETY: a helper without arguments.
+    let ktime_ns = unsafe { bpf_ktime_get_ns() };
+    entry.write(DropRecord {
+        ktime_ns,
+        ifindex: if dev != 0 {
+            kread(dev, p.dev_ifindex).unwrap_or(0)
+        } else {
+            0
+        },
+        // SAFETY: as for `protocol`.
+        reason: unsafe { ctx.read_at::<u32>(p.tp_reason as usize) }.unwrap_or(0),
+        family,
+        vrid: kread::<u8>(vrrp, VRRP_VRID as u32).unwrap_or(0),
+        ttl,
+        _pad: [0; 4],
+        src,
+        dst,
+    });
+    entry.submit(0);
+    Ok(())
 }
 
 #[cfg(not(test))]

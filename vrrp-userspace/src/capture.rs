@@ -8,20 +8,25 @@
 use std::{collections::HashMap as StdHashMap, io, os::fd::AsRawFd as _};
 
 use aya::{
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{ProgramError, Xdp, XdpMode},
+    programs::{ProgramError, TracePoint, Xdp, XdpMode},
 };
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
 use vrrp_common::{WatchKey, counter};
 
-use crate::{caps, record::WireAdvert};
+use crate::{
+    caps,
+    drops::{self, Drop, Format},
+    record::WireAdvert,
+};
 
 /// The XDP object, aligned as aya needs it.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrrp"));
 const PROGRAM: &str = "vrrp";
+const DROP_PROGRAM: &str = "kfree_skb";
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -109,6 +114,8 @@ pub struct Capture {
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
     watch: HashMap<MapData, WatchKey, u32>,
+    /// The drop-reason probe's ring and reason names, or why it does not run.
+    drops: Result<(RingBuf<MapData>, Format), String>,
     attached: Vec<Attached>,
     names: StdHashMap<u32, String>,
     ebpf: Ebpf,
@@ -119,9 +126,54 @@ impl Capture {
     /// CAP_SYS_ADMIN); says which are missing instead of failing on the first map.
     /// Must be called inside a tokio runtime (the ring buffer registers with its reactor).
     pub fn load() -> Result<Self, CaptureError> {
+        Self::load_inner(None)
+    }
+
+    /// As `load`, and also runs the `skb:kfree_skb` probe, which names the kernel's reason for
+    /// every VRRP packet of this network namespace it drops. When the probe cannot run (no
+    /// tracefs, no BTF, a kernel without drop reasons), says why once, at warn level, and goes
+    /// on: the wire-versus-socket counts still show the loss, without the kernel's reason.
+    pub fn load_with_drop_reasons() -> Result<Self, CaptureError> {
+        let probe = drops::discover().map_err(|e| e.to_string());
+        let mut capture = Self::load_inner(Some(probe))?;
+        if let Err(why) = &capture.drops {
+            warn!("kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}");
+        } else if let Err(why) = capture.attach_drop_probe() {
+            warn!("kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}");
+            capture.drops = Err(why);
+        } else {
+            info!("drop-reason probe attached to skb:kfree_skb");
+        }
+        Ok(capture)
+    }
+
+    fn attach_drop_probe(&mut self) -> Result<(), String> {
+        let program: &mut TracePoint = self
+            .ebpf
+            .program_mut(DROP_PROGRAM)
+            .ok_or("the object has no kfree_skb program")?
+            .try_into()
+            .map_err(|e: ProgramError| e.to_string())?;
+        program.load().map_err(|e| format!("loading the kfree_skb program: {e}"))?;
+        program
+            .attach("skb", "kfree_skb")
+            .map_err(|e| format!("attaching to skb:kfree_skb: {e}"))?;
+        Ok(())
+    }
+
+    fn load_inner(
+        probe: Option<Result<(vrrp_common::DropProbe, Format), String>>,
+    ) -> Result<Self, CaptureError> {
         caps::require(&[caps::Cap::Bpf, caps::Cap::Perfmon, caps::Cap::NetAdmin])?;
         raise_memlock();
-        let mut ebpf = Ebpf::load(OBJECT).map_err(|source| {
+        let values = match &probe {
+            Some(Ok((values, _))) => *values,
+            _ => vrrp_common::DropProbe::DISABLED,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global("DROP_PROBE", &values, true)
+            .load(OBJECT)
+            .map_err(|source| {
             let hint = if is_eperm(&source) {
                 "; the kernel refused it (EPERM): run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
             } else {
@@ -148,6 +200,15 @@ impl Capture {
                 name: "WATCH",
                 source,
             })?;
+        let drops = match probe {
+            Some(Ok((_, format))) => match map(&mut ebpf, "DROPS").map(RingBuf::try_from) {
+                Ok(Ok(ring)) => Ok((ring, format)),
+                Ok(Err(e)) => Err(format!("map DROPS: {e}")),
+                Err(e) => Err(e.to_string()),
+            },
+            Some(Err(why)) => Err(why),
+            None => Err("not asked for".to_owned()),
+        };
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(CaptureError::Missing("XDP program"))?
@@ -163,6 +224,7 @@ impl Capture {
             ring,
             counters,
             watch,
+            drops,
             attached: Vec::new(),
             names: StdHashMap::new(),
             ebpf,
@@ -262,6 +324,24 @@ impl Capture {
                 Err(_) => *bad += 1,
             }
         }
+    }
+
+    /// Takes every drop the kernel reported since the last call, with the reason's name.
+    /// Nothing when the probe does not run.
+    pub fn drain_drops(&mut self, out: &mut Vec<(Drop, String)>) {
+        if let Ok((ring, format)) = &mut self.drops {
+            while let Some(item) = ring.next() {
+                if let Some(d) = Drop::decode(&item) {
+                    let name = format.reason(d.reason);
+                    out.push((d, name));
+                }
+            }
+        }
+    }
+
+    /// Whether the drop-reason probe runs, or why not.
+    pub fn drop_probe(&self) -> Result<(), &str> {
+        self.drops.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
     /// Waits until the ring has records, then drains it.

@@ -121,6 +121,10 @@ pub struct SourceStats {
     pub auth: String,
     /// Why adverts from this source were not acted on, with the last time.
     pub dropped: HashMap<String, (u64, u64)>,
+    /// The kernel's drop reasons (skb:kfree_skb) for its adverts, with the last time.
+    pub kernel_drops: HashMap<String, (u64, u64)>,
+    /// Where its last advert went (the group, or us for unicast).
+    pub dst: Option<IpAddr>,
 }
 
 /// Counters per instance (RFC 6527's statistics, and vrrpd's own).
@@ -134,6 +138,8 @@ pub struct Stats {
     pub send_refused: u64,
     #[serde(skip)]
     pub send_refused_last_ns: u64,
+    /// The kernel's drop reasons for our own adverts (on output), with the last time.
+    pub kernel_drops: HashMap<String, (u64, u64)>,
 }
 
 struct Inst {
@@ -256,7 +262,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 impl Daemon {
     async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect()?;
-        let capture = Capture::load()?;
+        let capture = Capture::load_with_drop_reasons()?;
         let (track_tx, track_rx) = tokio::sync::mpsc::channel(256);
         let (findings_tx, findings_rx) = tokio::sync::mpsc::channel(4);
         let (socket_tx, socket_adverts_rx) = tokio::sync::mpsc::channel(1024);
@@ -711,6 +717,7 @@ impl Daemon {
         loop {
             let now = monotonic_ns();
             if now >= next_sample {
+                self.handle_drops(now);
                 self.sample(now);
                 next_sample = now + SAMPLE_EVERY_NS;
                 // The diagnosis runs beside the loop (it may run nft and ping).
@@ -768,6 +775,7 @@ impl Daemon {
                         }
                         // Reading the ruleset runs nft: off the main loop.
                         crate::control::Command::Diagnose => {
+                            self.handle_drops(monotonic_ns());
                             let (window, sources, ours) = self.diagnose_input();
                             tokio::spawn(async move {
                                 let _ = req.reply.send(diagnose(window, sources, ours).await);
@@ -818,6 +826,7 @@ impl Daemon {
             }
             s.wire += 1;
             s.last_seen_ns = w.ktime_ns;
+            s.dst = Some(w.dst);
         }
         if !self.subscribers.is_empty() {
             let ifname = self.capture.ifname(w.ifindex).unwrap_or("?");
@@ -1235,6 +1244,39 @@ impl Daemon {
         self.findings = found;
     }
 
+    /// Files the kernel's drops (skb:kfree_skb) under the source or instance they belong to.
+    fn handle_drops(&mut self, now: u64) {
+        let mut drops = Vec::new();
+        self.capture.drain_drops(&mut drops);
+        for (d, reason) in drops {
+            if crate::drops::is_benign(&reason) {
+                continue;
+            }
+            debug!(src = %d.src, dst = %d.dst, vrid = d.vrid, ifindex = d.ifindex, %reason, "kernel dropped a VRRP packet");
+            let bump = |m: &mut HashMap<String, (u64, u64)>| {
+                let e = m.entry(reason.clone()).or_default();
+                e.0 += 1;
+                e.1 = now;
+            };
+            if let Some(inst) = self
+                .instances
+                .iter_mut()
+                .find(|i| i.src == d.src && i.cfg.vrid == d.vrid)
+            {
+                bump(&mut inst.stats.kernel_drops);
+            } else if let Some(s) = self.sources.get_mut(&(d.ifindex, d.src)) {
+                bump(&mut s.kernel_drops);
+            } else if let Some(s) = self
+                .sources
+                .iter_mut()
+                .find(|((_, src), s)| *src == d.src && s.vrid == d.vrid)
+                .map(|(_, s)| s)
+            {
+                bump(&mut s.kernel_drops);
+            }
+        }
+    }
+
     fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
         self.socket_counts
             .lock()
@@ -1286,12 +1328,9 @@ impl Daemon {
                     interval_cs: s.interval_cs,
                     wire: s.wire.saturating_sub(w0),
                     socket: self.socket_count(k).saturating_sub(s0),
-                    dropped: s
-                        .dropped
-                        .iter()
-                        .filter(|(_, (_, last))| *last >= since)
-                        .map(|(r, (n, _))| (r.clone(), *n))
-                        .collect(),
+                    dropped: recent(&s.dropped, since),
+                    kernel_drops: recent(&s.kernel_drops, since),
+                    dst: s.dst,
                     auth: s.auth.clone(),
                     last_seen_s: now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
                     interval_mean_s: mean_jitter(&s.gaps).map(|m| m.0),
@@ -1325,6 +1364,7 @@ impl Daemon {
                     0
                 },
                 sent: i.stats.adverts_sent,
+                kernel_drops: recent(&i.stats.kernel_drops, since),
             })
             .collect();
         (window_s.max(1), sources, ours)
@@ -1403,6 +1443,10 @@ impl Daemon {
             "sources": sources,
             "findings": self.findings,
             "interfaces": self.capture.attached(),
+            "drop_reasons": match self.capture.drop_probe() {
+                Ok(()) => "skb:kfree_skb".to_owned(),
+                Err(why) => format!("unavailable: {why}"),
+            },
             "xdp": xdp,
         })
     }
@@ -1505,6 +1549,17 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
+/// Reasons seen since `since`, with their totals.
+fn recent(m: &HashMap<String, (u64, u64)>, since: u64) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = m
+        .iter()
+        .filter(|(_, (_, last))| *last >= since)
+        .map(|(r, (n, _))| (r.clone(), *n))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
 fn note_drop(
     sources: &mut HashMap<(u32, IpAddr), SourceStats>,
     w: &WireAdvert,
@@ -1531,14 +1586,22 @@ async fn diagnose(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
-    let rp = |ifname: &str| {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter"))
+    let mut kernel = crate::diag::Kernel::default();
+    for s in &sources {
+        let path = format!("/proc/sys/net/ipv4/conf/{}/rp_filter", s.ifname);
+        if let Some(v) = std::fs::read_to_string(path)
             .ok()
-            .and_then(|s| s.trim().parse().ok())
-    };
-    let mut found = crate::diag::findings(&host, window_s, &sources, &ours, &[], &rp);
+            .and_then(|t| t.trim().parse().ok())
+        {
+            kernel.rp_filter.insert(s.ifname.clone(), v);
+        }
+    }
+    if let Ok(igmp) = std::fs::read_to_string("/proc/net/igmp") {
+        let igmp6 = std::fs::read_to_string("/proc/net/igmp6").unwrap_or_default();
+        kernel.groups = Some(crate::diag::multicast_groups(&igmp, &igmp6));
+    }
+    let mut found = crate::diag::findings(&host, window_s, &sources, &ours, &kernel);
     // The ruleset only matters when something is lost in the kernel: run nft only then.
-    let mut rules = Vec::new();
     if found
         .iter()
         .any(|f| f.kind == "lost-after-xdp" || f.kind == "dropped-on-output")
@@ -1553,18 +1616,18 @@ async fn diagnose(
         if let Ok(Ok(out)) = ruleset
             && out.status.success()
         {
-            rules = serde_json::from_slice(&out.stdout)
+            kernel.drop_rules = serde_json::from_slice(&out.stdout)
                 .map(|v| crate::diag::vrrp_drop_rules(&v))
                 .unwrap_or_default();
         }
-        found = crate::diag::findings(&host, window_s, &sources, &ours, &rules, &rp);
+        found = crate::diag::findings(&host, window_s, &sources, &ours, &kernel);
     }
     serde_json::json!({
         "version": crate::control::PROTOCOL_VERSION,
         "window_s": window_s,
         "findings": found,
         "sources": sources,
-        "drop_rules": rules,
+        "drop_rules": kernel.drop_rules,
     })
 }
 

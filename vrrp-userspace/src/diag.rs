@@ -2,7 +2,7 @@
 //! VRRP socket (after netfilter) into one sentence per problem, with the rule that fixes it.
 //! Pure: the daemon gathers the numbers and the ruleset, this decides what they mean.
 
-use std::net::IpAddr;
+use std::{collections::HashMap, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,12 @@ pub struct SourceWindow {
     pub silent: bool,
     #[serde(default)]
     pub answers_ping: Option<bool>,
+    /// The kernel's drop reasons for its adverts in the window (skb:kfree_skb), most first.
+    #[serde(default)]
+    pub kernel_drops: Vec<(String, u64)>,
+    /// Where its adverts go (the group, or this host for unicast).
+    #[serde(default)]
+    pub dst: Option<IpAddr>,
 }
 
 /// One of our instances, as far as the diagnosis needs it.
@@ -59,6 +65,61 @@ pub struct Ours {
     pub send_refused: u64,
     #[serde(default)]
     pub sent: u64,
+    /// The kernel's drop reasons for our adverts in the window, most first.
+    #[serde(default)]
+    pub kernel_drops: Vec<(String, u64)>,
+}
+
+/// What the host's kernel is configured to do with VRRP, gathered by the caller.
+#[derive(Clone, Debug, Default)]
+pub struct Kernel {
+    /// Firewall rules and policies that drop VRRP.
+    pub drop_rules: Vec<DropRule>,
+    /// Interface -> net.ipv4.conf.<if>.rp_filter.
+    pub rp_filter: HashMap<String, u8>,
+    /// (interface, group) memberships from /proc/net/igmp and igmp6; None when unreadable.
+    pub groups: Option<Vec<(String, IpAddr)>>,
+}
+
+/// The multicast groups each interface has joined, from /proc/net/igmp and /proc/net/igmp6.
+pub fn multicast_groups(igmp: &str, igmp6: &str) -> Vec<(String, IpAddr)> {
+    let mut out = Vec::new();
+    // igmp: "2\teth0      :     2      V3" then "\t\t\t\t120000E0     1 0:00000000\t\t0",
+    // the group printed as the raw __be32 in hex.
+    let mut dev = String::new();
+    for line in igmp.lines().skip(1) {
+        if !line.starts_with(char::is_whitespace) {
+            dev = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end_matches(':')
+                .to_owned();
+        } else if let Some(hex) = line.split_whitespace().next()
+            && let Ok(raw) = u32::from_str_radix(hex, 16)
+        {
+            out.push((dev.clone(), IpAddr::from(raw.to_ne_bytes())));
+        }
+    }
+    // igmp6: "2    eth0            ff020000000000000000000000000012     1 00000004 0"
+    for line in igmp6.lines() {
+        let mut f = line.split_whitespace();
+        if let (Some(_), Some(dev), Some(hex)) = (f.next(), f.next(), f.next())
+            && hex.len() == 32
+            && let Ok(raw) = u128::from_str_radix(hex, 16)
+        {
+            out.push((dev.to_owned(), IpAddr::from(raw.to_be_bytes())));
+        }
+    }
+    out
+}
+
+/// "NETFILTER_DROP 10, IP_RPFILTER 2" or "".
+fn reasons_text(r: &[(String, u64)]) -> String {
+    r.iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A firewall rule or chain policy that drops VRRP, from `nft -j list ruleset`.
@@ -103,8 +164,7 @@ pub fn findings(
     window_s: u64,
     sources: &[SourceWindow],
     ours: &[Ours],
-    drop_rules: &[DropRule],
-    rp_filter: &dyn Fn(&str) -> Option<u8>,
+    kernel: &Kernel,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for s in sources {
@@ -120,67 +180,7 @@ pub fn findings(
         );
         // 1. On the wire, not at the socket: something after XDP eats them.
         if s.wire >= MIN_LOST && s.socket * 2 < s.wire {
-            let (v4, l4) = if s.src.is_ipv4() {
-                ("ipv4", "ip protocol vrrp")
-            } else {
-                ("ipv6", "meta l4proto vrrp")
-            };
-            let group = if s.src.is_ipv4() {
-                "224.0.0.18"
-            } else {
-                "ff02::12"
-            };
-            let iptables = if s.src.is_ipv4() {
-                "iptables"
-            } else {
-                "ip6tables"
-            };
-            let mut fix = Vec::new();
-            let input: Vec<&DropRule> = drop_rules
-                .iter()
-                .filter(|r| r.hook == "input" || r.hook == "prerouting")
-                .collect();
-            let cause = if let Some(r) = input.first() {
-                let what = r.handle.map_or_else(
-                    || format!("the policy of chain {} {} {}", r.family, r.table, r.chain),
-                    |h| format!("rule {h} in {} {} {}", r.family, r.table, r.chain),
-                );
-                fix.push(format!(
-                    "nft insert rule {} {} {} {l4} accept",
-                    r.family, r.table, r.chain
-                ));
-                format!("netfilter drops them ({what})")
-            } else if rp_filter(&s.ifname) == Some(1) {
-                format!(
-                    "no firewall rule matches VRRP, but rp_filter on {} is strict (1)",
-                    s.ifname
-                )
-            } else {
-                "something in the kernel after XDP drops them (netfilter, rp_filter, the socket)"
-                    .to_owned()
-            };
-            if input.is_empty() {
-                fix.push(format!("nft insert rule inet filter input {l4} accept"));
-            }
-            fix.push(format!(
-                "{iptables} -I INPUT -i {} -d {group} -p vrrp -j ACCEPT",
-                s.ifname
-            ));
-            fix.push(format!("firewall-cmd --direct --add-rule {v4} filter INPUT 0 --in-interface {} --destination {group} --protocol vrrp -j ACCEPT", s.ifname));
-            if rp_filter(&s.ifname) == Some(1) && input.is_empty() {
-                fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
-            }
-            out.push(Finding {
-                kind: "lost-after-xdp".to_owned(),
-                ifname: s.ifname.clone(),
-                source: Some(s.src),
-                vrid: s.vrid,
-                message: format!(
-                    "{who} reach the wire but {cause}: {} seen by XDP, {} delivered to the VRRP socket in the last {window_s} s. vrrpd's elections follow the wire, so this does not split the brain here; keepalived's would. Allow them:",
-                    s.wire, s.socket
-                ),
-                fix,
-            });
+            out.push(lost_after_xdp(&who, window_s, s, kernel));
         }
         // 2. Peers that disagree with us.
         for (reason, n) in &s.dropped {
@@ -251,55 +251,183 @@ pub fn findings(
         }
     }
     for o in ours {
-        // 5. Our own adverts dropped on output: sendto() fails with EPERM.
-        if o.send_refused > 0 {
-            let (l4, group, iptables, v4) = if o.src.is_ipv4() {
-                ("ip protocol vrrp", "224.0.0.18", "iptables", "ipv4")
-            } else {
-                ("meta l4proto vrrp", "ff02::12", "ip6tables", "ipv6")
-            };
-            let output: Vec<&DropRule> = drop_rules
-                .iter()
-                .filter(|r| r.hook == "output" || r.hook == "postrouting")
-                .collect();
-            let mut fix = Vec::new();
-            let what = if let Some(r) = output.first() {
-                fix.push(format!(
-                    "nft insert rule {} {} {} {l4} accept",
-                    r.family, r.table, r.chain
-                ));
-                r.handle.map_or_else(
-                    || {
-                        format!(
-                            " (the policy of chain {} {} {})",
-                            r.family, r.table, r.chain
-                        )
-                    },
-                    |h| format!(" (rule {h} in {} {} {})", r.family, r.table, r.chain),
-                )
-            } else {
-                fix.push(format!("nft insert rule inet filter output {l4} accept"));
-                String::new()
-            };
-            fix.push(format!(
-                "{iptables} -I OUTPUT -o {} -d {group} -p vrrp -j ACCEPT",
-                o.ifname
-            ));
-            fix.push(format!("firewall-cmd --direct --add-rule {v4} filter OUTPUT 0 --out-interface {} --destination {group} --protocol vrrp -j ACCEPT", o.ifname));
-            out.push(Finding {
-                kind: "dropped-on-output".to_owned(),
-                ifname: o.ifname.clone(),
-                source: Some(o.src),
-                vrid: o.vrid,
-                message: format!(
-                    "{host} {}: our own adverts ({}, VRID {}) are dropped on output by netfilter{what}: the kernel refused {} sends in the last {window_s} s, so the other routers do not hear us. Allow them:",
-                    o.ifname, o.name, o.vrid, o.send_refused
-                ),
-                fix,
-            });
+        // 5. Our own adverts dropped on output: sendto() fails with EPERM (netfilter), or the
+        // kernel reports the drop (a qdisc, tc, a full queue) after a successful send.
+        let kernel_dropped: u64 = o.kernel_drops.iter().map(|(_, n)| n).sum();
+        if o.send_refused > 0 || kernel_dropped > 0 {
+            out.push(dropped_on_output(host, window_s, o, kernel_dropped, kernel));
         }
     }
     out
+}
+
+fn family_words(src: IpAddr) -> (&'static str, &'static str, &'static str, &'static str) {
+    if src.is_ipv4() {
+        ("ipv4", "ip protocol vrrp", "224.0.0.18", "iptables")
+    } else {
+        ("ipv6", "meta l4proto vrrp", "ff02::12", "ip6tables")
+    }
+}
+
+fn rule_text(r: &DropRule) -> String {
+    r.handle.map_or_else(
+        || format!("the policy of chain {} {} {}", r.family, r.table, r.chain),
+        |h| format!("rule {h} in {} {} {}", r.family, r.table, r.chain),
+    )
+}
+
+fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -> Finding {
+    let (v4, l4, group, iptables) = family_words(s.src);
+    let input = kernel
+        .drop_rules
+        .iter()
+        .find(|r| r.hook == "input" || r.hook == "prerouting");
+    let reason = s.kernel_drops.first().map(|(r, _)| r.as_str());
+    let rp_strict = kernel.rp_filter.get(&s.ifname) == Some(&1);
+    let unjoined = s.dst.filter(IpAddr::is_multicast).filter(|d| {
+        kernel
+            .groups
+            .as_ref()
+            .is_some_and(|g| !g.iter().any(|(i, a)| *i == s.ifname && a == d))
+    });
+    let mut fix = Vec::new();
+    let mut firewall_fix = false;
+    let cause = match (reason, input) {
+        (Some("NETFILTER_DROP") | None, Some(r)) => {
+            fix.push(format!(
+                "nft insert rule {} {} {} {l4} accept",
+                r.family, r.table, r.chain
+            ));
+            firewall_fix = true;
+            match reason {
+                Some(name) => format!("netfilter drops them ({name}, input; {})", rule_text(r)),
+                None => format!("netfilter drops them ({})", rule_text(r)),
+            }
+        }
+        (Some("NETFILTER_DROP"), None) => {
+            firewall_fix = true;
+            fix.push(format!("nft insert rule inet filter input {l4} accept"));
+            "netfilter drops them (NETFILTER_DROP, input; no nftables rule names VRRP: look for a catch-all drop or iptables-legacy)".to_owned()
+        }
+        (Some("IP_RPFILTER"), _) => {
+            fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
+            fix.push("sysctl -w net.ipv4.conf.all.rp_filter=2".to_owned());
+            format!(
+                "reverse-path filtering drops them (IP_RPFILTER): net.ipv4.conf.{}.rp_filter is strict and the route back to {} is not through {}",
+                s.ifname, s.src, s.ifname
+            )
+        }
+        (Some("SOCKET_RCVBUFF"), _) => "the VRRP socket's receive queue overflows (SOCKET_RCVBUFF): vrrpd does not read fast enough (a throttled or starved process; see its CPU)".to_owned(),
+        (Some(other), _) => format!("the kernel drops them ({other})"),
+        (None, None) if unjoined.is_some() => {
+            let g = unjoined.map(|g| g.to_string()).unwrap_or_default();
+            fix.push(format!("ip maddr show dev {}   # {g} must be listed; restart vrrpd to join it again", s.ifname));
+            format!(
+                "this host is not a member of {g} on {} (no multicast membership), so the kernel does not deliver them",
+                s.ifname
+            )
+        }
+        (None, None) if rp_strict => {
+            firewall_fix = true;
+            fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
+            format!(
+                "no firewall rule matches VRRP, but rp_filter on {} is strict (1)",
+                s.ifname
+            )
+        }
+        (None, None) => {
+            firewall_fix = true;
+            fix.push(format!("nft insert rule inet filter input {l4} accept"));
+            "something in the kernel after XDP drops them (netfilter, rp_filter, the socket)"
+                .to_owned()
+        }
+    };
+    if firewall_fix {
+        fix.push(format!(
+            "{iptables} -I INPUT -i {} -d {group} -p vrrp -j ACCEPT",
+            s.ifname
+        ));
+        fix.push(format!("firewall-cmd --direct --add-rule {v4} filter INPUT 0 --in-interface {} --destination {group} --protocol vrrp -j ACCEPT", s.ifname));
+    }
+    let kernel_said = if s.kernel_drops.is_empty() {
+        String::new()
+    } else {
+        format!(", the kernel's drop reasons: {}", reasons_text(&s.kernel_drops))
+    };
+    Finding {
+        kind: "lost-after-xdp".to_owned(),
+        ifname: s.ifname.clone(),
+        source: Some(s.src),
+        vrid: s.vrid,
+        message: format!(
+            "{who} reach the wire but {cause}: {} seen by XDP, {} delivered to the VRRP socket in the last {window_s} s{kernel_said}. vrrpd's elections follow the wire, so this does not split the brain here; keepalived's would. {}",
+            s.wire, s.socket, if firewall_fix { "Allow them:" } else if fix.is_empty() { "" } else { "Fix:" }
+        ),
+        fix,
+    }
+}
+
+fn dropped_on_output(
+    host: &str,
+    window_s: u64,
+    o: &Ours,
+    kernel_dropped: u64,
+    kernel: &Kernel,
+) -> Finding {
+    let (v4, l4, group, iptables) = family_words(o.src);
+    let reason = o.kernel_drops.first().map(|(r, _)| r.as_str());
+    let output = kernel
+        .drop_rules
+        .iter()
+        .find(|r| r.hook == "output" || r.hook == "postrouting");
+    let mut fix = Vec::new();
+    let netfilter = o.send_refused > 0 || reason == Some("NETFILTER_DROP");
+    let what = if netfilter {
+        let named = reason.map(|n| format!("{n}, output")).unwrap_or_default();
+        let rule = if let Some(r) = output {
+            fix.push(format!(
+                "nft insert rule {} {} {} {l4} accept",
+                r.family, r.table, r.chain
+            ));
+            rule_text(r)
+        } else {
+            fix.push(format!("nft insert rule inet filter output {l4} accept"));
+            String::new()
+        };
+        fix.push(format!(
+            "{iptables} -I OUTPUT -o {} -d {group} -p vrrp -j ACCEPT",
+            o.ifname
+        ));
+        fix.push(format!("firewall-cmd --direct --add-rule {v4} filter OUTPUT 0 --out-interface {} --destination {group} --protocol vrrp -j ACCEPT", o.ifname));
+        let detail = [named, rule]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if detail.is_empty() {
+            "by netfilter".to_owned()
+        } else {
+            format!("by netfilter ({detail})")
+        }
+    } else {
+        format!("by the kernel ({})", reasons_text(&o.kernel_drops))
+    };
+    let count = if o.send_refused > 0 {
+        format!("the kernel refused {} sends", o.send_refused)
+    } else {
+        format!("the kernel dropped {kernel_dropped} after sending")
+    };
+    Finding {
+        kind: "dropped-on-output".to_owned(),
+        ifname: o.ifname.clone(),
+        source: Some(o.src),
+        vrid: o.vrid,
+        message: format!(
+            "{host} {}: our own adverts ({}, VRID {}) are dropped on output {what}: {count} in the last {window_s} s, so the other routers do not hear us.{}",
+            o.ifname, o.name, o.vrid, if netfilter { " Allow them:" } else { "" }
+        ),
+        fix,
+    }
 }
 
 /// Rules (and input-chain policies) in `nft -j list ruleset` that drop VRRP.
@@ -379,6 +507,8 @@ mod tests {
             socket_total: socket,
             silent: false,
             answers_ping: None,
+            kernel_drops: Vec::new(),
+            dst: Some("224.0.0.18".parse().expect("a")),
         }
     }
 
@@ -394,6 +524,7 @@ mod tests {
             src: "10.0.0.6".parse().expect("a"),
             send_refused: 0,
             sent: 10,
+            kernel_drops: Vec::new(),
         }
     }
 
@@ -411,8 +542,10 @@ mod tests {
             10,
             &[src(10, 0, vec![])],
             &[ours(false)],
-            &rules,
-            &|_| Some(0),
+            &Kernel {
+                drop_rules: rules,
+                ..Kernel::default()
+            },
         );
         assert_eq!(f.len(), 1);
         assert!(f[0].message.starts_with("lb02 eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule 3 in inet lab input): 10 seen by XDP, 0 delivered"), "{}", f[0]);
@@ -431,8 +564,7 @@ mod tests {
                 10,
                 &[src(10, 10, vec![])],
                 &[ours(false)],
-                &[],
-                &|_| Some(0)
+                &Kernel::default()
             )
             .is_empty()
         );
@@ -445,8 +577,7 @@ mod tests {
             10,
             &[src(10, 10, vec![("IntervalMismatch".into(), 10)])],
             &[ours(false)],
-            &[],
-            &|_| None,
+            &Kernel::default(),
         );
         assert_eq!(f[0].kind, "interval-mismatch");
         let f = findings(
@@ -454,8 +585,7 @@ mod tests {
             10,
             &[src(10, 10, vec![("AuthMismatch".into(), 10)])],
             &[ours(false)],
-            &[],
-            &|_| None,
+            &Kernel::default(),
         );
         assert_eq!(f[0].kind, "auth-mismatch");
     }
@@ -471,7 +601,16 @@ mod tests {
             hook: "output".into(),
             handle: Some(4),
         }];
-        let f = findings("lb01", 10, &[], &[o], &rules, &|_| None);
+        let f = findings(
+            "lb01",
+            10,
+            &[],
+            &[o],
+            &Kernel {
+                drop_rules: rules,
+                ..Kernel::default()
+            },
+        );
         assert_eq!(f[0].kind, "dropped-on-output");
         assert!(
             f[0].message
@@ -487,20 +626,90 @@ mod tests {
         quiet.silent = true;
         quiet.answers_ping = Some(true);
         assert_eq!(
-            findings("lb02", 10, &[quiet.clone()], &[ours(true)], &[], &|_| None)[0].kind,
+            findings("lb02", 10, &[quiet.clone()], &[ours(true)], &Kernel::default())[0].kind,
             "lost-on-network"
         );
         let mut lower = quiet.clone();
         lower.priority = 50;
         assert!(
-            findings("lb02", 10, &[lower], &[ours(true)], &[], &|_| None).is_empty(),
+            findings("lb02", 10, &[lower], &[ours(true)], &Kernel::default()).is_empty(),
             "a backup that yielded to us is quiet by design"
         );
         quiet.answers_ping = Some(false);
         assert!(
-            findings("lb02", 10, &[quiet], &[ours(true)], &[], &|_| None).is_empty(),
+            findings("lb02", 10, &[quiet], &[ours(true)], &Kernel::default()).is_empty(),
             "a dead peer is a failover, not a finding"
         );
+    }
+
+    #[test]
+    fn kernel_reasons_name_the_cause() {
+        let mut s = src(10, 0, vec![]);
+        s.kernel_drops = vec![("NETFILTER_DROP".into(), 10)];
+        let rules = vec![DropRule {
+            family: "inet".into(),
+            table: "filter".into(),
+            chain: "input".into(),
+            hook: "input".into(),
+            handle: Some(5),
+        }];
+        let k = Kernel {
+            drop_rules: rules,
+            ..Kernel::default()
+        };
+        let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &k);
+        assert!(
+            f[0].message.contains("but netfilter drops them (NETFILTER_DROP, input; rule 5 in inet filter input)"),
+            "{}",
+            f[0]
+        );
+        assert!(f[0].message.contains("the kernel's drop reasons: NETFILTER_DROP 10"));
+        assert!(f[0].message.ends_with("Allow them:"));
+
+        s.kernel_drops = vec![("IP_RPFILTER".into(), 10)];
+        let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &Kernel::default());
+        assert!(f[0].message.contains("reverse-path filtering drops them (IP_RPFILTER)"), "{}", f[0]);
+        assert_eq!(f[0].fix[0], "sysctl -w net.ipv4.conf.eth0.rp_filter=2");
+        assert!(!f[0].fix.iter().any(|l| l.contains("nft")), "no firewall fix for rp_filter");
+
+        let mut o = ours(true);
+        o.kernel_drops = vec![("QDISC_DROP".into(), 4)];
+        let f = findings("lb01", 10, &[], &[o], &Kernel::default());
+        assert_eq!(f[0].kind, "dropped-on-output");
+        assert!(f[0].message.contains("dropped on output by the kernel (QDISC_DROP 4)"), "{}", f[0]);
+    }
+
+    #[test]
+    fn a_missing_multicast_membership_is_named() {
+        let k = Kernel {
+            groups: Some(vec![("eth1".into(), "224.0.0.18".parse().expect("a"))]),
+            ..Kernel::default()
+        };
+        let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &k);
+        assert!(
+            f[0].message.contains("not a member of 224.0.0.18 on eth0 (no multicast membership)"),
+            "{}",
+            f[0]
+        );
+        let joined = Kernel {
+            groups: Some(vec![("eth0".into(), "224.0.0.18".parse().expect("a"))]),
+            ..Kernel::default()
+        };
+        let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &joined);
+        assert!(f[0].message.contains("something in the kernel after XDP"), "{}", f[0]);
+    }
+
+    #[test]
+    fn reads_proc_net_igmp() {
+        let igmp = "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n1\tlo        :     1      V3\n\t\t\t\t010000E0     1 0:00000000\t\t0\n2\teth0      :     2      V3\n\t\t\t\t120000E0     1 0:00000000\t\t0\n\t\t\t\t010000E0     1 0:00000000\t\t0\n";
+        let igmp6 = "2    eth0            ff020000000000000000000000000012     1 00000004 0\n";
+        let g = multicast_groups(igmp, igmp6);
+        if cfg!(target_endian = "little") {
+            assert!(g.contains(&("eth0".into(), "224.0.0.18".parse().expect("a"))), "{g:?}");
+            assert!(g.contains(&("lo".into(), "224.0.0.1".parse().expect("a"))));
+        }
+        assert!(g.contains(&("eth0".into(), "ff02::12".parse().expect("a"))));
+        assert!(multicast_groups("garbage\n\tzz\n", "1 2 3").is_empty());
     }
 
     #[test]

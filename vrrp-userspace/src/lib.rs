@@ -1,12 +1,14 @@
 //! vrrpd: a VRRP daemon (RFC 5798 / RFC 3768) whose elections are fed by an XDP program that
 //! sees adverts on the wire, before any firewall. See DESIGN.md for the architecture.
 
+pub mod btf;
 pub mod caps;
 pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod diag;
+pub mod drops;
 pub mod fsm;
 pub mod metrics;
 pub mod net;
