@@ -216,7 +216,7 @@ struct Daemon {
     /// Per (ifindex, source): what the wire showed.
     sources: HashMap<(u32, IpAddr), SourceStats>,
     /// (time, wire and socket totals per source) every few seconds: the diagnosis window.
-    samples: VecDeque<(u64, HashMap<(u32, IpAddr), (u64, u64)>)>,
+    samples: VecDeque<Sample>,
     control_rx: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
     started_ns: u64,
     subscribers: Vec<tokio::sync::mpsc::Sender<String>>,
@@ -226,6 +226,35 @@ struct Daemon {
     findings_rx: tokio::sync::mpsc::Receiver<Vec<crate::diag::Finding>>,
     socket_adverts_tx: Option<SocketTx>,
     socket_adverts_rx: tokio::sync::mpsc::Receiver<WireAdvert>,
+}
+
+/// Totals at one moment; the diagnosis window is "now minus the sample 4 to 9 s old".
+struct Sample {
+    at: u64,
+    /// Per source: wire, socket, vrrpd's drop reasons, the kernel's drop reasons.
+    sources: HashMap<(u32, IpAddr), (u64, u64, Totals, Totals)>,
+    /// Per instance (by its source address and VRID): the kernel's drops of our adverts.
+    ours: HashMap<(IpAddr, u8), Totals>,
+}
+
+type Totals = HashMap<String, u64>;
+
+fn totals(m: &HashMap<String, (u64, u64)>) -> Totals {
+    m.iter().map(|(k, (n, _))| (k.clone(), *n)).collect()
+}
+
+/// Counts since `base`, most first; reasons that did not grow are left out.
+fn since_base(now: &HashMap<String, (u64, u64)>, base: Option<&Totals>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = now
+        .iter()
+        .map(|(r, (n, _))| {
+            let before = base.and_then(|b| b.get(r)).copied().unwrap_or(0);
+            (r.clone(), n.saturating_sub(before))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
 }
 
 /// Sources remembered at most (spoofed floods must not grow this without bound).
@@ -1286,14 +1315,33 @@ impl Daemon {
             .unwrap_or(0)
     }
 
-    /// Keeps (wire, socket) totals per source every few seconds: the diagnosis window.
+    /// Keeps the totals per source and instance every few seconds: the diagnosis window.
     fn sample(&mut self, now: u64) {
-        let totals = self
+        let sources = self
             .sources
             .iter()
-            .map(|(k, s)| (*k, (s.wire, self.socket_count(k))))
+            .map(|(k, s)| {
+                (
+                    *k,
+                    (
+                        s.wire,
+                        self.socket_count(k),
+                        totals(&s.dropped),
+                        totals(&s.kernel_drops),
+                    ),
+                )
+            })
             .collect();
-        self.samples.push_back((now, totals));
+        let ours = self
+            .instances
+            .iter()
+            .map(|i| ((i.src, i.cfg.vrid), totals(&i.stats.kernel_drops)))
+            .collect();
+        self.samples.push_back(Sample {
+            at: now,
+            sources,
+            ours,
+        });
         while self.samples.len() > 4 {
             self.samples.pop_front();
         }
@@ -1307,18 +1355,16 @@ impl Daemon {
             .samples
             .iter()
             .rev()
-            .find(|(t, _)| now.saturating_sub(*t) >= 4_000_000_000)
+            .find(|b| now.saturating_sub(b.at) >= 4_000_000_000)
             .or_else(|| self.samples.front());
-        let window_s =
-            base.map_or(now.saturating_sub(self.started_ns), |(t, _)| now - t) / 1_000_000_000;
-        let empty = HashMap::new();
-        let base_totals = base.map_or(&empty, |(_, m)| m);
-        let since = base.map_or(self.started_ns, |(t, _)| *t);
+        let window_s = base.map_or(now.saturating_sub(self.started_ns), |b| now - b.at) / 1_000_000_000;
+        let since = base.map_or(self.started_ns, |b| b.at);
         let sources = self
             .sources
             .iter()
             .map(|(k, s)| {
-                let (w0, s0) = base_totals.get(k).copied().unwrap_or((0, 0));
+                let b = base.and_then(|b| b.sources.get(k));
+                let (w0, s0) = b.map_or((0, 0), |b| (b.0, b.1));
                 crate::diag::SourceWindow {
                     ifname: s.ifname.clone(),
                     src: k.1,
@@ -1328,8 +1374,8 @@ impl Daemon {
                     interval_cs: s.interval_cs,
                     wire: s.wire.saturating_sub(w0),
                     socket: self.socket_count(k).saturating_sub(s0),
-                    dropped: recent(&s.dropped, since),
-                    kernel_drops: recent(&s.kernel_drops, since),
+                    dropped: since_base(&s.dropped, b.map(|b| &b.2)),
+                    kernel_drops: since_base(&s.kernel_drops, b.map(|b| &b.3)),
                     dst: s.dst,
                     auth: s.auth.clone(),
                     last_seen_s: now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
@@ -1364,7 +1410,10 @@ impl Daemon {
                     0
                 },
                 sent: i.stats.adverts_sent,
-                kernel_drops: recent(&i.stats.kernel_drops, since),
+                kernel_drops: since_base(
+                    &i.stats.kernel_drops,
+                    base.and_then(|b| b.ours.get(&(i.src, i.cfg.vrid))),
+                ),
             })
             .collect();
         (window_s.max(1), sources, ours)
@@ -1547,17 +1596,6 @@ impl NonBlock for std::fs::OpenOptions {
     fn custom_flags_nonblock(&mut self) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NONBLOCK)
     }
-}
-
-/// Reasons seen since `since`, with their totals.
-fn recent(m: &HashMap<String, (u64, u64)>, since: u64) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = m
-        .iter()
-        .filter(|(_, (_, last))| *last >= since)
-        .map(|(r, (n, _))| (r.clone(), *n))
-        .collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
 }
 
 fn note_drop(
