@@ -107,6 +107,35 @@ fn iptables_input_drop_with_keepalived_as_master() {
     );
 }
 
+/// nftables drops VRRP on lb02's input, vrrpd on both: lb02 stays backup (its elections follow
+/// the wire), names the rule with the kernel's reason, and the printed nft fix clears it.
+#[test]
+fn nftables_input_drop_between_two_vrrpds() {
+    if !require_root("nftables_input_drop_between_two_vrrpds") {
+        return;
+    }
+    let lab = Lab::seed();
+    let _lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
+    lab.nft_drop_vrrp(Host::Lb02, "input");
+    let (text, took) = finding(
+        &lab,
+        Host::Lb02,
+        "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
+        &lb02,
+    );
+    eprintln!("nftables input drop -> finding: {took:?}");
+    assert!(text.contains(" in inet lab input)"), "{text}");
+    assert!(
+        lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+        "one master behind the firewall\n{}",
+        lb02.logs()
+    );
+    apply_fix(&lab, Host::Lb02, &text, "nft insert rule inet lab input");
+    cleared(&lab, Host::Lb02, &lb02);
+}
+
 /// nftables on lb01 drops our own adverts on output: lb02 no longer hears the master and
 /// takes over (the wire carries nothing: two masters are unavoidable); lb01 names the rule.
 #[test]
