@@ -15,6 +15,8 @@
 //! test panics. Namespaces left by a run that was killed outright are removed by the next run
 //! once their creator's pid is gone. No namespace has a route off the machine.
 
+pub mod observer;
+
 use std::{
     fs, io,
     path::{Path, PathBuf},
@@ -200,6 +202,20 @@ impl Lab {
         // Let daemons send their priority-0 adverts and exit, then make sure.
         thread::sleep(Duration::from_millis(500));
         self.keep = false;
+    }
+
+    /// The pids of every process inside `host`'s namespace (`ip netns pids`).
+    pub fn pids(&self, host: Host) -> Vec<u32> {
+        Command::new("ip")
+            .args(["netns", "pids", &self.ns(host)])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Signals every process inside the lab's namespaces (`ip netns pids`).
