@@ -39,10 +39,7 @@ fn config(host: Host, priority: u8) -> String {
     let base = if host == Host::Lb01 { 150 } else { 100 };
     text.replace("global_defs {", "global_defs {\n  vrrp_version 3")
         .replace("advert_int 1", &format!("advert_int {ADVERT_INT}"))
-        .replace(
-            &format!("priority {base}"),
-            &format!("priority {priority}"),
-        )
+        .replace(&format!("priority {base}"), &format!("priority {priority}"))
 }
 
 /// xorshift64*: reproducible from the printed seed, no dependency.
@@ -86,7 +83,10 @@ const PRIORITY: [u8; 2] = [150, 100];
 
 impl Chaos<'_> {
     fn start(&mut self, i: usize) {
-        self.daemons[i] = Some(self.lab.vrrpd(VRRPD, HOSTS[i], &config(HOSTS[i], PRIORITY[i])));
+        self.daemons[i] = Some(
+            self.lab
+                .vrrpd(VRRPD, HOSTS[i], &config(HOSTS[i], PRIORITY[i])),
+        );
     }
 
     fn daemon(&self, i: usize) -> &Proc {
@@ -124,7 +124,11 @@ impl Chaos<'_> {
             }
             2 => {
                 self.tally.link += 1;
-                let ifname = if self.rng.below(3) == 0 { "eth1" } else { "eth0" };
+                let ifname = if self.rng.below(3) == 0 {
+                    "eth1"
+                } else {
+                    "eth0"
+                };
                 let d = self.rng.millis(300, 1500);
                 self.lab.exec(host, &["ip", "link", "set", ifname, "down"]);
                 std::thread::sleep(d);
@@ -177,7 +181,8 @@ impl Chaos<'_> {
                 return "netem loss 25% delay 10ms";
             }
         }
-        self.lab.exec_ns(sw, &["nft", "add", "table", "bridge", "chaos"]);
+        self.lab
+            .exec_ns(sw, &["nft", "add", "table", "bridge", "chaos"]);
         self.lab.exec_ns(
             sw,
             &[
@@ -193,8 +198,8 @@ impl Chaos<'_> {
         self.lab.exec_ns(
             sw,
             &[
-                "nft", "add", "rule", "bridge", "chaos", "loss", "oifname", port, "numgen", "random",
-                "mod", "100", "<", "25", "drop",
+                "nft", "add", "rule", "bridge", "chaos", "loss", "oifname", port, "numgen",
+                "random", "mod", "100", "<", "25", "drop",
             ],
         );
         "25% loss (nftables numgen; this kernel has no netem)"
@@ -262,7 +267,11 @@ fn chaos_keeps_one_master() {
         let what = chaos.fault();
         let t1 = observer.now();
         windows.push((t0, t1 + GRACE));
-        log.push(format!("{:>8.3}s..{:>8.3}s {what}", t0.as_secs_f64(), t1.as_secs_f64()));
+        log.push(format!(
+            "{:>8.3}s..{:>8.3}s {what}",
+            t0.as_secs_f64(),
+            t1.as_secs_f64()
+        ));
         // Quiet time beyond the grace: the invariants are checked there.
         std::thread::sleep(GRACE + chaos.rng.millis(500, 1500));
     }
@@ -292,21 +301,47 @@ fn chaos_keeps_one_master() {
             chaos.daemon(1).logs()
         )
     };
-    assert!(settled, "the preferred master holds the VIP alone after the chaos\n{}", logs());
-    assert_eq!(st.two_outside, Duration::ZERO, "two holders outside the fault windows\n{}", logs());
-    assert_eq!(st.none_outside, Duration::ZERO, "no holder outside the fault windows\n{}", logs());
-    assert_eq!(chaos.tally.orphan_xdp, 0, "XDP left on an interface after kill -9");
+    assert!(
+        settled,
+        "the preferred master holds the VIP alone after the chaos\n{}",
+        logs()
+    );
+    assert_eq!(
+        st.two_outside,
+        Duration::ZERO,
+        "two holders outside the fault windows\n{}",
+        logs()
+    );
+    assert_eq!(
+        st.none_outside,
+        Duration::ZERO,
+        "no holder outside the fault windows\n{}",
+        logs()
+    );
+    assert_eq!(
+        chaos.tally.orphan_xdp, 0,
+        "XDP left on an interface after kill -9"
+    );
 
     // Stop cleanly: priority 0, VIPs removed, nothing left behind.
     for i in 0..2 {
         let d = chaos.daemons[i].as_mut().expect("running");
         d.signal("TERM");
         let status = d.wait_exit(Duration::from_secs(5));
-        assert!(status.is_some_and(|s| s.success()), "{} exits 0 on SIGTERM\n{}", HOSTS[i].name(), d.logs());
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} exits 0 on SIGTERM\n{}",
+            HOSTS[i].name(),
+            d.logs()
+        );
     }
     for host in HOSTS {
         assert!(!lab.holds(host, VIP), "stale VIP on {}", host.name());
-        assert!(lab.xdp_programs(host).is_empty(), "orphan XDP on {}", host.name());
+        assert!(
+            lab.xdp_programs(host).is_empty(),
+            "orphan XDP on {}",
+            host.name()
+        );
         assert!(
             wait_until(Duration::from_secs(3), || lab.pids(host).is_empty()),
             "processes left in {}: {:?}",

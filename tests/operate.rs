@@ -144,7 +144,7 @@ fn diagnose_names_a_firewall_that_eats_adverts() {
     let text = ask(&lab, Host::Lb02, "diagnose", false);
     assert!(
         text.contains(
-            "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (rule "
+            "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; rule "
         ) && text.contains(" in inet lab input)"),
         "{text}"
     );

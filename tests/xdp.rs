@@ -36,7 +36,11 @@ fn seed_advert(version: Version, vrid: u8) -> Advert {
 }
 
 fn v4_frame(a: &Advert, ttl: u8) -> Vec<u8> {
-    let (src, dst) = (v4([10, 0, 0, 5]), v4([224, 0, 0, 18]));
+    v4_frame_from(a, ttl, v4([10, 0, 0, 5]))
+}
+
+fn v4_frame_from(a: &Advert, ttl: u8, src: IpAddr) -> Vec<u8> {
+    let dst = v4([224, 0, 0, 18]);
     let vrrp = a.emit(src, dst, ChecksumMode::default());
     frame::ethernet(
         frame::virtual_mac(a.vrid, false),
@@ -246,10 +250,14 @@ fn a_full_ring_is_counted_not_fatal() {
         return;
     }
     let h = Harness::new(true);
-    let f = v4_frame(&seed_advert(Version::V2, 50), 255);
-    // 1 MiB ring, 592 bytes a record: 3000 runs overflow it when nobody reads.
-    let (action, _) = h.capture.test_run(&f, 3000).expect("test_run");
-    assert_eq!(action, XDP_PASS);
+    // 1 MiB ring, 592 bytes a record: 3000 records overflow it when nobody reads. Each from its
+    // own (spoofed) source, so that the per-source budget does not stop them first.
+    for i in 0..3000u32 {
+        let [_, _, a, b] = i.to_be_bytes();
+        let f = v4_frame_from(&seed_advert(Version::V2, 50), 255, v4([10, 1, a, b]));
+        let (action, _) = h.capture.test_run(&f, 1).expect("test_run");
+        assert_eq!(action, XDP_PASS);
+    }
     let c = h.capture.counters().expect("counters");
     assert!(c.get(counter::RING_FULL) > 0, "{c}");
     assert_eq!(
@@ -257,6 +265,33 @@ fn a_full_ring_is_counted_not_fatal() {
         3000,
         "{c}"
     );
+}
+
+/// A flood from one source is cut to its budget (vrrp_common::RATE_*) before the ring: the
+/// elections keep getting the real master's adverts.
+#[test]
+fn one_source_flooding_is_rate_limited() {
+    if !require_root("one_source_flooding_is_rate_limited") {
+        return;
+    }
+    let h = Harness::new(true);
+    let f = v4_frame(&seed_advert(Version::V2, 50), 255);
+    let (action, per_run) = h.capture.test_run(&f, 3000).expect("test_run");
+    assert_eq!(action, XDP_PASS);
+    let c = h.capture.counters().expect("counters");
+    // 3000 runs take well under a millisecond each: the burst and a few more get through.
+    let elapsed_budget = (per_run * 3000).as_nanos() as u64 / vrrp_common::RATE_INTERVAL_NS;
+    let emitted = c.get(counter::EMITTED);
+    assert!(
+        emitted >= vrrp_common::RATE_BURST && emitted <= vrrp_common::RATE_BURST + 2 + elapsed_budget,
+        "{c}"
+    );
+    assert_eq!(emitted + c.get(counter::RATE_LIMITED), 3000, "{c}");
+    assert_eq!(c.get(counter::RING_FULL), 0, "{c}");
+    // Another source still gets through at once.
+    let other = v4_frame_from(&seed_advert(Version::V2, 50), 255, v4([10, 0, 0, 6]));
+    h.capture.test_run(&other, 1).expect("test_run");
+    assert_eq!(h.capture.counters().expect("counters").get(counter::EMITTED), emitted + 1);
 }
 
 #[test]

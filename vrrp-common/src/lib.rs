@@ -146,7 +146,10 @@ pub mod counter {
     pub const KERNEL_DROPS: u32 = 15;
     /// Such drops that did not fit into the drop ring.
     pub const KERNEL_DROPS_LOST: u32 = 16;
-    pub const COUNT: u32 = 17;
+    /// Records not emitted because their source exceeded its rate (`RATE_*`): a flood from one
+    /// address cannot fill the ring and starve the elections of the real master's adverts.
+    pub const RATE_LIMITED: u32 = 17;
+    pub const COUNT: u32 = 18;
 
     /// Names, indexed by counter.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -167,7 +170,27 @@ pub mod counter {
         "load_failed",
         "kernel_drops",
         "kernel_drops_lost",
+        "rate_limited",
     ];
+}
+
+/// Per-source budget of records (GCRA): one every `RATE_INTERVAL_NS` on average, with bursts of
+/// `RATE_BURST`. 400 a second is four times the fastest legal sender (VRRPv3 at advert_int
+/// 0.01) with room for its immediate answers.
+pub const RATE_INTERVAL_NS: u64 = 2_500_000;
+pub const RATE_BURST: u64 = 100;
+/// Sources tracked for the budget (an LRU map: spoofed floods evict old entries, never grow it).
+pub const RATE_SOURCES: u32 = 4096;
+
+/// Key of the rate map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateKey {
+    pub ifindex: u32,
+    pub family: u16,
+    pub vrid: u8,
+    pub _pad: u8,
+    pub src: [u8; 16],
 }
 
 /// Drop ring size in bytes: about 1100 drop records, 1 s of a firewall eating adverts from 100
@@ -200,6 +223,9 @@ pub struct DropProbe {
     pub sk_net: u32,
     /// struct net: ns.inum.
     pub net_inum: u32,
+    /// The number of SOCKET_FILTER on this kernel: not reported. vrrpd's own socket filters
+    /// free every copy they refuse, by design, and would fill the ring.
+    pub benign_reason: u32,
 }
 
 impl DropProbe {
@@ -218,6 +244,7 @@ impl DropProbe {
         dev_ifindex: Self::UNSET,
         sk_net: Self::UNSET,
         net_inum: Self::UNSET,
+        benign_reason: Self::UNSET,
     };
 }
 
@@ -242,6 +269,8 @@ pub struct DropRecord {
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: as below.
+    unsafe impl aya::Pod for super::RateKey {}
+    // SAFETY: as below.
     unsafe impl aya::Pod for super::DropProbe {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::DropRecord {}
@@ -255,4 +284,5 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<AdvertRecord>() == 72 + VRRP_CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<WatchKey>() == 8);
 const _: () = assert!(core::mem::size_of::<DropRecord>() == 56);
-const _: () = assert!(core::mem::size_of::<DropProbe>() == 48);
+const _: () = assert!(core::mem::size_of::<RateKey>() == 24);
+const _: () = assert!(core::mem::size_of::<DropProbe>() == 52);

@@ -7,21 +7,29 @@
 //! A second program, on the `skb:kfree_skb` tracepoint, reports VRRP packets of this host's
 //! network namespace that the kernel drops after XDP (netfilter, rp_filter, a full socket), with
 //! the kernel's drop reason. It only reads.
+//!
+//! A third, a socket filter on the daemon's receive sockets, counts per source the adverts that
+//! got past netfilter (the post-firewall half of "wire versus socket") and keeps none of them:
+//! counting in the kernel costs no copy and no wakeup, so a flood does not reach userspace.
 #![no_std]
 #![no_main]
 
 use core::mem::size_of;
 
 use aya_ebpf::{
-    bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, generated::bpf_xdp_load_bytes},
-    macros::{map, tracepoint, xdp},
-    maps::{HashMap, PerCpuArray, RingBuf},
-    programs::{TracePointContext, XdpContext},
+    bindings::{bpf_hdr_start_off::BPF_HDR_START_NET, xdp_action},
+    helpers::{
+        bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::{bpf_skb_load_bytes_relative, bpf_xdp_load_bytes},
+    },
+    macros::{map, socket_filter, tracepoint, xdp},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::{SkBuffContext, TracePointContext, XdpContext},
 };
 use vrrp_common::{
     AF_INET, AF_INET6, AdvertRecord, DROP_RING_BYTES, DropProbe, DropRecord, IPPROTO_VRRP,
-    RECORD_FLAG_TRUNCATED, RING_BYTES, VRRP_CAPTURE_LEN, Verdict, WATCH_MAX, WatchKey, counter,
+    RATE_BURST, RATE_INTERVAL_NS, RATE_SOURCES, RECORD_FLAG_TRUNCATED, RING_BYTES, RateKey,
+    VRRP_CAPTURE_LEN, Verdict, WATCH_MAX, WatchKey, counter,
 };
 
 #[map]
@@ -33,6 +41,14 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 /// (ifindex, family, vrid) -> unused value. VRID 0 is the wildcard for a whole interface.
 #[map]
 static WATCH: HashMap<WatchKey, u32> = HashMap::with_max_entries(WATCH_MAX, 0);
+
+/// Per source: the theoretical arrival time of its next record (GCRA), in ktime ns.
+#[map]
+static RATE: LruHashMap<RateKey, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
+
+/// Per (ifindex, family, source; VRID 0): packets that reached a receive socket.
+#[map]
+static SOCKET_SEEN: LruHashMap<RateKey, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
 
 #[map]
 static DROPS: RingBuf = RingBuf::with_byte_size(DROP_RING_BYTES, 0);
@@ -277,10 +293,59 @@ fn try_vrrp(ctx: &XdpContext) -> Option<()> {
     if let Some(index) = bad {
         count(index);
     }
+    if !within_rate(ctx, &l3, ifindex, vrid) {
+        count(counter::RATE_LIMITED);
+        return None;
+    }
     // Bad packets for a watched VRID are reported too: the daemon counts them per source, which
     // is how a peer with the wrong TTL (a router in the path) gets named.
     emit(ctx, &l2, &l3, ifindex, verdict, frame_room);
     Some(())
+}
+
+/// GCRA per (interface, family, VRID, source): true while the source keeps to its budget.
+/// Updates race between CPUs; a lost update only lets a few more records through.
+#[inline(always)]
+fn within_rate(ctx: &XdpContext, l3: &L3, ifindex: u32, vrid: u8) -> bool {
+    let mut src = [0u8; 16];
+    if l3.addr_len == 4 {
+        match ptr_at::<[u8; 4]>(ctx, l3.src) {
+            // SAFETY: ptr_at checked the bounds.
+            Some(p) => src[..4].copy_from_slice(unsafe { &*p }),
+            None => return true,
+        }
+    } else {
+        match ptr_at::<[u8; 16]>(ctx, l3.src) {
+            // SAFETY: ptr_at checked the bounds.
+            Some(p) => src = unsafe { *p },
+            None => return true,
+        }
+    }
+    let key = RateKey {
+        ifindex,
+        family: l3.family,
+        vrid,
+        _pad: 0,
+        src,
+    };
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let tolerance = RATE_INTERVAL_NS * RATE_BURST;
+    // SAFETY: the value is read and written through the map's own pointer, not kept.
+    match RATE.get_ptr_mut(&key) {
+        Some(tat) => unsafe {
+            let t = if *tat < now { now } else { *tat };
+            if t - now > tolerance {
+                return false;
+            }
+            *tat = t + RATE_INTERVAL_NS;
+            true
+        },
+        None => {
+            let _ = RATE.insert(&key, &(now + RATE_INTERVAL_NS), 0);
+            true
+        }
+    }
 }
 
 #[inline(always)]
@@ -361,6 +426,61 @@ fn emit(ctx: &XdpContext, l2: &L2, l3: &L3, ifindex: u32, verdict: Verdict, fram
     count(counter::EMITTED);
 }
 
+#[socket_filter]
+pub fn socket_count(ctx: SkBuffContext) -> i64 {
+    let skb = ctx.skb.skb;
+    // SAFETY: fields of the program's own context, which the verifier lets it read.
+    let (ifindex, protocol) = unsafe { ((*skb).ifindex, (*skb).protocol) };
+    let mut src = [0u8; 16];
+    // Raw IPv6 sockets start at the VRRP header: read the source relative to the network
+    // header, which works for both families.
+    let (family, ret) = if protocol == u32::from(ETH_P_IP.to_be()) {
+        // SAFETY: the helper bounds-checks against the packet and writes at most 4 bytes.
+        let r = unsafe {
+            bpf_skb_load_bytes_relative(
+                skb.cast(),
+                ipv4::SRC as u32,
+                src.as_mut_ptr().cast(),
+                4,
+                BPF_HDR_START_NET,
+            )
+        };
+        (AF_INET, r)
+    } else if protocol == u32::from(ETH_P_IPV6.to_be()) {
+        // SAFETY: as above, 16 bytes.
+        let r = unsafe {
+            bpf_skb_load_bytes_relative(
+                skb.cast(),
+                ipv6::SRC as u32,
+                src.as_mut_ptr().cast(),
+                16,
+                BPF_HDR_START_NET,
+            )
+        };
+        (AF_INET6, r)
+    } else {
+        return 0;
+    };
+    if ret != 0 {
+        return 0;
+    }
+    let key = RateKey {
+        ifindex,
+        family,
+        vrid: 0,
+        _pad: 0,
+        src,
+    };
+    match SOCKET_SEEN.get_ptr_mut(&key) {
+        // SAFETY: the map's own value; a race between CPUs may lose a count, no more.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = SOCKET_SEEN.insert(&key, &1, 0);
+        }
+    }
+    0
+}
+
 #[tracepoint]
 pub fn kfree_skb(ctx: TracePointContext) -> u32 {
     let _ = try_kfree_skb(&ctx);
@@ -431,6 +551,11 @@ fn try_kfree_skb(ctx: &TracePointContext) -> Result<(), i32> {
     if net == 0 || kread::<u32>(net, p.net_inum)? != p.netns_inum {
         return Ok(());
     }
+    // SAFETY: as for `protocol`.
+    let reason = unsafe { ctx.read_at::<u32>(p.tp_reason as usize) }.unwrap_or(0);
+    if reason == p.benign_reason {
+        return Ok(());
+    }
     count(counter::KERNEL_DROPS);
     let Some(mut entry) = DROPS.reserve::<DropRecord>(0) else {
         count(counter::KERNEL_DROPS_LOST);
@@ -454,8 +579,7 @@ fn try_kfree_skb(ctx: &TracePointContext) -> Result<(), i32> {
         } else {
             0
         },
-        // SAFETY: as for `protocol`.
-        reason: unsafe { ctx.read_at::<u32>(p.tp_reason as usize) }.unwrap_or(0),
+        reason,
         family,
         vrid: kread::<u8>(vrrp, VRRP_VRID as u32).unwrap_or(0),
         ttl,

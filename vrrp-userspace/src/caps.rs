@@ -1,12 +1,20 @@
 //! Which Linux capabilities this process has, read from /proc/self/status, so that a missing
-//! one is named in one sentence instead of surfacing as EPERM from the first map creation.
+//! one is named in one sentence instead of surfacing as EPERM from the first map creation; and
+//! dropping the ones the running daemon no longer needs.
 
-use std::fmt;
+use std::{
+    cell::Cell,
+    fmt,
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+};
 
 use thiserror::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cap {
+    Kill,
+    SetGid,
+    SetUid,
     NetAdmin,
     NetRaw,
     SysAdmin,
@@ -18,6 +26,9 @@ pub enum Cap {
 impl Cap {
     const fn bit(self) -> u32 {
         match self {
+            Self::Kill => 5,
+            Self::SetGid => 6,
+            Self::SetUid => 7,
             Self::NetAdmin => 12,
             Self::NetRaw => 13,
             Self::SysAdmin => 21,
@@ -28,12 +39,28 @@ impl Cap {
     }
     pub const fn name(self) -> &'static str {
         match self {
+            Self::Kill => "CAP_KILL",
+            Self::SetGid => "CAP_SETGID",
+            Self::SetUid => "CAP_SETUID",
             Self::NetAdmin => "CAP_NET_ADMIN",
             Self::NetRaw => "CAP_NET_RAW",
             Self::SysAdmin => "CAP_SYS_ADMIN",
             Self::SysNice => "CAP_SYS_NICE",
             Self::Perfmon => "CAP_PERFMON",
             Self::Bpf => "CAP_BPF",
+        }
+    }
+    const fn capability(self) -> caps::Capability {
+        match self {
+            Self::Kill => caps::Capability::CAP_KILL,
+            Self::SetGid => caps::Capability::CAP_SETGID,
+            Self::SetUid => caps::Capability::CAP_SETUID,
+            Self::NetAdmin => caps::Capability::CAP_NET_ADMIN,
+            Self::NetRaw => caps::Capability::CAP_NET_RAW,
+            Self::SysAdmin => caps::Capability::CAP_SYS_ADMIN,
+            Self::SysNice => caps::Capability::CAP_SYS_NICE,
+            Self::Perfmon => caps::Capability::CAP_PERFMON,
+            Self::Bpf => caps::Capability::CAP_BPF,
         }
     }
     /// CAP_SYS_ADMIN implies CAP_BPF and CAP_PERFMON (and was their only form before 5.8).
@@ -87,6 +114,85 @@ pub fn require(needed: &[Cap]) -> Result<(), MissingCaps> {
         Err(MissingCaps(missing))
     }
 }
+
+/// What the daemon keeps once its programs are loaded, its sockets bound and its control
+/// socket listening:
+/// - CAP_NET_ADMIN: virtual addresses (rtnetlink), XDP and sockets for interfaces a reload adds;
+/// - CAP_NET_RAW: raw VRRP, packet (gratuitous ARP) and ICMP (ping) sockets;
+/// - CAP_SYS_NICE: the real-time advert sender;
+/// - CAP_SETUID, CAP_SETGID, CAP_KILL: scripts as `script_user`, and stopping them on timeout.
+///
+/// Dropped: CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (the maps and programs are open fds, which
+/// need none on kernels since 6.5), and everything else root has.
+pub const RUNTIME: &[Cap] = &[
+    Cap::NetAdmin,
+    Cap::NetRaw,
+    Cap::SysNice,
+    Cap::SetUid,
+    Cap::SetGid,
+    Cap::Kill,
+];
+
+/// Capabilities belong to threads. The set to keep, and a generation that each runtime thread
+/// compares with the one it applied (`apply_pending`, run by the runtime as threads start and
+/// wake), so that every thread ends up with the same reduced set.
+static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+thread_local! {
+    static APPLIED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Reduces this thread's (and, through `apply_pending`, every runtime thread's) effective and
+/// permitted sets to `keep`, minus what it does not have. Returns the capabilities kept.
+pub fn drop_all_but(keep: &[Cap]) -> Result<Vec<Cap>, caps::errors::CapsError> {
+    let have = effective().unwrap_or(0);
+    let kept: Vec<Cap> = keep
+        .iter()
+        .copied()
+        .filter(|c| have & (1 << c.bit()) != 0)
+        .collect();
+    let mask = kept.iter().fold(0u64, |m, c| m | (1 << c.bit()));
+    TARGET.store(mask, Ordering::SeqCst);
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    apply(mask)?;
+    APPLIED.with(|a| a.set(generation));
+    Ok(kept)
+}
+
+/// For the runtime's thread hooks: applies the latest `drop_all_but` to this thread.
+pub fn apply_pending() {
+    let generation = GENERATION.load(Ordering::SeqCst);
+    if generation == 0 || APPLIED.with(Cell::get) == generation {
+        return;
+    }
+    if apply(TARGET.load(Ordering::SeqCst)).is_ok() {
+        APPLIED.with(|a| a.set(generation));
+    }
+}
+
+fn apply(mask: u64) -> Result<(), caps::errors::CapsError> {
+    let set: caps::CapsHashSet = ALL
+        .iter()
+        .filter(|c| mask & (1 << c.bit()) != 0)
+        .map(|c| c.capability())
+        .collect();
+    // Effective first: it must stay within permitted at every step.
+    caps::set(None, caps::CapSet::Effective, &set)?;
+    caps::set(None, caps::CapSet::Permitted, &set)?;
+    caps::set(None, caps::CapSet::Inheritable, &caps::CapsHashSet::new())
+}
+
+const ALL: [Cap; 9] = [
+    Cap::Kill,
+    Cap::SetGid,
+    Cap::SetUid,
+    Cap::NetAdmin,
+    Cap::NetRaw,
+    Cap::SysAdmin,
+    Cap::SysNice,
+    Cap::Perfmon,
+    Cap::Bpf,
+];
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use std::{collections::HashMap as StdHashMap, io, os::fd::AsRawFd as _};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{ProgramError, TracePoint, Xdp, XdpMode},
+    programs::{ProgramError, SocketFilter, TracePoint, Xdp, XdpMode},
 };
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
@@ -27,6 +27,7 @@ use crate::{
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrrp"));
 const PROGRAM: &str = "vrrp";
 const DROP_PROGRAM: &str = "kfree_skb";
+const SOCKET_PROGRAM: &str = "socket_count";
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -215,6 +216,14 @@ impl Capture {
             .try_into()
             .map_err(Box::new)?;
         program.load().map_err(Box::new)?;
+        // Loaded now, while CAP_BPF is held: sockets that a reload adds are counted after the
+        // daemon has dropped it.
+        let filter: &mut SocketFilter = ebpf
+            .program_mut(SOCKET_PROGRAM)
+            .ok_or(CaptureError::Missing("socket filter"))?
+            .try_into()
+            .map_err(Box::new)?;
+        filter.load().map_err(Box::new)?;
         // The safe alternative, `AsyncFd::register`, is `unsafe` (and this crate forbids unsafe
         // code). The deprecation is about an fd closed while still registered; here the
         // AsyncFd owns the RingBuf, which owns the fd, so neither outlives the other.
@@ -337,6 +346,40 @@ impl Capture {
                 }
             }
         }
+    }
+
+    /// Counts, in the kernel, the packets that reach `socket` per source, and keeps none of
+    /// them (see `socket_counts`). For sockets whose packets nobody needs to read.
+    pub fn count_socket(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> Result<(), CaptureError> {
+        let program: &mut SocketFilter = self
+            .ebpf
+            .program_mut(SOCKET_PROGRAM)
+            .ok_or(CaptureError::Missing("socket filter"))?
+            .try_into()
+            .map_err(Box::new)?;
+        program.attach(socket).map_err(Box::new)?;
+        Ok(())
+    }
+
+    /// What `count_socket` counted: (ifindex, source) -> packets, since start.
+    pub fn socket_counts(&self) -> Vec<((u32, std::net::IpAddr), u64)> {
+        let Some(map) = self.ebpf.map("SOCKET_SEEN") else {
+            return Vec::new();
+        };
+        let Ok(map) = HashMap::<_, vrrp_common::RateKey, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        map.iter()
+            .filter_map(Result::ok)
+            .map(|(k, n)| {
+                let src = if k.family == vrrp_common::AF_INET {
+                    std::net::IpAddr::from([k.src[0], k.src[1], k.src[2], k.src[3]])
+                } else {
+                    std::net::IpAddr::from(k.src)
+                };
+                ((k.ifindex, src), n)
+            })
+            .collect()
     }
 
     /// Whether the drop-reason probe runs, or why not.

@@ -125,6 +125,18 @@ pub async fn serve(
     Ok((requests, rx))
 }
 
+/// One request line, as a client sent it (any bytes): the command, or the error answer.
+pub fn parse_request(raw: &[u8]) -> Result<Command, serde_json::Value> {
+    let line = String::from_utf8_lossy(raw);
+    match serde_json::from_str::<Request>(line.trim()) {
+        Ok(r) if r.version == PROTOCOL_VERSION => Ok(r.command),
+        Ok(r) => Err(
+            serde_json::json!({"error": format!("protocol version {} is not {PROTOCOL_VERSION}", r.version)}),
+        ),
+        Err(e) => Err(serde_json::json!({"error": format!("bad request: {e}")})),
+    }
+}
+
 async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut raw = Vec::new();
@@ -133,14 +145,13 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
     tokio::time::timeout(CLIENT_TIMEOUT, reader.read_until(b'\n', &mut raw))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
-    let line = String::from_utf8_lossy(&raw);
-    let answer = match serde_json::from_str::<Request>(line.trim()) {
-        Ok(r) if r.version == PROTOCOL_VERSION && r.command == Command::Subscribe => {
+    let answer = match parse_request(&raw) {
+        Ok(Command::Subscribe) => {
             let (reply, rx) = oneshot::channel();
             let (stream_tx, mut stream_rx) = mpsc::channel::<String>(1024);
             if tx
                 .send(Pending {
-                    command: r.command,
+                    command: Command::Subscribe,
                     reply,
                     stream: Some(stream_tx),
                 })
@@ -160,11 +171,11 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
             }
             return Ok(());
         }
-        Ok(r) if r.version == PROTOCOL_VERSION => {
+        Ok(command) => {
             let (reply, rx) = oneshot::channel();
             if tx
                 .send(Pending {
-                    command: r.command,
+                    command,
                     reply,
                     stream: None,
                 })
@@ -176,10 +187,7 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
             rx.await
                 .unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}))
         }
-        Ok(r) => {
-            serde_json::json!({"error": format!("protocol version {} is not {PROTOCOL_VERSION}", r.version)})
-        }
-        Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
+        Err(answer) => answer,
     };
     let mut text = answer.to_string();
     text.push('\n');

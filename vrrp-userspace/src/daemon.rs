@@ -203,6 +203,10 @@ struct Daemon {
     by_key: HashMap<(u32, Family, u8), usize>,
     groups: Vec<Vec<usize>>,
     socket_counts: SocketCounts,
+    /// The socket filter counts (see `refresh_socket_counts`), not a reader task.
+    kernel_socket_counts: bool,
+    /// What `caps::drop_all_but` left, for `status`.
+    caps_kept: Vec<&'static str>,
     config: Config,
     track_tx: tokio::sync::mpsc::Sender<TrackEvent>,
     track_rx: tokio::sync::mpsc::Receiver<TrackEvent>,
@@ -276,6 +280,18 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             }
         })?;
     }
+    // Everything that needed more is done: programs loaded, sockets bound, tracefs mounted.
+    match crate::caps::drop_all_but(crate::caps::RUNTIME) {
+        Ok(kept) => {
+            let names: Vec<&str> = kept.iter().map(|c| c.name()).collect();
+            info!(
+                "capabilities: kept {}; dropped the rest (scripts run as root get the bounding set back on exec, as keepalived's do)",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            );
+            daemon.caps_kept = names;
+        }
+        Err(e) => warn!("cannot drop capabilities, running with all of them: {e}"),
+    }
     // systemd's Type=notify: a no-op without NOTIFY_SOCKET.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let result = daemon.main_loop().await;
@@ -329,6 +345,8 @@ impl Daemon {
             by_key: HashMap::new(),
             groups: Vec::new(),
             socket_counts: SocketCounts::default(),
+            kernel_socket_counts: false,
+            caps_kept: Vec::new(),
             config: Config::default(),
         };
         let now = monotonic_ns();
@@ -600,6 +618,17 @@ impl Daemon {
         let key = (link.index, cfg.family);
         if !self.sockets.contains_key(&key) {
             let sock = VrrpSocket::open(&link, cfg.family, src, group)?;
+            // Elections from the wire need nothing from this socket but how many adverts got
+            // past netfilter: the kernel counts them and keeps none, so that a flood costs no
+            // copy and no wakeup here. keepalived's mode (--elections socket) reads them.
+            let counted_in_kernel = self.socket_adverts_tx.is_none()
+                && match self.capture.count_socket(std::os::fd::AsFd::as_fd(&sock.socket)) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!("{}: counting in the kernel failed, reading the socket instead: {e}", link.name);
+                        false
+                    }
+                };
             #[expect(
                 deprecated,
                 reason = "AsyncFd::register is unsafe; the AsyncFd owns the socket it registers"
@@ -610,11 +639,15 @@ impl Daemon {
                 source,
             })?;
             let fd = Arc::new(fd);
-            tokio::spawn(count_socket(
-                Arc::clone(&fd),
-                Arc::clone(&self.socket_counts),
-                self.socket_adverts_tx.clone(),
-            ));
+            if counted_in_kernel {
+                self.kernel_socket_counts = true;
+            } else {
+                tokio::spawn(count_socket(
+                    Arc::clone(&fd),
+                    Arc::clone(&self.socket_counts),
+                    self.socket_adverts_tx.clone(),
+                ));
+            }
             self.sockets.insert(key, fd);
         }
         if let std::collections::hash_map::Entry::Vacant(e) = self.announcers.entry(link.index) {
@@ -747,6 +780,7 @@ impl Daemon {
             let now = monotonic_ns();
             if now >= next_sample {
                 self.handle_drops(now);
+                self.refresh_socket_counts();
                 self.sample(now);
                 next_sample = now + SAMPLE_EVERY_NS;
                 // The diagnosis runs beside the loop (it may run nft and ping).
@@ -790,6 +824,7 @@ impl Daemon {
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     match req.command {
                         crate::control::Command::Status => {
+                            self.refresh_socket_counts();
                             let _ = req.reply.send(self.status_json());
                         }
                         crate::control::Command::Subscribe => {
@@ -805,6 +840,7 @@ impl Daemon {
                         // Reading the ruleset runs nft: off the main loop.
                         crate::control::Command::Diagnose => {
                             self.handle_drops(monotonic_ns());
+                            self.refresh_socket_counts();
                             let (window, sources, ours) = self.diagnose_input();
                             tokio::spawn(async move {
                                 let _ = req.reply.send(diagnose(window, sources, ours).await);
@@ -1306,6 +1342,21 @@ impl Daemon {
         }
     }
 
+    /// Copies the kernel's per-source socket counts into `socket_counts`.
+    fn refresh_socket_counts(&mut self) {
+        if !self.kernel_socket_counts {
+            return;
+        }
+        let counts = self.capture.socket_counts();
+        let mut m = self
+            .socket_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (k, n) in counts {
+            m.insert(k, n);
+        }
+    }
+
     fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
         self.socket_counts
             .lock()
@@ -1497,6 +1548,7 @@ impl Daemon {
                 Err(why) => format!("unavailable: {why}"),
             },
             "xdp": xdp,
+            "capabilities": self.caps_kept,
         })
     }
 

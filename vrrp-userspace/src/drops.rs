@@ -164,6 +164,11 @@ pub fn discover() -> Result<(DropProbe, Format), Unavailable> {
         dev_ifindex: off("net_device", "ifindex")?,
         sk_net: off("sock", "__sk_common.skc_net.net")?,
         net_inum: off("net", "ns.inum")?,
+        benign_reason: format
+            .reasons
+            .iter()
+            .find(|(_, name)| is_benign(name))
+            .map_or(DropProbe::UNSET, |(v, _)| *v),
     };
     Ok((probe, format))
 }
@@ -219,9 +224,9 @@ impl Drop {
     }
 }
 
-/// Drop reasons that do not lose an advert: the kernel hands each raw socket its own copy,
-/// and the send socket's "accept nothing" filter frees its copy as SOCKET_FILTER while the
-/// receive socket keeps the other.
+/// Drop reasons that do not lose an advert: the kernel hands each raw socket its own copy, and
+/// vrrpd's sockets refuse theirs by design (the send socket keeps no input; the receive
+/// socket's counting filter keeps none either). The probe skips this reason in the kernel.
 pub fn is_benign(name: &str) -> bool {
     name == "SOCKET_FILTER"
 }

@@ -147,6 +147,11 @@ pub enum RxError {
         "an advert with priority 255 from a router that does not own the addresses, while we do"
     )]
     OwnerConflict,
+    /// A real owner's VIPs are its own addresses, so it sends from one of them (IPv4: its
+    /// primary address; IPv6: its link-local, the first VIP). Claiming 255 from elsewhere is a
+    /// misconfiguration or a forgery, and would take the VIP from every router on the segment.
+    #[error("priority 255 from an address that is not among those it advertises")]
+    FalseOwner,
 }
 
 /// One virtual router on one interface and family.
@@ -333,7 +338,13 @@ impl Instance {
                 src,
                 advert,
                 arrived,
-            } => match self.validate(&advert) {
+            } => match self.validate(&advert).and_then(|()| {
+                if advert.priority == PRIORITY_OWNER && !advert.addresses.contains(&src) {
+                    Err(RxError::FalseOwner)
+                } else {
+                    Ok(())
+                }
+            }) {
                 Ok(()) => self.advert(src, &advert, arrived, now, &mut actions),
                 Err(e) => actions.push(Action::Drop(e)),
             },
@@ -438,10 +449,7 @@ impl Instance {
             State::Master => {
                 if theirs == PRIORITY_STOP {
                     // RFC 5798 6.4.3: another router left; assert ourselves now.
-                    actions.push(Action::SendAdvert {
-                        priority: self.priority,
-                    });
-                    self.adver_deadline = Some(now.plus(self.advert_interval()));
+                    self.answer(now, actions);
                     return;
                 }
                 if theirs > self.priority || (theirs == self.priority && src > self.params.primary)
@@ -454,15 +462,30 @@ impl Instance {
                     self.master_down_deadline = Some(arrived.plus(self.master_down_interval()));
                 } else {
                     // keepalived: "received lower priority advert, forcing new election".
-                    actions.push(Action::SendAdvert {
-                        priority: self.priority,
-                    });
-                    self.adver_deadline = Some(now.plus(self.advert_interval()));
+                    self.answer(now, actions);
                 }
             }
             State::Initialize | State::Fault => {}
         }
         let _ = now;
+    }
+
+    /// A master's immediate advert (answering priority 0 or a lower priority). At most one per
+    /// quarter interval: otherwise a flood of such adverts, forged or from a confused peer,
+    /// would make us send one advert per packet received. The peers heard us less than a
+    /// quarter interval ago, so an answer skipped changes nothing for them.
+    fn answer(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let interval = self.advert_interval();
+        let last_sent = self
+            .adver_deadline
+            .map(|d| Instant(d.0.saturating_sub(u64::try_from(interval.as_nanos()).unwrap_or(0))));
+        if last_sent.is_some_and(|t| now.since(t) < interval / 4) {
+            return;
+        }
+        actions.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        self.adver_deadline = Some(now.plus(interval));
     }
 
     /// preempt_delay: while it runs, a lower-priority master is accepted as if it were higher.
@@ -763,6 +786,37 @@ mod tests {
         let a = rx(&mut m, 5, 100, S);
         assert_eq!(a, vec![Action::SendAdvert { priority: 150 }]);
         assert_eq!(m.state(), State::Master);
+    }
+
+    /// A flood of lower-priority (or priority-0) adverts is answered at most once per quarter
+    /// interval, not once per packet.
+    #[test]
+    fn a_flood_of_lower_adverts_is_not_amplified() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(150);
+        let mut sent = 0;
+        // 1000 adverts, 1 ms apart: one second, one advert interval.
+        for k in 0..1000u64 {
+            let pr = if k % 2 == 0 { 100 } else { PRIORITY_STOP };
+            let a = rx(&mut m, 5, pr, S + k * 1_000_000);
+            sent += a.iter().filter(|a| matches!(a, Action::SendAdvert { .. })).count();
+        }
+        assert!((3..=5).contains(&sent), "{sent} answers to 1000 adverts in one interval");
+        assert_eq!(m.state(), State::Master);
+    }
+
+    /// A priority-255 advert must come from one of the addresses it lists (the owner's own).
+    #[test]
+    fn priority_255_from_a_non_owner_is_dropped() {
+        let mut b = Instance::new(params(Version::V3, 100));
+        b.step(Event::Startup, Instant(0));
+        let a = rx(&mut b, 10, PRIORITY_OWNER, S);
+        assert_eq!(a, vec![Action::Drop(RxError::FalseOwner)]);
+        // From the VIP itself (ip(3)): the owner; accepted as master.
+        let a = rx(&mut b, 3, PRIORITY_OWNER, 2 * S);
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(b.master.map(|m| m.1), Some(PRIORITY_OWNER));
     }
 
     /// RFC 5798 6.4.3: Adver_Timer fires -> send; deadlines are absolute.

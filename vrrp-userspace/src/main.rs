@@ -9,6 +9,10 @@ fn main() -> std::process::ExitCode {
     cli::init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Capabilities are per thread: each runtime thread catches up with the daemon's drop
+        // (vrrp::caps::drop_all_but) when it starts or wakes.
+        .on_thread_start(vrrp::caps::apply_pending)
+        .on_thread_unpark(vrrp::caps::apply_pending)
         .enable_all()
         .build()
     {

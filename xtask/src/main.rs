@@ -86,7 +86,8 @@ enum Task {
         root: PathBuf,
     },
     /// Fuzz a parser of untrusted input (`decode`: VRRP/IP/ring records; `config`:
-    /// keepalived.conf) for SECONDS with cargo-fuzz (installed on first use).
+    /// keepalived.conf; `control`: the control socket's requests and advert stream) for
+    /// SECONDS with cargo-fuzz (installed on first use).
     Fuzz {
         #[arg(default_value = "decode")]
         target: String,
@@ -434,15 +435,42 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
         }
     }
     let status = child.wait()?;
-    writeln!(
-        out,
-        "\ntests: {passed} passed, {failed} failed, {ignored} skipped"
-    )?;
+    drop(out);
+    // A short fixed-time run of each fuzz target on its committed corpus (VRRPD_FUZZ_SECS,
+    // default 15; 0 skips it). `cargo xtask bench fuzz` runs them longer.
+    let secs: u64 = std::env::var("VRRPD_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    if secs > 0 && args.is_empty() {
+        for target in FUZZ_TARGETS {
+            match fuzz(target, secs) {
+                Ok(()) => {
+                    println!("fuzz {target}: {secs} s, no crash");
+                    passed += 1;
+                }
+                Err(e) => {
+                    println!("fuzz {target}: FAILED: {e:#}");
+                    failed += 1;
+                }
+            }
+        }
+    } else {
+        ignored += u64::try_from(FUZZ_TARGETS.len()).unwrap_or(0);
+        println!("fuzz: skipped (VRRPD_FUZZ_SECS=0 or a filtered run)");
+    }
+    println!("\ntests: {passed} passed, {failed} failed, {ignored} skipped");
     if !status.success() {
         bail!("cargo test failed: {status}");
     }
+    if failed > 0 {
+        bail!("{failed} failed");
+    }
     Ok(())
 }
+
+/// The cargo-fuzz targets under fuzz/, each with a corpus in fuzz/corpus/<target>.
+const FUZZ_TARGETS: [&str; 3] = ["decode", "config", "control"];
 
 fn fuzz(target: &str, seconds: u64) -> anyhow::Result<()> {
     setup_nightly()?;

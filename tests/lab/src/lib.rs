@@ -855,9 +855,57 @@ exec /bin/ps "$@"
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// A packet socket on `host`'s `ifname` that sends whole Ethernet frames as they are
+    /// (hostile-input tests: any TTL, checksum or length).
+    pub fn injector(&self, host: Host, ifname: &str) -> Injector {
+        let ns_path = format!("/run/netns/{}", self.ns(host));
+        let ifname = ifname.to_owned();
+        thread::spawn(move || {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+            let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
+            let fd = socket(
+                AddressFamily::Packet,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap_or_else(|e| panic!("packet socket: {e}"));
+            let addr = nix::ifaddrs::getifaddrs()
+                .expect("getifaddrs")
+                .filter(|i| i.interface_name == ifname)
+                .find_map(|i| i.address.and_then(|a| a.as_link_addr().copied()))
+                .unwrap_or_else(|| panic!("no link address for {ifname} in {ns_path}"));
+            Injector { fd, addr }
+        })
+        .join()
+        .expect("injector thread")
+    }
+
     /// Starts pinging `target` from `host` every `interval`.
     pub fn prober(&self, host: Host, target: std::net::IpAddr, interval: Duration) -> Prober {
         Prober::start(&self.ns(host), target, interval)
+    }
+}
+
+/// See [`Lab::injector`].
+pub struct Injector {
+    fd: std::os::fd::OwnedFd,
+    addr: nix::sys::socket::LinkAddr,
+}
+
+impl Injector {
+    /// Sends one frame; false when the kernel refused it (e.g. a full queue during a flood).
+    pub fn send(&self, frame: &[u8]) -> bool {
+        use std::os::fd::AsRawFd as _;
+        nix::sys::socket::sendto(
+            self.fd.as_raw_fd(),
+            frame,
+            &self.addr,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .is_ok()
     }
 }
 

@@ -238,7 +238,7 @@ pub fn holder_stats(
         if holders == 1 {
             continue;
         }
-        let span = until - t;
+        let span = until.saturating_sub(t);
         let covered: Duration = overlap(t, until, windows);
         let outside = span.saturating_sub(covered);
         if holders >= 2 {
@@ -268,14 +268,14 @@ fn overlap(a: Duration, b: Duration, windows: &[(Duration, Duration)]) -> Durati
         match cur {
             Some((cs, ce)) if s <= ce => cur = Some((cs, ce.max(e))),
             Some((cs, ce)) => {
-                total += ce - cs;
+                total += ce.saturating_sub(cs);
                 cur = Some((s, e));
             }
             None => cur = Some((s, e)),
         }
     }
     if let Some((cs, ce)) = cur {
-        total += ce - cs;
+        total += ce.saturating_sub(cs);
     }
     total
 }

@@ -1,0 +1,140 @@
+//! Issue 9: least privilege. Once started, every thread of vrrpd holds only the capabilities
+//! it names (caps::RUNTIME); a reload that adds an interface still works with them (XDP, raw
+//! sockets, the VIP); the control socket refuses other users even when its file mode would not.
+
+use std::{process::Command, time::Duration};
+
+use vrrpd_lab::{Host, Lab, fixtures, require_root, wait_until};
+
+const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join("seed").join(name)).expect("seed fixture")
+}
+
+/// CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE.
+const KEPT: u64 = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 12) | (1 << 13) | (1 << 23);
+
+fn thread_caps(pid: u32) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in dir.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(u64::MAX)
+        };
+        out.push((
+            t.file_name().to_string_lossy().into_owned(),
+            field("CapEff:"),
+            field("CapPrm:"),
+        ));
+    }
+    out
+}
+
+#[test]
+fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
+    if !require_root("capabilities_are_dropped_after_start_and_a_reload_still_works") {
+        return;
+    }
+    let lab = Lab::seed();
+    let conf = seed("ch4-lb01.conf");
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "10.0.0.3")),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lb01
+            .stderr()
+            .contains("capabilities: kept CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE")
+            || lb01.stderr().contains("capabilities: kept CAP_NET_ADMIN")),
+        "{}",
+        lb01.logs()
+    );
+    // Every thread catches up as it wakes; the runtime's threads wake at least every advert.
+    let all_dropped = wait_until(Duration::from_secs(5), || {
+        thread_caps(lb01.pid())
+            .iter()
+            .all(|(_, eff, prm)| *eff & !KEPT == 0 && *prm & !KEPT == 0)
+    });
+    assert!(
+        all_dropped,
+        "threads with more than the kept set: {:x?}",
+        thread_caps(lb01.pid())
+    );
+
+    // A reload that adds an instance on eth1: XDP, sockets and the VIP, without CAP_BPF.
+    let more = format!(
+        "{conf}\nvrrp_instance VI_2 {{\n  state MASTER\n  interface eth1\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    172.16.1.100\n  }}\n}}\n"
+    );
+    lab.write("vrrpd-lb01.conf", &more);
+    lb01.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "172.16.1.100")),
+        "the reloaded instance must come up\n{}",
+        lb01.logs()
+    );
+    assert_eq!(lab.xdp_programs(Host::Lb01).len(), 2, "XDP on eth0 and eth1");
+    let status = Command::new(VRRPD)
+        .args(["status", "--json", "-s"])
+        .arg(lab.control_socket(Host::Lb01))
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(v["instances"][1]["state"], "MASTER", "{v}");
+    assert_eq!(v["capabilities"].as_array().map(Vec::len), Some(6), "{v}");
+    assert!(
+        !lb01.stderr().contains("counting in the kernel failed"),
+        "{}",
+        lb01.logs()
+    );
+}
+
+#[test]
+fn the_control_socket_refuses_other_users() {
+    if !require_root("the_control_socket_refuses_other_users") {
+        return;
+    }
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let sock = lab.control_socket(Host::Lb01);
+    assert!(
+        wait_until(Duration::from_secs(10), || sock.exists()),
+        "{}",
+        lb01.logs()
+    );
+    let as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", VRRPD, "status", "-s"])
+            .arg(&sock)
+            .output()
+            .expect("setpriv")
+    };
+    // The file mode (0600) stops it first; the lab's directory must let nobody reach the file.
+    let _ = Command::new("chmod").args(["o+x"]).arg(lab.dir()).status();
+    let out = as_nobody();
+    assert!(!out.status.success(), "nobody may not ask");
+    // Even with the mode opened up, the daemon checks the peer's credentials.
+    let _ = Command::new("chmod").args(["0666"]).arg(&sock).status();
+    let out = as_nobody();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "nobody may not ask even through 0666: {text}");
+    assert!(!text.contains("MASTER"), "{text}");
+    assert!(
+        wait_until(Duration::from_secs(3), || lb01.stderr().contains("uid=65534")),
+        "the refusal is logged with the uid\n{}",
+        lb01.logs()
+    );
+}
