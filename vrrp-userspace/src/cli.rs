@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Where SIGUSR1 writes the state as JSON (keepalived writes /tmp/keepalived.data).
     #[arg(long = "dump-file", default_value = "/tmp/vrrpd.data")]
     pub dump_file: std::path::PathBuf,
+    /// Send periodic adverts from an ordinary thread instead of a SCHED_FIFO one (for
+    /// benchmarks, or hosts where real-time threads are not wanted).
+    #[arg(long = "no-realtime")]
+    pub no_realtime: bool,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +335,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         metrics: args.metrics,
         dump_file: args.dump_file,
         elections: args.elections,
+        realtime: !args.no_realtime,
     })
     .await
     .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;

@@ -88,6 +88,8 @@ pub struct Options {
     pub dump_file: PathBuf,
     /// What the elections hear.
     pub elections: Elections,
+    /// Send periodic adverts from a SCHED_FIFO thread where permitted (the default).
+    pub realtime: bool,
 }
 
 /// Which adverts count in the elections.
@@ -118,6 +120,9 @@ pub struct SourceStats {
     /// The last gaps between its adverts (ns), for the interval's mean and jitter.
     #[serde(skip)]
     pub gaps: VecDeque<u64>,
+    /// (arrival, gap) of the last adverts, for the window's longest gap and bursts.
+    #[serde(skip)]
+    pub timed_gaps: VecDeque<(u64, u64)>,
     pub auth: String,
     /// Why adverts from this source were not acted on, with the last time.
     pub dropped: HashMap<String, (u64, u64)>,
@@ -155,6 +160,14 @@ struct Inst {
     stats: Stats,
     notifier: Notifier,
     faulted: bool,
+    /// The advert thread's counters for this instance, and what it was last told: the
+    /// priority it sends (None: not master, no slot).
+    sender_stats: Arc<crate::sender::SlotStats>,
+    sender_priority: Option<u8>,
+    /// The main loop sent an advert itself, which moved the cadence: tell the thread.
+    sender_moved: bool,
+    /// The advert thread's worst lateness over the last samples (the window's worst).
+    late_max_samples: VecDeque<u64>,
 }
 
 impl Inst {
@@ -207,6 +220,10 @@ struct Daemon {
     kernel_socket_counts: bool,
     /// What `caps::drop_all_but` left, for `status`.
     caps_kept: Vec<&'static str>,
+    /// The periodic adverts (see sender.rs), and how its thread is scheduled.
+    sender: crate::sender::Sender,
+    scheduling: crate::sender::Scheduling,
+    cpu_watch: crate::starve::CpuWatch,
     config: Config,
     track_tx: tokio::sync::mpsc::Sender<TrackEvent>,
     track_rx: tokio::sync::mpsc::Receiver<TrackEvent>,
@@ -239,12 +256,32 @@ struct Sample {
     sources: HashMap<(u32, IpAddr), (u64, u64, Totals, Totals)>,
     /// Per instance (by its source address and VRID): the kernel's drops of our adverts.
     ours: HashMap<(IpAddr, u8), Totals>,
+    /// Per instance name: the advert thread's (late, sent) totals.
+    late: HashMap<String, (u64, u64)>,
+    cpu: crate::starve::CpuSample,
 }
 
 type Totals = HashMap<String, u64>;
 
 fn totals(m: &HashMap<String, (u64, u64)>) -> Totals {
     m.iter().map(|(k, (n, _))| (k.clone(), *n)).collect()
+}
+
+/// The instance's counters, the advert thread's included.
+fn counters_json(i: &Inst) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut c = serde_json::to_value(&i.stats).unwrap_or_default();
+    let st = &i.sender_stats;
+    let sent = st.sent.load(Relaxed);
+    c["adverts_sent"] = serde_json::json!(i.stats.adverts_sent + sent);
+    c["send_refused"] = serde_json::json!(i.stats.send_refused + st.refused.load(Relaxed));
+    c["adverts_late"] = serde_json::json!(st.late.load(Relaxed));
+    c["advert_late_mean_ms"] = serde_json::json!(if sent > 0 {
+        st.late_sum_ns.load(Relaxed) as f64 / sent as f64 / 1e6
+    } else {
+        0.0
+    });
+    c
 }
 
 /// Counts since `base`, most first; reasons that did not grow are left out.
@@ -308,6 +345,13 @@ impl Daemon {
     async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect()?;
         let capture = Capture::load_with_drop_reasons()?;
+        let (sender, scheduling) = crate::sender::Sender::start(opts.realtime);
+        match &scheduling {
+            crate::sender::Scheduling::Fifo(p) => {
+                info!("adverts are sent from a SCHED_FIFO thread (priority {p}), on absolute deadlines");
+            }
+            crate::sender::Scheduling::Normal(why) => warn!("adverts are sent without real-time priority: {why}"),
+        }
         let (track_tx, track_rx) = tokio::sync::mpsc::channel(256);
         let (findings_tx, findings_rx) = tokio::sync::mpsc::channel(4);
         let (socket_tx, socket_adverts_rx) = tokio::sync::mpsc::channel(1024);
@@ -347,6 +391,9 @@ impl Daemon {
             socket_counts: SocketCounts::default(),
             kernel_socket_counts: false,
             caps_kept: Vec::new(),
+            sender,
+            scheduling,
+            cpu_watch: crate::starve::CpuWatch::open(),
             config: Config::default(),
         };
         let now = monotonic_ns();
@@ -688,6 +735,10 @@ impl Daemon {
             stats: Stats::default(),
             notifier,
             faulted: false,
+            sender_stats: Arc::default(),
+            sender_priority: None,
+            sender_moved: false,
+            late_max_samples: VecDeque::new(),
         })
     }
 
@@ -784,10 +835,10 @@ impl Daemon {
                 self.sample(now);
                 next_sample = now + SAMPLE_EVERY_NS;
                 // The diagnosis runs beside the loop (it may run nft and ping).
-                let (window, sources, ours) = self.diagnose_input();
+                let (window, sources, ours, cpu) = self.diagnose_input();
                 let tx = self.findings_tx.clone();
                 tokio::spawn(async move {
-                    let v = diagnose(window, sources, ours).await;
+                    let v = diagnose(window, sources, ours, cpu).await;
                     if let Ok(f) = serde_json::from_value(v["findings"].clone()) {
                         let _ = tx.try_send(f);
                     }
@@ -841,9 +892,9 @@ impl Daemon {
                         crate::control::Command::Diagnose => {
                             self.handle_drops(monotonic_ns());
                             self.refresh_socket_counts();
-                            let (window, sources, ours) = self.diagnose_input();
+                            let (window, sources, ours, cpu) = self.diagnose_input();
                             tokio::spawn(async move {
-                                let _ = req.reply.send(diagnose(window, sources, ours).await);
+                                let _ = req.reply.send(diagnose(window, sources, ours, cpu).await);
                             });
                         }
                     }
@@ -887,6 +938,10 @@ impl Daemon {
                 s.gaps.push_back(w.ktime_ns - s.last_seen_ns);
                 if s.gaps.len() > 64 {
                     s.gaps.pop_front();
+                }
+                s.timed_gaps.push_back((w.ktime_ns, w.ktime_ns - s.last_seen_ns));
+                if s.timed_gaps.len() > 256 {
+                    s.timed_gaps.pop_front();
                 }
             }
             s.wire += 1;
@@ -975,7 +1030,12 @@ impl Daemon {
         for idx in 0..self.instances.len() {
             let inst = &mut self.instances[idx];
             if inst.fsm.next_deadline().is_some_and(|d| d.0 <= now) {
-                let actions = inst.fsm.step(Event::Timer, Instant(now));
+                // A master's timer is its advert cadence, which the advert thread keeps.
+                let periodic = inst.fsm.state() == State::Master && inst.sender_priority.is_some();
+                let mut actions = inst.fsm.step(Event::Timer, Instant(now));
+                if periodic {
+                    actions.retain(|a| !matches!(a, Action::SendAdvert { .. }));
+                }
                 self.execute(idx, actions, now).await;
             }
             let inst = &mut self.instances[idx];
@@ -1003,7 +1063,11 @@ impl Daemon {
     /// Executes the actions of one step, and the sync-group steps they cause, in order.
     async fn execute(&mut self, idx: usize, actions: Vec<Action>, now: u64) {
         let mut queue = VecDeque::from([(idx, actions, true)]);
+        let mut touched = vec![idx];
         while let Some((idx, actions, propagate)) = queue.pop_front() {
+            if !touched.contains(&idx) {
+                touched.push(idx);
+            }
             for action in actions {
                 if let Action::Transition { to, .. } = action
                     && propagate
@@ -1019,6 +1083,63 @@ impl Daemon {
                 self.act(idx, action, now).await;
             }
         }
+        for idx in touched {
+            self.sync_sender(idx);
+        }
+    }
+
+    /// Tells the advert thread what this instance sends now: its adverts from the FSM's next
+    /// deadline on while master, nothing otherwise. Only when that changed.
+    fn sync_sender(&mut self, idx: usize) {
+        let inst = &mut self.instances[idx];
+        let want = (inst.fsm.state() == State::Master).then(|| inst.fsm.priority());
+        if want == inst.sender_priority && !inst.sender_moved {
+            return;
+        }
+        inst.sender_moved = false;
+        inst.sender_priority = want;
+        let slot = match (want, inst.fsm.adver_deadline()) {
+            (Some(priority), Some(next)) => {
+                let Some(sock) = self.sockets.get(&(inst.link.index, inst.cfg.family)) else {
+                    return;
+                };
+                let Ok(socket) = sock.get_ref().0.tx_clone() else {
+                    inst.sender_priority = None;
+                    return;
+                };
+                let advert = Advert {
+                    version: inst.cfg.version,
+                    vrid: inst.cfg.vrid,
+                    priority,
+                    interval_cs: inst.cfg.advert_int_cs,
+                    addresses: inst.cfg.vips.iter().map(|v| v.addr).collect(),
+                    auth: inst.cfg.wire_auth(),
+                };
+                let mode = if inst.cfg.checksum_as_v2 {
+                    ChecksumMode::MessageOnly
+                } else {
+                    ChecksumMode::PseudoHeader
+                };
+                let packets = inst
+                    .dsts
+                    .iter()
+                    .map(|d| (sock.get_ref().0.dst_addr(*d), advert.emit(inst.src, *d, mode)))
+                    .collect();
+                Some(crate::sender::Slot {
+                    name: inst.cfg.name.clone(),
+                    socket: Arc::new(socket),
+                    packets,
+                    interval_ns: u64::from(inst.cfg.advert_int_cs) * 10_000_000,
+                    next_ns: next.0,
+                    stats: Arc::clone(&inst.sender_stats),
+                })
+            }
+            _ => None,
+        };
+        if slot.is_none() {
+            inst.sender_priority = None;
+        }
+        self.sender.set(&inst.cfg.name, slot);
     }
 
     async fn act(&mut self, idx: usize, action: Action, now: u64) {
@@ -1146,6 +1267,7 @@ impl Daemon {
         let Some(sock) = self.sockets.get(&(inst.link.index, inst.cfg.family)) else {
             return;
         };
+        inst.sender_moved = true;
         for dst in &inst.dsts {
             let bytes = advert.emit(inst.src, *dst, mode);
             match sock.get_ref().0.send(*dst, &bytes) {
@@ -1388,17 +1510,54 @@ impl Daemon {
             .iter()
             .map(|i| ((i.src, i.cfg.vrid), totals(&i.stats.kernel_drops)))
             .collect();
+        let late = self
+            .instances
+            .iter()
+            .map(|i| {
+                let st = &i.sender_stats;
+                (
+                    i.cfg.name.clone(),
+                    (
+                        st.late.load(std::sync::atomic::Ordering::Relaxed),
+                        st.sent.load(std::sync::atomic::Ordering::Relaxed),
+                    ),
+                )
+            })
+            .collect();
+        for i in &mut self.instances {
+            let worst = i
+                .sender_stats
+                .late_max_ns
+                .swap(0, std::sync::atomic::Ordering::Relaxed);
+            i.late_max_samples.push_back(worst);
+            while i.late_max_samples.len() > 2 {
+                i.late_max_samples.pop_front();
+            }
+        }
+        let cpu = self.cpu_watch.sample(&[self.sender.tid, nix::unistd::getpid().as_raw()]);
         self.samples.push_back(Sample {
             at: now,
             sources,
             ours,
+            late,
+            cpu,
         });
         while self.samples.len() > 4 {
             self.samples.pop_front();
         }
     }
 
-    fn diagnose_input(&self) -> (u64, Vec<crate::diag::SourceWindow>, Vec<crate::diag::Ours>) {
+    fn diagnose_input(
+        &mut self,
+    ) -> (
+        u64,
+        Vec<crate::diag::SourceWindow>,
+        Vec<crate::diag::Ours>,
+        crate::diag::Cpu,
+    ) {
+        let cpu_now = self
+            .cpu_watch
+            .sample(&[self.sender.tid, nix::unistd::getpid().as_raw()]);
         let now = monotonic_ns();
         // The newest sample at least 4 s old (a window of 4 to 9 s, so that a fixed problem
         // clears soon), else the oldest one, else everything since start.
@@ -1428,6 +1587,20 @@ impl Daemon {
                     dropped: since_base(&s.dropped, b.map(|b| &b.2)),
                     kernel_drops: since_base(&s.kernel_drops, b.map(|b| &b.3)),
                     dst: s.dst,
+                    gap_max_s: s
+                        .timed_gaps
+                        .iter()
+                        .filter(|(at, _)| *at >= since)
+                        .map(|(_, g)| *g)
+                        .max()
+                        .map(|g| g as f64 / 1e9),
+                    bursts: s
+                        .timed_gaps
+                        .iter()
+                        .filter(|(at, g)| {
+                            *at >= since && *g < u64::from(s.interval_cs.max(1)) * 10_000_000 / 4
+                        })
+                        .count() as u64,
                     auth: s.auth.clone(),
                     last_seen_s: now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
                     interval_mean_s: mean_jitter(&s.gaps).map(|m| m.0),
@@ -1455,19 +1628,53 @@ impl Daemon {
                 priority: i.fsm.priority(),
                 interval_cs: i.cfg.advert_int_cs,
                 src: i.src,
-                send_refused: if i.stats.send_refused_last_ns >= since {
-                    i.stats.send_refused
-                } else {
-                    0
+                send_refused: {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let st = &i.sender_stats;
+                    let last = i.stats.send_refused_last_ns.max(st.refused_last_ns.load(Relaxed));
+                    if last >= since {
+                        i.stats.send_refused + st.refused.load(Relaxed)
+                    } else {
+                        0
+                    }
                 },
-                sent: i.stats.adverts_sent,
+                sent: i.stats.adverts_sent
+                    + i.sender_stats.sent.load(std::sync::atomic::Ordering::Relaxed),
                 kernel_drops: since_base(
                     &i.stats.kernel_drops,
                     base.and_then(|b| b.ours.get(&(i.src, i.cfg.vrid))),
                 ),
+                late: {
+                    let (l0, _) = base.and_then(|b| b.late.get(&i.cfg.name)).copied().unwrap_or((0, 0));
+                    i.sender_stats.late.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(l0)
+                },
+                periodic: {
+                    let (_, s0) = base.and_then(|b| b.late.get(&i.cfg.name)).copied().unwrap_or((0, 0));
+                    i.sender_stats.sent.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(s0)
+                },
+                late_max_ms: i
+                    .late_max_samples
+                    .iter()
+                    .copied()
+                    .chain([i.sender_stats.late_max_ns.load(std::sync::atomic::Ordering::Relaxed)])
+                    .max()
+                    .unwrap_or(0) as f64
+                    / 1e6,
             })
             .collect();
-        (window_s.max(1), sources, ours)
+        let cpu0 = base.map(|b| b.cpu).unwrap_or_default();
+        let cpu = crate::diag::Cpu {
+            throttled_periods: cpu_now.nr_throttled.saturating_sub(cpu0.nr_throttled),
+            throttled_ms: cpu_now.throttled_ns.saturating_sub(cpu0.throttled_ns) as f64 / 1e6,
+            runq_wait_ms: cpu_now.runq_wait_ns.saturating_sub(cpu0.runq_wait_ns) as f64 / 1e6,
+            not_realtime: match &self.scheduling {
+                crate::sender::Scheduling::Fifo(_) => None,
+                crate::sender::Scheduling::Normal(why) => Some(why.clone()),
+            },
+            cgroup_dir: self.cpu_watch.cgroup_dir.as_ref().map(|d| d.display().to_string()),
+            cgroup_v1: self.cpu_watch.v1,
+        };
+        (window_s.max(1), sources, ours, cpu)
     }
 
     fn status_json(&self) -> serde_json::Value {
@@ -1509,7 +1716,7 @@ impl Daemon {
                     "advert_int_s": f64::from(i.cfg.advert_int_cs) / 100.0,
                     "master_adver_interval_s": i.fsm.master_adver_interval().as_secs_f64(),
                     "master_down_interval_s": i.fsm.master_down_interval().as_secs_f64(),
-                    "counters": i.stats,
+                    "counters": counters_json(i),
                 })
             })
             .collect();
@@ -1549,11 +1756,17 @@ impl Daemon {
             },
             "xdp": xdp,
             "capabilities": self.caps_kept,
+            "advert_thread": self.scheduling,
         })
     }
 
     /// SIGTERM / SIGINT: masters send priority 0 and remove their VIPs (RFC 5798 6.4.3).
     async fn stop(&mut self) {
+        // The advert thread must not send an advert with our old priority after priority 0.
+        for inst in &mut self.instances {
+            self.sender.set(&inst.cfg.name, None);
+            inst.sender_priority = None;
+        }
         let now = monotonic_ns();
         for idx in 0..self.instances.len() {
             let actions = self.instances[idx].fsm.step(Event::Shutdown, Instant(now));
@@ -1667,6 +1880,7 @@ async fn diagnose(
     window_s: u64,
     mut sources: Vec<crate::diag::SourceWindow>,
     ours: Vec<crate::diag::Ours>,
+    cpu: crate::diag::Cpu,
 ) -> serde_json::Value {
     // Is a silent router up? Ask it (ICMP echo, 300 ms).
     for s in sources.iter_mut().filter(|s| s.silent) {
@@ -1676,7 +1890,10 @@ async fn diagnose(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
-    let mut kernel = crate::diag::Kernel::default();
+    let mut kernel = crate::diag::Kernel {
+        cpu,
+        ..crate::diag::Kernel::default()
+    };
     for s in &sources {
         let path = format!("/proc/sys/net/ipv4/conf/{}/rp_filter", s.ifname);
         if let Some(v) = std::fs::read_to_string(path)

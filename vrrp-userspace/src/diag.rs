@@ -47,6 +47,12 @@ pub struct SourceWindow {
     /// Where its adverts go (the group, or this host for unicast).
     #[serde(default)]
     pub dst: Option<IpAddr>,
+    /// The longest gap between its adverts in the window (XDP stamps), and how many came
+    /// less than a quarter interval after the one before (a burst after a stall).
+    #[serde(default)]
+    pub gap_max_s: Option<f64>,
+    #[serde(default)]
+    pub bursts: u64,
 }
 
 /// One of our instances, as far as the diagnosis needs it.
@@ -68,6 +74,28 @@ pub struct Ours {
     /// The kernel's drop reasons for our adverts in the window, most first.
     #[serde(default)]
     pub kernel_drops: Vec<(String, u64)>,
+    /// Periodic adverts in the window that left more than a quarter interval late, of how
+    /// many, and the worst lateness.
+    #[serde(default)]
+    pub late: u64,
+    #[serde(default)]
+    pub periodic: u64,
+    #[serde(default)]
+    pub late_max_ms: f64,
+}
+
+/// This process and its CPU over the window (starve.rs), for late adverts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Cpu {
+    /// Periods in which the cgroup ran out of quota, and the time it was throttled.
+    pub throttled_periods: u64,
+    pub throttled_ms: f64,
+    /// Time the daemon's threads waited for a CPU.
+    pub runq_wait_ms: f64,
+    /// None: the advert thread is SCHED_FIFO; Some(why): it is not.
+    pub not_realtime: Option<String>,
+    pub cgroup_dir: Option<String>,
+    pub cgroup_v1: bool,
 }
 
 /// What the host's kernel is configured to do with VRRP, gathered by the caller.
@@ -79,6 +107,7 @@ pub struct Kernel {
     pub rp_filter: HashMap<String, u8>,
     /// (interface, group) memberships from /proc/net/igmp and igmp6; None when unreadable.
     pub groups: Option<Vec<(String, IpAddr)>>,
+    pub cpu: Cpu,
 }
 
 /// The multicast groups each interface has joined, from /proc/net/igmp and /proc/net/igmp6.
@@ -229,6 +258,28 @@ pub fn findings(
                 fix: Vec::new(),
             });
         }
+        // 3b. A peer whose adverts stall and then come in a burst: it is starved of CPU (a
+        // network that loses adverts does not deliver them late and bunched).
+        let interval = f64::from(s.interval_cs.max(1)) / 100.0;
+        if let Some(gap) = s.gap_max_s
+            && gap > 1.5 * interval
+            && s.bursts > 0
+        {
+            out.push(Finding {
+                kind: "peer-late".to_owned(),
+                ifname: s.ifname.clone(),
+                source: Some(s.src),
+                vrid: s.vrid,
+                message: format!(
+                    "{who} arrive late and in bursts: a gap of {:.0} ms at advert_int {:.0} ms, then {} less than a quarter interval apart, in the last {window_s} s. The network does not bunch adverts; the sender is starved of CPU (a throttled cgroup, an overloaded host). `vrrpd diagnose` on {} names the cause if it runs vrrpd.",
+                    gap * 1000.0,
+                    interval * 1000.0,
+                    s.bursts,
+                    s.src
+                ),
+                fix: Vec::new(),
+            });
+        }
         // 4. Two masters on the wire.
         if let Some(m) = mine
             && m.master
@@ -256,6 +307,10 @@ pub fn findings(
         let kernel_dropped: u64 = o.kernel_drops.iter().map(|(_, n)| n).sum();
         if o.send_refused > 0 || kernel_dropped > 0 {
             out.push(dropped_on_output(host, window_s, o, kernel_dropped, kernel));
+        }
+        // 6. Our own adverts left late: say why this process could not run.
+        if o.master && o.late >= 2 {
+            out.push(adverts_late(host, window_s, o, &kernel.cpu));
         }
     }
     out
@@ -362,6 +417,46 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
         message: format!(
             "{who} reach the wire but {cause}: {} seen by XDP, {} delivered to the VRRP socket in the last {window_s} s{kernel_said}. vrrpd's elections follow the wire, so this does not split the brain here; keepalived's would. {}",
             s.wire, s.socket, if firewall_fix { "Allow them:" } else if fix.is_empty() { "" } else { "Fix:" }
+        ),
+        fix,
+    }
+}
+
+fn adverts_late(host: &str, window_s: u64, o: &Ours, cpu: &Cpu) -> Finding {
+    let quarter_ms = f64::from(o.interval_cs) * 10.0 / 4.0;
+    let mut fix = Vec::new();
+    let rt = cpu.not_realtime.as_ref().map_or_else(
+        || " (the advert thread is SCHED_FIFO but out of real-time runtime, or its cgroup has none)".to_owned(),
+        |why| format!(", and the advert thread runs without real-time priority: {why}"),
+    );
+    let cause = if cpu.throttled_periods > 0 {
+        if let Some(dir) = &cpu.cgroup_dir {
+            if cpu.cgroup_v1 {
+                fix.push(format!("echo 20000 > {dir}/cpu.rt_runtime_us   # real-time runtime for vrrpd's advert thread; then restart vrrpd"));
+            }
+            fix.push(format!("raise the CPU quota of {dir} (cpu.cfs_quota_us / cpu.max), or run vrrpd outside it"));
+        }
+        format!(
+            "its cgroup ran out of CPU quota {} times and was throttled for {:.0} ms{rt}",
+            cpu.throttled_periods, cpu.throttled_ms
+        )
+    } else if cpu.runq_wait_ms > window_s as f64 * 100.0 {
+        fix.push("give vrrpd real-time priority: CAP_SYS_NICE (systemd: AmbientCapabilities=CAP_SYS_NICE)".to_owned());
+        format!(
+            "its threads waited {:.0} ms for a CPU: the host is overloaded{rt}",
+            cpu.runq_wait_ms
+        )
+    } else {
+        "with no sign of CPU throttling or waiting: the process was stopped (SIGSTOP, a paused VM or container)".to_owned()
+    };
+    Finding {
+        kind: "adverts-late".to_owned(),
+        ifname: o.ifname.clone(),
+        source: Some(o.src),
+        vrid: o.vrid,
+        message: format!(
+            "{host} {}: our adverts ({}, VRID {}) leave late: {} of {} more than {quarter_ms:.0} ms after their deadline in the last {window_s} s, the worst {:.0} ms late. The cause: {cause}. Late adverts make the backups take over.",
+            o.ifname, o.name, o.vrid, o.late, o.periodic, o.late_max_ms
         ),
         fix,
     }
@@ -509,6 +604,8 @@ mod tests {
             answers_ping: None,
             kernel_drops: Vec::new(),
             dst: Some("224.0.0.18".parse().expect("a")),
+            gap_max_s: None,
+            bursts: 0,
         }
     }
 
@@ -525,6 +622,9 @@ mod tests {
             send_refused: 0,
             sent: 10,
             kernel_drops: Vec::new(),
+            late: 0,
+            periodic: 10,
+            late_max_ms: 0.0,
         }
     }
 
@@ -697,6 +797,44 @@ mod tests {
         };
         let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &joined);
         assert!(f[0].message.contains("something in the kernel after XDP"), "{}", f[0]);
+    }
+
+    #[test]
+    fn late_adverts_name_the_throttling_cgroup() {
+        let mut o = ours(true);
+        o.late = 5;
+        o.late_max_ms = 900.0;
+        let k = Kernel {
+            cpu: Cpu {
+                throttled_periods: 7,
+                throttled_ms: 630.0,
+                not_realtime: Some("SCHED_FIFO refused".into()),
+                cgroup_dir: Some("/sys/fs/cgroup/cpu/lb".into()),
+                cgroup_v1: true,
+                ..Cpu::default()
+            },
+            ..Kernel::default()
+        };
+        let f = findings("lb01", 8, &[], &[o.clone()], &k);
+        assert_eq!(f[0].kind, "adverts-late");
+        assert!(f[0].message.contains("its cgroup ran out of CPU quota 7 times and was throttled for 630 ms, and the advert thread runs without real-time priority"), "{}", f[0]);
+        assert!(f[0].fix[0].starts_with("echo 20000 > /sys/fs/cgroup/cpu/lb/cpu.rt_runtime_us"));
+        let f = findings("lb01", 8, &[], &[o.clone()], &Kernel::default());
+        assert!(f[0].message.contains("the process was stopped"), "{}", f[0]);
+        o.master = false;
+        assert!(findings("lb01", 8, &[], &[o], &Kernel::default()).is_empty());
+    }
+
+    #[test]
+    fn a_bursty_peer_is_called_starved() {
+        let mut s = src(8, 8, vec![]);
+        s.gap_max_s = Some(2.4);
+        s.bursts = 2;
+        let f = findings("lb02", 8, &[s.clone()], &[ours(false)], &Kernel::default());
+        assert_eq!(f[0].kind, "peer-late");
+        assert!(f[0].message.contains("a gap of 2400 ms at advert_int 1000 ms, then 2 less than a quarter interval apart"), "{}", f[0]);
+        s.bursts = 0;
+        assert!(findings("lb02", 8, &[s], &[ours(false)], &Kernel::default()).is_empty());
     }
 
     #[test]

@@ -225,6 +225,11 @@ impl Instance {
     }
 
     /// The earliest pending deadline; the caller sends `Event::Timer` when it passes.
+    /// When the master's next periodic advert is due (None unless master).
+    pub fn adver_deadline(&self) -> Option<Instant> {
+        self.adver_deadline
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         match (self.adver_deadline, self.master_down_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -15,6 +15,8 @@ pub mod net;
 pub mod packet;
 pub mod pcap;
 pub mod record;
+pub mod sender;
+pub mod starve;
 pub mod track;
 pub mod watch;
 

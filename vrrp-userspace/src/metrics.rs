@@ -159,6 +159,12 @@ pub fn render(status: &serde_json::Value) -> String {
         per(&|i| num(&i["counters"]["adverts_sent"])),
     );
     family(
+        "vrrpd_adverts_late_total",
+        "counter",
+        "Periodic adverts that left more than a quarter interval after their deadline.",
+        per(&|i| num(&i["counters"]["adverts_late"])),
+    );
+    family(
         "vrrpd_transitions_to_master_total",
         "counter",
         "Transitions to MASTER.",

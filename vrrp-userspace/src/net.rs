@@ -336,6 +336,19 @@ impl VrrpSocket {
         })
     }
 
+    /// A second handle on the sending socket, for the advert thread (`sender.rs`).
+    pub fn tx_clone(&self) -> io::Result<Socket> {
+        self.tx.try_clone()
+    }
+
+    /// Where `send` would send to `dst`.
+    pub fn dst_addr(&self, dst: IpAddr) -> SockAddr {
+        SockAddr::from(match dst {
+            IpAddr::V4(d) => SocketAddr::V4(SocketAddrV4::new(d, 0)),
+            IpAddr::V6(d) => SocketAddr::V6(SocketAddrV6::new(d, 0, 0, self.ifindex)),
+        })
+    }
+
     /// Sends one VRRP message (the kernel adds the IP header).
     pub fn send(&self, dst: IpAddr, vrrp: &[u8]) -> Result<(), NetError> {
         let addr = match dst {

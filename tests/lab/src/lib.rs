@@ -356,13 +356,40 @@ impl Lab {
     }
 
     fn spawn_ns_env(&self, ns: &str, label: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
+        self.spawn_ns_in(ns, label, args, env, None)
+    }
+
+    /// As `spawn`, started inside the cgroup whose `cgroup.procs` is `procs` (it enters the
+    /// cgroup before it execs, so that a real-time thread is created there, not moved there).
+    pub fn spawn_in_cgroup(&self, host: Host, label: &str, args: &[&str], procs: &Path) -> Proc {
+        self.spawn_ns_in(&self.ns(host), label, args, &[], Some(procs))
+    }
+
+    fn spawn_ns_in(
+        &self,
+        ns: &str,
+        label: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+        cgroup: Option<&Path>,
+    ) -> Proc {
         let stdout = self.dir.join(format!("{label}.out"));
         let stderr = self.dir.join(format!("{label}.err"));
         let open = |p: &Path| {
             fs::File::create(p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()))
         };
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
+        let mut cmd = if let Some(procs) = cgroup {
+            let mut c = Command::new("sh");
+            c.args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+                .arg(procs)
+                .args(["ip", "netns", "exec", ns]);
+            c
+        } else {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]);
+            c
+        };
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(open(&stdout))
@@ -739,6 +766,18 @@ impl Lab {
 
     /// `vrrpd run` with extra arguments (e.g. `--metrics 127.0.0.1:9650`).
     pub fn vrrpd_with(&self, bin: &str, host: Host, config: &str, extra: &[&str]) -> Proc {
+        self.vrrpd_in(bin, host, config, extra, None)
+    }
+
+    /// `vrrpd run` started inside a cgroup (its `cgroup.procs`), or not.
+    pub fn vrrpd_in(
+        &self,
+        bin: &str,
+        host: Host,
+        config: &str,
+        extra: &[&str],
+        cgroup: Option<&Path>,
+    ) -> Proc {
         let name = host.name();
         let conf = self
             .write(&format!("vrrpd-{name}.conf"), config)
@@ -775,11 +814,12 @@ impl Lab {
             &dump,
         ];
         args.extend_from_slice(extra);
-        self.spawn_ns_env(
+        self.spawn_ns_in(
             &self.ns(host),
             &format!("vrrpd-{name}"),
             &args,
             &[("PATH", path)],
+            cgroup,
         )
     }
 

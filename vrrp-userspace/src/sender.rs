@@ -1,0 +1,276 @@
+//! The periodic adverts of every master instance, sent from one dedicated thread that keeps its
+//! cadence when the rest of the daemon cannot: SCHED_FIFO where permitted (a CPU-throttled
+//! cgroup does not stop a real-time thread that has RT runtime), absolute deadlines
+//! (clock_nanosleep with TIMER_ABSTIME on CLOCK_MONOTONIC, so lateness never accumulates),
+//! and memory locked so that a page fault cannot delay a send.
+//!
+//! The state machines stay in the main loop: it tells this thread which instances are master,
+//! what to send and from when (`set`), and sends the immediate adverts itself (becoming master,
+//! answering priority 0). The thread measures how late each send left (`SlotStats`), which is
+//! how `vrrpd diagnose` can say that this host starves vrrpd.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use socket2::{SockAddr, Socket};
+use tracing::{info, warn};
+
+/// keepalived's vrrp_rt_priority default when set: the middle of SCHED_FIFO's range.
+pub const RT_PRIORITY: u8 = 50;
+
+/// Counters of one instance's periodic sends, shared with the main loop.
+#[derive(Debug, Default)]
+pub struct SlotStats {
+    pub sent: AtomicU64,
+    /// Sends refused with EPERM (netfilter on output).
+    pub refused: AtomicU64,
+    pub refused_last_ns: AtomicU64,
+    /// Sends that left more than a quarter interval after their deadline, and the worst.
+    pub late: AtomicU64,
+    pub late_max_ns: AtomicU64,
+    /// Sum of the lateness of every send (mean = sum / sent).
+    pub late_sum_ns: AtomicU64,
+}
+
+/// What one master instance sends, and when.
+pub struct Slot {
+    pub name: String,
+    pub socket: Arc<Socket>,
+    /// (destination, VRRP message for it): v3's checksum covers the destination.
+    pub packets: Vec<(SockAddr, Vec<u8>)>,
+    pub interval_ns: u64,
+    /// CLOCK_MONOTONIC ns of the next send.
+    pub next_ns: u64,
+    pub stats: Arc<SlotStats>,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<String, Slot>,
+    stop: bool,
+    /// Bumped by `set`, so that a sleeping thread re-reads the schedule.
+    generation: u64,
+}
+
+pub struct Sender {
+    shared: Arc<(Mutex<State>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The thread's kernel id, for its schedstat.
+    pub tid: i32,
+}
+
+/// How the thread ended up scheduled, for the log and `status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Scheduling {
+    Fifo(u8),
+    /// Refused: why, and what to grant.
+    Normal(String),
+}
+
+impl Sender {
+    /// Starts the thread; `realtime` asks for SCHED_FIFO at `RT_PRIORITY`.
+    pub fn start(realtime: bool) -> (Self, Scheduling) {
+        let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let inner = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("vrrpd-adverts".to_owned())
+            .spawn(move || {
+                let sched = if realtime {
+                    make_realtime()
+                } else {
+                    Scheduling::Normal("--no-realtime".to_owned())
+                };
+                let _ = tx.send((sched, nix::unistd::gettid().as_raw()));
+                run(&inner);
+            })
+            .ok();
+        let (sched, tid) = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
+            (
+                Scheduling::Normal("the sender thread did not start".to_owned()),
+                0,
+            )
+        });
+        (
+            Self {
+                shared,
+                thread,
+                tid,
+            },
+            sched,
+        )
+    }
+
+    /// Makes `slot` (keyed by its instance name) the schedule of that instance, or removes it.
+    pub fn set(&self, name: &str, slot: Option<Slot>) {
+        let (lock, cv) = &*self.shared;
+        let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot {
+            Some(s) => {
+                st.slots.insert(name.to_owned(), s);
+            }
+            None => {
+                st.slots.remove(name);
+            }
+        }
+        st.generation += 1;
+        cv.notify_one();
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        let (lock, _) = &*self.shared;
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .slots
+            .contains_key(name)
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        {
+            let (lock, cv) = &*self.shared;
+            let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.stop = true;
+            cv.notify_one();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn make_realtime() -> Scheduling {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let value = ThreadPriorityValue::try_from(RT_PRIORITY).unwrap_or_default();
+    match set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    ) {
+        Ok(()) => {
+            // Locked memory: a page swapped out of the send path would be a late advert.
+            // MCL_ONFAULT locks pages as they are touched instead of populating every mapping,
+            // so the resident size stays what the daemon uses. Best effort.
+            use nix::sys::mman::MlockAllFlags;
+            if let Err(e) = nix::sys::mman::mlockall(
+                MlockAllFlags::MCL_CURRENT
+                    | MlockAllFlags::MCL_FUTURE
+                    | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT),
+            ) {
+                info!("adverts: memory not locked ({e}); grant CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK for that");
+            }
+            Scheduling::Fifo(RT_PRIORITY)
+        }
+        Err(e) => Scheduling::Normal(format!(
+            "SCHED_FIFO refused ({e:?}): grant CAP_SYS_NICE, and real-time runtime to vrrpd's cgroup (cgroup v1: cpu.rt_runtime_us, e.g. 10000; systemd: CPUSchedulingPolicy=fifo), or a CPU-throttled cgroup will delay its adverts"
+        )),
+    }
+}
+
+fn run(shared: &(Mutex<State>, Condvar)) {
+    let (lock, cv) = shared;
+    loop {
+        crate::caps::apply_pending();
+        // The earliest deadline, waiting on the condvar (wakeable by `set`) until just before it.
+        let due = {
+            let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                if st.stop {
+                    return;
+                }
+                let Some(next) = st.slots.values().map(|s| s.next_ns).min() else {
+                    st = cv.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    continue;
+                };
+                let now = crate::monotonic_ns();
+                // Wake 1 ms early on the condvar (relative, coarse), then sleep to the exact
+                // deadline with an absolute clock_nanosleep.
+                let early = next.saturating_sub(1_000_000);
+                if early <= now {
+                    break next;
+                }
+                let generation = st.generation;
+                let (guard, _) = cv
+                    .wait_timeout(st, Duration::from_nanos(early - now))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st = guard;
+                if st.generation != generation {
+                    continue;
+                }
+                break next;
+            }
+        };
+        sleep_until(due);
+        let now = crate::monotonic_ns();
+        let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for slot in st.slots.values_mut() {
+            if slot.next_ns > now {
+                continue;
+            }
+            send(slot, now);
+            // Absolute cadence: the next deadline follows the last one, not the send time; a
+            // send that missed whole intervals (the thread was stopped) is not repeated.
+            slot.next_ns += slot.interval_ns;
+            if slot.next_ns <= now {
+                let behind = (now - slot.next_ns) / slot.interval_ns.max(1) + 1;
+                slot.next_ns += behind * slot.interval_ns;
+            }
+        }
+    }
+}
+
+fn sleep_until(deadline_ns: u64) {
+    use nix::time::{ClockId, ClockNanosleepFlags, clock_nanosleep};
+    let ts = nix::sys::time::TimeSpec::new(
+        i64::try_from(deadline_ns / 1_000_000_000).unwrap_or(i64::MAX),
+        i64::try_from(deadline_ns % 1_000_000_000).unwrap_or(0),
+    );
+    // EINTR: a signal; the loop re-checks the time.
+    let _ = clock_nanosleep(
+        ClockId::CLOCK_MONOTONIC,
+        ClockNanosleepFlags::TIMER_ABSTIME,
+        &ts,
+    );
+}
+
+fn send(slot: &Slot, now: u64) {
+    let late = now.saturating_sub(slot.next_ns);
+    let st = &slot.stats;
+    st.late_sum_ns.fetch_add(late, Ordering::Relaxed);
+    st.late_max_ns.fetch_max(late, Ordering::Relaxed);
+    if late > slot.interval_ns / 4 {
+        st.late.fetch_add(1, Ordering::Relaxed);
+    }
+    for (dst, bytes) in &slot.packets {
+        match slot.socket.send_to(bytes, dst) {
+            Ok(_) => {
+                st.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                if st.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                    warn!(
+                        "({}) the kernel refuses our adverts (EPERM): a firewall drops them on output; see `vrrpd diagnose`",
+                        slot.name
+                    );
+                }
+                st.refused_last_ns.store(now, Ordering::Relaxed);
+            }
+            Err(e) => warn!(
+                "({}) sending an advert to {:?}: {e}",
+                slot.name,
+                dst.as_socket().map(|s| s.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            ),
+        }
+    }
+}
