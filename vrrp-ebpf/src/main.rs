@@ -98,6 +98,13 @@ pub fn vrrp(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// Does nothing: the baseline `cargo xtask bench` measures `vrrp`'s cost against (never
+/// attached by the daemon).
+#[xdp]
+pub fn pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 #[inline(always)]
 fn count(index: u32) {
     if let Some(c) = COUNTERS.get_ptr_mut(index) {

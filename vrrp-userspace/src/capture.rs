@@ -409,10 +409,38 @@ impl Capture {
         frame: &[u8],
         repeat: u32,
     ) -> Result<(u32, std::time::Duration), CaptureError> {
+        self.test_run_program(PROGRAM, frame, repeat)
+    }
+
+    /// As `test_run`, for the empty program `pass` (the benchmark's baseline), loading it on
+    /// first use.
+    pub fn test_run_baseline(
+        &mut self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), CaptureError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut("pass")
+            .ok_or(CaptureError::Missing("baseline XDP program"))?
+            .try_into()
+            .map_err(Box::new)?;
+        if program.fd().is_err() {
+            program.load().map_err(Box::new)?;
+        }
+        self.test_run_program("pass", frame, repeat)
+    }
+
+    fn test_run_program(
+        &self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), CaptureError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
-            .program(PROGRAM)
+            .program(name)
             .ok_or(CaptureError::Missing("XDP program"))?
             .try_into()
             .map_err(Box::new)?;

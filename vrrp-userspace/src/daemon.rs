@@ -1470,13 +1470,11 @@ impl Daemon {
             return;
         }
         let counts = self.capture.socket_counts();
-        let mut m = self
+        // Replaced, not merged: the kernel's map is an LRU of 4096 sources, and so is this.
+        *self
             .socket_counts
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (k, n) in counts {
-            m.insert(k, n);
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = counts.into_iter().collect();
     }
 
     fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
@@ -1490,6 +1488,10 @@ impl Daemon {
 
     /// Keeps the totals per source and instance every few seconds: the diagnosis window.
     fn sample(&mut self, now: u64) {
+        // Sources silent for 10 minutes are forgotten, so that a flood of spoofed sources
+        // cannot keep a real new peer out of the table for good.
+        self.sources
+            .retain(|_, s| now.saturating_sub(s.last_seen_ns) < 600_000_000_000);
         let sources = self
             .sources
             .iter()

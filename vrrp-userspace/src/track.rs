@@ -202,14 +202,28 @@ impl Outcome {
     }
 }
 
+/// At most this many scripts (checks and notifies together) run at once: a thousand
+/// instances flapping together must not fork a thousand processes. The others wait their turn.
+pub const MAX_SCRIPTS: usize = 32;
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_SCRIPTS);
+
+/// Scripts running now.
+pub fn scripts_running() -> usize {
+    MAX_SCRIPTS - RUNNING.available_permits()
+}
+
 /// Runs one command line to completion (or until `timeout`, then kills its process group),
-/// as `run_as`, logging its output at debug level.
+/// as `run_as`, logging its output at debug level. Waits for a slot among `MAX_SCRIPTS`
+/// first; the timeout counts from the start of the script.
 pub async fn run_once(
     command: &str,
     run_as: &RunAs,
     timeout: Option<Duration>,
     label: &str,
 ) -> Outcome {
+    let Ok(_slot) = RUNNING.acquire().await else {
+        return Outcome::CannotRun("the script limiter is closed".to_owned());
+    };
     let args = argv(command);
     let Some(program) = args.first() else {
         return Outcome::CannotRun("empty command".to_owned());
@@ -405,13 +419,19 @@ pub fn spawn_script(
 /// Runs notify scripts one after another, in the order of the transitions, without making
 /// the state machine wait (keepalived runs them concurrently, so they can overtake each other).
 pub struct Notifier {
-    tx: Option<mpsc::UnboundedSender<Vec<String>>>,
+    tx: Option<mpsc::Sender<Vec<String>>>,
     worker: Option<tokio::task::JoinHandle<()>>,
+    label: String,
 }
+
+/// Transitions whose notify scripts may wait behind a slow one; beyond that the newest are
+/// dropped, with a warning, rather than queued without end.
+const NOTIFY_QUEUE: usize = 64;
 
 impl Notifier {
     pub fn spawn(label: String, run_as: RunAs) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<String>>();
+        let (tx, mut rx) = mpsc::channel::<Vec<String>>(NOTIFY_QUEUE);
+        let name = label.clone();
         let worker = tokio::spawn(async move {
             while let Some(commands) = rx.recv().await {
                 for c in commands {
@@ -425,12 +445,18 @@ impl Notifier {
         Self {
             tx: Some(tx),
             worker: Some(worker),
+            label: name,
         }
     }
 
     pub fn send(&self, commands: Vec<String>) {
-        if let (false, Some(tx)) = (commands.is_empty(), &self.tx) {
-            let _ = tx.send(commands);
+        if let (false, Some(tx)) = (commands.is_empty(), &self.tx)
+            && let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(commands)
+        {
+            warn!(
+                "{}: {NOTIFY_QUEUE} transitions already wait for their notify scripts (one is stuck?): not running {c:?}",
+                self.label
+            );
         }
     }
 
@@ -631,6 +657,34 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scripts_run_at_most_max_scripts_at_once() {
+        let root = RunAs::default();
+        let all: Vec<_> = (0..MAX_SCRIPTS + 8)
+            .map(|_| {
+                let r = root.clone();
+                tokio::spawn(async move { run_once("/bin/sleep 0.5", &r, None, "t").await })
+            })
+            .collect();
+        let mut peak = 0;
+        for _ in 0..20 {
+            peak = peak.max(scripts_running());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(peak, MAX_SCRIPTS, "the limit is reached and never passed");
+        for h in all {
+            assert_eq!(h.await.ok(), Some(Outcome::Exited(0)));
+        }
+        // Other tests in this process may run a script of their own for a moment.
+        for _ in 0..100 {
+            if scripts_running() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("slots not given back: {} still taken", scripts_running());
     }
 
     #[test]

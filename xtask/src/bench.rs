@@ -1,55 +1,457 @@
-//! `cargo xtask bench`: measurements in the seed's lab. Only `latency` exists so far; the
-//! side-by-side benchmarks against keepalived are issue 10.
+//! `cargo xtask bench`: vrrpd beside keepalived in the seed's lab, in the same run, each figure
+//! repeated, written to target/bench/report.md (with an SVG of the failover gaps) and printed.
+//!
+//! - `cargo xtask bench [--quick]`: the suite (quick: 3 repetitions, 8 s per load scenario,
+//!   300 adverts for latency; full: 5, 60 s, 1000).
+//! - `cargo xtask bench latency [N]`: XDP-to-userspace latency only.
+//! - `cargo xtask bench --chaos [SECS]`: the chaos test for SECS (default 600).
+//! - `cargo xtask bench fuzz [SECS]`: each fuzz target for SECS (default 300).
 
-use std::{fs, path::Path, time::Duration};
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, bail};
-use vrrpd_lab::{Host, Lab, wait_until};
+use vrrpd_lab::{
+    Host, Lab, Proc, fixtures,
+    observer::{HolderObserver, Timeline},
+    wait_until,
+};
+
+const VIP: &str = "10.0.0.3";
 
 pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
-    if let Some("latency") = args.first().map(String::as_str) {
-        latency(
-            vrrpd,
-            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000),
-        )
-    } else {
-        println!(
-            "cargo xtask bench latency [N]: XDP-to-userspace latency of N adverts (default 1000)"
-        );
-        println!(
-            "The benchmarks against keepalived (failover gaps, flaps under load, XDP cost, CPU/RSS) are not written yet (issue 10)."
-        );
-        Ok(())
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    match arg(0) {
+        Some("latency") => {
+            let n = arg(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+            let lab = Lab::seed();
+            let r = latency(&lab, vrrpd, n, false)?;
+            let text = format!(
+                "XDP stamp -> userspace read, {n} adverts: p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
+                r.0, r.1, r.2
+            );
+            print!("{text}");
+            write_out("latency.txt", &text)
+        }
+        Some("--chaos") => chaos(arg(1).and_then(|n| n.parse().ok()).unwrap_or(600)),
+        Some("fuzz") => {
+            let secs = arg(1).and_then(|n| n.parse().ok()).unwrap_or(300);
+            for t in crate::FUZZ_TARGETS {
+                crate::fuzz(t, secs)?;
+            }
+            Ok(())
+        }
+        Some("--quick") | None => suite(vrrpd, arg(0) == Some("--quick")),
+        Some(other) => bail!(
+            "unknown bench {other:?}: use --quick, latency [N], --chaos [SECS] or fuzz [SECS]"
+        ),
     }
 }
 
-/// keepalived on lb01 sends VRRPv3 adverts every 10 ms; `vrrpd watch` on lb02 reads N of them
-/// and reports, per advert, the time from the XDP program's kernel stamp to the moment
-/// userspace read the record.
-fn latency(vrrpd: &Path, n: usize) -> anyhow::Result<()> {
+fn out_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench")
+}
+
+fn write_out(name: &str, text: &str) -> anyhow::Result<()> {
+    fs::create_dir_all(out_dir()).context("target/bench")?;
+    fs::write(out_dir().join(name), text).with_context(|| format!("target/bench/{name}"))
+}
+
+/// The chaos test, long: its own summary line is the figure.
+fn chaos(secs: u64) -> anyhow::Result<()> {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "-p",
+            "vrrp-userspace",
+            "--test",
+            "chaos",
+            "--",
+            "--nocapture",
+        ])
+        .env("VRRPD_CHAOS_SECS", secs.to_string())
+        .env("VRRPD_REQUIRE_ROOT", "1")
+        .output()
+        .context("cargo test --test chaos")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("chaos:") || l.contains("test result"))
+        .collect();
+    println!("{}", summary.join("\n"));
+    write_out("chaos.txt", &text)?;
+    if !out.status.success() {
+        bail!("the chaos run failed; see target/bench/chaos.txt");
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Vrrpd,
+    Keepalived,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Vrrpd => "vrrpd",
+            Self::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// The seed's chapter-4 config for `host` at `interval` seconds (v2 at 1 s, else v3).
+fn config(host: Host, interval: f64, rt: bool) -> String {
+    let file = if host == Host::Lb01 {
+        "ch4-lb01.conf"
+    } else {
+        "ch4-lb02.conf"
+    };
+    let mut text = fs::read_to_string(fixtures().join("seed").join(file)).unwrap_or_default();
+    let mut globals = String::new();
+    if (interval - 1.0).abs() > f64::EPSILON {
+        globals.push_str("\n  vrrp_version 3");
+        text = text.replace("advert_int 1", &format!("advert_int {interval}"));
+    }
+    if rt {
+        // keepalived's best tuning for a busy host; vrrpd ignores it (it asks by default).
+        globals.push_str("\n  vrrp_rt_priority 50");
+    }
+    text.replace("global_defs {", &format!("global_defs {{{globals}"))
+}
+
+fn start(
+    lab: &Lab,
+    vrrpd: &Path,
+    kind: Kind,
+    host: Host,
+    conf: &str,
+    cgroup: Option<&Path>,
+) -> Proc {
+    match kind {
+        Kind::Vrrpd => lab.vrrpd_in(&vrrpd.display().to_string(), host, conf, &[], cgroup),
+        Kind::Keepalived => lab.keepalived_in(host, conf, cgroup),
+    }
+}
+
+/// RFC 5798 6.1 for lb02 (priority 100).
+fn mdi(interval: f64) -> f64 {
+    3.0 * interval + (256.0 - 100.0) / 256.0 * interval
+}
+
+struct Stats {
+    values: Vec<f64>,
+}
+
+impl Stats {
+    fn summary(&self) -> String {
+        if self.values.is_empty() {
+            return "-".to_owned();
+        }
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        format!(
+            "{:.0} / {:.0} / {:.0}",
+            v[0],
+            v[v.len() / 2],
+            v[v.len() - 1]
+        )
+    }
+    fn median(&self) -> Option<f64> {
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        (Some(a), Some(b)) if a == 0.0 && b == 0.0 => "=".to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+/// Gap figures of one daemon at one interval, in ms.
+#[derive(Default)]
+struct Gaps {
+    hard: Vec<f64>,
+    graceful: Vec<f64>,
+    preempt: Vec<f64>,
+}
+
+fn client_gap(lab: &Lab, fault: impl FnOnce(), until: impl FnMut() -> bool, limit: Duration) -> Option<f64> {
+    let prober = lab.prober(
+        Host::Client,
+        VIP.parse().ok()?,
+        Duration::from_millis(2),
+    );
+    fault();
+    let ok = wait_until(limit, until);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = prober.stop();
+    (ok && r.received > 0).then(|| r.max_gap.as_secs_f64() * 1000.0)
+}
+
+fn failover(vrrpd: &Path, kind: Kind, interval: f64, reps: usize) -> Gaps {
     let lab = Lab::seed();
+    let mut lb01 = start(&lab, vrrpd, kind, Host::Lb01, &config(Host::Lb01, interval, false), None);
+    let _lb02 = start(&lab, vrrpd, kind, Host::Lb02, &config(Host::Lb02, interval, false), None);
+    let limit = Duration::from_secs_f64(mdi(interval) * 3.0 + 5.0);
+    let settle = Duration::from_secs_f64((interval * 10.0).clamp(1.0, 3.0));
+    let mut g = Gaps::default();
+    if !wait_until(Duration::from_secs(15), || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)) {
+        eprintln!("{} at {interval}: lb01 never became the only master", kind.name());
+        return g;
+    }
+    std::thread::sleep(settle);
+    for _ in 0..reps {
+        // Hard: lb01's link goes down.
+        if let Some(ms) = client_gap(
+            &lab,
+            || {
+                lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "down"]);
+            },
+            || lab.holds(Host::Lb02, VIP),
+            limit,
+        ) {
+            g.hard.push(ms);
+        }
+        std::thread::sleep(settle);
+        // Preemption: lb01 comes back and takes the VIP again.
+        if let Some(ms) = client_gap(
+            &lab,
+            || {
+                lab.exec(Host::Lb01, &["ip", "link", "set", "eth0", "up"]);
+            },
+            || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+            limit,
+        ) {
+            g.preempt.push(ms);
+        }
+        std::thread::sleep(settle);
+        // Graceful: SIGTERM, priority 0.
+        if let Some(ms) = client_gap(
+            &lab,
+            || {
+                lb01.signal("TERM");
+            },
+            || lab.holds(Host::Lb02, VIP),
+            limit,
+        ) {
+            g.graceful.push(ms);
+        }
+        let _ = lb01.wait_exit(Duration::from_secs(5));
+        lb01 = start(&lab, vrrpd, kind, Host::Lb01, &config(Host::Lb01, interval, false), None);
+        let _ = wait_until(limit, || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
+        std::thread::sleep(settle);
+    }
+    g
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Load {
+    Stress,
+    Throttled,
+    ThrottledRt,
+    BackupStopped,
+    Flood,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Stress => "stress-ng on every core",
+            Self::Throttled => "master in a throttled cgroup, defaults",
+            Self::ThrottledRt => "master in a throttled cgroup, RT granted",
+            Self::BackupStopped => "backup SIGSTOPped > Master_Down_Interval",
+            Self::Flood => "packet flood at the backup",
+        }
+    }
+}
+
+const LOADS: [Load; 5] = [
+    Load::Stress,
+    Load::Throttled,
+    Load::ThrottledRt,
+    Load::BackupStopped,
+    Load::Flood,
+];
+
+/// A cgroup v1 cpu group with 10 % of one CPU, removed on drop.
+struct Cgroup(PathBuf);
+impl Cgroup {
+    fn new(name: &str, rt_runtime_us: u32) -> Option<Self> {
+        let dir = Path::new("/sys/fs/cgroup/cpu").join(name);
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).ok()?;
+        let w = |f: &str, v: u32| fs::write(dir.join(f), v.to_string());
+        w("cpu.cfs_period_us", 100_000).ok()?;
+        w("cpu.cfs_quota_us", 10_000).ok()?;
+        w("cpu.rt_runtime_us", rt_runtime_us).ok()?;
+        Some(Self(dir))
+    }
+    fn procs(&self) -> PathBuf {
+        self.0.join("cgroup.procs")
+    }
+}
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Holder changes per minute over `secs` under `load`, lb01 the master.
+fn spurious(vrrpd: &Path, kind: Kind, interval: f64, load: Load, secs: u64) -> Option<f64> {
+    let lab = Lab::seed();
+    let cg = match load {
+        Load::Throttled => Some(Cgroup::new(&format!("{}-bench", lab.prefix()), 0)?),
+        Load::ThrottledRt => Some(Cgroup::new(&format!("{}-bench", lab.prefix()), 20_000)?),
+        _ => None,
+    };
+    let procs = cg.as_ref().map(Cgroup::procs);
+    let rt = load == Load::ThrottledRt;
+    let mut procs_list: Vec<Proc> = Vec::new();
+    let observer = HolderObserver::start(
+        &[lab.ns(Host::Lb01), lab.ns(Host::Lb02)],
+        VIP.parse().ok()?,
+        Duration::from_millis(2),
+    );
+    let lb01 = start(&lab, vrrpd, kind, Host::Lb01, &config(Host::Lb01, interval, rt), procs.as_deref());
+    let lb02 = start(&lab, vrrpd, kind, Host::Lb02, &config(Host::Lb02, interval, rt), None);
+    if !wait_until(Duration::from_secs(15), || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)) {
+        eprintln!("{} {interval} {:?}: no single master at start", kind.name(), load);
+        return None;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    match load {
+        Load::Stress => procs_list.push(lab.spawn(
+            Host::Lb01,
+            "stress",
+            &["stress-ng", "--cpu", "0", "--timeout", &format!("{}s", secs + 5)],
+        )),
+        Load::Throttled | Load::ThrottledRt => {
+            for i in 0..2 {
+                procs_list.push(lab.spawn_in_cgroup(
+                    Host::Lb01,
+                    &format!("burn{i}"),
+                    &["sh", "-c", "while :; do :; done"],
+                    procs.as_deref()?,
+                ));
+            }
+        }
+        _ => {}
+    }
+    let from = observer.now();
+    let start_t = Instant::now();
+    let stop_for = Duration::from_secs_f64((mdi(interval) * 3.0).max(1.0));
+    while start_t.elapsed() < Duration::from_secs(secs) {
+        match load {
+            Load::BackupStopped => {
+                lb02.signal("STOP");
+                std::thread::sleep(stop_for);
+                lb02.signal("CONT");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Load::Flood => flood(&lab, Duration::from_secs(1)),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    let (timeline, end) = observer.stop();
+    drop(procs_list);
+    drop(lb01);
+    let minutes = (end - from).as_secs_f64() / 60.0;
+    Some(changes(&timeline, from) as f64 / minutes)
+}
+
+fn changes(timeline: &Timeline, from: Duration) -> usize {
+    timeline.iter().filter(|(t, _)| *t > from).count()
+}
+
+/// UDP to lb02 at line rate from the client, through a packet socket.
+fn flood(lab: &Lab, secs: Duration) {
+    use vrrp_lab_frames::udp_frame;
+    let inj = lab.injector(Host::Client, "eth0");
+    let mac = lab_mac(lab, Host::Lb02);
+    let frame = udp_frame(mac);
+    let t = Instant::now();
+    while t.elapsed() < secs {
+        for _ in 0..256 {
+            inj.send(&frame);
+        }
+    }
+}
+
+fn lab_mac(lab: &Lab, host: Host) -> [u8; 6] {
+    let out = lab.exec(host, &["cat", "/sys/class/net/eth0/address"]);
+    let mut mac = [0u8; 6];
+    for (i, p) in out.trim().split(':').enumerate().take(6) {
+        mac[i] = u8::from_str_radix(p, 16).unwrap_or(0);
+    }
+    mac
+}
+
+/// Frames for the flood, built by hand: the xtask does not link the daemon's library (it is
+/// what installs the toolchain that library needs).
+mod vrrp_lab_frames {
+    pub fn udp_frame(dst_mac: [u8; 6]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst_mac);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 0x10]);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let payload = [0u8; 64];
+        let total = u16::try_from(20 + 8 + payload.len()).unwrap_or(0);
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 10, 10, 0, 0, 6];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        let sum = checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        let ulen = u16::try_from(8 + payload.len()).unwrap_or(0);
+        f.extend_from_slice(&[0x30, 0x39, 0, 9]);
+        f.extend_from_slice(&ulen.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&payload);
+        f
+    }
+    fn checksum(b: &[u8]) -> u16 {
+        let mut sum: u32 = b
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum();
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !u16::try_from(sum).unwrap_or(u16::MAX)
+    }
+}
+
+/// keepalived on lb01 sends VRRPv3 adverts every 10 ms; `vrrpd watch` on lb02 reads `n` of
+/// them and reports the time from the XDP program's kernel stamp to the userspace read:
+/// (p50, p99, max) in µs.
+fn latency(lab: &Lab, vrrpd: &Path, n: usize, load: bool) -> anyhow::Result<(f64, f64, f64)> {
     let conf = "global_defs {\n  vrrp_version 3\n}\nvrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 50\n  priority 150\n  advert_int 0.01\n  virtual_ipaddress {\n    10.0.0.3\n  }\n}\n";
     let _keepalived = lab.keepalived(Host::Lb01, conf);
+    let _stress = load.then(|| lab.spawn(Host::Lb02, "stress", &["stress-ng", "--cpu", "0", "--timeout", "120s"]));
     let count = n.to_string();
     let mut watch = lab.spawn(
         Host::Lb02,
         "watch",
-        &[
-            &vrrpd.display().to_string(),
-            "watch",
-            "-i",
-            "eth0",
-            "--json",
-            "-c",
-            &count,
-        ],
+        &[&vrrpd.display().to_string(), "watch", "-i", "eth0", "--json", "-c", &count],
     );
     let limit = Duration::from_secs(30 + u64::try_from(n / 50).unwrap_or(0));
     if !wait_until(limit, || !watch.running()) {
-        bail!(
-            "watch did not see {n} adverts in {limit:?}:\n{}",
-            watch.logs()
-        );
+        bail!("watch did not see {n} adverts in {limit:?}:\n{}", watch.logs());
     }
     let mut delays: Vec<f64> = watch
         .stdout()
@@ -61,18 +463,273 @@ fn latency(vrrpd: &Path, n: usize) -> anyhow::Result<()> {
         bail!("only {} adverts read:\n{}", delays.len(), watch.logs());
     }
     delays.sort_by(f64::total_cmp);
-    let pct = |p: f64| delays[((delays.len() - 1) as f64 * p).round() as usize];
-    let report = format!(
-        "XDP stamp -> userspace read, {} adverts (keepalived v3 advert_int 0.01 -> vrrpd watch, debug build: {}):\n  p50 {:.1} us   p99 {:.1} us   max {:.1} us\n",
-        delays.len(),
-        !vrrpd.display().to_string().contains("release"),
-        pct(0.5),
-        pct(0.99),
-        delays[delays.len() - 1]
+    let pct = |p: f64| {
+        let i = ((delays.len() - 1) as f64 * p).round();
+        delays[usize::try_from(i as u64).unwrap_or(0).min(delays.len() - 1)]
+    };
+    Ok((pct(0.5), pct(0.99), delays[delays.len() - 1]))
+}
+
+/// CPU (% of one core) and RSS (MiB) of the daemon with `n` master instances at 0.1 s.
+fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<(f64, f64)> {
+    let lab = Lab::seed();
+    // Four veth pairs inside lb01, 250 instances each: VRIDs are per interface.
+    let per = 250;
+    let links = n.div_ceil(per);
+    let mut conf = String::from("global_defs {\n  vrrp_version 3\n}\n");
+    for l in 0..links {
+        let (a, b) = (format!("bn{l}"), format!("bp{l}"));
+        lab.exec(Host::Lb01, &["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]);
+        lab.exec(Host::Lb01, &["ip", "addr", "add", &format!("192.168.{l}.1/24"), "dev", &a]);
+        lab.exec(Host::Lb01, &["ip", "link", "set", &a, "up"]);
+        lab.exec(Host::Lb01, &["ip", "link", "set", &b, "up"]);
+        for v in 0..per.min(n - l * per) {
+            let vrid = v + 1;
+            let _ = write!(
+                conf,
+                "vrrp_instance I{l}_{vrid} {{\n  state MASTER\n  interface {a}\n  virtual_router_id {vrid}\n  priority 150\n  advert_int 0.1\n  virtual_ipaddress {{\n    10.{}.{l}.{vrid}/32\n  }}\n}}\n",
+                100 + l
+            );
+        }
+    }
+    let daemon = start(&lab, vrrpd, kind, Host::Lb01, &conf, None);
+    let last = format!("10.{}.{}.{}", 100 + links - 1, links - 1, n - (links - 1) * per);
+    if !wait_until(Duration::from_secs(60), || lab.holds(Host::Lb01, &last)) {
+        eprintln!("{} with {n} instances never became master:\n{}", kind.name(), daemon.logs());
+        return None;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let pids = daemon_pids(&lab, kind);
+    let t0 = cpu_ticks(&pids);
+    std::thread::sleep(Duration::from_secs(secs));
+    let cpu = (cpu_ticks(&pids) - t0) as f64 / 100.0 / secs as f64 * 100.0;
+    let rss: f64 = pids.iter().map(|p| rss_kib(*p)).sum::<f64>() / 1024.0;
+    Some((cpu, rss))
+}
+
+/// The daemon's processes in lb01 (keepalived: its parent and its VRRP child).
+fn daemon_pids(lab: &Lab, kind: Kind) -> Vec<u32> {
+    lab.pids(Host::Lb01)
+        .into_iter()
+        .filter(|p| {
+            let comm = fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            comm.trim() == kind.name()
+        })
+        .collect()
+}
+
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+            let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+        })
+        .sum()
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// TCP throughput client -> lb02 (Gbit/s) with the daemon running on lb02.
+fn throughput(vrrpd: &Path, kind: Kind) -> Option<f64> {
+    let lab = Lab::seed();
+    let _d = start(&lab, vrrpd, kind, Host::Lb02, &config(Host::Lb02, 1.0, false), None);
+    std::thread::sleep(Duration::from_secs(2));
+    let _server = lab.spawn(Host::Lb02, "iperf3-server", &["iperf3", "-s", "-1"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = lab.try_exec(Host::Client, &["iperf3", "-c", "10.0.0.6", "-t", "5", "-J"]).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["end"]["sum_received"]["bits_per_second"].as_f64().map(|b| b / 1e9)
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let keepalived = Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    format!(
+        "{cpu}, {cores} cores, {mem}, Linux {}, {keepalived}",
+        kernel.trim(),
+    )
+}
+
+#[allow(clippy::too_many_lines)]
+fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let reps = if quick { 3 } else { 5 };
+    let secs = if quick { 8 } else { 60 };
+    let n_latency = if quick { 300 } else { 1000 };
+    let mut md = String::new();
+    let _ = writeln!(md, "# vrrpd beside keepalived, one run\n");
+    let _ = writeln!(
+        md,
+        "Machine: {}. Mode: {}. vrrpd: release build, defaults. keepalived: defaults unless the row says otherwise.\n",
+        machine(),
+        if quick { "--quick (3 repetitions, 8 s per load scenario)" } else { "full (5 repetitions, 60 s per load scenario)" }
     );
-    print!("{report}");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    fs::create_dir_all(&out).context("target/bench")?;
-    fs::write(out.join("latency.txt"), report).context("target/bench/latency.txt")?;
+
+    // 1. Failover gaps.
+    let _ = writeln!(md, "## Failover gap seen by the client (ms, min / median / max; ICMP every 2 ms)\n");
+    let _ = writeln!(md, "| advert_int | event | Master_Down_Interval | vrrpd | keepalived | ratio (median) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let mut svg_points: Vec<(String, Kind, Vec<f64>, f64)> = Vec::new();
+    for interval in [1.0, 0.1, 0.05, 0.01] {
+        let v = failover(vrrpd, Kind::Vrrpd, interval, reps);
+        let k = failover(vrrpd, Kind::Keepalived, interval, reps);
+        let label = if (interval - 1.0).abs() < f64::EPSILON { "1 (v2)".to_owned() } else { format!("{interval} (v3)") };
+        for (event, a, b) in [("link down", &v.hard, &k.hard), ("SIGTERM", &v.graceful, &k.graceful), ("preemption", &v.preempt, &k.preempt)] {
+            let (a, b) = (Stats { values: a.clone() }, Stats { values: b.clone() });
+            let _ = writeln!(
+                md,
+                "| {label} | {event} | {:.0} | {} | {} | {} |",
+                mdi(interval) * 1000.0,
+                a.summary(),
+                b.summary(),
+                ratio(a.median(), b.median())
+            );
+        }
+        svg_points.push((label.clone(), Kind::Vrrpd, v.hard.clone(), mdi(interval) * 1000.0));
+        svg_points.push((label, Kind::Keepalived, k.hard.clone(), mdi(interval) * 1000.0));
+        println!("failover {interval}: done ({:.0} s)", started.elapsed().as_secs_f64());
+    }
+
+    // 2. Spurious transitions.
+    let _ = writeln!(md, "\n## Spurious VIP moves per minute under load ({secs} s each; 0 is right)\n");
+    let _ = writeln!(md, "| advert_int | load | vrrpd | keepalived |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for interval in [0.1, 0.01] {
+        for load in LOADS {
+            let cell = |kind| {
+                spurious(vrrpd, kind, interval, load, secs).map_or("-".to_owned(), |r| format!("{r:.1}"))
+            };
+            let (a, b) = (cell(Kind::Vrrpd), cell(Kind::Keepalived));
+            let _ = writeln!(md, "| {interval} | {} | {a} | {b} |", load.name());
+            println!("spurious {interval} {}: vrrpd {a}, keepalived {b}", load.name());
+        }
+    }
+    let _ = writeln!(md, "\n(keepalived's \"RT granted\" row runs with `vrrp_rt_priority 50`; vrrpd's with its defaults. Both cgroups: cfs_quota 10 ms per 100 ms, two busy loops beside the master.)");
+
+    // 3. XDP cost.
+    let _ = writeln!(md, "\n## XDP cost (BPF_PROG_TEST_RUN, 1 000 000 runs, ns per packet)\n");
+    let out = Command::new(vrrpd).args(["bench-xdp"]).output().context("vrrpd bench-xdp")?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let _ = writeln!(md, "| frame | vrrpd's program | empty program | difference |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    if let Some(m) = v.as_object() {
+        for (name, r) in m {
+            let (a, b) = (r["vrrp_ns"].as_f64().unwrap_or(0.0), r["empty_ns"].as_f64().unwrap_or(0.0));
+            let _ = writeln!(md, "| {name} | {a:.0} | {b:.0} | {:.0} |", a - b);
+        }
+    }
+    let tv = throughput(vrrpd, Kind::Vrrpd);
+    let tk = throughput(vrrpd, Kind::Keepalived);
+    let _ = writeln!(
+        md,
+        "\nveth TCP throughput client -> lb02 (iperf3, 5 s): with vrrpd's XDP on lb02 {} Gbit/s, with keepalived (no XDP) {} Gbit/s, ratio {}.",
+        tv.map_or("-".to_owned(), |t| format!("{t:.2}")),
+        tk.map_or("-".to_owned(), |t| format!("{t:.2}")),
+        ratio(tv, tk)
+    );
+
+    // 4. Latency.
+    let lab = Lab::seed();
+    let idle = latency(&lab, vrrpd, n_latency, false).ok();
+    drop(lab);
+    let lab = Lab::seed();
+    let busy = latency(&lab, vrrpd, n_latency, true).ok();
+    drop(lab);
+    let _ = writeln!(md, "\n## XDP stamp to userspace read, {n_latency} adverts (µs; keepalived has no XDP: no figure)\n");
+    let _ = writeln!(md, "| | p50 | p99 | max |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for (name, r) in [("idle", idle), ("stress-ng on every core", busy)] {
+        if let Some((a, b, c)) = r {
+            let _ = writeln!(md, "| {name} | {a:.0} | {b:.0} | {c:.0} |");
+        }
+    }
+
+    // 5. Footprint.
+    let _ = writeln!(md, "\n## CPU (% of one core) and RSS (MiB) with N master instances at advert_int 0.1\n");
+    let _ = writeln!(md, "| N | vrrpd CPU | keepalived CPU | ratio | vrrpd RSS | keepalived RSS | ratio |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for n in [1, 100, 1000] {
+        let a = footprint(vrrpd, Kind::Vrrpd, n, if quick { 5 } else { 20 });
+        let b = footprint(vrrpd, Kind::Keepalived, n, if quick { 5 } else { 20 });
+        let f = |x: Option<(f64, f64)>, i: usize| x.map_or("-".to_owned(), |v| format!("{:.2}", if i == 0 { v.0 } else { v.1 }));
+        let _ = writeln!(
+            md,
+            "| {n} | {} | {} | {} | {} | {} | {} |",
+            f(a, 0), f(b, 0), ratio(a.map(|x| x.0), b.map(|x| x.0)),
+            f(a, 1), f(b, 1), ratio(a.map(|x| x.1), b.map(|x| x.1))
+        );
+        println!("footprint {n}: done");
+    }
+    let _ = writeln!(md, "\nTotal time: {:.0} s. Plot of the link-down gaps: gaps.svg.", started.elapsed().as_secs_f64());
+
+    write_out("report.md", &md)?;
+    write_out("gaps.svg", &svg(&svg_points))?;
+    println!("\n{md}");
+    println!("written: target/bench/report.md, target/bench/gaps.svg");
     Ok(())
+}
+
+/// A strip plot of the link-down gaps per interval (log scale), with Master_Down_Interval.
+fn svg(points: &[(String, Kind, Vec<f64>, f64)]) -> String {
+    let (w, h, left, top, bottom) = (760.0, 360.0, 70.0, 30.0, 50.0);
+    let groups: Vec<&String> = {
+        let mut g: Vec<&String> = points.iter().map(|p| &p.0).collect();
+        g.dedup();
+        g
+    };
+    let (lo, hi) = (10f64.log10(), 10_000f64.log10());
+    let y = |ms: f64| top + (h - top - bottom) * (1.0 - (ms.max(10.0).log10() - lo) / (hi - lo));
+    let col = (w - left - 20.0) / groups.len().max(1) as f64;
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"18\">Client-side gap when the master's link goes down (ms, log scale)</text>\n");
+    for ms in [10.0, 100.0, 1000.0, 10_000.0] {
+        let _ = writeln!(s, "<line x1=\"{left}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"8\" y=\"{:.1}\">{ms}</text>", w - 20.0, y(ms), y(ms), y(ms) + 4.0);
+    }
+    for (gi, g) in groups.iter().enumerate() {
+        let x0 = left + col * gi as f64;
+        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">advert_int {g}</text>", x0 + col / 2.0, h - 20.0);
+        for p in points.iter().filter(|p| &p.0 == *g) {
+            let (dx, color) = match p.1 {
+                Kind::Vrrpd => (col * 0.3, "#1f77b4"),
+                Kind::Keepalived => (col * 0.7, "#ff7f0e"),
+            };
+            let _ = writeln!(s, "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"4 2\"/>", x0 + 10.0, x0 + col - 10.0, y(p.3), y(p.3));
+            for (i, v) in p.2.iter().enumerate() {
+                let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\" fill-opacity=\"0.7\"/>", x0 + dx + (i as f64 - 2.0) * 3.0, y(*v));
+            }
+        }
+    }
+    let _ = writeln!(s, "<circle cx=\"{}\" cy=\"{h}\" r=\"0\"/><text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">● vrrpd</text><text x=\"{}\" y=\"{}\" fill=\"#ff7f0e\">● keepalived</text><text x=\"{}\" y=\"{}\" fill=\"#999\">- - Master_Down_Interval</text>", left, left, h - 5.0, left + 80.0, h - 5.0, left + 190.0, h - 5.0);
+    s.push_str("</svg>\n");
+    s
 }

@@ -94,9 +94,11 @@ enum Task {
         #[arg(default_value_t = 60)]
         seconds: u64,
     },
-    /// Benchmarks against keepalived in the same lab.
+    /// Benchmarks against keepalived in the same lab: `--quick` (under 15 min) or the full
+    /// suite, writing target/bench/report.md and gaps.svg; `latency [N]`; `--chaos [SECS]`;
+    /// `fuzz [SECS]`.
     Bench {
-        #[arg(trailing_var_arg = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
@@ -470,9 +472,9 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
 }
 
 /// The cargo-fuzz targets under fuzz/, each with a corpus in fuzz/corpus/<target>.
-const FUZZ_TARGETS: [&str; 3] = ["decode", "config", "control"];
+pub(crate) const FUZZ_TARGETS: [&str; 3] = ["decode", "config", "control"];
 
-fn fuzz(target: &str, seconds: u64) -> anyhow::Result<()> {
+pub(crate) fn fuzz(target: &str, seconds: u64) -> anyhow::Result<()> {
     setup_nightly()?;
     if output(Command::new("cargo").args(["fuzz", "--version"])).is_err() {
         println!("xtask fuzz: installing cargo-fuzz");

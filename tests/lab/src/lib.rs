@@ -408,6 +408,11 @@ impl Lab {
     /// Real keepalived (VRRP only) on `host` with `config`, pid files in the lab directory so
     /// that two of them on one machine do not collide.
     pub fn keepalived(&self, host: Host, config: &str) -> Proc {
+        self.keepalived_in(host, config, None)
+    }
+
+    /// keepalived started inside a cgroup (its `cgroup.procs`), or not.
+    pub fn keepalived_in(&self, host: Host, config: &str, cgroup: Option<&Path>) -> Proc {
         let name = host.name();
         let conf = self.write(&format!("keepalived-{name}.conf"), config);
         let pid = |kind: &str| {
@@ -418,8 +423,8 @@ impl Lab {
         };
         let conf = conf.display().to_string();
         let (main_pid, vrrp_pid, checkers_pid) = (pid("main"), pid("vrrp"), pid("checkers"));
-        self.spawn(
-            host,
+        self.spawn_ns_in(
+            &self.ns(host),
             &format!("keepalived-{name}"),
             &[
                 "keepalived",
@@ -436,6 +441,8 @@ impl Lab {
                 "--checkers_pid",
                 &checkers_pid,
             ],
+            &[],
+            cgroup,
         )
     }
 
