@@ -1922,12 +1922,19 @@ async fn diagnose(
                 .output(),
         )
         .await;
-        if let Ok(Ok(out)) = ruleset
-            && out.status.success()
-        {
-            kernel.drop_rules = serde_json::from_slice(&out.stdout)
-                .map(|v| crate::diag::vrrp_drop_rules(&v))
-                .unwrap_or_default();
+        match ruleset {
+            Ok(Ok(out)) if out.status.success() => {
+                kernel.drop_rules = serde_json::from_slice(&out.stdout)
+                    .map(|v| crate::diag::vrrp_drop_rules(&v))
+                    .unwrap_or_default();
+            }
+            Ok(Ok(out)) => debug!(
+                "nft -j list ruleset: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Ok(Err(e)) => debug!("nft -j list ruleset: {e}"),
+            Err(_) => debug!("nft -j list ruleset: no answer in 3 s"),
         }
         found = crate::diag::findings(&host, window_s, &sources, &ours, &kernel);
     }

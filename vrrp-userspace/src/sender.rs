@@ -160,13 +160,14 @@ fn make_realtime() -> Scheduling {
     ) {
         Ok(()) => {
             // Locked memory: a page swapped out of the send path would be a late advert.
-            // MCL_ONFAULT locks pages as they are touched instead of populating every mapping,
-            // so the resident size stays what the daemon uses. Best effort.
+            // What is mapped now (the program, the heap so far, this thread's stack, the rings),
+            // each page locked when first touched (MCL_ONFAULT), so the resident size stays what
+            // the daemon uses. Not MCL_FUTURE: once capabilities are dropped, every later mapping
+            // would count against RLIMIT_MEMLOCK, and thread stacks and child processes would
+            // fail with EAGAIN. Best effort.
             use nix::sys::mman::MlockAllFlags;
             if let Err(e) = nix::sys::mman::mlockall(
-                MlockAllFlags::MCL_CURRENT
-                    | MlockAllFlags::MCL_FUTURE
-                    | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT),
+                MlockAllFlags::MCL_CURRENT | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT),
             ) {
                 info!("adverts: memory not locked ({e}); grant CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK for that");
             }
