@@ -636,7 +636,7 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
             println!("spurious {interval} {}: vrrpd {a}, keepalived {b}", load.name());
         }
     }
-    let _ = writeln!(md, "\n(keepalived's \"RT granted\" row runs with `vrrp_rt_priority 50`; vrrpd's with its defaults. Both cgroups: cfs_quota 0.1 s per 1 s period, two busy loops beside the master; "RT granted" adds cpu.rt_runtime_us 20000.)");
+    let _ = writeln!(md, "\n(keepalived's \"RT granted\" row runs with `vrrp_rt_priority 50`; vrrpd's with its defaults. Both cgroups: cfs_quota 0.1 s per 1 s period, two busy loops beside the master; with RT granted, cpu.rt_runtime_us 20000.)");
 
     // 3. XDP cost.
     let _ = writeln!(md, "\n## XDP cost (BPF_PROG_TEST_RUN, 1 000 000 runs, ns per packet)\n");
