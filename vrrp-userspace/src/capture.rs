@@ -62,8 +62,35 @@ pub enum CaptureError {
         #[source]
         source: Box<ProgramError>,
     },
+    #[error("cannot attach XDP to {ifname} in {mode} mode: {source}")]
+    AttachIn {
+        ifname: String,
+        mode: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
     #[error("ring buffer: {0}")]
     Ring(#[source] io::Error),
+}
+
+/// Which XDP mode to ask for (`vrrpd run --xdp-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModePreference {
+    /// Native on physical NICs; generic on virtual devices (veth, bridges, bonds, VLANs,
+    /// macvlan), where native XDP adds little and, on veth, puts a 256-packet ring in front of
+    /// the program that a flood overflows (dropping the real master's adverts with it).
+    #[default]
+    Auto,
+    /// In the driver; an error where the driver has none.
+    Native,
+    /// Generic (skb) mode everywhere.
+    Generic,
+}
+
+/// A device without hardware behind it (sysfs puts those under /sys/devices/virtual).
+fn is_virtual(ifname: &str) -> bool {
+    std::fs::read_link(format!("/sys/class/net/{ifname}"))
+        .is_ok_and(|p| p.to_string_lossy().contains("/devices/virtual/"))
 }
 
 /// How the program ended up attached.
@@ -119,6 +146,7 @@ pub struct Capture {
     drops: Result<(RingBuf<MapData>, Format), String>,
     attached: Vec<Attached>,
     names: StdHashMap<u32, String>,
+    mode: ModePreference,
     ebpf: Ebpf,
 }
 
@@ -234,14 +262,27 @@ impl Capture {
             counters,
             watch,
             drops,
+            mode: ModePreference::Auto,
             attached: Vec::new(),
             names: StdHashMap::new(),
             ebpf,
         })
     }
 
-    /// Attaches to `ifname`: native mode first, generic when the driver has no XDP.
+    /// The mode `attach` asks for from now on.
+    pub fn set_mode(&mut self, mode: ModePreference) {
+        self.mode = mode;
+    }
+
+    /// Attaches to `ifname` in the preferred mode (auto: native on a physical NIC, falling
+    /// back to generic when its driver has no XDP; generic on a virtual device).
     pub fn attach(&mut self, ifname: &str) -> Result<&Attached, CaptureError> {
+        let generic_first = match self.mode {
+            ModePreference::Generic => true,
+            ModePreference::Native => false,
+            ModePreference::Auto => is_virtual(ifname),
+        };
+        let may_fall_back = self.mode != ModePreference::Native;
         let ifindex =
             nix::net::if_::if_nametoindex(ifname).map_err(|source| CaptureError::Interface {
                 ifname: ifname.to_owned(),
@@ -255,8 +296,24 @@ impl Capture {
             .map_err(Box::new)?;
         // Driver mode explicitly: the kernel's default would fall back to generic silently, and
         // the operator should know which one runs.
-        let mode = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
-            Ok(_) => AttachMode::Native,
+        let first = if generic_first {
+            program
+                .attach_to_if_index(ifindex, XdpMode::Skb)
+                .map(|_| AttachMode::Generic)
+        } else {
+            program
+                .attach_to_if_index(ifindex, XdpMode::Driver)
+                .map(|_| AttachMode::Native)
+        };
+        let mode = match first {
+            Ok(m) => m,
+            Err(e) if generic_first || !may_fall_back => {
+                return Err(CaptureError::AttachIn {
+                    ifname: ifname.to_owned(),
+                    mode: if generic_first { "generic" } else { "native" },
+                    source: Box::new(e),
+                });
+            }
             Err(native) => {
                 warn!(ifname, error = %native, "native XDP refused, falling back to generic (skb) mode");
                 program

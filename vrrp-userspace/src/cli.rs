@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// benchmarks, or hosts where real-time threads are not wanted).
     #[arg(long = "no-realtime")]
     pub no_realtime: bool,
+    /// XDP mode: `auto` (native on physical NICs, generic on veth and other virtual devices),
+    /// `native` or `generic`.
+    #[arg(long = "xdp-mode", value_enum, default_value_t = vrrp::capture::ModePreference::Auto)]
+    pub xdp_mode: vrrp::capture::ModePreference,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +348,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         dump_file: args.dump_file,
         elections: args.elections,
         realtime: !args.no_realtime,
+        xdp_mode: args.xdp_mode,
     })
     .await
     .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;

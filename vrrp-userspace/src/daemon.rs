@@ -90,6 +90,8 @@ pub struct Options {
     pub elections: Elections,
     /// Send periodic adverts from a SCHED_FIFO thread where permitted (the default).
     pub realtime: bool,
+    /// Which XDP mode to attach in.
+    pub xdp_mode: crate::capture::ModePreference,
 }
 
 /// Which adverts count in the elections.
@@ -344,7 +346,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 impl Daemon {
     async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect()?;
-        let capture = Capture::load_with_drop_reasons()?;
+        let mut capture = Capture::load_with_drop_reasons()?;
+        capture.set_mode(opts.xdp_mode);
         let (sender, scheduling) = crate::sender::Sender::start(opts.realtime);
         match &scheduling {
             crate::sender::Scheduling::Fifo(p) => {

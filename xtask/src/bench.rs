@@ -38,6 +38,32 @@ pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
             print!("{text}");
             write_out("latency.txt", &text)
         }
+        Some("scenario") => {
+            let interval: f64 = arg(1).and_then(|n| n.parse().ok()).unwrap_or(0.1);
+            let load = LOADS
+                .into_iter()
+                .find(|l| format!("{l:?}").eq_ignore_ascii_case(arg(2).unwrap_or("")))
+                .context("scenario INTERVAL stress|throttled|throttledrt|backupstopped|flood [SECS]")?;
+            let secs = arg(3).and_then(|n| n.parse().ok()).unwrap_or(30);
+            for kind in [Kind::Vrrpd, Kind::Keepalived] {
+                let r = spurious(vrrpd, kind, interval, load, secs);
+                println!("{} {interval} {}: {r:?} moves/min", kind.name(), load.name());
+            }
+            Ok(())
+        }
+        Some("footprint") => {
+            let n = arg(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+            for kind in [Kind::Vrrpd, Kind::Keepalived] {
+                println!("{}: {:?} (% CPU, MiB RSS)", kind.name(), footprint(vrrpd, kind, n, 5));
+            }
+            Ok(())
+        }
+        Some("throughput") => {
+            for kind in [Kind::Vrrpd, Kind::Keepalived] {
+                println!("{}: {:?} Gbit/s", kind.name(), throughput(vrrpd, kind));
+            }
+            Ok(())
+        }
         Some("--chaos") => chaos(arg(1).and_then(|n| n.parse().ok()).unwrap_or(600)),
         Some("fuzz") => {
             let secs = arg(1).and_then(|n| n.parse().ok()).unwrap_or(300);
@@ -134,8 +160,11 @@ fn start(
     conf: &str,
     cgroup: Option<&Path>,
 ) -> Proc {
+    // VRRPD_BENCH_ARGS: extra `vrrpd run` arguments, to compare settings (e.g. --xdp-mode).
+    let extra = std::env::var("VRRPD_BENCH_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
     match kind {
-        Kind::Vrrpd => lab.vrrpd_in(&vrrpd.display().to_string(), host, conf, &[], cgroup),
+        Kind::Vrrpd => lab.vrrpd_in(&vrrpd.display().to_string(), host, conf, &extra, cgroup),
         Kind::Keepalived => lab.keepalived_in(host, conf, cgroup),
     }
 }
@@ -495,7 +524,11 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<(f64, f64)
     }
     let daemon = start(&lab, vrrpd, kind, Host::Lb01, &conf, None);
     let last = format!("10.{}.{}.{}", 100 + links - 1, links - 1, n - (links - 1) * per);
-    if !wait_until(Duration::from_secs(60), || lab.holds(Host::Lb01, &last)) {
+    let holds = || {
+        lab.try_exec(Host::Lb01, &["ip", "-j", "addr", "show"])
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{last}\"")))
+    };
+    if !wait_until(Duration::from_secs(60), holds) {
         eprintln!("{} with {n} instances never became master:\n{}", kind.name(), daemon.logs());
         return None;
     }
