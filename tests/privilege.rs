@@ -12,8 +12,8 @@ fn seed(name: &str) -> String {
     std::fs::read_to_string(fixtures().join("seed").join(name)).expect("seed fixture")
 }
 
-/// CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE.
-const KEPT: u64 = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 12) | (1 << 13) | (1 << 23);
+/// CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_SYS_NICE.
+const KEPT: u64 = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 23);
 
 fn thread_caps(pid: u32) -> Vec<(String, u64, u64)> {
     let mut out = Vec::new();
@@ -54,8 +54,7 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
     assert!(
         wait_until(Duration::from_secs(5), || lb01
             .stderr()
-            .contains("capabilities: kept CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE")
-            || lb01.stderr().contains("capabilities: kept CAP_NET_ADMIN")),
+            .contains("capabilities: kept CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE, CAP_IPC_LOCK, CAP_SETUID, CAP_SETGID, CAP_KILL;")),
         "{}",
         lb01.logs()
     );
@@ -90,7 +89,7 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
         .expect("status");
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(v["instances"][1]["state"], "MASTER", "{v}");
-    assert_eq!(v["capabilities"].as_array().map(Vec::len), Some(6), "{v}");
+    assert_eq!(v["capabilities"].as_array().map(Vec::len), Some(7), "{v}");
     assert!(
         !lb01.stderr().contains("counting in the kernel failed"),
         "{}",

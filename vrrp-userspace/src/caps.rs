@@ -17,6 +17,7 @@ pub enum Cap {
     SetUid,
     NetAdmin,
     NetRaw,
+    IpcLock,
     SysAdmin,
     SysNice,
     Perfmon,
@@ -31,6 +32,7 @@ impl Cap {
             Self::SetUid => 7,
             Self::NetAdmin => 12,
             Self::NetRaw => 13,
+            Self::IpcLock => 14,
             Self::SysAdmin => 21,
             Self::SysNice => 23,
             Self::Perfmon => 38,
@@ -44,6 +46,7 @@ impl Cap {
             Self::SetUid => "CAP_SETUID",
             Self::NetAdmin => "CAP_NET_ADMIN",
             Self::NetRaw => "CAP_NET_RAW",
+            Self::IpcLock => "CAP_IPC_LOCK",
             Self::SysAdmin => "CAP_SYS_ADMIN",
             Self::SysNice => "CAP_SYS_NICE",
             Self::Perfmon => "CAP_PERFMON",
@@ -57,6 +60,7 @@ impl Cap {
             Self::SetUid => caps::Capability::CAP_SETUID,
             Self::NetAdmin => caps::Capability::CAP_NET_ADMIN,
             Self::NetRaw => caps::Capability::CAP_NET_RAW,
+            Self::IpcLock => caps::Capability::CAP_IPC_LOCK,
             Self::SysAdmin => caps::Capability::CAP_SYS_ADMIN,
             Self::SysNice => caps::Capability::CAP_SYS_NICE,
             Self::Perfmon => caps::Capability::CAP_PERFMON,
@@ -120,6 +124,8 @@ pub fn require(needed: &[Cap]) -> Result<(), MissingCaps> {
 /// - CAP_NET_ADMIN: virtual addresses (rtnetlink), XDP and sockets for interfaces a reload adds;
 /// - CAP_NET_RAW: raw VRRP, packet (gratuitous ARP) and ICMP (ping) sockets;
 /// - CAP_SYS_NICE: the real-time advert sender;
+/// - CAP_IPC_LOCK: memory is locked (sender.rs); without it every later mapping, a thread's
+///   stack or the main stack growing, would count against RLIMIT_MEMLOCK and fail;
 /// - CAP_SETUID, CAP_SETGID, CAP_KILL: scripts as `script_user`, and stopping them on timeout.
 ///
 /// Dropped: CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (the maps and programs are open fds, which
@@ -128,6 +134,7 @@ pub const RUNTIME: &[Cap] = &[
     Cap::NetAdmin,
     Cap::NetRaw,
     Cap::SysNice,
+    Cap::IpcLock,
     Cap::SetUid,
     Cap::SetGid,
     Cap::Kill,
@@ -182,12 +189,13 @@ fn apply(mask: u64) -> Result<(), caps::errors::CapsError> {
     caps::set(None, caps::CapSet::Inheritable, &caps::CapsHashSet::new())
 }
 
-const ALL: [Cap; 9] = [
+const ALL: [Cap; 10] = [
     Cap::Kill,
     Cap::SetGid,
     Cap::SetUid,
     Cap::NetAdmin,
     Cap::NetRaw,
+    Cap::IpcLock,
     Cap::SysAdmin,
     Cap::SysNice,
     Cap::Perfmon,

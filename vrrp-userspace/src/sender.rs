@@ -159,15 +159,16 @@ fn make_realtime() -> Scheduling {
         ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
     ) {
         Ok(()) => {
-            // Locked memory: a page swapped out of the send path would be a late advert.
-            // What is mapped now (the program, the heap so far, this thread's stack, the rings),
-            // each page locked when first touched (MCL_ONFAULT), so the resident size stays what
-            // the daemon uses. Not MCL_FUTURE: once capabilities are dropped, every later mapping
-            // would count against RLIMIT_MEMLOCK, and thread stacks and child processes would
-            // fail with EAGAIN. Best effort.
+            // Locked memory: a page swapped out of the send path would be a late advert. Each
+            // page is locked when first touched (MCL_ONFAULT), so the resident size stays what
+            // the daemon uses. The daemon keeps CAP_IPC_LOCK (caps::RUNTIME): without it, once
+            // locked, every later mapping (a thread's stack, the main stack growing) would count
+            // against RLIMIT_MEMLOCK and fail. Best effort.
             use nix::sys::mman::MlockAllFlags;
             if let Err(e) = nix::sys::mman::mlockall(
-                MlockAllFlags::MCL_CURRENT | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT),
+                MlockAllFlags::MCL_CURRENT
+                    | MlockAllFlags::MCL_FUTURE
+                    | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT),
             ) {
                 info!("adverts: memory not locked ({e}); grant CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK for that");
             }
