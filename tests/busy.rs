@@ -7,14 +7,10 @@
 //!   without real-time runtime its adverts leave late and `vrrpd diagnose` names the cgroup's
 //!   throttling; with real-time runtime granted, its advert thread is SCHED_FIFO and keeps time.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use vrrpd_lab::{
-    Host, Lab, fixtures,
+    Cgroup, Host, Lab, fixtures,
     observer::{HolderObserver, holder_stats},
     require_root, wait_until,
 };
@@ -79,45 +75,11 @@ fn a_backup_stopped_past_master_down_interval_stays_backup_on_resume() {
     assert!(!lb02.stderr().contains("Entering MASTER STATE"), "{}", lb02.logs());
 }
 
-/// A cgroup v1 cpu group under the machine's root one, removed (after its processes) on drop.
-struct Cgroup(PathBuf);
-
-impl Cgroup {
-    fn new(name: &str, quota_us: u32, rt_runtime_us: u32) -> Option<Self> {
-        let dir = Path::new("/sys/fs/cgroup/cpu").join(name);
-        if !Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
-            return None;
-        }
-        let _ = std::fs::remove_dir(&dir);
-        std::fs::create_dir(&dir).ok()?;
-        let write = |f: &str, v: u32| std::fs::write(dir.join(f), v.to_string());
-        write("cpu.cfs_period_us", 100_000).ok()?;
-        write("cpu.cfs_quota_us", quota_us).ok()?;
-        write("cpu.rt_runtime_us", rt_runtime_us).ok()?;
-        Some(Self(dir))
-    }
-    fn procs(&self) -> PathBuf {
-        self.0.join("cgroup.procs")
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // Its processes are the test's own, killed by their Proc handles before this drop.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
 /// Both cases share the set-up: lb01 (master) and a busy loop in one throttled cgroup.
 fn throttled_master(rt_runtime_us: u32) -> Option<(String, String, String)> {
     let lab = Lab::seed();
     let name = format!("{}-busy", lab.prefix());
-    let Some(cg) = Cgroup::new(&name, 10_000, rt_runtime_us) else {
+    let Some(cg) = Cgroup::cpu_v1(&name, 100_000, 10_000, rt_runtime_us) else {
         eprintln!("SKIP: no cgroup v1 cpu controller at /sys/fs/cgroup/cpu on this machine");
         return None;
     };

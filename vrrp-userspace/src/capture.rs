@@ -246,12 +246,14 @@ impl Capture {
         program.load().map_err(Box::new)?;
         // Loaded now, while CAP_BPF is held: sockets that a reload adds are counted after the
         // daemon has dropped it.
-        let filter: &mut SocketFilter = ebpf
+        // Not fatal: without it the daemon reads its sockets to count (count_socket fails).
+        if let Some(Ok(filter)) = ebpf
             .program_mut(SOCKET_PROGRAM)
-            .ok_or(CaptureError::Missing("socket filter"))?
-            .try_into()
-            .map_err(Box::new)?;
-        filter.load().map_err(Box::new)?;
+            .map(<&mut SocketFilter>::try_from)
+            && let Err(e) = filter.load()
+        {
+            warn!("the socket-counting filter did not load ({e}); the VRRP sockets will be read instead");
+        }
         // The safe alternative, `AsyncFd::register`, is `unsafe` (and this crate forbids unsafe
         // code). The deprecation is about an fd closed while still registered; here the
         // AsyncFd owns the RingBuf, which owns the fd, so neither outlives the other.

@@ -188,6 +188,24 @@ impl Inst {
         .min()
     }
 
+    /// What this instance advertises at `priority`, and the checksum form it uses.
+    fn advert(&self, priority: u8) -> (Advert, ChecksumMode) {
+        let advert = Advert {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
+            priority,
+            interval_cs: self.cfg.advert_int_cs,
+            addresses: self.cfg.vips.iter().map(|v| v.addr).collect(),
+            auth: self.cfg.wire_auth(),
+        };
+        let mode = if self.cfg.checksum_as_v2 {
+            ChecksumMode::MessageOnly
+        } else {
+            ChecksumMode::PseudoHeader
+        };
+        (advert, mode)
+    }
+
     fn drop_reason(&mut self, reason: &str) {
         *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
     }
@@ -1110,19 +1128,7 @@ impl Daemon {
                     inst.sender_priority = None;
                     return;
                 };
-                let advert = Advert {
-                    version: inst.cfg.version,
-                    vrid: inst.cfg.vrid,
-                    priority,
-                    interval_cs: inst.cfg.advert_int_cs,
-                    addresses: inst.cfg.vips.iter().map(|v| v.addr).collect(),
-                    auth: inst.cfg.wire_auth(),
-                };
-                let mode = if inst.cfg.checksum_as_v2 {
-                    ChecksumMode::MessageOnly
-                } else {
-                    ChecksumMode::PseudoHeader
-                };
+                let (advert, mode) = inst.advert(priority);
                 let packets = inst
                     .dsts
                     .iter()
@@ -1254,19 +1260,7 @@ impl Daemon {
 
     fn send_advert(&mut self, idx: usize, priority: u8) {
         let inst = &mut self.instances[idx];
-        let advert = Advert {
-            version: inst.cfg.version,
-            vrid: inst.cfg.vrid,
-            priority,
-            interval_cs: inst.cfg.advert_int_cs,
-            addresses: inst.cfg.vips.iter().map(|v| v.addr).collect(),
-            auth: inst.cfg.wire_auth(),
-        };
-        let mode = if inst.cfg.checksum_as_v2 {
-            ChecksumMode::MessageOnly
-        } else {
-            ChecksumMode::PseudoHeader
-        };
+        let (advert, mode) = inst.advert(priority);
         let Some(sock) = self.sockets.get(&(inst.link.index, inst.cfg.family)) else {
             return;
         };

@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use vrrpd_lab::{
-    Host, Lab, Proc, fixtures,
+    Cgroup, Host, Lab, Proc, fixtures,
     observer::{HolderObserver, Timeline},
     wait_until,
 };
@@ -313,41 +313,14 @@ const LOADS: [Load; 5] = [
     Load::Flood,
 ];
 
-/// A cgroup v1 cpu group as issue 10 measured keepalived in: cfs_quota 0.1 s per 1 s period
-/// (a workload that burns the quota leaves the group stopped for up to 0.9 s), removed on drop.
-struct Cgroup(PathBuf);
-impl Cgroup {
-    fn new(name: &str, rt_runtime_us: u32) -> Option<Self> {
-        let dir = Path::new("/sys/fs/cgroup/cpu").join(name);
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).ok()?;
-        let w = |f: &str, v: u32| fs::write(dir.join(f), v.to_string());
-        w("cpu.cfs_period_us", 1_000_000).ok()?;
-        w("cpu.cfs_quota_us", 100_000).ok()?;
-        w("cpu.rt_runtime_us", rt_runtime_us).ok()?;
-        Some(Self(dir))
-    }
-    fn procs(&self) -> PathBuf {
-        self.0.join("cgroup.procs")
-    }
-}
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if fs::remove_dir(&self.0).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
 /// Holder changes per minute over `secs` under `load`, lb01 the master.
 fn spurious(vrrpd: &Path, kind: Kind, interval: f64, load: Load, secs: u64) -> Option<f64> {
     let lab = Lab::seed();
     let cg = match load {
-        Load::Throttled => Some(Cgroup::new(&format!("{}-bench", lab.prefix()), 0)?),
-        Load::ThrottledRt => Some(Cgroup::new(&format!("{}-bench", lab.prefix()), 20_000)?),
+        // As issue 10 measured keepalived: cfs_quota 0.1 s per 1 s period (a workload that
+        // burns the quota leaves the group stopped for up to 0.9 s).
+        Load::Throttled => Some(Cgroup::cpu_v1(&format!("{}-bench", lab.prefix()), 1_000_000, 100_000, 0)?),
+        Load::ThrottledRt => Some(Cgroup::cpu_v1(&format!("{}-bench", lab.prefix()), 1_000_000, 100_000, 20_000)?),
         _ => None,
     };
     let procs = cg.as_ref().map(Cgroup::procs);
@@ -444,7 +417,7 @@ mod vrrp_lab_frames {
         let total = u16::try_from(20 + 8 + payload.len()).unwrap_or(0);
         let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 10, 10, 0, 0, 6];
         ip[2..4].copy_from_slice(&total.to_be_bytes());
-        let sum = checksum(&ip);
+        let sum = vrrpd_lab::internet_checksum(&ip);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
         f.extend_from_slice(&ip);
         let ulen = u16::try_from(8 + payload.len()).unwrap_or(0);
@@ -453,16 +426,6 @@ mod vrrp_lab_frames {
         f.extend_from_slice(&[0, 0]);
         f.extend_from_slice(&payload);
         f
-    }
-    fn checksum(b: &[u8]) -> u16 {
-        let mut sum: u32 = b
-            .chunks(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-            .sum();
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !u16::try_from(sum).unwrap_or(u16::MAX)
     }
 }
 

@@ -936,6 +936,46 @@ exec /bin/ps "$@"
     }
 }
 
+/// A cgroup v1 `cpu` group under the machine's root one, for CPU limits; removed on drop,
+/// once the processes started in it (by their `Proc`s, dropped first) are gone.
+pub struct Cgroup(PathBuf);
+
+impl Cgroup {
+    /// `quota_us` of CPU time per `period_us`, and `rt_runtime_us` of real-time runtime (0: a
+    /// SCHED_FIFO thread cannot be created in it). None where there is no cgroup v1 `cpu`.
+    pub fn cpu_v1(name: &str, period_us: u32, quota_us: u32, rt_runtime_us: u32) -> Option<Self> {
+        let root = Path::new("/sys/fs/cgroup/cpu");
+        if !root.join("cpu.cfs_quota_us").exists() {
+            return None;
+        }
+        let dir = root.join(name);
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).ok()?;
+        let cg = Self(dir);
+        let write = |f: &str, v: u32| fs::write(cg.0.join(f), v.to_string());
+        write("cpu.cfs_period_us", period_us).ok()?;
+        write("cpu.cfs_quota_us", quota_us).ok()?;
+        write("cpu.rt_runtime_us", rt_runtime_us).ok()?;
+        Some(cg)
+    }
+
+    /// Its `cgroup.procs`, for `Lab::vrrpd_in` and friends.
+    pub fn procs(&self) -> PathBuf {
+        self.0.join("cgroup.procs")
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// See [`Lab::injector`].
 pub struct Injector {
     fd: std::os::fd::OwnedFd,
@@ -1042,7 +1082,7 @@ fn probe_loop(
             pkt.extend_from_slice(&id.to_be_bytes());
             pkt.extend_from_slice(&seq.to_be_bytes());
             if !v6 {
-                let sum = icmp_checksum(&pkt);
+                let sum = internet_checksum(&pkt);
                 pkt[2..4].copy_from_slice(&sum.to_be_bytes());
             }
             let _ = sock.send_to(&pkt, &dst);
@@ -1077,7 +1117,8 @@ fn probe_loop(
     }
 }
 
-fn icmp_checksum(b: &[u8]) -> u16 {
+/// The Internet checksum (RFC 1071) of `b`.
+pub fn internet_checksum(b: &[u8]) -> u16 {
     let mut sum: u32 = b
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
