@@ -136,6 +136,37 @@ fn nftables_input_drop_between_two_vrrpds() {
     cleared(&lab, Host::Lb02, &lb02);
 }
 
+/// One router, two virtual routers on one interface: the accounting is per (interface, source,
+/// VRID), so an input drop is reported once for each VRID, with its own counts.
+#[test]
+fn two_vrids_from_one_router_are_accounted_apart() {
+    if !require_root("two_vrids_from_one_router_are_accounted_apart") {
+        return;
+    }
+    let second = |conf: String, state: &str, prio: u32| {
+        format!(
+            "{conf}\nvrrp_instance VI_2 {{\n  state {state}\n  interface eth0\n  virtual_router_id 52\n  priority {prio}\n  advert_int 1\n  authentication {{\n    auth_type PASS\n    auth_pass 1111\n  }}\n  virtual_ipaddress {{\n    10.0.0.4\n  }}\n}}\n"
+        )
+    };
+    let lab = Lab::seed();
+    let _k = lab.keepalived(Host::Lb01, &second(seed("ch4-lb01.conf"), "MASTER", 150));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &second(seed("ch4-lb02.conf"), "BACKUP", 100));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+        && lab.holds(Host::Lb01, "10.0.0.4")));
+    lab.nft_drop_vrrp(Host::Lb02, "input");
+    let (text, _) = finding(
+        &lab,
+        Host::Lb02,
+        "eth0: adverts from 10.0.0.5 (VRID 52) reach the wire but netfilter drops them",
+        &lb02,
+    );
+    assert!(
+        text.contains("eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them"),
+        "{text}"
+    );
+    assert!(!lab.holds(Host::Lb02, VIP) && !lab.holds(Host::Lb02, "10.0.0.4"), "{}", lb02.logs());
+}
+
 /// nftables on lb01 drops our own adverts on output: lb02 no longer hears the master and
 /// takes over (the wire carries nothing: two masters are unavoidable); lb01 names the rule.
 #[test]

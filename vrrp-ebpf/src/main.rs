@@ -46,7 +46,7 @@ static WATCH: HashMap<WatchKey, u32> = HashMap::with_max_entries(WATCH_MAX, 0);
 #[map]
 static RATE: LruHashMap<RateKey, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
 
-/// Per (ifindex, family, source; VRID 0): packets that reached a receive socket.
+/// Per (ifindex, family, VRID, source): packets that reached a receive socket.
 #[map]
 static SOCKET_SEEN: LruHashMap<RateKey, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
 
@@ -471,10 +471,38 @@ pub fn socket_count(ctx: SkBuffContext) -> i64 {
     if ret != 0 {
         return 0;
     }
+    // The VRID: after the IPv4 header (its length in the first byte) or the fixed IPv6 one.
+    let mut first = [0u8; 1];
+    let vrrp_at = if family == AF_INET {
+        // SAFETY: one byte into a local buffer; the helper bounds-checks the packet.
+        let r = unsafe {
+            bpf_skb_load_bytes_relative(skb.cast(), 0, first.as_mut_ptr().cast(), 1, BPF_HDR_START_NET)
+        };
+        if r != 0 {
+            return 0;
+        }
+        u32::from(first[0] & 0x0f) * 4
+    } else {
+        ipv6::HLEN as u32
+    };
+    let mut vrid = [0u8; 1];
+    // SAFETY: as above.
+    let r = unsafe {
+        bpf_skb_load_bytes_relative(
+            skb.cast(),
+            vrrp_at + VRRP_VRID as u32,
+            vrid.as_mut_ptr().cast(),
+            1,
+            BPF_HDR_START_NET,
+        )
+    };
+    if r != 0 {
+        return 0;
+    }
     let key = RateKey {
         ifindex,
         family,
-        vrid: 0,
+        vrid: vrid[0],
         _pad: 0,
         src,
     };

@@ -420,8 +420,8 @@ impl Capture {
         Ok(())
     }
 
-    /// What `count_socket` counted: (ifindex, source) -> packets, since start.
-    pub fn socket_counts(&self) -> Vec<((u32, std::net::IpAddr), u64)> {
+    /// What `count_socket` counted: (ifindex, source, VRID) -> packets, since start.
+    pub fn socket_counts(&self) -> Vec<((u32, std::net::IpAddr, u8), u64)> {
         let Some(map) = self.ebpf.map("SOCKET_SEEN") else {
             return Vec::new();
         };
@@ -436,7 +436,7 @@ impl Capture {
                 } else {
                     std::net::IpAddr::from(k.src)
                 };
-                ((k.ifindex, src), n)
+                ((k.ifindex, src, k.vrid), n)
             })
             .collect()
     }

@@ -220,7 +220,11 @@ impl AsRawFd for SockFd {
 }
 
 /// Packets that reached the raw sockets, per (ifindex, source): the post-netfilter view.
-pub type SocketCounts = Arc<Mutex<HashMap<(u32, IpAddr), u64>>>;
+/// (ifindex, source address, VRID): one router's adverts for one virtual router, the unit of
+/// the wire-versus-socket accounting (a router may run several VRIDs on one interface).
+pub type SourceKey = (u32, IpAddr, u8);
+
+pub type SocketCounts = Arc<Mutex<HashMap<SourceKey, u64>>>;
 
 /// In `--elections socket` mode, what the socket readers hand to the main loop.
 type SocketTx = tokio::sync::mpsc::Sender<WireAdvert>;
@@ -255,7 +259,7 @@ struct Daemon {
     group_state: Vec<State>,
     group_notifiers: Vec<Notifier>,
     /// Per (ifindex, source): what the wire showed.
-    sources: HashMap<(u32, IpAddr), SourceStats>,
+    sources: HashMap<SourceKey, SourceStats>,
     /// (time, wire and socket totals per source) every few seconds: the diagnosis window.
     samples: VecDeque<Sample>,
     control_rx: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
@@ -273,7 +277,7 @@ struct Daemon {
 struct Sample {
     at: u64,
     /// Per source: wire, socket, vrrpd's drop reasons, the kernel's drop reasons.
-    sources: HashMap<(u32, IpAddr), (u64, u64, Totals, Totals)>,
+    sources: HashMap<SourceKey, (u64, u64, Totals, Totals)>,
     /// Per instance (by its source address and VRID): the kernel's drops of our adverts.
     ours: HashMap<(IpAddr, u8), Totals>,
     /// Per instance name: the advert thread's (late, sent) totals.
@@ -944,9 +948,10 @@ impl Daemon {
 
     async fn handle_wire(&mut self, w: &WireAdvert, now: u64) {
         let vrid = w.vrrp.get(1).copied().unwrap_or(0);
-        if self.sources.len() < MAX_SOURCES || self.sources.contains_key(&(w.ifindex, w.src)) {
+        let key = (w.ifindex, w.src, vrid);
+        if self.sources.len() < MAX_SOURCES || self.sources.contains_key(&key) {
             let ifname = self.capture.ifname(w.ifindex).unwrap_or("?").to_owned();
-            let s = self.sources.entry((w.ifindex, w.src)).or_default();
+            let s = self.sources.entry(key).or_default();
             s.ifname = ifname;
             s.vrid = vrid;
             s.version = w.vrrp.first().map_or(0, |b| b >> 4);
@@ -1448,12 +1453,12 @@ impl Daemon {
                 .find(|i| i.src == d.src && i.cfg.vrid == d.vrid)
             {
                 bump(&mut inst.stats.kernel_drops);
-            } else if let Some(s) = self.sources.get_mut(&(d.ifindex, d.src)) {
+            } else if let Some(s) = self.sources.get_mut(&(d.ifindex, d.src, d.vrid)) {
                 bump(&mut s.kernel_drops);
             } else if let Some(s) = self
                 .sources
                 .iter_mut()
-                .find(|((_, src), s)| *src == d.src && s.vrid == d.vrid)
+                .find(|((_, src, vrid), _)| *src == d.src && *vrid == d.vrid)
                 .map(|(_, s)| s)
             {
                 bump(&mut s.kernel_drops);
@@ -1474,7 +1479,7 @@ impl Daemon {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = counts.into_iter().collect();
     }
 
-    fn socket_count(&self, key: &(u32, IpAddr)) -> u64 {
+    fn socket_count(&self, key: &SourceKey) -> u64 {
         self.socket_counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -1824,13 +1829,19 @@ async fn count_socket(fd: Arc<AsyncFd<SockFd>>, counts: SocketCounts, forward: O
             match guard.get_inner().0.recv(&mut buf) {
                 Ok((n, Some(src))) => {
                     let sock = &guard.get_inner().0;
-                    let ifindex = sock.ifindex;
+                    // IPv4 raw sockets deliver the IP header; IPv6 ones start at VRRP.
+                    let vrrp_at = if sock.family == Family::V4 {
+                        usize::from(buf[0] & 0x0f) * 4
+                    } else {
+                        0
+                    };
+                    let key = (sock.ifindex, src, buf[..n].get(vrrp_at + 1).copied().unwrap_or(0));
                     {
                         let mut c = counts
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if c.len() < 4096 || c.contains_key(&(ifindex, src)) {
-                            *c.entry((ifindex, src)).or_default() += 1;
+                        if c.len() < 4096 || c.contains_key(&key) {
+                            *c.entry(key).or_default() += 1;
                         }
                     }
                     if let Some(tx) = &forward {
@@ -1863,12 +1874,13 @@ impl NonBlock for std::fs::OpenOptions {
 }
 
 fn note_drop(
-    sources: &mut HashMap<(u32, IpAddr), SourceStats>,
+    sources: &mut HashMap<SourceKey, SourceStats>,
     w: &WireAdvert,
     reason: &str,
     now: u64,
 ) {
-    if let Some(s) = sources.get_mut(&(w.ifindex, w.src)) {
+    let vrid = w.vrrp.get(1).copied().unwrap_or(0);
+    if let Some(s) = sources.get_mut(&(w.ifindex, w.src, vrid)) {
         let e = s.dropped.entry(reason.to_owned()).or_default();
         e.0 += 1;
         e.1 = now;
