@@ -175,7 +175,11 @@ fn make_realtime() -> Scheduling {
             Scheduling::Fifo(RT_PRIORITY)
         }
         Err(e) => Scheduling::Normal(format!(
-            "SCHED_FIFO refused ({e:?}): grant CAP_SYS_NICE, and real-time runtime to vrrpd's cgroup (cgroup v1: cpu.rt_runtime_us, e.g. 10000; systemd: CPUSchedulingPolicy=fifo), or a CPU-throttled cgroup will delay its adverts"
+            "SCHED_FIFO refused ({}): grant CAP_SYS_NICE, and real-time runtime to vrrpd's cgroup (cgroup v1: cpu.rt_runtime_us, e.g. 10000; systemd: CPUSchedulingPolicy=fifo), or a CPU-throttled cgroup will delay its adverts",
+            match e {
+                thread_priority::Error::OS(code) => nix::errno::Errno::from_raw(code).to_string(),
+                other => format!("{other:?}"),
+            }
         )),
     }
 }
