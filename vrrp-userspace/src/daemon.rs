@@ -350,6 +350,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 if names.is_empty() { "none".to_owned() } else { names.join(", ") }
             );
             daemon.caps_kept = names;
+            daemon.sender.poke();
         }
         Err(e) => warn!("cannot drop capabilities, running with all of them: {e}"),
     }

@@ -124,6 +124,16 @@ impl Sender {
         cv.notify_one();
     }
 
+    /// Wakes the thread without changing its schedule (it then applies a capability drop,
+    /// which a thread with nothing to send would otherwise never see).
+    pub fn poke(&self) {
+        let (lock, cv) = &*self.shared;
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .generation += 1;
+        cv.notify_one();
+    }
+
     pub fn has(&self, name: &str) -> bool {
         let (lock, _) = &*self.shared;
         lock.lock()
@@ -196,7 +206,12 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                     return;
                 }
                 let Some(next) = st.slots.values().map(|s| s.next_ns).min() else {
+                    let generation = st.generation;
                     st = cv.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if st.generation != generation {
+                        // Back to the top: apply_pending first.
+                        break None;
+                    }
                     continue;
                 };
                 let now = crate::monotonic_ns();
@@ -204,7 +219,7 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                 // deadline with an absolute clock_nanosleep.
                 let early = next.saturating_sub(1_000_000);
                 if early <= now {
-                    break next;
+                    break Some(next);
                 }
                 let generation = st.generation;
                 let (guard, _) = cv
@@ -212,10 +227,13 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 st = guard;
                 if st.generation != generation {
-                    continue;
+                    break None;
                 }
-                break next;
+                break Some(next);
             }
+        };
+        let Some(due) = due else {
+            continue;
         };
         sleep_until(due);
         let now = crate::monotonic_ns();
