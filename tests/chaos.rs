@@ -285,7 +285,7 @@ fn chaos_keeps_one_master() {
     eprintln!("{}", log.join("\n"));
     eprintln!(
         "chaos: {faults} faults in {:.0} s ({:?}), {samples} observer samples; two holders {:.3} s in fault windows, {:.3} s outside (worst {:.3} s); no holder {:.3} s in fault windows, {:.3} s outside (worst {:.3} s)",
-        (end - from).as_secs_f64(),
+        end.saturating_sub(from).as_secs_f64(),
         chaos.tally,
         st.two_total.saturating_sub(st.two_outside).as_secs_f64(),
         st.two_outside.as_secs_f64(),

@@ -185,8 +185,8 @@ fn hostile_adverts_are_counted_by_reason_and_change_nothing() {
         assert_eq!(st["instances"][0]["state"], if host == Host::Lb01 { "MASTER" } else { "BACKUP" });
         assert_eq!(
             st["instances"][0]["master"]["address"],
-            if host == Host::Lb01 { "10.0.0.5" } else { "10.0.0.5" },
-            "{name} keeps lb01 as master"
+            "10.0.0.5",
+            "{name} keeps lb01 (10.0.0.5) as master"
         );
     }
     p.check_one_holder();

@@ -374,7 +374,7 @@ fn spurious(vrrpd: &Path, kind: Kind, interval: f64, load: Load, secs: u64) -> O
     let (timeline, end) = observer.stop();
     drop(procs_list);
     drop(lb01);
-    let minutes = (end - from).as_secs_f64() / 60.0;
+    let minutes = end.saturating_sub(from).as_secs_f64() / 60.0;
     Some(changes(&timeline, from) as f64 / minutes)
 }
 
