@@ -7,10 +7,10 @@
 //!   without real-time runtime its adverts leave late and `vrrpd diagnose` names the cgroup's
 //!   throttling; with real-time runtime granted, its advert thread is SCHED_FIFO and keeps time.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use vrrpd_lab::{
-    Cgroup, Host, Lab, fixtures,
+    Cgroup, Host, Lab, ch4_config,
     observer::{HolderObserver, holder_stats},
     require_root, wait_until,
 };
@@ -19,24 +19,11 @@ const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
 const VIP: &str = "10.0.0.3";
 
 fn v3(host: Host) -> String {
-    let file = if host == Host::Lb01 {
-        "ch4-lb01.conf"
-    } else {
-        "ch4-lb02.conf"
-    };
-    std::fs::read_to_string(fixtures().join("seed").join(file))
-        .expect("seed")
-        .replace("global_defs {", "global_defs {\n  vrrp_version 3")
-        .replace("advert_int 1", "advert_int 0.1")
+    ch4_config(host, 0.1)
 }
 
 fn ask(lab: &Lab, host: Host, what: &str) -> String {
-    let out = Command::new(VRRPD)
-        .args([what, "-s"])
-        .arg(lab.control_socket(host))
-        .output()
-        .expect("vrrpd");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&lab.ask(VRRPD, host, &[what]).stdout).into_owned()
 }
 
 #[test]

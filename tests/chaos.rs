@@ -17,7 +17,7 @@ use std::{
 };
 
 use vrrpd_lab::{
-    Host, Lab, Proc, fixtures,
+    Host, Lab, Proc, ch4_config,
     observer::{HolderObserver, holder_stats},
     require_root, wait_until,
 };
@@ -31,15 +31,8 @@ const ADVERT_INT: f64 = 0.2;
 const GRACE: Duration = Duration::from_millis(2500);
 
 fn config(host: Host, priority: u8) -> String {
-    let file = match host {
-        Host::Lb01 => "ch4-lb01.conf",
-        _ => "ch4-lb02.conf",
-    };
-    let text = std::fs::read_to_string(fixtures().join("seed").join(file)).expect("seed config");
     let base = if host == Host::Lb01 { 150 } else { 100 };
-    text.replace("global_defs {", "global_defs {\n  vrrp_version 3")
-        .replace("advert_int 1", &format!("advert_int {ADVERT_INT}"))
-        .replace(&format!("priority {base}"), &format!("priority {priority}"))
+    ch4_config(host, ADVERT_INT).replace(&format!("priority {base}"), &format!("priority {priority}"))
 }
 
 /// xorshift64*: reproducible from the printed seed, no dependency.

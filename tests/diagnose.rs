@@ -3,10 +3,7 @@
 //! one; `vrrpd diagnose` names the cause and prints a fix; the fix, applied, clears the
 //! finding. The time from fault to finding is printed (`-- --nocapture`).
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use vrrpd_lab::{Host, Lab, Proc, fixtures, require_root, wait_until};
 
@@ -18,12 +15,7 @@ fn seed(name: &str) -> String {
 }
 
 fn diagnose(lab: &Lab, host: Host) -> String {
-    let out = Command::new(VRRPD)
-        .args(["diagnose", "-s"])
-        .arg(lab.control_socket(host))
-        .output()
-        .expect("vrrpd diagnose");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&lab.ask(VRRPD, host, &["diagnose"]).stdout).into_owned()
 }
 
 /// Waits for a finding containing `text`; returns the diagnosis and the time it took.

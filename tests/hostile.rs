@@ -10,7 +10,7 @@ use std::{
 
 use vrrp::packet::{Advert, Auth, ChecksumMode, Version, frame};
 use vrrpd_lab::{
-    Host, Injector, Lab, Proc, fixtures,
+    Host, Injector, Lab, Proc, cpu_ticks, fixtures,
     observer::{HolderObserver, holder_stats},
     require_root, wait_until,
 };
@@ -82,23 +82,8 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn status(lab: &Lab, host: Host) -> serde_json::Value {
-    let out = std::process::Command::new(VRRPD)
-        .args(["status", "--json", "-s"])
-        .arg(lab.control_socket(host))
-        .output()
-        .expect("vrrpd status");
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+    serde_json::from_slice(&lab.ask(VRRPD, host, &["status", "--json"]).stdout)
+        .unwrap_or(serde_json::Value::Null)
 }
 
 struct Pair {

@@ -14,12 +14,11 @@ fn seed(name: &str) -> String {
 }
 
 fn ask(lab: &Lab, host: Host, command: &str, json: bool) -> String {
-    let sock = lab.control_socket(host).display().to_string();
-    let mut args = vec![command, "-s", &sock];
+    let mut args = vec![command];
     if json {
         args.push("--json");
     }
-    let out = Command::new(VRRPD).args(&args).output().expect("vrrpd");
+    let out = lab.ask(VRRPD, host, &args);
     assert!(
         out.status.success(),
         "vrrpd {command}: {}",

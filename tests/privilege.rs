@@ -86,11 +86,7 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
         lb01.logs()
     );
     assert_eq!(lab.xdp_programs(Host::Lb01).len(), 2, "XDP on eth0 and eth1");
-    let status = Command::new(VRRPD)
-        .args(["status", "--json", "-s"])
-        .arg(lab.control_socket(Host::Lb01))
-        .output()
-        .expect("status");
+    let status = lab.ask(VRRPD, Host::Lb01, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(v["instances"][1]["state"], "MASTER", "{v}");
     assert_eq!(v["capabilities"].as_array().map(Vec::len), Some(7), "{v}");

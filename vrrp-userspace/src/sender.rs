@@ -134,13 +134,6 @@ impl Sender {
         cv.notify_one();
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        let (lock, _) = &*self.shared;
-        lock.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .slots
-            .contains_key(name)
-    }
 }
 
 impl Drop for Sender {

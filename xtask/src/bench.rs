@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use vrrpd_lab::{
-    Cgroup, Host, Lab, Proc, fixtures,
+    Cgroup, Host, Lab, Proc, ch4_config,
     observer::{HolderObserver, Timeline},
     wait_until,
 };
@@ -134,22 +134,13 @@ impl Kind {
 
 /// The seed's chapter-4 config for `host` at `interval` seconds (v2 at 1 s, else v3).
 fn config(host: Host, interval: f64, rt: bool) -> String {
-    let file = if host == Host::Lb01 {
-        "ch4-lb01.conf"
-    } else {
-        "ch4-lb02.conf"
-    };
-    let mut text = fs::read_to_string(fixtures().join("seed").join(file)).unwrap_or_default();
-    let mut globals = String::new();
-    if (interval - 1.0).abs() > f64::EPSILON {
-        globals.push_str("\n  vrrp_version 3");
-        text = text.replace("advert_int 1", &format!("advert_int {interval}"));
-    }
+    let text = ch4_config(host, interval);
     if rt {
         // keepalived's best tuning for a busy host; vrrpd ignores it (it asks by default).
-        globals.push_str("\n  vrrp_rt_priority 50");
+        text.replace("global_defs {", "global_defs {\n  vrrp_rt_priority 50")
+    } else {
+        text
     }
-    text.replace("global_defs {", &format!("global_defs {{{globals}"))
 }
 
 fn start(
@@ -516,14 +507,7 @@ fn daemon_pids(lab: &Lab, kind: Kind) -> Vec<u32> {
 }
 
 fn cpu_ticks(pids: &[u32]) -> u64 {
-    pids.iter()
-        .map(|p| {
-            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-            let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
-            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
-        })
-        .sum()
+    pids.iter().map(|p| vrrpd_lab::cpu_ticks(*p)).sum()
 }
 
 fn rss_kib(pid: u32) -> f64 {

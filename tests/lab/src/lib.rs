@@ -830,6 +830,17 @@ impl Lab {
         )
     }
 
+    /// `vrrpd ARGS -s SOCKET` against `host`'s daemon (status, diagnose, ...), as a client
+    /// outside the namespaces runs it; `bin` is the test's CARGO_BIN_EXE_vrrpd.
+    pub fn ask(&self, bin: &str, host: Host, args: &[&str]) -> Output {
+        Command::new(bin)
+            .args(args)
+            .arg("-s")
+            .arg(self.control_socket(host))
+            .output()
+            .unwrap_or_else(|e| panic!("running {bin} {args:?}: {e}"))
+    }
+
     /// The control socket of `host`'s vrrpd (for `vrrpd status -s`).
     pub fn control_socket(&self, host: Host) -> PathBuf {
         self.dir.join(format!("vrrpd-{}.sock", host.name()))
@@ -934,6 +945,35 @@ exec /bin/ps "$@"
     pub fn prober(&self, host: Host, target: std::net::IpAddr, interval: Duration) -> Prober {
         Prober::start(&self.ns(host), target, interval)
     }
+}
+
+/// The seed's chapter-4 keepalived.conf for lb01 or lb02 (VRRPv2, advert_int 1, priorities 150
+/// and 100), moved to VRRPv3 at `advert_int` seconds unless that is 1.
+pub fn ch4_config(host: Host, advert_int: f64) -> String {
+    let file = if host == Host::Lb01 {
+        "ch4-lb01.conf"
+    } else {
+        "ch4-lb02.conf"
+    };
+    let path = fixtures().join("seed").join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if (advert_int - 1.0).abs() < f64::EPSILON {
+        return text;
+    }
+    text.replace("global_defs {", "global_defs {\n  vrrp_version 3")
+        .replace("advert_int 1", &format!("advert_int {advert_int}"))
+}
+
+/// User plus system CPU time of `pid` so far, in clock ticks (USER_HZ, 100 a second).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
 }
 
 /// A cgroup v1 `cpu` group under the machine's root one, for CPU limits; removed on drop,
