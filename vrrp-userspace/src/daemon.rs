@@ -1580,6 +1580,7 @@ impl Daemon {
             .map(|(k, s)| {
                 let b = base.and_then(|b| b.sources.get(k));
                 let (w0, s0) = b.map_or((0, 0), |b| (b.0, b.1));
+                let mj = mean_jitter(&s.gaps);
                 crate::diag::SourceWindow {
                     ifname: s.ifname.clone(),
                     src: k.1,
@@ -1608,8 +1609,8 @@ impl Daemon {
                         .count() as u64,
                     auth: s.auth.clone(),
                     last_seen_s: now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
-                    interval_mean_s: mean_jitter(&s.gaps).map(|m| m.0),
-                    interval_jitter_s: mean_jitter(&s.gaps).map(|m| m.1),
+                    interval_mean_s: mj.map(|m| m.0),
+                    interval_jitter_s: mj.map(|m| m.1),
                     wire_total: s.wire,
                     socket_total: self.socket_count(k),
                     silent: {
