@@ -32,7 +32,8 @@ const GRACE: Duration = Duration::from_millis(2500);
 
 fn config(host: Host, priority: u8) -> String {
     let base = if host == Host::Lb01 { 150 } else { 100 };
-    ch4_config(host, ADVERT_INT).replace(&format!("priority {base}"), &format!("priority {priority}"))
+    ch4_config(host, ADVERT_INT)
+        .replace(&format!("priority {base}"), &format!("priority {priority}"))
 }
 
 /// xorshift64*: reproducible from the printed seed, no dependency.

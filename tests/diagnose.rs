@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use vrrp::northbound::{diagnose::FindingKind, status::Diagnosis};
 use vrrpd_lab::{Host, Lab, Proc, fixtures, require_root, wait_until};
 
 const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
@@ -14,21 +15,50 @@ fn seed(name: &str) -> String {
     std::fs::read_to_string(fixtures().join("seed").join(name)).expect("seed fixture")
 }
 
-fn diagnose(lab: &Lab, host: Host) -> String {
-    String::from_utf8_lossy(&lab.ask(VRRPD, host, &["diagnose"]).stdout).into_owned()
+/// The daemon's diagnosis, as its type (`vrrpd diagnose --json`).
+fn diagnosis(lab: &Lab, host: Host) -> Option<Diagnosis> {
+    serde_json::from_slice(&lab.ask(VRRPD, host, &["diagnose", "--json"]).stdout).ok()
 }
 
-/// Waits for a finding containing `text`; returns the diagnosis and the time it took.
-fn finding(lab: &Lab, host: Host, text: &str, daemon: &Proc) -> (String, Duration) {
+/// `vrrpd diagnose` as an operator reads it: each finding's sentence and its fixes.
+fn diagnose(lab: &Lab, host: Host) -> String {
+    diagnosis(lab, host).map_or_else(String::new, |d| {
+        d.findings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Waits for a finding of `kind` whose sentence contains `text`; returns every finding's text
+/// (with the fixes) and the time it took.
+fn finding(
+    lab: &Lab,
+    host: Host,
+    kind: FindingKind,
+    text: &str,
+    daemon: &Proc,
+) -> (String, Duration) {
     let start = Instant::now();
     let mut last = String::new();
     let found = wait_until(Duration::from_secs(25), || {
-        last = diagnose(lab, host);
-        last.contains(text)
+        let Some(d) = diagnosis(lab, host) else {
+            return false;
+        };
+        last = d
+            .findings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        d.findings
+            .iter()
+            .any(|f| f.kind == kind && f.message.contains(text))
     });
     assert!(
         found,
-        "no finding {text:?} on {}:\n{last}\n{}",
+        "no finding {kind} {text:?} on {}:\n{last}\n{}",
         host.name(),
         daemon.logs()
     );
@@ -48,7 +78,7 @@ fn apply_fix(lab: &Lab, host: Host, diagnosis: &str, prefix: &str) {
 
 fn cleared(lab: &Lab, host: Host, daemon: &Proc) {
     let ok = wait_until(Duration::from_secs(25), || {
-        diagnose(lab, host).starts_with("no problem found")
+        diagnosis(lab, host).is_some_and(|d| d.findings.is_empty())
     });
     assert!(ok, "{}\n{}", diagnose(lab, host), daemon.logs());
 }
@@ -70,6 +100,7 @@ fn iptables_input_drop_with_keepalived_as_master() {
     let (text, took) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::LostAfterXdp,
         "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
         &lb02,
     );
@@ -114,6 +145,7 @@ fn nftables_input_drop_between_two_vrrpds() {
     let (text, took) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::LostAfterXdp,
         "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
         &lb02,
     );
@@ -149,6 +181,7 @@ fn two_vrids_from_one_router_are_accounted_apart() {
     let (text, _) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::LostAfterXdp,
         "eth0: adverts from 10.0.0.5 (VRID 52) reach the wire but netfilter drops them",
         &lb02,
     );
@@ -174,6 +207,7 @@ fn own_adverts_dropped_on_output() {
     let (text, took) = finding(
         &lab,
         Host::Lb01,
+        FindingKind::DroppedOnOutput,
         "eth0: our own adverts (VI_1, VRID 50) are dropped on output by netfilter (NETFILTER_DROP, output; rule ",
         &lb01,
     );
@@ -205,6 +239,7 @@ fn adverts_lost_on_the_network() {
     let (_, took) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::LostOnNetwork,
         "eth0: adverts from 10.0.0.5 (VRID 50) stopped ",
         &lb02,
     );
@@ -248,6 +283,7 @@ fn advert_int_mismatch_with_keepalived() {
     let (_, took) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::IntervalMismatch,
         "eth0: adverts from 10.0.0.5 (VRID 50) say advert_int 2 s where ours is 1 s (VRRPv2 requires the same)",
         &lb02,
     );
@@ -290,6 +326,7 @@ fn elections_from_the_socket_behave_like_keepalived() {
     let (_, _) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::LostAfterXdp,
         "reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
         &lb02,
     );
@@ -312,6 +349,7 @@ fn auth_mismatch_with_keepalived() {
     let (text, took) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::AuthMismatch,
         "eth0: adverts from 10.0.0.5 (VRID 50) carry a different authentication (auth_type / auth_pass)",
         &lb02,
     );
@@ -337,6 +375,7 @@ fn rp_filter_drop_is_named_by_the_kernel_reason() {
     let (text, took) = finding(
         &lab,
         Host::Lb02,
+        FindingKind::LostAfterXdp,
         "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but reverse-path filtering drops them (IP_RPFILTER)",
         &lb02,
     );

@@ -8,7 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vrrp::packet::{Advert, Auth, ChecksumMode, Version, frame};
+use vrrp::{
+    northbound::status::Status,
+    protocol::{drop::DropReason, fsm::State},
+    wire::{
+        frame,
+        vrrp::{Advert, Auth, ChecksumMode, Version},
+    },
+};
+use vrrp_common::counter;
 use vrrpd_lab::{
     Host, Injector, Lab, Proc, cpu_ticks, fixtures,
     observer::{HolderObserver, holder_stats},
@@ -81,9 +89,15 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn status(lab: &Lab, host: Host) -> serde_json::Value {
-    serde_json::from_slice(&lab.ask(VRRPD, host, &["status", "--json"]).stdout)
-        .unwrap_or(serde_json::Value::Null)
+fn status(lab: &Lab, host: Host) -> Status {
+    let out = lab.ask(VRRPD, host, &["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: status: {e}: {}",
+            host.name(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 struct Pair {
@@ -154,23 +168,41 @@ fn hostile_adverts_are_counted_by_reason_and_change_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     for host in [Host::Lb01, Host::Lb02] {
         let st = status(&p.lab, host);
-        let xdp = &st["xdp"];
-        let dropped = &st["instances"][0]["counters"]["dropped"];
-        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let xdp = &st.xdp;
+        let i = &st.instances[0];
+        let dropped = &i.counters.dropped;
         let name = host.name();
         // XDP's reasons (before any socket): at least the 20 of each.
-        for key in ["bad_ttl", "bad_version", "bad_type", "unwatched"] {
-            assert!(n(&xdp[key]) >= 20, "{name}: xdp {key}: {xdp}");
+        for c in [
+            counter::BAD_TTL,
+            counter::BAD_VERSION,
+            counter::BAD_TYPE,
+            counter::UNWATCHED,
+        ] {
+            assert!(xdp.get(c) >= 20, "{name}: xdp {}: {xdp:?}", counter::NAMES[c as usize]);
         }
-        assert!(n(&xdp["bad_length"]) + n(&xdp["too_short"]) >= 60, "{name}: {xdp}");
+        assert!(
+            xdp.get(counter::BAD_LENGTH) + xdp.get(counter::TOO_SHORT) >= 60,
+            "{name}: {xdp:?}"
+        );
         // The daemon's reasons, per instance.
-        for key in ["BadTtl", "BadChecksum", "AuthMismatch", "FalseOwner"] {
-            assert!(n(&dropped[key]) >= 20, "{name}: {key}: {dropped}");
+        for reason in [
+            DropReason::BadTtl,
+            DropReason::BadChecksum,
+            DropReason::AuthMismatch,
+            DropReason::FalseOwner,
+        ] {
+            assert!(dropped.get(reason) >= 20, "{name}: {reason}: {dropped:?}");
         }
-        assert_eq!(st["instances"][0]["state"], if host == Host::Lb01 { "MASTER" } else { "BACKUP" });
+        let expected = if host == Host::Lb01 {
+            State::Master
+        } else {
+            State::Backup
+        };
+        assert_eq!(i.state, expected);
         assert_eq!(
-            st["instances"][0]["master"]["address"],
-            "10.0.0.5",
+            i.master.as_ref().map(|m| m.address),
+            Some(IpAddr::from([10, 0, 0, 5])),
             "{name} keeps lb01 (10.0.0.5) as master"
         );
     }
@@ -213,29 +245,27 @@ fn a_flood_from_the_client_is_rate_limited_and_moves_nothing() {
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let st = status(&p.lab, Host::Lb02);
-    let xdp = &st["xdp"];
-    let n = |k: &str| xdp[k].as_u64().unwrap_or(0);
+    let xdp = &st.xdp;
+    let n = |c: u32| xdp.get(c);
     eprintln!(
         "flood: {sent} frames in {took:.1} s ({:.0}/s); lb02 XDP emitted {} rate_limited {} ring_full {}; CPU lb01 {:.1} %, lb02 {:.1} % of a core",
         sent as f64 / took,
-        n("emitted"),
-        n("rate_limited"),
-        n("ring_full"),
+        n(counter::EMITTED),
+        n(counter::RATE_LIMITED),
+        n(counter::RING_FULL),
         cpu[0] * 100.0,
         cpu[1] * 100.0
     );
     assert!(sent > 10_000, "the flood did not flow ({sent} frames)");
-    assert!(n("rate_limited") > sent / 2, "{xdp}");
-    assert_eq!(n("ring_full"), 0, "{xdp}");
+    assert!(n(counter::RATE_LIMITED) > sent / 2, "{xdp:?}");
+    assert_eq!(n(counter::RING_FULL), 0, "{xdp:?}");
     // The budget lets about 400 records a second through per source: a few percent of a core.
     for (host, c) in ["lb01", "lb02"].iter().zip(&cpu) {
         assert!(*c < 0.5, "{host} used {:.0} % of a core during the flood", c * 100.0);
     }
-    assert_eq!(st["instances"][0]["state"], "BACKUP");
+    assert_eq!(st.instances[0].state, State::Backup);
     assert!(
-        st["instances"][0]["counters"]["dropped"]["AuthMismatch"]
-            .as_u64()
-            .unwrap_or(0)
+        st.instances[0].counters.dropped.get(DropReason::AuthMismatch)
             > 0
     );
     p.check_one_holder();

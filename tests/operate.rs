@@ -3,7 +3,8 @@
 
 use std::{process::Command, time::Duration};
 
-use serde_json::Value;
+use vrrp::{northbound::status::Status, protocol::fsm::State};
+use vrrp_common::counter;
 use vrrpd_lab::{Host, Lab, fixtures, require_root, wait_until};
 
 const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
@@ -41,56 +42,35 @@ fn status_reports_the_lab_s_real_state() {
         lb01.logs()
     );
     std::thread::sleep(Duration::from_millis(2500));
-    let s1: Value = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("JSON");
-    let i = &s1["instances"][0];
+    let s1: Status = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("a status");
+    let i = &s1.instances[0];
     assert_eq!(
-        (i["name"].as_str(), i["state"].as_str(), i["vrid"].as_u64()),
-        (Some("VI_1"), Some("MASTER"), Some(50))
+        (i.name.as_str(), i.state, i.vrid),
+        ("VI_1", State::Master, 50)
     );
-    assert_eq!(
-        (
-            i["priority"]["base"].as_u64(),
-            i["priority"]["effective"].as_u64()
-        ),
-        (Some(150), Some(150))
-    );
-    assert_eq!(i["vips"], serde_json::json!(["10.0.0.3/32"]));
-    assert_eq!(i["holds_vips"], true);
-    assert!(
-        i["counters"]["adverts_sent"]
-            .as_u64()
-            .is_some_and(|n| n >= 2),
-        "{i}"
-    );
+    assert_eq!((i.priority.base, i.priority.effective), (150, 150));
+    assert_eq!(i.vips, ["10.0.0.3/32"]);
+    assert!(i.holds_vips);
+    assert!(i.counters.adverts_sent >= 2, "{i:?}");
     assert_eq!(
         lab.holds(Host::Lb01, VIP),
-        i["holds_vips"] == true,
+        i.holds_vips,
         "status agrees with the addresses on the interface"
     );
 
-    let s2: Value = serde_json::from_str(&ask(&lab, Host::Lb02, "status", true)).expect("JSON");
-    let i = &s2["instances"][0];
-    assert_eq!(i["state"], "BACKUP");
+    let s2: Status = serde_json::from_str(&ask(&lab, Host::Lb02, "status", true)).expect("a status");
+    let i = &s2.instances[0];
+    assert_eq!(i.state, State::Backup);
     assert_eq!(
-        (
-            i["master"]["address"].as_str(),
-            i["master"]["priority"].as_u64()
-        ),
-        (Some("10.0.0.5"), Some(150))
+        i.master.as_ref().map(|m| (m.address.to_string(), m.priority)),
+        Some(("10.0.0.5".to_owned(), 150))
     );
     assert!(
-        (i["master_down_interval_s"].as_f64().unwrap_or(0.0) - 3.609_375).abs() < 1e-6,
-        "{i}"
+        (i.master_down_interval_s - 3.609_375).abs() < 1e-6,
+        "{i:?}"
     );
-    assert!(
-        i["counters"]["adverts_received"]
-            .as_u64()
-            .is_some_and(|n| n >= 2)
-    );
-    assert!(
-        s2["xdp"]["vrrp_ipv4"].as_u64().is_some_and(|n| n >= 2),
-        "{s2}"
-    );
+    assert!(i.counters.adverts_received >= 2);
+    assert!(s2.xdp.get(counter::VRRP_V4) >= 2, "{s2:?}");
 
     let human = ask(&lab, Host::Lb02, "status", false);
     assert!(
@@ -110,9 +90,9 @@ fn status_reports_the_lab_s_real_state() {
         "{}",
         lb02.logs()
     );
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&dump).expect("dump")).expect("JSON dump");
-    assert_eq!(v["instances"][0]["state"], "BACKUP");
+    let v: Status =
+        serde_json::from_str(&std::fs::read_to_string(&dump).expect("dump")).expect("a status");
+    assert_eq!(v.instances[0].state, State::Backup);
     drop(lb02);
 }
 

@@ -1,13 +1,16 @@
 //! A deterministic simulation of the state machine (RFC 5798 section 6): N routers on a
 //! virtual LAN, virtual time, loss, delay and crashes injected by a seeded generator.
 //! Invariants are checked after every step; a failing seed prints its trace.
-//! No kernel, no root, a few seconds for hundreds of seeds.
+//! No kernel, no root, a few seconds for hundreds of seeds. Each router's periodic adverts
+//! are a cadence its machine starts and stops (`StartAdverts` / `StopAdverts`), kept here as
+//! the advert thread keeps it: on absolute deadlines.
 
 use std::{collections::BTreeMap, fmt::Write as _, net::IpAddr, time::Duration};
 
 use vrrp::{
-    fsm::{Action, Event, Instance, Instant, Params, State},
-    packet::{Advert, Auth, Version},
+    protocol::fsm::{Action, Event, Instance, Params, State},
+    time::Instant,
+    wire::vrrp::{Advert, Auth, Version},
 };
 
 const MS: u64 = 1_000_000;
@@ -31,6 +34,8 @@ impl Rng {
 struct Router {
     fsm: Instance,
     up: bool,
+    /// The advert thread's slot: (priority, next deadline, interval) while master.
+    cadence: Option<(u8, u64, u64)>,
 }
 
 struct Packet {
@@ -83,6 +88,7 @@ impl Lan {
             .map(|p| Router {
                 fsm: Instance::new(p),
                 up: true,
+                cadence: None,
             })
             .collect();
         Self {
@@ -101,40 +107,56 @@ impl Lan {
         for a in actions {
             let _ = writeln!(self.trace, "{:>10.3} r{i} {a:?}", self.now as f64 / 1e9);
             match a {
-                Action::SendAdvert { priority } => {
-                    let p = &self.routers[i].fsm.params;
-                    let advert = Advert {
-                        version: p.version,
-                        vrid: p.vrid,
-                        priority,
-                        interval_cs: p.advert_interval_cs,
-                        addresses: p.addresses.clone(),
-                        auth: p.auth,
-                    };
-                    if priority > 0 {
-                        self.last_sent.insert(i, self.now);
-                    }
-                    for to in 0..self.routers.len() {
-                        if to != i && !rng.chance(self.loss_percent) {
-                            let at = self.now
-                                + if self.max_delay > 0 {
-                                    rng.below(self.max_delay)
-                                } else {
-                                    0
-                                };
-                            self.in_flight.push(Packet {
-                                at,
-                                to,
-                                src: addr(i),
-                                advert: advert.clone(),
-                            });
-                        }
-                    }
+                Action::StartAdverts {
+                    priority,
+                    first,
+                    interval,
+                } => {
+                    let interval = u64::try_from(interval.as_nanos()).expect("fits");
+                    self.routers[i].cadence = Some((priority, first.0, interval));
                 }
+                Action::StopAdverts => self.routers[i].cadence = None,
+                Action::SendAdvert { priority } => self.send(i, priority, rng),
                 Action::Transition {
                     to: State::Master, ..
                 } => self.masters.push((i, self.now)),
                 _ => {}
+            }
+        }
+    }
+
+    fn send(&mut self, i: usize, priority: u8, rng: &mut Rng) {
+        let _ = writeln!(
+            self.trace,
+            "{:>10.3} r{i} sends priority {priority}",
+            self.now as f64 / 1e9
+        );
+        let p = &self.routers[i].fsm.params;
+        let advert = Advert {
+            version: p.version,
+            vrid: p.vrid,
+            priority,
+            interval_cs: p.advert_interval_cs,
+            addresses: p.addresses.clone(),
+            auth: p.auth,
+        };
+        if priority > 0 {
+            self.last_sent.insert(i, self.now);
+        }
+        for to in 0..self.routers.len() {
+            if to != i && !rng.chance(self.loss_percent) {
+                let at = self.now
+                    + if self.max_delay > 0 {
+                        rng.below(self.max_delay)
+                    } else {
+                        0
+                    };
+                self.in_flight.push(Packet {
+                    at,
+                    to,
+                    src: addr(i),
+                    advert: advert.clone(),
+                });
             }
         }
     }
@@ -151,6 +173,7 @@ impl Lan {
         self.routers[i] = Router {
             fsm: Instance::new(p),
             up: false,
+            cadence: None,
         };
         self.in_flight.retain(|p| p.to != i);
     }
@@ -165,29 +188,40 @@ impl Lan {
                 .filter(|(_, r)| r.up)
                 .filter_map(|(i, r)| r.fsm.next_deadline().map(|d| (d.0, i)))
                 .min();
+            let next_advert = self
+                .routers
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.up)
+                .filter_map(|(i, r)| r.cadence.map(|(_, next, _)| (next, i)))
+                .min();
             let next_packet = self
                 .in_flight
                 .iter()
                 .enumerate()
                 .map(|(k, p)| (p.at, k))
                 .min();
-            let (t, is_packet, idx) = match (next_timer, next_packet) {
-                (Some((tt, i)), Some((pt, k))) => {
-                    if pt <= tt {
-                        (pt, true, k)
-                    } else {
-                        (tt, false, i)
-                    }
-                }
-                (Some((tt, i)), None) => (tt, false, i),
-                (None, Some((pt, k))) => (pt, true, k),
-                (None, None) => break,
+            // Packets first at equal times, then the advert thread, then the machines' timers.
+            let candidates = [
+                next_packet.map(|(t, k)| (t, 0, k)),
+                next_advert.map(|(t, i)| (t, 1, i)),
+                next_timer.map(|(t, i)| (t, 2, i)),
+            ];
+            let Some((t, kind, idx)) = candidates.into_iter().flatten().min() else {
+                break;
             };
             if t > until {
                 break;
             }
             self.now = t.max(self.now);
-            if is_packet {
+            if kind == 1 {
+                if let Some((priority, next, interval)) = self.routers[idx].cadence {
+                    self.routers[idx].cadence = Some((priority, next + interval, interval));
+                    self.send(idx, priority, rng);
+                }
+                continue;
+            }
+            if kind == 0 {
                 let p = self.in_flight.swap_remove(idx);
                 if self.routers[p.to].up {
                     let a = self.routers[p.to].fsm.step(

@@ -6,9 +6,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use vrrp::{
-    capture::{Capture, Counters},
-    packet::{Advert, Auth, ChecksumMode, Version, frame},
-    record::WireAdvert,
+    datapath::{Counters, Datapath},
+    wire::{
+        frame,
+        vrrp::{Advert, Auth, ChecksumMode, Version},
+    },
+    wire::record::WireRecord,
 };
 use vrrp_common::{AF_INET, AF_INET6, Verdict, WatchKey, counter};
 use vrrpd_lab::require_root;
@@ -52,7 +55,7 @@ fn v4_frame_from(a: &Advert, ttl: u8, src: IpAddr) -> Vec<u8> {
 
 /// A capture watching every VRID on lo, inside a runtime (the ring registers with it).
 struct Harness {
-    capture: Capture,
+    capture: Datapath,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -64,7 +67,7 @@ impl Harness {
             .expect("runtime");
         let capture = {
             let _g = rt.enter();
-            Capture::load().expect("load the XDP program (passes the verifier)")
+            Datapath::load().expect("load the XDP program (passes the verifier)")
         };
         let mut h = Self { capture, _rt: rt };
         if watch_all {
@@ -78,7 +81,7 @@ impl Harness {
     }
 
     /// Runs the frame once; asserts XDP_PASS; returns the counter deltas and records.
-    fn run(&mut self, frame: &[u8]) -> (Counters, Vec<WireAdvert>) {
+    fn run(&mut self, frame: &[u8]) -> (Counters, Vec<WireRecord>) {
         let before = self.capture.counters().expect("counters");
         let (action, _) = self.capture.test_run(frame, 1).expect("test_run");
         assert_eq!(action, XDP_PASS, "the program must pass every frame");
@@ -134,7 +137,7 @@ fn v3_over_ipv6_and_vlan_are_parsed() {
     }
     let mut h = Harness::new(true);
     let src: IpAddr = "fe80::5".parse::<Ipv6Addr>().expect("addr").into();
-    let dst: IpAddr = vrrp::packet::MCAST_V6.into();
+    let dst: IpAddr = vrrp::wire::vrrp::MCAST_V6.into();
     let mut a = seed_advert(Version::V3, 7);
     a.addresses = vec!["fd00:10::3".parse::<Ipv6Addr>().expect("addr").into()];
     let vrrp = a.emit(src, dst, ChecksumMode::default());

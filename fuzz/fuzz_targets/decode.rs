@@ -5,11 +5,20 @@
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use vrrp::packet::{self, Advert, ChecksumMode};
+use vrrp::{
+    protocol::event::RxAdvert,
+    wire::{
+        ip,
+        record::WireRecord,
+        vrrp::{self as packet, Advert, ChecksumMode},
+    },
+};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = packet::strip_ethernet(data).and_then(packet::parse_ip);
-    let _ = vrrp::record::WireAdvert::decode(data);
+    let _ = ip::strip_ethernet(data).and_then(ip::parse_ip);
+    if let Ok(w) = WireRecord::decode(data) {
+        let _ = RxAdvert::from_wire(&w);
+    }
     for (src, dst) in [
         (IpAddr::from([10, 0, 0, 5]), IpAddr::V4(packet::MCAST_V4)),
         ("fe80::5".parse().expect("addr"), IpAddr::V6(packet::MCAST_V6)),

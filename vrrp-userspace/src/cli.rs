@@ -3,8 +3,19 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
-use vrrp::{capture::Capture, watch::Watcher};
+use vrrp::{
+    datapath::{AttachMode, Datapath, ModePreference},
+    northbound::{
+        control::{self, DEFAULT_SOCKET},
+        status::{Diagnosis, DropProbe, Status},
+    },
+    protocol::router::TrackedKind,
+    sys::{advert_thread::Scheduling, clock},
+    wire::record::WireRecord,
+};
 use vrrp_common::{AF_INET, AF_INET6, WatchKey};
+
+use crate::{pcap, watch::Watcher};
 
 /// vrrpd: VRRP (RFC 5798 / RFC 3768) for keepalived users, with an XDP data plane that sees
 /// every advert on the wire, before any firewall.
@@ -77,7 +88,7 @@ pub struct RunArgs {
     #[arg(short = 'D', long = "log-detail")]
     pub log_detail: bool,
     /// The control socket for `vrrpd status` and `vrrpd diagnose`.
-    #[arg(long = "control", default_value = vrrp::control::DEFAULT_SOCKET)]
+    #[arg(long = "control", default_value = DEFAULT_SOCKET)]
     pub control: std::path::PathBuf,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9650 (path /metrics).
     #[arg(long = "metrics")]
@@ -95,8 +106,8 @@ pub struct RunArgs {
     pub no_realtime: bool,
     /// XDP mode: `auto` (native on physical NICs, generic on veth and other virtual devices),
     /// `native` or `generic`.
-    #[arg(long = "xdp-mode", value_enum, default_value_t = vrrp::capture::ModePreference::Auto)]
-    pub xdp_mode: vrrp::capture::ModePreference,
+    #[arg(long = "xdp-mode", value_enum, default_value_t = ModePreference::Auto)]
+    pub xdp_mode: ModePreference,
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +120,7 @@ pub struct CaptureArgs {
     #[arg(short = 'i', long = "interface")]
     pub interfaces: Vec<String>,
     /// The daemon's control socket (without -i).
-    #[arg(short = 's', long = "socket", default_value = vrrp::control::DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
     pub socket: std::path::PathBuf,
     /// Only this VRID (default: all).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
@@ -122,7 +133,7 @@ pub struct CaptureArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The daemon's control socket.
-    #[arg(short = 's', long = "socket", default_value = vrrp::control::DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
     pub socket: std::path::PathBuf,
     /// The answer as JSON.
     #[arg(long)]
@@ -154,7 +165,7 @@ pub struct WatchArgs {
     #[arg(short = 'i', long = "interface")]
     pub interfaces: Vec<String>,
     /// The daemon's control socket (without -i).
-    #[arg(short = 's', long = "socket", default_value = vrrp::control::DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
     pub socket: std::path::PathBuf,
     /// Against the daemon: one line per advert instead of the table.
     #[arg(long)]
@@ -202,14 +213,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn watch_daemon_adverts(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut watcher = Watcher::default();
     let mut seen = 0u64;
-    let stream = vrrp::control::subscribe(&args.socket, |v| {
-        let Some((w, ifname)) = vrrp::control::record_from_json(&v) else {
-            return true;
-        };
+    let stream = control::subscribe(&args.socket, |s| {
+        let w = s.record;
         if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
             return true;
         }
-        let line = watcher.line(&w, &ifname, vrrp::monotonic_ns());
+        let line = watcher.line(&w, &s.ifname, clock::monotonic_ns());
         let ok = if args.json {
             serde_json::to_string(&line)
                 .map(|l| println!("{l}"))
@@ -234,13 +243,15 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stdout().is_terminal() && !args.json;
     let mut refreshes = 0u64;
     loop {
-        let v = ask_daemon(&args.socket, vrrp::control::Command::Diagnose).await?;
+        let d = control::diagnosis(&args.socket)
+            .await
+            .with_context(|| not_running(&args.socket))?;
         let mut out = String::new();
         if args.json {
-            out.push_str(&v.to_string());
+            out.push_str(&serde_json::to_string(&d)?);
             out.push('\n');
         } else {
-            out.push_str(&render_table(&v, args.vrid));
+            out.push_str(&crate::watch::table(&d, args.vrid));
         }
         if tty {
             // Clear and home: the view refreshes in place.
@@ -258,79 +269,6 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         }
     }
-}
-
-fn render_table(v: &serde_json::Value, vrid: Option<u8>) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>8} {:>20} {:>7} {:>9}  dropped",
-        "iface",
-        "vrid",
-        "source",
-        "ver",
-        "prio",
-        "auth",
-        "last",
-        "interval (jitter)",
-        "wire",
-        "delivered"
-    );
-    let mut sources: Vec<vrrp::diag::SourceWindow> =
-        serde_json::from_value(v["sources"].clone()).unwrap_or_default();
-    sources.sort_by(|a, b| (&a.ifname, a.vrid, a.src).cmp(&(&b.ifname, b.vrid, b.src)));
-    for s in sources
-        .iter()
-        .filter(|s| vrid.is_none_or(|id| s.vrid == id))
-    {
-        let interval = match (s.interval_mean_s, s.interval_jitter_s) {
-            (Some(m), Some(j)) => format!("{m:.3}s ({:.1}ms)", j * 1e3),
-            _ => "-".to_owned(),
-        };
-        let delivered = if s.wire_total == 0 {
-            "-".to_owned()
-        } else {
-            format!(
-                "{:.0}%",
-                100.0 * s.socket_total.min(s.wire_total) as f64 / s.wire_total as f64
-            )
-        };
-        let dropped = if s.dropped.is_empty() {
-            "-".to_owned()
-        } else {
-            s.dropped
-                .iter()
-                .map(|(r, n)| format!("{r}:{n}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let _ = writeln!(
-            out,
-            "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>7.2}s {:>20} {:>7} {:>9}  {dropped}",
-            s.ifname,
-            s.vrid,
-            s.src.to_string(),
-            s.version,
-            s.priority,
-            s.auth,
-            s.last_seen_s,
-            interval,
-            s.wire_total,
-            delivered
-        );
-    }
-    let findings: Vec<vrrp::diag::Finding> =
-        serde_json::from_value(v["findings"].clone()).unwrap_or_default();
-    if findings.is_empty() {
-        let _ = writeln!(out, "findings: none in the last {} s", v["window_s"]);
-    } else {
-        let _ = writeln!(out, "findings:");
-        for f in findings {
-            let _ = writeln!(out, "  {}", f.message);
-        }
-    }
-    out
 }
 
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -360,8 +298,8 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn bench_xdp(repeat: u32) -> anyhow::Result<ExitCode> {
     use std::net::IpAddr;
 
-    use vrrp::packet::frame;
-    let mut capture = Capture::load()?;
+    use vrrp::wire::frame;
+    let mut capture = Datapath::load()?;
     let src: IpAddr = "10.0.0.10".parse()?;
     let dst: IpAddr = "10.0.0.6".parse()?;
     let mac = [2, 0, 0, 0, 0, 1];
@@ -401,144 +339,119 @@ fn not_running(socket: &std::path::Path) -> String {
     format!("is vrrpd running? (control socket {})", socket.display())
 }
 
-/// One request to the running daemon.
-async fn ask_daemon(
-    socket: &std::path::Path,
-    command: vrrp::control::Command,
-) -> anyhow::Result<serde_json::Value> {
-    vrrp::control::ask(socket, command)
-        .await
-        .with_context(|| not_running(socket))
-}
-
 async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let v = ask_daemon(&args.socket, vrrp::control::Command::Status).await?;
+    let s = control::status(&args.socket)
+        .await
+        .with_context(|| not_running(&args.socket))?;
     if args.json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
-    for i in v["instances"].as_array().into_iter().flatten() {
-        let p = &i["priority"];
-        println!(
-            "{} {} vrid {} {} v{}: {} for {:.1}s, priority {} (base {}), VIPs {}",
-            i["name"].as_str().unwrap_or("?"),
-            i["interface"].as_str().unwrap_or("?"),
-            i["vrid"],
-            i["family"].as_str().unwrap_or("?"),
-            i["version"],
-            i["state"].as_str().unwrap_or("?"),
-            f(&i["since_s"]),
-            p["effective"],
-            p["base"],
-            i["vips"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "))
-                .unwrap_or_default()
-        );
-        let m = &i["master"];
-        let master = if m.is_null() {
-            "unknown".to_owned()
-        } else if m["self"] == true {
-            "this router".to_owned()
-        } else {
-            format!(
-                "{} priority {} (heard {:.2}s ago)",
-                m["address"].as_str().unwrap_or("?"),
-                m["priority"],
-                f(&m["seen_s_ago"])
-            )
-        };
-        println!(
-            "    master: {master}; advert_int {}s, Master_Down_Interval {:.3}s",
-            f(&i["advert_int_s"]),
-            f(&i["master_down_interval_s"])
-        );
-        for t in p["tracking"].as_array().into_iter().flatten() {
-            let ok = match t["ok"].as_bool() {
-                Some(true) => {
-                    if t["kind"] == "script" {
-                        "succeeded"
-                    } else {
-                        "up"
-                    }
-                }
-                Some(false) => {
-                    if t["kind"] == "script" {
-                        "failed"
-                    } else {
-                        "down"
-                    }
-                }
-                None => "no result yet",
-            };
-            println!(
-                "    track {} {}: {ok} (weight {})",
-                t["kind"].as_str().unwrap_or("?"),
-                t["name"].as_str().unwrap_or("?"),
-                t["weight"]
-            );
-        }
-        let c = &i["counters"];
-        let dropped = c["dropped"]
-            .as_object()
-            .filter(|m| !m.is_empty())
-            .map_or_else(
-                || "none".to_owned(),
-                |m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            );
-        println!(
-            "    adverts received {}, sent {} ({} late); became master {}x; dropped: {dropped}",
-            c["adverts_received"],
-            c["adverts_sent"],
-            c["adverts_late"].as_u64().unwrap_or(0),
-            c["became_master"]
-        );
-    }
-    let thread = match &v["advert_thread"] {
-        serde_json::Value::Object(m) if m.contains_key("Fifo") => {
-            format!("SCHED_FIFO {}", m["Fifo"])
-        }
-        serde_json::Value::Object(m) => format!(
-            "not real-time ({})",
-            m.get("Normal").and_then(|x| x.as_str()).unwrap_or("?")
-        ),
-        _ => "?".to_owned(),
-    };
-    println!(
-        "vrrpd pid {}, up {:.0}s; advert thread: {thread}; kernel drop reasons: {}; capabilities: {}",
-        v["pid"],
-        f(&v["uptime_s"]),
-        v["drop_reasons"].as_str().unwrap_or("?"),
-        v["capabilities"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
-    );
+    print!("{}", status_text(&s));
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vrrpd status` as text: a paragraph per instance, then the daemon.
+fn status_text(s: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for i in &s.instances {
+        let p = &i.priority;
+        let _ = writeln!(
+            out,
+            "{} {} vrid {} {} v{}: {} for {:.1}s, priority {} (base {}), VIPs {}",
+            i.name,
+            i.interface,
+            i.vrid,
+            match i.family {
+                vrrp::wire::vrrp::Family::V4 => "ipv4",
+                vrrp::wire::vrrp::Family::V6 => "ipv6",
+            },
+            i.version.number(),
+            i.state,
+            i.since_s,
+            p.effective,
+            p.base,
+            i.vips.join(" ")
+        );
+        let master = match &i.master {
+            None => "unknown".to_owned(),
+            Some(m) if m.this_router => "this router".to_owned(),
+            Some(m) => format!(
+                "{} priority {} (heard {:.2}s ago)",
+                m.address,
+                m.priority,
+                m.seen_s_ago.unwrap_or(0.0)
+            ),
+        };
+        let group = i
+            .group
+            .as_ref()
+            .map(|g| format!("; sync group {g}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    master: {master}; advert_int {}s, Master_Down_Interval {:.3}s{group}",
+            i.advert_int_s, i.master_down_interval_s
+        );
+        for t in &p.tracking {
+            let (kind, ok) = match (t.kind, t.ok) {
+                (TrackedKind::Script, Some(true)) => ("script", "succeeded"),
+                (TrackedKind::Script, Some(false)) => ("script", "failed"),
+                (TrackedKind::Interface, Some(true)) => ("interface", "up"),
+                (TrackedKind::Interface, Some(false)) => ("interface", "down"),
+                (TrackedKind::Script, None) => ("script", "no result yet"),
+                (TrackedKind::Interface, None) => ("interface", "no result yet"),
+            };
+            let weight = t.weight.map_or_else(|| "none".to_owned(), |w| w.to_string());
+            let _ = writeln!(out, "    track {kind} {}: {ok} (weight {weight})", t.name);
+        }
+        let c = &i.counters;
+        let dropped = if c.dropped.is_empty() {
+            "none".to_owned()
+        } else {
+            c.dropped
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "    adverts received {}, sent {} ({} late); became master {}x; dropped: {dropped}",
+            c.adverts_received, c.adverts_sent, c.adverts_late, c.became_master
+        );
+    }
+    let thread = match &s.advert_thread {
+        Scheduling::Fifo(p) => format!("SCHED_FIFO {p}"),
+        Scheduling::Normal(why) => format!("not real-time ({why})"),
+    };
+    let probe = match &s.drop_probe {
+        DropProbe::Running => "skb:kfree_skb".to_owned(),
+        DropProbe::Unavailable(why) => format!("unavailable: {why}"),
+    };
+    let _ = writeln!(
+        out,
+        "vrrpd pid {}, up {:.0}s; advert thread: {thread}; kernel drop reasons: {probe}; capabilities: {}",
+        s.pid,
+        s.uptime_s,
+        s.capabilities.join(" ")
+    );
+    out
+}
+
 async fn diagnose(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let v = ask_daemon(&args.socket, vrrp::control::Command::Diagnose).await?;
+    let d: Diagnosis = control::diagnosis(&args.socket)
+        .await
+        .with_context(|| not_running(&args.socket))?;
     if args.json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(&d)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let findings: Vec<vrrp::diag::Finding> =
-        serde_json::from_value(v["findings"].clone()).unwrap_or_default();
-    if findings.is_empty() {
-        println!("no problem found in the last {} s", v["window_s"]);
+    if d.findings.is_empty() {
+        println!("no problem found in the last {} s", d.window_s);
     }
-    for f in findings {
+    for f in d.findings {
         println!("{f}");
     }
     Ok(ExitCode::SUCCESS)
@@ -584,9 +497,9 @@ async fn capture_loop(
     vrid: Option<u8>,
     count: Option<u64>,
     what: &str,
-    mut sink: impl FnMut(&vrrp::record::WireAdvert, &str, u64) -> std::io::Result<()>,
+    mut sink: impl FnMut(&WireRecord, &str, u64) -> std::io::Result<()>,
 ) -> anyhow::Result<u64> {
-    let mut capture = Capture::load().context("cannot start the XDP capture")?;
+    let mut capture = Datapath::load().context("cannot start the XDP capture")?;
     let mut attached = Vec::new();
     for ifname in interfaces {
         let a = capture
@@ -603,7 +516,7 @@ async fn capture_loop(
         attached.push(format!(
             "{} ({})",
             a.ifname,
-            if a.mode == vrrp::capture::AttachMode::Native {
+            if a.mode == AttachMode::Native {
                 "native XDP"
             } else {
                 "generic XDP"
@@ -626,7 +539,7 @@ async fn capture_loop(
             _ = sigterm.recv() => break,
             r = capture.recv(&mut batch, &mut bad_records) => r?,
         }
-        let now = vrrp::monotonic_ns();
+        let now = clock::monotonic_ns();
         for w in batch.drain(..) {
             let ifname = capture.ifname(w.ifindex).unwrap_or("?").to_owned();
             if sink(&w, &ifname, now).is_err() {
@@ -684,11 +597,11 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::create(&args.write)
         .with_context(|| format!("cannot create {}", args.write.display()))?;
-    let mut pcap = vrrp::pcap::Writer::new(std::io::BufWriter::new(file))
+    let mut pcap = pcap::Writer::new(std::io::BufWriter::new(file))
         .with_context(|| format!("writing {}", args.write.display()))?;
-    let offset = vrrp::realtime_offset_ns();
-    let mut write = |w: &vrrp::record::WireAdvert| -> std::io::Result<()> {
-        let (frame, len) = vrrp::pcap::frame_of(w);
+    let offset = clock::realtime_offset_ns();
+    let mut write = |w: &WireRecord| -> std::io::Result<()> {
+        let (frame, len) = pcap::frame_of(w);
         let wall = u64::try_from(i128::from(w.ktime_ns) + offset).unwrap_or(0);
         pcap.write(wall, &frame, len)?;
         pcap.flush()
@@ -699,10 +612,8 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             "vrrpd capture: through the daemon at {}; Ctrl-C to stop",
             args.socket.display()
         );
-        let stream = vrrp::control::subscribe(&args.socket, |v| {
-            let Some((w, _)) = vrrp::control::record_from_json(&v) else {
-                return true;
-            };
+        let stream = control::subscribe(&args.socket, |s| {
+            let w = s.record;
             if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
                 return true;
             }

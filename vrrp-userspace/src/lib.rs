@@ -1,37 +1,21 @@
 //! vrrpd: a VRRP daemon (RFC 5798 / RFC 3768) whose elections are fed by an XDP program that
-//! sees adverts on the wire, before any firewall. See DESIGN.md for the architecture.
+//! sees adverts on the wire, before any firewall. ARCHITECTURE.md at the top of the repository
+//! walks through the layers; in short, from the wire up:
+//!
+//! - [`wire`]: pure codecs (VRRP, IP, frames, the XDP ring record);
+//! - [`protocol`]: the state machine, sync groups, tracking arithmetic, drop reasons and the
+//!   router that owns every instance: one input in, effects out, time passed in;
+//! - [`config`]: keepalived.conf, read unchanged;
+//! - [`datapath`]: the eBPF programs' loader, ring buffer, counters and kernel drop reasons;
+//! - [`sys`]: netlink, sockets, the advert thread, scripts, capabilities, CPU accounting;
+//! - [`daemon`]: the single owner of the I/O, executing the router's effects;
+//! - [`northbound`]: the control socket and its typed status, metrics, the diagnosis.
 
-pub mod btf;
-pub mod caps;
-pub mod capture;
 pub mod config;
-pub mod control;
 pub mod daemon;
-pub mod diag;
-pub mod drops;
-pub mod fsm;
-pub mod metrics;
-pub mod net;
-pub mod packet;
-pub mod pcap;
-pub mod record;
-pub mod sender;
-pub mod starve;
-pub mod track;
-pub mod watch;
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of the XDP program's stamps and of every timer.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
-            + u64::try_from(t.tv_nsec()).unwrap_or(0)
-    })
-}
-
-/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in nanoseconds: turns kernel stamps into wall time.
-pub fn realtime_offset_ns() -> i128 {
-    let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map_or(0, |t| {
-        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
-    });
-    real - i128::from(monotonic_ns())
-}
+pub mod datapath;
+pub mod northbound;
+pub mod protocol;
+pub mod sys;
+pub mod time;
+pub mod wire;

@@ -1,6 +1,8 @@
 //! The `vrrpd` binary: the command line (clap) and `anyhow` live only here.
 
 mod cli;
+mod pcap;
+mod watch;
 
 use clap::Parser as _;
 
@@ -11,8 +13,8 @@ fn main() -> std::process::ExitCode {
         .worker_threads(2)
         // Capabilities are per thread: each runtime thread catches up with the daemon's drop
         // (vrrp::caps::drop_all_but) when it starts or wakes.
-        .on_thread_start(vrrp::caps::apply_pending)
-        .on_thread_unpark(vrrp::caps::apply_pending)
+        .on_thread_start(vrrp::sys::caps::apply_pending)
+        .on_thread_unpark(vrrp::sys::caps::apply_pending)
         .enable_all()
         .build()
     {

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::{packet::frame, record::WireAdvert};
+use vrrp::wire::{frame, record::WireRecord};
 
 /// pcap with nanosecond time stamps (magic 0xa1b23c4d), Ethernet link type.
 pub struct Writer<W: Write> {
@@ -46,7 +46,7 @@ impl<W: Write> Writer<W> {
 }
 
 /// The frame a record stands for, and its length on the wire.
-pub fn frame_of(w: &WireAdvert) -> (Vec<u8>, usize) {
+pub fn frame_of(w: &WireRecord) -> (Vec<u8>, usize) {
     let dst_mac = if w.dst.is_multicast() {
         frame::multicast_mac(w.dst)
     } else {

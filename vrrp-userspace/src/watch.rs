@@ -1,14 +1,18 @@
-//! `vrrpd watch`: one line per VRRP packet seen at XDP, the tcpdump replacement. Formatting and
-//! per-source bookkeeping are here, pure; the kernel side is in `capture`.
+//! `vrrpd watch`: one line per VRRP packet seen at XDP (the tcpdump replacement), and the
+//! per-source table against the daemon. Formatting and per-source bookkeeping, pure; the
+//! kernel side is in `vrrp::datapath`. A packet is decoded once, as the daemon does
+//! (`RxAdvert::from_wire`), and its fault named by its `DropReason`.
 
 use std::{collections::HashMap, net::IpAddr};
 
 use serde::Serialize;
-use vrrp_common::Verdict;
-
-use crate::{
-    packet::{Advert, DecodeError, Packet},
-    record::WireAdvert,
+use vrrp::{
+    northbound::status::Diagnosis,
+    protocol::event::RxAdvert,
+    wire::{
+        record::WireRecord,
+        vrrp::{Advert, Packet},
+    },
 };
 
 /// What `watch` prints for one packet (and, with `--json`, serializes as one line).
@@ -19,7 +23,8 @@ pub struct WatchLine {
     pub ifname: String,
     pub src: IpAddr,
     pub dst: IpAddr,
-    /// `ok`, or why the XDP program or the decoder finds it wrong.
+    /// `ok`, or the drop reason of what the XDP program or the decoder finds wrong (and
+    /// `,truncated` when the capture was cut).
     pub status: String,
     pub version: Option<u8>,
     pub vrid: Option<u8>,
@@ -52,7 +57,7 @@ fn secs(ns: u64) -> f64 {
 }
 
 impl Watcher {
-    pub fn line(&mut self, w: &WireAdvert, ifname: &str, now_ns: u64) -> WatchLine {
+    pub fn line(&mut self, w: &WireRecord, ifname: &str, now_ns: u64) -> WatchLine {
         let mut line = WatchLine {
             time: secs(w.ktime_ns),
             ifname: ifname.to_owned(),
@@ -81,57 +86,28 @@ impl Watcher {
         }
         self.last.insert(key, w.ktime_ns);
 
-        match w.verdict {
-            Verdict::Ok => {}
-            Verdict::BadTtl => line.status = format!("bad-ttl({})", w.ttl),
-            Verdict::BadVersion => line.status = String::from("bad-version"),
-            Verdict::BadType => line.status = String::from("bad-type"),
-            Verdict::BadLength => line.status = String::from("bad-length"),
+        if let Err(e) = RxAdvert::from_wire(w).body {
+            e.reason().name().clone_into(&mut line.status);
         }
-        match Packet::new_checked(&w.vrrp[..], w.family) {
-            Ok(p) => {
-                let a = Advert::from_packet(&p, w.family);
-                line.version = Some(a.version.number());
-                line.vrid = Some(a.vrid);
-                line.priority = Some(a.priority);
-                line.interval = Some(f64::from(a.interval_cs) / 100.0);
-                line.auth = Some(a.auth.name());
-                line.count = Some(p.count());
-                line.addresses = a.addresses;
-                if line.status == "ok"
-                    && let Err(e) = p.verify_checksum(w.src, w.dst)
-                {
-                    line.status = status_of(&e);
-                }
-            }
-            Err(e) => {
-                if line.status == "ok" {
-                    line.status = status_of(&e);
-                }
-                line.vrid = w.vrrp.get(1).copied();
-            }
+        // The fields as far as they decode, also when the advert is refused (a bad checksum
+        // still shows who sent what).
+        if let Ok(p) = Packet::new_checked(&w.vrrp[..], w.family) {
+            let a = Advert::from_packet(&p, w.family);
+            line.version = Some(a.version.number());
+            line.vrid = Some(a.vrid);
+            line.priority = Some(a.priority);
+            line.interval = Some(f64::from(a.interval_cs) / 100.0);
+            line.auth = Some(a.auth.name());
+            line.count = Some(p.count());
+            line.addresses = a.addresses;
+        } else {
+            line.vrid = w.vrrp.get(1).copied();
         }
         if w.truncated {
             line.status.push_str(",truncated");
         }
         line
     }
-}
-
-fn status_of(e: &DecodeError) -> String {
-    match e {
-        DecodeError::Truncated { .. } => "truncated",
-        DecodeError::BadVersion(_) => "bad-version",
-        DecodeError::BadType(_) => "bad-type",
-        DecodeError::BadVrid => "bad-vrid",
-        DecodeError::V2OverIpv6 => "v2-over-ipv6",
-        DecodeError::CountMismatch { .. } => "bad-length",
-        DecodeError::BadChecksum { .. } => "bad-checksum",
-        DecodeError::ZeroInterval => "zero-interval",
-        DecodeError::BadTtl(_) => "bad-ttl",
-        DecodeError::BadIpHeader(_) | DecodeError::NotVrrp(_) => "bad-ip",
-    }
-    .to_owned()
 }
 
 impl std::fmt::Display for WatchLine {
@@ -178,15 +154,88 @@ impl std::fmt::Display for WatchLine {
     }
 }
 
+/// The per-source table of `vrrpd watch` against the daemon.
+pub fn table(d: &Diagnosis, vrid: Option<u8>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>8} {:>20} {:>7} {:>9}  dropped",
+        "iface",
+        "vrid",
+        "source",
+        "ver",
+        "prio",
+        "auth",
+        "last",
+        "interval (jitter)",
+        "wire",
+        "delivered"
+    );
+    let mut sources = d.sources.clone();
+    sources.sort_by(|a, b| (&a.ifname, a.vrid, a.src).cmp(&(&b.ifname, b.vrid, b.src)));
+    for s in sources
+        .iter()
+        .filter(|s| vrid.is_none_or(|id| s.vrid == id))
+    {
+        let interval = match (s.interval_mean_s, s.interval_jitter_s) {
+            (Some(m), Some(j)) => format!("{m:.3}s ({:.1}ms)", j * 1e3),
+            _ => "-".to_owned(),
+        };
+        let delivered = if s.wire_total == 0 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.0}%",
+                100.0 * s.socket_total.min(s.wire_total) as f64 / s.wire_total as f64
+            )
+        };
+        let dropped = if s.dropped.is_empty() {
+            "-".to_owned()
+        } else {
+            s.dropped
+                .iter()
+                .map(|(r, n)| format!("{r}:{n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let _ = writeln!(
+            out,
+            "{:<7} {:>4} {:<26} {:>3} {:>4} {:<5} {:>7.2}s {:>20} {:>7} {:>9}  {dropped}",
+            s.ifname,
+            s.vrid,
+            s.src.to_string(),
+            s.version,
+            s.priority,
+            s.auth,
+            s.last_seen_s,
+            interval,
+            s.wire_total,
+            delivered
+        );
+    }
+    if d.findings.is_empty() {
+        let _ = writeln!(out, "findings: none in the last {} s", d.window_s);
+    } else {
+        let _ = writeln!(out, "findings:");
+        for f in &d.findings {
+            let _ = writeln!(out, "  {}", f.message);
+        }
+    }
+    out
+}
+
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::packet::{Auth, ChecksumMode, Family, Version};
+    use vrrp::wire::vrrp::{Auth, ChecksumMode, Family, Version};
+    use vrrp_common::Verdict;
 
-    fn wire(ktime_ns: u64, vrrp: Vec<u8>) -> WireAdvert {
-        WireAdvert {
+    fn wire(ktime_ns: u64, vrrp: Vec<u8>) -> WireRecord {
+        WireRecord {
             ktime_ns,
             ifindex: 2,
             verdict: Verdict::Ok,
@@ -237,15 +286,16 @@ mod tests {
         let mut w = Watcher::default();
         let mut bytes = seed_advert();
         bytes[6] ^= 0xff;
-        assert_eq!(w.line(&wire(1, bytes), "eth0", 2).status, "bad-checksum");
+        assert_eq!(w.line(&wire(1, bytes), "eth0", 2).status, "bad_checksum");
         let mut rec = wire(3, seed_advert());
         rec.verdict = Verdict::BadTtl;
         rec.ttl = 64;
         let line = w.line(&rec, "eth0", 4);
-        assert_eq!(line.status, "bad-ttl(64)");
+        assert_eq!(line.status, "bad_ttl");
+        let text = line.to_string();
         assert!(
-            line.to_string().ends_with("ttl 64 first !bad-ttl(64)")
-                || line.to_string().contains("!bad-ttl(64)")
+            text.contains(" ttl 64 ") && text.ends_with(" !bad_ttl"),
+            "{text}"
         );
     }
 
@@ -253,6 +303,6 @@ mod tests {
     fn garbage_does_not_panic() {
         let mut w = Watcher::default();
         let line = w.line(&wire(1, vec![0xff; 3]), "eth0", 2);
-        assert_eq!(line.status, "truncated");
+        assert_eq!(line.status, "too_short");
     }
 }

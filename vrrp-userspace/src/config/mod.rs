@@ -17,7 +17,7 @@ use std::{
 use serde::Serialize;
 
 pub use self::lex::{Node, Token};
-use crate::packet::{Auth, Family, Version};
+use crate::wire::vrrp::{Auth, Family, Version};
 
 /// A place in the config.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,7 +95,7 @@ impl Diagnostics {
 pub struct ConfigError(pub Diagnostics);
 
 /// The effective configuration.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize)]
 pub struct Config {
     pub global: Global,
     pub scripts: BTreeMap<String, Script>,
@@ -136,7 +136,7 @@ impl Default for Garp {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Global {
     pub router_id: Option<String>,
     pub vrrp_version: Version,
@@ -162,8 +162,8 @@ impl Default for Global {
             vrrp_version: Version::V2,
             vrrp_strict: false,
             garp: Garp::default(),
-            mcast_group4: crate::packet::MCAST_V4,
-            mcast_group6: crate::packet::MCAST_V6,
+            mcast_group4: crate::wire::vrrp::MCAST_V4,
+            mcast_group6: crate::wire::vrrp::MCAST_V6,
             script_user: None,
             enable_script_security: false,
             max_auto_priority: None,
@@ -177,7 +177,7 @@ impl Default for Global {
 }
 
 /// `vrrp_script NAME { ... }`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Script {
     pub name: String,
     pub loc: Loc,
@@ -247,7 +247,7 @@ pub struct Notify {
 }
 
 /// `vrrp_instance NAME { ... }`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Instance {
     pub name: String,
     pub loc: Loc,
@@ -282,6 +282,28 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The same instance with every file position blanked: two configs that differ only in
+    /// where things are written compare equal.
+    #[must_use]
+    pub fn without_locs(&self) -> Self {
+        let nowhere = Loc {
+            file: Arc::new(PathBuf::new()),
+            line: 0,
+        };
+        let mut c = self.clone();
+        c.loc = nowhere.clone();
+        for v in c.vips.iter_mut().chain(c.excluded_vips.iter_mut()) {
+            v.loc = nowhere.clone();
+        }
+        for r in &mut c.routes {
+            r.loc = nowhere.clone();
+        }
+        for t in c.track_interfaces.iter_mut().chain(c.track_scripts.iter_mut()) {
+            t.loc = nowhere.clone();
+        }
+        c
+    }
+
     /// v2 PASS authentication as it goes on the wire.
     pub fn wire_auth(&self) -> Auth {
         match (&self.auth, self.version) {
@@ -292,7 +314,7 @@ impl Instance {
 }
 
 /// `vrrp_sync_group NAME { group { ... } ... }`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SyncGroup {
     pub name: String,
     pub loc: Loc,

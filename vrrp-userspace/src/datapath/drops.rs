@@ -12,10 +12,8 @@ use std::{
 
 use vrrp_common::{AF_INET, DropProbe, DropRecord};
 
-use crate::{
-    btf::Btf,
-    record::{u16_at, u32_at, u64_at},
-};
+use super::btf::Btf;
+use crate::wire::record::{u16_at, u32_at, u64_at};
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const FORMAT: &str = "events/skb/kfree_skb/format";
@@ -78,13 +76,83 @@ impl Format {
         out
     }
 
-    pub fn reason(&self, value: u32) -> String {
+    pub fn reason(&self, value: u32) -> KernelReason {
         self.reasons
             .get(&value)
-            .cloned()
-            .unwrap_or_else(|| format!("reason {value}"))
+            .map_or(KernelReason::Unnamed(value), |n| KernelReason::from_name(n))
     }
 }
+
+/// A kernel drop reason (`enum skb_drop_reason`), by the name the running kernel gives it. The
+/// ones the diagnosis explains are variants; any other keeps its name. Typed from the probe's
+/// ring to the finding; serialized as the kernel spells it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KernelReason {
+    /// NETFILTER_DROP: a firewall rule or chain policy.
+    NetfilterDrop,
+    /// IP_RPFILTER: strict reverse-path filtering.
+    IpRpfilter,
+    /// SOCKET_RCVBUFF: a socket's receive queue was full.
+    SocketRcvbuff,
+    /// SOCKET_FILTER: a socket filter refused its copy (vrrpd's own, by design).
+    SocketFilter,
+    /// Any other reason, by its name.
+    Named(String),
+    /// A number the format file does not name.
+    Unnamed(u32),
+}
+
+impl KernelReason {
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "NETFILTER_DROP" => Self::NetfilterDrop,
+            "IP_RPFILTER" => Self::IpRpfilter,
+            "SOCKET_RCVBUFF" => Self::SocketRcvbuff,
+            "SOCKET_FILTER" => Self::SocketFilter,
+            other => other
+                .strip_prefix("reason ")
+                .and_then(|n| n.parse().ok())
+                .map_or_else(|| Self::Named(other.to_owned()), Self::Unnamed),
+        }
+    }
+
+    /// Drop reasons that do not lose an advert: the kernel hands each raw socket its own copy,
+    /// and vrrpd's sockets refuse theirs by design (the send socket keeps no input; the
+    /// receive socket's counting filter keeps none either). The probe skips this reason in the
+    /// kernel.
+    pub fn is_benign(&self) -> bool {
+        *self == Self::SocketFilter
+    }
+}
+
+impl std::fmt::Display for KernelReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NetfilterDrop => f.write_str("NETFILTER_DROP"),
+            Self::IpRpfilter => f.write_str("IP_RPFILTER"),
+            Self::SocketRcvbuff => f.write_str("SOCKET_RCVBUFF"),
+            Self::SocketFilter => f.write_str("SOCKET_FILTER"),
+            Self::Named(n) => f.write_str(n),
+            Self::Unnamed(v) => write!(f, "reason {v}"),
+        }
+    }
+}
+
+impl serde::Serialize for KernelReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KernelReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(Self::from_name(&name))
+    }
+}
+
+/// Kernel drops counted by reason: few distinct reasons ever occur, so a small ordered map.
+pub type KernelDrops = std::collections::BTreeMap<KernelReason, u64>;
 
 /// `{ 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, ...` up to the closing parenthesis.
 fn symbols(text: &str) -> HashMap<u32, String> {
@@ -167,7 +235,7 @@ pub fn discover() -> Result<(DropProbe, Format), Unavailable> {
         benign_reason: format
             .reasons
             .iter()
-            .find(|(_, name)| is_benign(name))
+            .find(|(_, name)| KernelReason::from_name(name).is_benign())
             .map_or(DropProbe::UNSET, |(v, _)| *v),
     };
     Ok((probe, format))
@@ -224,13 +292,6 @@ impl Drop {
     }
 }
 
-/// Drop reasons that do not lose an advert: the kernel hands each raw socket its own copy, and
-/// vrrpd's sockets refuse theirs by design (the send socket keeps no input; the receive
-/// socket's counting filter keeps none either). The probe skips this reason in the kernel.
-pub fn is_benign(name: &str) -> bool {
-    name == "SOCKET_FILTER"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,10 +317,14 @@ print fmt: "skbaddr=%p rx_sk=%p protocol=%u location=%pS reason: %s", REC->skbad
         assert_eq!(f.fields.get("skbaddr"), Some(&8));
         assert_eq!(f.fields.get("protocol"), Some(&32));
         assert_eq!(f.fields.get("reason"), Some(&36));
-        assert_eq!(f.reason(12), "NETFILTER_DROP");
-        assert_eq!(f.reason(16), "IP_RPFILTER");
-        assert_eq!(f.reason(2), "NOT_SPECIFIED");
-        assert_eq!(f.reason(99), "reason 99");
+        assert_eq!(f.reason(12), KernelReason::NetfilterDrop);
+        assert_eq!(f.reason(16), KernelReason::IpRpfilter);
+        assert_eq!(f.reason(2), KernelReason::Named("NOT_SPECIFIED".into()));
+        assert_eq!(f.reason(99), KernelReason::Unnamed(99));
+        for r in [f.reason(12), f.reason(2), f.reason(99)] {
+            let json = serde_json::to_string(&r).expect("serializes");
+            assert_eq!(serde_json::from_str::<KernelReason>(&json).ok(), Some(r));
+        }
     }
 
     #[test]

@@ -11,7 +11,11 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use crate::control::{Command, Pending};
+use super::{
+    control::{Command, Pending, Reply},
+    status::{InstanceStatus, SourceStatus, Status},
+};
+use crate::protocol::{fsm::State, router::TrackedKind};
 
 /// Serves `/metrics` on `addr`, asking the main loop through `tx` for each scrape.
 pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Pending>) -> std::io::Result<()> {
@@ -43,8 +47,10 @@ pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Pending>) -> std::io::Resu
                             return;
                         }
                         match rx.await {
-                            Ok(v) => ("200 OK", render(&v)),
-                            Err(_) => ("503 Service Unavailable", String::from("stopping\n")),
+                            Ok(Reply::Status(s)) => ("200 OK", render(&s)),
+                            Ok(_) | Err(_) => {
+                                ("503 Service Unavailable", String::from("stopping\n"))
+                            }
                         }
                     } else {
                         ("404 Not Found", String::from("try /metrics\n"))
@@ -75,8 +81,8 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The exposition text for a `status` snapshot.
-pub fn render(status: &serde_json::Value) -> String {
+/// The exposition text for a status snapshot.
+pub fn render(status: &Status) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -85,34 +91,34 @@ pub fn render(status: &serde_json::Value) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
-    let instances = status["instances"].as_array().cloned().unwrap_or_default();
-    let id = |i: &serde_json::Value| {
+    let instances = &status.instances;
+    let id = |i: &InstanceStatus| {
         format!(
             "instance=\"{}\",interface=\"{}\",vrid=\"{}\"",
-            label(i["name"].as_str().unwrap_or("")),
-            label(i["interface"].as_str().unwrap_or("")),
-            i["vrid"]
+            label(&i.name),
+            label(&i.interface),
+            i.vrid
         )
     };
-    let per = |f: &dyn Fn(&serde_json::Value) -> f64| {
+    let per = |f: &dyn Fn(&InstanceStatus) -> f64| {
         instances
             .iter()
             .map(|i| (format!("{{{}}}", id(i)), f(i)))
             .collect::<Vec<_>>()
     };
-    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let count = |n: u64| n as f64;
     family(
         "vrrpd_instance_master",
         "gauge",
         "1 while the instance is MASTER.",
-        per(&|i| f64::from(u8::from(i["state"] == "MASTER"))),
+        per(&|i| f64::from(u8::from(i.state == State::Master))),
     );
     let mut states = Vec::new();
-    for i in &instances {
-        for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
+    for i in instances {
+        for s in State::ALL {
             states.push((
                 format!("{{{},state=\"{s}\"}}", id(i)),
-                f64::from(u8::from(i["state"] == s)),
+                f64::from(u8::from(i.state == s)),
             ));
         }
     }
@@ -126,57 +132,54 @@ pub fn render(status: &serde_json::Value) -> String {
         "vrrpd_instance_priority",
         "gauge",
         "Effective priority (base plus tracking).",
-        per(&|i| num(&i["priority"]["effective"])),
+        per(&|i| f64::from(i.priority.effective)),
     );
     family(
         "vrrpd_instance_base_priority",
         "gauge",
         "Configured priority.",
-        per(&|i| num(&i["priority"]["base"])),
+        per(&|i| f64::from(i.priority.base)),
     );
     family(
         "vrrpd_instance_state_seconds",
         "gauge",
         "Seconds in the current state.",
-        per(&|i| num(&i["since_s"])),
+        per(&|i| i.since_s),
     );
     family(
         "vrrpd_master_down_interval_seconds",
         "gauge",
         "Master_Down_Interval (RFC 5798 6.1).",
-        per(&|i| num(&i["master_down_interval_s"])),
+        per(&|i| i.master_down_interval_s),
     );
     family(
         "vrrpd_adverts_received_total",
         "counter",
         "Adverts received and acted on.",
-        per(&|i| num(&i["counters"]["adverts_received"])),
+        per(&|i| count(i.counters.adverts_received)),
     );
     family(
         "vrrpd_adverts_sent_total",
         "counter",
         "Adverts sent.",
-        per(&|i| num(&i["counters"]["adverts_sent"])),
+        per(&|i| count(i.counters.adverts_sent)),
     );
     family(
         "vrrpd_adverts_late_total",
         "counter",
         "Periodic adverts that left more than a quarter interval after their deadline.",
-        per(&|i| num(&i["counters"]["adverts_late"])),
+        per(&|i| count(i.counters.adverts_late)),
     );
     family(
         "vrrpd_transitions_to_master_total",
         "counter",
         "Transitions to MASTER.",
-        per(&|i| num(&i["counters"]["became_master"])),
+        per(&|i| count(i.counters.became_master)),
     );
     let mut dropped = Vec::new();
-    for i in &instances {
-        for (reason, n) in i["counters"]["dropped"].as_object().into_iter().flatten() {
-            dropped.push((
-                format!("{{{},reason=\"{}\"}}", id(i), label(reason)),
-                num(n),
-            ));
+    for i in instances {
+        for (reason, n) in i.counters.dropped.iter() {
+            dropped.push((format!("{{{},reason=\"{reason}\"}}", id(i)), count(n)));
         }
     }
     family(
@@ -185,17 +188,16 @@ pub fn render(status: &serde_json::Value) -> String {
         "Adverts not acted on, by reason.",
         dropped,
     );
-    let mut scripts = Vec::new();
-    for i in &instances {
-        for t in i["priority"]["tracking"].as_array().into_iter().flatten() {
-            if let Some(ok) = t["ok"].as_bool() {
-                scripts.push((
-                    format!(
-                        "{{{},kind=\"{}\",name=\"{}\"}}",
-                        id(i),
-                        label(t["kind"].as_str().unwrap_or("")),
-                        label(t["name"].as_str().unwrap_or(""))
-                    ),
+    let mut tracked = Vec::new();
+    for i in instances {
+        for t in &i.priority.tracking {
+            if let Some(ok) = t.ok {
+                let kind = match t.kind {
+                    TrackedKind::Script => "script",
+                    TrackedKind::Interface => "interface",
+                };
+                tracked.push((
+                    format!("{{{},kind=\"{kind}\",name=\"{}\"}}", id(i), label(&t.name)),
                     f64::from(u8::from(ok)),
                 ));
             }
@@ -205,101 +207,160 @@ pub fn render(status: &serde_json::Value) -> String {
         "vrrpd_track_up",
         "gauge",
         "1 while a tracked script succeeds or a tracked interface is up.",
-        scripts,
+        tracked,
     );
-    let sources = status["sources"].as_array().cloned().unwrap_or_default();
-    let sid = |s: &serde_json::Value| {
+    let sid = |s: &SourceStatus| {
         format!(
             "{{interface=\"{}\",vrid=\"{}\",source=\"{}\"}}",
-            label(s["interface"].as_str().unwrap_or("")),
-            s["vrid"],
-            label(s["source"].as_str().unwrap_or(""))
+            label(&s.interface),
+            s.vrid,
+            s.source
         )
     };
-    let per_source = |field: &str| {
-        sources
+    let per_source = |f: &dyn Fn(&SourceStatus) -> Option<f64>| {
+        status
+            .sources
             .iter()
-            .filter(|s| !s[field].is_null())
-            .map(|s| (sid(s), num(&s[field])))
+            .filter_map(|s| Some((sid(s), f(s)?)))
             .collect::<Vec<_>>()
     };
     family(
         "vrrpd_peer_last_advert_seconds",
         "gauge",
         "Seconds since the last advert from a source (XDP stamp).",
-        per_source("last_seen_s"),
+        per_source(&|s| Some(s.last_seen_s)),
     );
     family(
         "vrrpd_peer_advert_interval_seconds",
         "gauge",
         "Mean gap between a source's adverts (last 64).",
-        per_source("interval_mean_s"),
+        per_source(&|s| s.interval_mean_s),
     );
     family(
         "vrrpd_peer_advert_jitter_seconds",
         "gauge",
         "Standard deviation of those gaps.",
-        per_source("interval_jitter_s"),
+        per_source(&|s| s.interval_jitter_s),
     );
     family(
         "vrrpd_peer_adverts_wire_total",
         "counter",
         "A source's adverts seen by XDP, before netfilter.",
-        per_source("wire"),
+        per_source(&|s| Some(count(s.wire))),
     );
     family(
         "vrrpd_peer_adverts_socket_total",
         "counter",
         "Packets from a source that reached the VRRP socket, after netfilter.",
-        per_source("socket"),
+        per_source(&|s| Some(count(s.socket))),
     );
-    let findings = status["findings"].as_array().cloned().unwrap_or_default();
     family(
         "vrrpd_finding",
         "gauge",
         "1 for each problem `vrrpd diagnose` reports now (kind: lost-after-xdp, dropped-on-output, lost-on-network, auth-mismatch, ...).",
-        findings
+        status
+            .findings
             .iter()
             .map(|f| {
                 (
                     format!(
                         "{{kind=\"{}\",interface=\"{}\",vrid=\"{}\",source=\"{}\"}}",
-                        label(f["kind"].as_str().unwrap_or("")),
-                        label(f["ifname"].as_str().unwrap_or("")),
-                        f["vrid"],
-                        f["source"].as_str().unwrap_or("")
+                        f.kind,
+                        label(&f.ifname),
+                        f.vrid,
+                        f.source.map(|s| s.to_string()).unwrap_or_default()
                     ),
                     1.0,
                 )
             })
             .collect(),
     );
-    let xdp = status["xdp"].as_object().cloned().unwrap_or_default();
     family(
         "vrrpd_xdp_packets_total",
         "counter",
         "The XDP program's counters, by name.",
-        xdp.iter()
-            .map(|(k, v)| (format!("{{counter=\"{}\"}}", label(k)), num(v)))
+        status
+            .xdp
+            .iter()
+            .map(|(k, v)| (format!("{{counter=\"{k}\"}}"), count(v)))
             .collect(),
     );
     family(
         "vrrpd_uptime_seconds",
         "gauge",
         "Seconds since vrrpd started.",
-        vec![(String::new(), num(&status["uptime_s"]))],
+        vec![(String::new(), status.uptime_s)],
     );
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::{
+        datapath::Counters,
+        northbound::status::{DropProbe, InstanceCounters, Priority},
+        protocol::{drop::DropReason, router::Tracked},
+        sys::advert_thread::Scheduling,
+        wire::vrrp::{Family, Version},
+    };
+
     #[test]
     fn renders_help_type_and_samples() {
-        let v = serde_json::json!({"uptime_s": 3.5, "xdp": {"frames": 10}, "instances": [{"name": "VI_1", "interface": "eth0", "vrid": 50, "state": "MASTER", "since_s": 1.0, "master_down_interval_s": 3.609375, "priority": {"base": 150, "effective": 200, "tracking": [{"kind": "script", "name": "check_web", "ok": true}]}, "counters": {"adverts_received": 0, "adverts_sent": 4, "became_master": 1, "dropped": {"AuthMismatch": 2}}}]});
-        let text = super::render(&v);
+        let mut counters = InstanceCounters {
+            adverts_sent: 4,
+            became_master: 1,
+            ..InstanceCounters::default()
+        };
+        counters.dropped.add(DropReason::AuthMismatch);
+        counters.dropped.add(DropReason::AuthMismatch);
+        let mut xdp = Counters::default();
+        xdp.0[vrrp_common::counter::FRAMES as usize] = 10;
+        let status = Status {
+            pid: 1,
+            uptime_s: 3.5,
+            instances: vec![InstanceStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 50,
+                family: Family::V4,
+                version: Version::V2,
+                state: State::Master,
+                since_s: 1.0,
+                priority: Priority {
+                    base: 150,
+                    effective: 200,
+                    tracking: vec![Tracked {
+                        kind: TrackedKind::Script,
+                        name: "check_web".into(),
+                        ok: Some(true),
+                        weight: Some(50),
+                    }],
+                },
+                source: IpAddr::from([10, 0, 0, 5]),
+                vips: vec!["10.0.0.3/32".into()],
+                holds_vips: true,
+                master: None,
+                advert_int_s: 1.0,
+                master_adver_interval_s: 1.0,
+                master_down_interval_s: 3.609_375,
+                group: None,
+                counters,
+            }],
+            groups: Vec::new(),
+            sources: Vec::new(),
+            findings: Vec::new(),
+            interfaces: Vec::new(),
+            drop_probe: DropProbe::Running,
+            xdp,
+            capabilities: Vec::new(),
+            advert_thread: Scheduling::Fifo(50),
+        };
+        let text = render(&status);
         assert!(text.contains("# TYPE vrrpd_instance_master gauge\nvrrpd_instance_master{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"} 1\n"), "{text}");
-        assert!(text.contains("vrrpd_adverts_dropped_total{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",reason=\"AuthMismatch\"} 2"));
+        assert!(text.contains("vrrpd_adverts_dropped_total{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",reason=\"auth_mismatch\"} 2"));
         assert!(text.contains("vrrpd_track_up{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",kind=\"script\",name=\"check_web\"} 1"));
         assert!(text.contains("vrrpd_xdp_packets_total{counter=\"frames\"} 10"));
     }

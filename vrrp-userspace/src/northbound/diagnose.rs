@@ -1,10 +1,66 @@
 //! `vrrpd diagnose`: turns what the wire showed (XDP, before netfilter) and what reached the
 //! VRRP socket (after netfilter) into one sentence per problem, with the rule that fixes it.
-//! Pure: the daemon gathers the numbers and the ruleset, this decides what they mean.
+//! Pure: the daemon gathers the numbers and the ruleset (daemon::observe), this decides what
+//! they mean. Drop reasons come in as `DropReason` and `KernelReason` values and findings go
+//! out with a `FindingKind`: nothing here is matched as text.
 
 use std::{collections::HashMap, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
+
+use crate::{datapath::drops::KernelReason, protocol::drop::DropReason};
+
+/// What a finding is about: its one spelling in logs, metrics (`vrrpd_finding{kind=..}`) and
+/// JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// On the wire (XDP), not at the VRRP socket: netfilter, rp_filter, the socket.
+    LostAfterXdp,
+    /// Our own adverts dropped before they left.
+    DroppedOnOutput,
+    /// A peer that is up (answers ping) but whose adverts stopped arriving.
+    LostOnNetwork,
+    AuthMismatch,
+    IntervalMismatch,
+    VersionMismatch,
+    VipMismatch,
+    BadTtl,
+    BadChecksum,
+    /// Dropped by vrrpd for another reason.
+    Dropped,
+    /// A peer's adverts stall, then come in a burst: it is starved of CPU.
+    PeerLate,
+    TwoMasters,
+    /// Our own adverts leave late.
+    AdvertsLate,
+}
+
+impl FindingKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::LostAfterXdp => "lost-after-xdp",
+            Self::DroppedOnOutput => "dropped-on-output",
+            Self::LostOnNetwork => "lost-on-network",
+            Self::AuthMismatch => "auth-mismatch",
+            Self::IntervalMismatch => "interval-mismatch",
+            Self::VersionMismatch => "version-mismatch",
+            Self::VipMismatch => "vip-mismatch",
+            Self::BadTtl => "bad-ttl",
+            Self::BadChecksum => "bad-checksum",
+            Self::Dropped => "dropped",
+            Self::PeerLate => "peer-late",
+            Self::TwoMasters => "two-masters",
+            Self::AdvertsLate => "adverts-late",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One source over the diagnosis window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,8 +75,8 @@ pub struct SourceWindow {
     pub wire: u64,
     /// Packets from it that reached the raw socket in the window.
     pub socket: u64,
-    /// Drop reasons (vrrpd's own checks) in the window.
-    pub dropped: Vec<(String, u64)>,
+    /// Drop reasons (vrrpd's own checks) in the window, most first.
+    pub dropped: Vec<(DropReason, u64)>,
     /// For `vrrpd watch`: the authentication type it sends, how long ago it was last heard,
     /// the mean and jitter of its advert interval, and totals since vrrpd started.
     #[serde(default)]
@@ -43,7 +99,7 @@ pub struct SourceWindow {
     pub answers_ping: Option<bool>,
     /// The kernel's drop reasons for its adverts in the window (skb:kfree_skb), most first.
     #[serde(default)]
-    pub kernel_drops: Vec<(String, u64)>,
+    pub kernel_drops: Vec<(KernelReason, u64)>,
     /// Where its adverts go (the group, or this host for unicast).
     #[serde(default)]
     pub dst: Option<IpAddr>,
@@ -73,7 +129,7 @@ pub struct Ours {
     pub sent: u64,
     /// The kernel's drop reasons for our adverts in the window, most first.
     #[serde(default)]
-    pub kernel_drops: Vec<(String, u64)>,
+    pub kernel_drops: Vec<(KernelReason, u64)>,
     /// Periodic adverts in the window that left more than a quarter interval late, of how
     /// many, and the worst lateness.
     #[serde(default)]
@@ -144,7 +200,7 @@ pub fn multicast_groups(igmp: &str, igmp6: &str) -> Vec<(String, IpAddr)> {
 }
 
 /// "NETFILTER_DROP 10, IP_RPFILTER 2" or "".
-fn reasons_text(r: &[(String, u64)]) -> String {
+fn reasons_text(r: &[(KernelReason, u64)]) -> String {
     r.iter()
         .map(|(n, c)| format!("{n} {c}"))
         .collect::<Vec<_>>()
@@ -165,7 +221,7 @@ pub struct DropRule {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    pub kind: String,
+    pub kind: FindingKind,
     pub ifname: String,
     pub source: Option<IpAddr>,
     pub vrid: u8,
@@ -216,21 +272,23 @@ pub fn findings(
             if *n == 0 {
                 continue;
             }
-            let (kind, what, fix) = match reason.as_str() {
-                "AuthMismatch" | "AuthTypeMismatch" => ("auth-mismatch", "carry a different authentication (auth_type / auth_pass)".to_owned(), "set the same authentication { auth_type PASS; auth_pass ... } on both routers".to_owned()),
-                "IntervalMismatch" => (
-                    "interval-mismatch",
+            let (kind, what, fix) = match reason {
+                DropReason::AuthMismatch | DropReason::AuthTypeMismatch => (FindingKind::AuthMismatch, "carry a different authentication (auth_type / auth_pass)".to_owned(), "set the same authentication { auth_type PASS; auth_pass ... } on both routers".to_owned()),
+                DropReason::IntervalMismatch => (
+                    FindingKind::IntervalMismatch,
                     format!("say advert_int {} s where ours is {} s (VRRPv2 requires the same)", f64::from(s.interval_cs) / 100.0, mine.map_or(0.0, |m| f64::from(m.interval_cs) / 100.0)),
                     "set the same advert_int on both routers".to_owned(),
                 ),
-                "VersionMismatch" => ("version-mismatch", format!("are VRRPv{} where ours is v{}", s.version, mine.map_or(0, |m| m.version)), "set the same vrrp_version (global_defs) or version (instance) on both".to_owned()),
-                "AddressListMismatch" => ("vip-mismatch", "list other virtual addresses than ours".to_owned(), "make virtual_ipaddress the same on both routers".to_owned()),
-                "BadTtl" => ("bad-ttl", "arrive with a TTL other than 255: they crossed a router, which VRRP forbids (RFC 5798 7.1)".to_owned(), "put both routers on the same L2 segment, or use unicast_peer on both".to_owned()),
-                "BadChecksum" => ("bad-checksum", "fail the checksum".to_owned(), "if the peer is VRRPv3 over IPv4 without the pseudo-header (RFC 9568), set v3_checksum_as_v2 on this side".to_owned()),
-                other => ("dropped", format!("are dropped by vrrpd ({other})"), String::new()),
+                DropReason::VersionMismatch => (FindingKind::VersionMismatch, format!("are VRRPv{} where ours is v{}", s.version, mine.map_or(0, |m| m.version)), "set the same vrrp_version (global_defs) or version (instance) on both".to_owned()),
+                DropReason::AddressListMismatch => (FindingKind::VipMismatch, "list other virtual addresses than ours".to_owned(), "make virtual_ipaddress the same on both routers".to_owned()),
+                DropReason::BadTtl => (FindingKind::BadTtl, "arrive with a TTL other than 255: they crossed a router, which VRRP forbids (RFC 5798 7.1)".to_owned(), "put both routers on the same L2 segment, or use unicast_peer on both".to_owned()),
+                DropReason::BadChecksum => (FindingKind::BadChecksum, "fail the checksum".to_owned(), "if the peer is VRRPv3 over IPv4 without the pseudo-header (RFC 9568), set v3_checksum_as_v2 on this side".to_owned()),
+                // Another virtual router on the same segment: not a disagreement with us.
+                DropReason::UnknownVrid => continue,
+                other => (FindingKind::Dropped, format!("are dropped by vrrpd ({other})"), String::new()),
             };
             out.push(Finding {
-                kind: kind.to_owned(),
+                kind,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -247,7 +305,7 @@ pub fn findings(
         let yielded = mine.is_some_and(|m| m.master && s.priority < m.priority);
         if s.silent && s.answers_ping == Some(true) && !yielded {
             out.push(Finding {
-                kind: "lost-on-network".to_owned(),
+                kind: FindingKind::LostOnNetwork,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -266,7 +324,7 @@ pub fn findings(
             && s.bursts > 0
         {
             out.push(Finding {
-                kind: "peer-late".to_owned(),
+                kind: FindingKind::PeerLate,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -289,7 +347,7 @@ pub fn findings(
             && s.priority < m.priority
         {
             out.push(Finding {
-                    kind: "two-masters".to_owned(),
+                    kind: FindingKind::TwoMasters,
                     ifname: s.ifname.clone(),
                     source: Some(s.src),
                     vrid: s.vrid,
@@ -337,7 +395,7 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
         .drop_rules
         .iter()
         .find(|r| r.hook == "input" || r.hook == "prerouting");
-    let reason = s.kernel_drops.first().map(|(r, _)| r.as_str());
+    let reason = s.kernel_drops.first().map(|(r, _)| r);
     let rp_strict = kernel.rp_filter.get(&s.ifname) == Some(&1);
     let unjoined = s.dst.filter(IpAddr::is_multicast).filter(|d| {
         kernel
@@ -348,7 +406,7 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
     let mut fix = Vec::new();
     let mut firewall_fix = false;
     let cause = match (reason, input) {
-        (Some("NETFILTER_DROP") | None, Some(r)) => {
+        (Some(KernelReason::NetfilterDrop) | None, Some(r)) => {
             fix.push(format!(
                 "nft insert rule {} {} {} {l4} accept",
                 r.family, r.table, r.chain
@@ -359,12 +417,12 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
                 None => format!("netfilter drops them ({})", rule_text(r)),
             }
         }
-        (Some("NETFILTER_DROP"), None) => {
+        (Some(KernelReason::NetfilterDrop), None) => {
             firewall_fix = true;
             fix.push(format!("nft insert rule inet filter input {l4} accept"));
             "netfilter drops them (NETFILTER_DROP, input; no nftables rule names VRRP: look for a catch-all drop or iptables-legacy)".to_owned()
         }
-        (Some("IP_RPFILTER"), _) => {
+        (Some(KernelReason::IpRpfilter), _) => {
             fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
             fix.push("sysctl -w net.ipv4.conf.all.rp_filter=2".to_owned());
             format!(
@@ -372,7 +430,7 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
                 s.ifname, s.src, s.ifname
             )
         }
-        (Some("SOCKET_RCVBUFF"), _) => "the VRRP socket's receive queue overflows (SOCKET_RCVBUFF): vrrpd does not read fast enough (a throttled or starved process; see its CPU)".to_owned(),
+        (Some(KernelReason::SocketRcvbuff), _) => "the VRRP socket's receive queue overflows (SOCKET_RCVBUFF): vrrpd does not read fast enough (a throttled or starved process; see its CPU)".to_owned(),
         (Some(other), _) => format!("the kernel drops them ({other})"),
         (None, None) if unjoined.is_some() => {
             let g = unjoined.map(|g| g.to_string()).unwrap_or_default();
@@ -410,7 +468,7 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
         format!(", the kernel's drop reasons: {}", reasons_text(&s.kernel_drops))
     };
     Finding {
-        kind: "lost-after-xdp".to_owned(),
+        kind: FindingKind::LostAfterXdp,
         ifname: s.ifname.clone(),
         source: Some(s.src),
         vrid: s.vrid,
@@ -450,7 +508,7 @@ fn adverts_late(host: &str, window_s: u64, o: &Ours, cpu: &Cpu) -> Finding {
         "with no sign of CPU throttling or waiting: the process was stopped (SIGSTOP, a paused VM or container)".to_owned()
     };
     Finding {
-        kind: "adverts-late".to_owned(),
+        kind: FindingKind::AdvertsLate,
         ifname: o.ifname.clone(),
         source: Some(o.src),
         vrid: o.vrid,
@@ -470,13 +528,13 @@ fn dropped_on_output(
     kernel: &Kernel,
 ) -> Finding {
     let (v4, l4, group, iptables) = family_words(o.src);
-    let reason = o.kernel_drops.first().map(|(r, _)| r.as_str());
+    let reason = o.kernel_drops.first().map(|(r, _)| r);
     let output = kernel
         .drop_rules
         .iter()
         .find(|r| r.hook == "output" || r.hook == "postrouting");
     let mut fix = Vec::new();
-    let netfilter = o.send_refused > 0 || reason == Some("NETFILTER_DROP");
+    let netfilter = o.send_refused > 0 || reason == Some(&KernelReason::NetfilterDrop);
     let what = if netfilter {
         let named = reason.map(|n| format!("{n}, output")).unwrap_or_default();
         let rule = if let Some(r) = output {
@@ -513,7 +571,7 @@ fn dropped_on_output(
         format!("the kernel dropped {kernel_dropped} after sending")
     };
     Finding {
-        kind: "dropped-on-output".to_owned(),
+        kind: FindingKind::DroppedOnOutput,
         ifname: o.ifname.clone(),
         source: Some(o.src),
         vrid: o.vrid,
@@ -583,7 +641,7 @@ pub fn vrrp_drop_rules(ruleset: &serde_json::Value) -> Vec<DropRule> {
 mod tests {
     use super::*;
 
-    fn src(wire: u64, socket: u64, dropped: Vec<(String, u64)>) -> SourceWindow {
+    fn src(wire: u64, socket: u64, dropped: Vec<(DropReason, u64)>) -> SourceWindow {
         SourceWindow {
             ifname: "eth0".into(),
             src: "10.0.0.5".parse().expect("a"),
@@ -675,19 +733,19 @@ mod tests {
         let f = findings(
             "lb02",
             10,
-            &[src(10, 10, vec![("IntervalMismatch".into(), 10)])],
+            &[src(10, 10, vec![(DropReason::IntervalMismatch, 10)])],
             &[ours(false)],
             &Kernel::default(),
         );
-        assert_eq!(f[0].kind, "interval-mismatch");
+        assert_eq!(f[0].kind, FindingKind::IntervalMismatch);
         let f = findings(
             "lb02",
             10,
-            &[src(10, 10, vec![("AuthMismatch".into(), 10)])],
+            &[src(10, 10, vec![(DropReason::AuthMismatch, 10)])],
             &[ours(false)],
             &Kernel::default(),
         );
-        assert_eq!(f[0].kind, "auth-mismatch");
+        assert_eq!(f[0].kind, FindingKind::AuthMismatch);
     }
 
     #[test]
@@ -711,7 +769,7 @@ mod tests {
                 ..Kernel::default()
             },
         );
-        assert_eq!(f[0].kind, "dropped-on-output");
+        assert_eq!(f[0].kind, FindingKind::DroppedOnOutput);
         assert!(
             f[0].message
                 .contains("dropped on output by netfilter (rule 4 in inet fw out)"),
@@ -727,7 +785,7 @@ mod tests {
         quiet.answers_ping = Some(true);
         assert_eq!(
             findings("lb02", 10, &[quiet.clone()], &[ours(true)], &Kernel::default())[0].kind,
-            "lost-on-network"
+            FindingKind::LostOnNetwork
         );
         let mut lower = quiet.clone();
         lower.priority = 50;
@@ -745,7 +803,7 @@ mod tests {
     #[test]
     fn kernel_reasons_name_the_cause() {
         let mut s = src(10, 0, vec![]);
-        s.kernel_drops = vec![("NETFILTER_DROP".into(), 10)];
+        s.kernel_drops = vec![(KernelReason::NetfilterDrop, 10)];
         let rules = vec![DropRule {
             family: "inet".into(),
             table: "filter".into(),
@@ -766,16 +824,16 @@ mod tests {
         assert!(f[0].message.contains("the kernel's drop reasons: NETFILTER_DROP 10"));
         assert!(f[0].message.ends_with("Allow them:"));
 
-        s.kernel_drops = vec![("IP_RPFILTER".into(), 10)];
+        s.kernel_drops = vec![(KernelReason::IpRpfilter, 10)];
         let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &Kernel::default());
         assert!(f[0].message.contains("reverse-path filtering drops them (IP_RPFILTER)"), "{}", f[0]);
         assert_eq!(f[0].fix[0], "sysctl -w net.ipv4.conf.eth0.rp_filter=2");
         assert!(!f[0].fix.iter().any(|l| l.contains("nft")), "no firewall fix for rp_filter");
 
         let mut o = ours(true);
-        o.kernel_drops = vec![("QDISC_DROP".into(), 4)];
+        o.kernel_drops = vec![(KernelReason::Named("QDISC_DROP".into()), 4)];
         let f = findings("lb01", 10, &[], &[o], &Kernel::default());
-        assert_eq!(f[0].kind, "dropped-on-output");
+        assert_eq!(f[0].kind, FindingKind::DroppedOnOutput);
         assert!(f[0].message.contains("dropped on output by the kernel (QDISC_DROP 4)"), "{}", f[0]);
     }
 
@@ -816,7 +874,7 @@ mod tests {
             ..Kernel::default()
         };
         let f = findings("lb01", 8, &[], &[o.clone()], &k);
-        assert_eq!(f[0].kind, "adverts-late");
+        assert_eq!(f[0].kind, FindingKind::AdvertsLate);
         assert!(f[0].message.contains("its cgroup ran out of CPU quota 7 times and was throttled for 630 ms, and the advert thread runs without real-time priority"), "{}", f[0]);
         assert!(f[0].fix[0].starts_with("echo 20000 > /sys/fs/cgroup/cpu/lb/cpu.rt_runtime_us"));
         let f = findings("lb01", 8, &[], &[o.clone()], &Kernel::default());
@@ -831,7 +889,7 @@ mod tests {
         s.gap_max_s = Some(2.4);
         s.bursts = 2;
         let f = findings("lb02", 8, &[s.clone()], &[ours(false)], &Kernel::default());
-        assert_eq!(f[0].kind, "peer-late");
+        assert_eq!(f[0].kind, FindingKind::PeerLate);
         assert!(f[0].message.contains("a gap of 2400 ms at advert_int 1000 ms, then 2 less than a quarter interval apart"), "{}", f[0]);
         s.bursts = 0;
         assert!(findings("lb02", 8, &[s], &[ours(false)], &Kernel::default()).is_empty());

@@ -4,10 +4,11 @@
 //! (clock_nanosleep with TIMER_ABSTIME on CLOCK_MONOTONIC, so lateness never accumulates),
 //! and memory locked so that a page fault cannot delay a send.
 //!
-//! The state machines stay in the main loop: it tells this thread which instances are master,
-//! what to send and from when (`set`), and sends the immediate adverts itself (becoming master,
-//! answering priority 0). The thread measures how late each send left (`SlotStats`), which is
-//! how `vrrpd diagnose` can say that this host starves vrrpd.
+//! The state machines stay in the main loop. Their `StartAdverts` / `StopAdverts` effects are
+//! this thread's schedule (`set`): which instances send, what, and from when; the immediate
+//! adverts (becoming master, answering priority 0) the main loop sends itself. The thread
+//! measures how late each send left (`SlotStats`), which is how `vrrpd diagnose` can say that
+//! this host starves vrrpd.
 
 use std::{
     collections::HashMap,
@@ -25,10 +26,14 @@ use tracing::{info, warn};
 /// keepalived's vrrp_rt_priority default when set: the middle of SCHED_FIFO's range.
 pub const RT_PRIORITY: u8 = 50;
 
-/// Counters of one instance's periodic sends, shared with the main loop.
+/// Counters of one instance's sends, shared by this thread (periodic adverts) and the main
+/// loop (immediate ones).
 #[derive(Debug, Default)]
 pub struct SlotStats {
+    /// Adverts sent (one per destination).
     pub sent: AtomicU64,
+    /// Periodic deadlines served by the thread.
+    pub periodic: AtomicU64,
     /// Sends refused with EPERM (netfilter on output).
     pub refused: AtomicU64,
     pub refused_last_ns: AtomicU64,
@@ -59,7 +64,7 @@ struct State {
     generation: u64,
 }
 
-pub struct Sender {
+pub struct AdvertThread {
     shared: Arc<(Mutex<State>, Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The thread's kernel id, for its schedstat.
@@ -67,14 +72,14 @@ pub struct Sender {
 }
 
 /// How the thread ended up scheduled, for the log and `status`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scheduling {
     Fifo(u8),
     /// Refused: why, and what to grant.
     Normal(String),
 }
 
-impl Sender {
+impl AdvertThread {
     /// Starts the thread; `realtime` asks for SCHED_FIFO at `RT_PRIORITY`.
     pub fn start(realtime: bool) -> (Self, Scheduling) {
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
@@ -136,7 +141,7 @@ impl Sender {
 
 }
 
-impl Drop for Sender {
+impl Drop for AdvertThread {
     fn drop(&mut self) {
         {
             let (lock, cv) = &*self.shared;
@@ -190,7 +195,7 @@ fn make_realtime() -> Scheduling {
 fn run(shared: &(Mutex<State>, Condvar)) {
     let (lock, cv) = shared;
     loop {
-        crate::caps::apply_pending();
+        super::caps::apply_pending();
         // The earliest deadline, waiting on the condvar (wakeable by `set`) until just before it.
         let due = {
             let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -207,7 +212,7 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                     }
                     continue;
                 };
-                let now = crate::monotonic_ns();
+                let now = super::clock::monotonic_ns();
                 // Wake 1 ms early on the condvar (relative, coarse), then sleep to the exact
                 // deadline with an absolute clock_nanosleep.
                 let early = next.saturating_sub(1_000_000);
@@ -229,22 +234,29 @@ fn run(shared: &(Mutex<State>, Condvar)) {
             continue;
         };
         sleep_until(due);
-        let now = crate::monotonic_ns();
+        let now = super::clock::monotonic_ns();
         let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for slot in st.slots.values_mut() {
             if slot.next_ns > now {
                 continue;
             }
             send(slot, now);
-            // Absolute cadence: the next deadline follows the last one, not the send time; a
-            // send that missed whole intervals (the thread was stopped) is not repeated.
-            slot.next_ns += slot.interval_ns;
-            if slot.next_ns <= now {
-                let behind = (now - slot.next_ns) / slot.interval_ns.max(1) + 1;
-                slot.next_ns += behind * slot.interval_ns;
-            }
+            slot.next_ns = next_after(slot.next_ns, slot.interval_ns, now);
         }
     }
+}
+
+/// The deadline after `sent` (the one just served) at `now`. Absolute cadence: it follows the
+/// last deadline, not the send time, so lateness never accumulates; deadlines missed whole
+/// (the thread was stopped) are skipped, not sent in a burst.
+fn next_after(sent: u64, interval: u64, now: u64) -> u64 {
+    let interval = interval.max(1);
+    let mut next = sent.saturating_add(interval);
+    if next <= now {
+        let behind = (now - next) / interval + 1;
+        next = next.saturating_add(behind * interval);
+    }
+    next
 }
 
 fn sleep_until(deadline_ns: u64) {
@@ -264,6 +276,7 @@ fn sleep_until(deadline_ns: u64) {
 fn send(slot: &Slot, now: u64) {
     let late = now.saturating_sub(slot.next_ns);
     let st = &slot.stats;
+    st.periodic.fetch_add(1, Ordering::Relaxed);
     st.late_sum_ns.fetch_add(late, Ordering::Relaxed);
     st.late_max_ns.fetch_max(late, Ordering::Relaxed);
     if late > slot.interval_ns / 4 {
@@ -289,5 +302,22 @@ fn send(slot: &Slot, now: u64) {
                 dst.as_socket().map(|s| s.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    /// RFC 5798 6.4.3's Adver_Timer on absolute deadlines: a late wake-up does not push every
+    /// later advert back, and a stop of several intervals sends no burst.
+    #[test]
+    fn the_cadence_keeps_its_phase() {
+        assert_eq!(next_after(S, S, S + 300_000_000), 2 * S, "woke 0.3 s late");
+        assert_eq!(next_after(S, S, S), 2 * S);
+        assert_eq!(next_after(S, S, 4 * S + 1), 5 * S, "stopped for 3 intervals");
+        assert_eq!(next_after(S, 0, S), S + 1, "a zero interval cannot spin");
     }
 }

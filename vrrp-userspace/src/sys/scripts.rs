@@ -1,104 +1,19 @@
-//! Health tracking with keepalived's semantics: `vrrp_script` (interval, timeout, rise, fall,
-//! weight, init_fail), `track_interface`, and notify scripts run in order per instance.
-//!
-//! The arithmetic is pure ([`ScriptState`], [`effective_priority`]); the runners turn script
-//! exits and link states into [`TrackEvent`]s for the daemon's single event loop.
+//! Running scripts with keepalived's semantics: `vrrp_script` checks (interval, timeout, rise,
+//! fall, init_fail) that report [`TrackEvent`]s to the daemon's single event loop, and notify
+//! scripts run in order per instance. The arithmetic is pure, in `protocol::track`.
 
 use std::{path::Path, process::Stdio, time::Duration};
 
 use tokio::{process::Command, sync::mpsc};
 use tracing::{debug, error, info, warn};
 
-use crate::config;
-
-/// What the trackers tell the daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TrackEvent {
-    /// A vrrp_script changed between succeeded and failed (after rise / fall).
-    Script { name: String, ok: bool },
-    /// A tracked interface went up or down.
-    Link { ifname: String, up: bool },
-}
-
-/// A script's rise/fall counting (keepalived: `rise` consecutive successes to be OK, `fall`
-/// consecutive failures to be failed). A script starts unknown, contributing no weight either
-/// way, until its first result (keepalived: "succeeded", then "Changing effective priority"),
-/// or failed with `init_fail`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ScriptState {
-    /// None: no result yet.
-    pub ok: Option<bool>,
-    streak: u32,
-}
-
-impl ScriptState {
-    pub const fn new(init_fail: bool) -> Self {
-        Self {
-            ok: if init_fail { Some(false) } else { None },
-            streak: 0,
-        }
-    }
-
-    /// Feeds one result; returns the new state when it changed.
-    pub fn update(&mut self, success: bool, rise: u32, fall: u32) -> Option<bool> {
-        if self.ok == Some(success) {
-            self.streak = 0;
-            return None;
-        }
-        self.streak += 1;
-        // From the unknown start one success is enough (keepalived credits rise - 1).
-        let needed = match (self.ok, success) {
-            (None, true) => 1,
-            (_, true) => rise,
-            (_, false) => fall,
-        };
-        if self.streak >= needed.max(1) {
-            self.ok = Some(success);
-            self.streak = 0;
-            Some(success)
-        } else {
-            None
-        }
-    }
-}
-
-/// One tracked thing as it bears on an instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Weighted {
-    /// None or 0: FAULT while failing / down.
-    pub weight: Option<i32>,
-    pub reverse: bool,
-    /// None: no result yet (counts neither way).
-    pub ok: Option<bool>,
-}
-
-/// The effective priority (keepalived's rules): a positive weight is added while the tracked
-/// thing is up, a negative one while it is down; `reverse` turns the adjustment around; a
-/// weight of 0 (or an interface without weight) puts the instance in FAULT while down. The
-/// result is kept within 1..=254; the address owner (255) is not adjusted. None: FAULT.
-pub fn effective_priority(base: u8, tracked: &[Weighted]) -> Option<u8> {
-    let mut p = i32::from(base);
-    for t in tracked {
-        let Some(ok) = t.ok else { continue };
-        match t.weight {
-            None | Some(0) => {
-                if !ok {
-                    return None;
-                }
-            }
-            Some(w) => {
-                let applies = (w > 0 && ok) || (w < 0 && !ok);
-                if applies {
-                    p += if t.reverse { -w } else { w };
-                }
-            }
-        }
-    }
-    if base == crate::fsm::PRIORITY_OWNER {
-        return Some(base);
-    }
-    Some(u8::try_from(p.clamp(1, 254)).unwrap_or(1))
-}
+use crate::{
+    config,
+    protocol::{
+        fsm::State,
+        track::{ScriptState, TrackEvent},
+    },
+};
 
 /// Who a script runs as.
 #[derive(Clone, Debug, Default)]
@@ -471,132 +386,68 @@ impl Notifier {
     }
 }
 
+/// Who a notification is about, as keepalived's notify arguments name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notified {
+    Instance,
+    Group,
+}
+
+impl Notified {
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Instance => "INSTANCE",
+            Self::Group => "GROUP",
+        }
+    }
+}
+
+/// A state as keepalived's notify scripts are told it: INIT is STOP there.
+pub const fn notify_word(state: State) -> &'static str {
+    match state {
+        State::Initialize => "STOP",
+        other => other.keepalived_name(),
+    }
+}
+
 /// The notify scripts for a transition, with keepalived's arguments: the state script as
 /// written, and the generic `notify` with `INSTANCE|GROUP name state priority` appended.
 pub fn notify_commands(
     n: &config::Notify,
-    kind: &str,
+    kind: Notified,
     name: &str,
-    state: &str,
+    state: State,
     priority: u8,
 ) -> Vec<String> {
     let specific = match state {
-        "MASTER" => &n.master,
-        "BACKUP" => &n.backup,
-        "FAULT" => &n.fault,
-        "STOP" => &n.stop,
-        _ => &None,
+        State::Master => &n.master,
+        State::Backup => &n.backup,
+        State::Fault => &n.fault,
+        State::Initialize => &n.stop,
     };
     let mut out: Vec<String> = specific.iter().cloned().collect();
     if let Some(g) = &n.generic {
-        out.push(format!("{g} {kind} \"{name}\" {state} {priority}"));
+        out.push(format!(
+            "{g} {} \"{name}\" {} {priority}",
+            kind.word(),
+            notify_word(state)
+        ));
     }
     out
 }
 
 /// keepalived's notify_fifo line: `INSTANCE "VI_1" MASTER 150`.
-pub fn fifo_line(kind: &str, name: &str, state: &str, priority: u8) -> String {
-    format!("{kind} \"{name}\" {state} {priority}\n")
+pub fn fifo_line(kind: Notified, name: &str, state: State, priority: u8) -> String {
+    format!(
+        "{} \"{name}\" {} {priority}\n",
+        kind.word(),
+        notify_word(state)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rise_and_fall_count_consecutive_results() {
-        let mut s = ScriptState::new(false);
-        assert_eq!(s.ok, None, "unknown until the first result");
-        assert_eq!(
-            s.update(true, 2, 3),
-            Some(true),
-            "one success decides the unknown start"
-        );
-        assert_eq!(s.update(false, 2, 3), None);
-        assert_eq!(s.update(false, 2, 3), None);
-        assert_eq!(
-            s.update(true, 2, 3),
-            None,
-            "a success breaks the failure streak"
-        );
-        assert_eq!(s.update(false, 2, 3), None);
-        assert_eq!(s.update(false, 2, 3), None);
-        assert_eq!(s.update(false, 2, 3), Some(false));
-        assert_eq!(s.update(true, 2, 3), None);
-        assert_eq!(s.update(true, 2, 3), Some(true));
-        assert_eq!(
-            ScriptState::new(true).ok,
-            Some(false),
-            "init_fail starts failed"
-        );
-    }
-
-    #[test]
-    fn weights_follow_keepalived() {
-        let w = |weight: Option<i32>, reverse: bool, ok: bool| Weighted {
-            weight,
-            reverse,
-            ok: Some(ok),
-        };
-        assert_eq!(
-            effective_priority(
-                150,
-                &[Weighted {
-                    weight: Some(0),
-                    reverse: false,
-                    ok: None
-                }]
-            ),
-            Some(150),
-            "unknown: no weight, no fault"
-        );
-        // The seed's chapter 8: check_web weight 50 on lb01 (150).
-        assert_eq!(
-            effective_priority(150, &[w(Some(50), false, true)]),
-            Some(200)
-        );
-        assert_eq!(
-            effective_priority(150, &[w(Some(50), false, false)]),
-            Some(150)
-        );
-        assert_eq!(
-            effective_priority(100, &[w(Some(-30), false, false)]),
-            Some(70)
-        );
-        assert_eq!(
-            effective_priority(100, &[w(Some(-30), false, true)]),
-            Some(100)
-        );
-        assert_eq!(
-            effective_priority(100, &[w(Some(20), true, true)]),
-            Some(80),
-            "reverse"
-        );
-        assert_eq!(
-            effective_priority(100, &[w(Some(0), false, false)]),
-            None,
-            "weight 0 failing: FAULT"
-        );
-        assert_eq!(
-            effective_priority(100, &[w(None, false, false)]),
-            None,
-            "interface down, no weight: FAULT"
-        );
-        assert_eq!(
-            effective_priority(250, &[w(Some(50), false, true)]),
-            Some(254),
-            "clamped below the owner's 255"
-        );
-        assert_eq!(
-            effective_priority(10, &[w(Some(-50), false, false)]),
-            Some(1)
-        );
-        assert_eq!(
-            effective_priority(255, &[w(Some(-50), false, false)]),
-            Some(255),
-            "the owner is not adjusted"
-        );
-    }
 
     #[test]
     fn argv_splits_or_uses_the_shell() {
@@ -622,15 +473,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            notify_commands(&n, "INSTANCE", "VI_1", "MASTER", 150),
+            notify_commands(&n, Notified::Instance, "VI_1", State::Master, 150),
             ["/bin/m", "/bin/n INSTANCE \"VI_1\" MASTER 150"]
         );
         assert_eq!(
-            notify_commands(&n, "INSTANCE", "VI_1", "BACKUP", 100),
+            notify_commands(&n, Notified::Instance, "VI_1", State::Backup, 100),
             ["/bin/n INSTANCE \"VI_1\" BACKUP 100"]
         );
         assert_eq!(
-            fifo_line("GROUP", "VG_1", "FAULT", 0),
+            fifo_line(Notified::Group, "VG_1", State::Fault, 0),
             "GROUP \"VG_1\" FAULT 0\n"
         );
     }

@@ -1,9 +1,14 @@
-//! Loads the XDP program, attaches it to interfaces through bpf links, and reads what it saw.
+//! The eBPF data path: loads the programs (XDP, the `skb:kfree_skb` probe, the socket-counting
+//! filter), attaches XDP to interfaces through bpf links, and reads what they saw: the ring of
+//! adverts, the counters, the kernel's drop reasons (`drops`, with struct offsets from `btf`).
 //!
 //! The object is built by build.rs (aya-build) and embedded in the binary: there is no path to
 //! get wrong at run time. Links are owned by the loaded program, which this struct owns, so the
-//! program detaches when the `Capture` is dropped and, because they are bpf links rather than
+//! program detaches when the `Datapath` is dropped and, because they are bpf links rather than
 //! netlink attachments, also when the process dies without dropping anything (kill -9).
+
+pub mod btf;
+pub mod drops;
 
 use std::{collections::HashMap as StdHashMap, io, os::fd::AsRawFd as _};
 
@@ -17,11 +22,8 @@ use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
 use vrrp_common::{WatchKey, counter};
 
-use crate::{
-    caps,
-    drops::{self, Drop, Format},
-    record::WireAdvert,
-};
+use self::drops::{Drop, Format, KernelReason};
+use crate::{sys::caps, wire::record::WireRecord};
 
 /// The XDP object, aligned as aya needs it.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrrp"));
@@ -30,7 +32,7 @@ const DROP_PROGRAM: &str = "kfree_skb";
 const SOCKET_PROGRAM: &str = "socket_count";
 
 #[derive(Debug, Error)]
-pub enum CaptureError {
+pub enum DatapathError {
     #[error("{0}")]
     Privileges(#[from] caps::MissingCaps),
     #[error("loading the XDP object: {source}{hint}")]
@@ -94,7 +96,7 @@ fn is_virtual(ifname: &str) -> bool {
 }
 
 /// How the program ended up attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AttachMode {
     /// In the driver (veth, most NICs): runs before an skb exists.
     Native,
@@ -103,23 +105,43 @@ pub enum AttachMode {
 }
 
 /// An interface the program runs on.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attached {
     pub ifname: String,
     pub ifindex: u32,
     pub mode: AttachMode,
 }
 
-/// XDP counters summed over CPUs, indexed by `vrrp_common::counter`.
+/// XDP counters summed over CPUs, indexed by `vrrp_common::counter`. Serialized as a map
+/// from the counter's name to its value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters(pub [u64; counter::COUNT as usize]);
 
 impl Counters {
     pub fn get(&self, index: u32) -> u64 {
-        self.0[index as usize]
+        self.0.get(index as usize).copied().unwrap_or(0)
     }
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         counter::NAMES.iter().copied().zip(self.0.iter().copied())
+    }
+}
+
+impl serde::Serialize for Counters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Counters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
+        let mut out = Self::default();
+        for (i, name) in counter::NAMES.iter().enumerate() {
+            if let Some(v) = map.get(*name) {
+                out.0[i] = *v;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -137,7 +159,7 @@ impl std::fmt::Display for Counters {
     }
 }
 
-pub struct Capture {
+pub struct Datapath {
     // Owns the program and so its links; dropped last (fields drop in order).
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
@@ -150,11 +172,11 @@ pub struct Capture {
     ebpf: Ebpf,
 }
 
-impl Capture {
+impl Datapath {
     /// Loads the program and its maps. Needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or
     /// CAP_SYS_ADMIN); says which are missing instead of failing on the first map.
     /// Must be called inside a tokio runtime (the ring buffer registers with its reactor).
-    pub fn load() -> Result<Self, CaptureError> {
+    pub fn load() -> Result<Self, DatapathError> {
         Self::load_inner(None)
     }
 
@@ -162,7 +184,7 @@ impl Capture {
     /// every VRRP packet of this network namespace it drops. When the probe cannot run (no
     /// tracefs, no BTF, a kernel without drop reasons), says why once, at warn level, and goes
     /// on: the wire-versus-socket counts still show the loss, without the kernel's reason.
-    pub fn load_with_drop_reasons() -> Result<Self, CaptureError> {
+    pub fn load_with_drop_reasons() -> Result<Self, DatapathError> {
         let probe = drops::discover().map_err(|e| e.to_string());
         let mut capture = Self::load_inner(Some(probe))?;
         if let Err(why) = &capture.drops {
@@ -192,7 +214,7 @@ impl Capture {
 
     fn load_inner(
         probe: Option<Result<(vrrp_common::DropProbe, Format), String>>,
-    ) -> Result<Self, CaptureError> {
+    ) -> Result<Self, DatapathError> {
         caps::require(&[caps::Cap::Bpf, caps::Cap::Perfmon, caps::Cap::NetAdmin])?;
         raise_memlock();
         let values = match &probe {
@@ -208,24 +230,24 @@ impl Capture {
             } else {
                 ""
             };
-            CaptureError::Load { source: Box::new(source), hint }
+            DatapathError::Load { source: Box::new(source), hint }
         })?;
         let map = |ebpf: &mut Ebpf, name: &'static str| {
-            ebpf.take_map(name).ok_or(CaptureError::Missing(name))
+            ebpf.take_map(name).ok_or(DatapathError::Missing(name))
         };
         let ring =
-            RingBuf::try_from(map(&mut ebpf, "ADVERTS")?).map_err(|source| CaptureError::Map {
+            RingBuf::try_from(map(&mut ebpf, "ADVERTS")?).map_err(|source| DatapathError::Map {
                 name: "ADVERTS",
                 source,
             })?;
         let counters = PerCpuArray::try_from(map(&mut ebpf, "COUNTERS")?).map_err(|source| {
-            CaptureError::Map {
+            DatapathError::Map {
                 name: "COUNTERS",
                 source,
             }
         })?;
         let watch =
-            HashMap::try_from(map(&mut ebpf, "WATCH")?).map_err(|source| CaptureError::Map {
+            HashMap::try_from(map(&mut ebpf, "WATCH")?).map_err(|source| DatapathError::Map {
                 name: "WATCH",
                 source,
             })?;
@@ -240,7 +262,7 @@ impl Capture {
         };
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
-            .ok_or(CaptureError::Missing("XDP program"))?
+            .ok_or(DatapathError::Missing("XDP program"))?
             .try_into()
             .map_err(Box::new)?;
         program.load().map_err(Box::new)?;
@@ -258,7 +280,7 @@ impl Capture {
         // code). The deprecation is about an fd closed while still registered; here the
         // AsyncFd owns the RingBuf, which owns the fd, so neither outlives the other.
         #[expect(deprecated, reason = "AsyncFd owns the ring, which owns the fd")]
-        let ring = AsyncFd::new(ring).map_err(CaptureError::Ring)?;
+        let ring = AsyncFd::new(ring).map_err(DatapathError::Ring)?;
         Ok(Self {
             ring,
             counters,
@@ -278,7 +300,7 @@ impl Capture {
 
     /// Attaches to `ifname` in the preferred mode (auto: native on a physical NIC, falling
     /// back to generic when its driver has no XDP; generic on a virtual device).
-    pub fn attach(&mut self, ifname: &str) -> Result<&Attached, CaptureError> {
+    pub fn attach(&mut self, ifname: &str) -> Result<&Attached, DatapathError> {
         let generic_first = match self.mode {
             ModePreference::Generic => true,
             ModePreference::Native => false,
@@ -286,14 +308,14 @@ impl Capture {
         };
         let may_fall_back = self.mode != ModePreference::Native;
         let ifindex =
-            nix::net::if_::if_nametoindex(ifname).map_err(|source| CaptureError::Interface {
+            nix::net::if_::if_nametoindex(ifname).map_err(|source| DatapathError::Interface {
                 ifname: ifname.to_owned(),
                 source,
             })?;
         let program: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM)
-            .ok_or(CaptureError::Missing("XDP program"))?
+            .ok_or(DatapathError::Missing("XDP program"))?
             .try_into()
             .map_err(Box::new)?;
         // Driver mode explicitly: the kernel's default would fall back to generic silently, and
@@ -310,7 +332,7 @@ impl Capture {
         let mode = match first {
             Ok(m) => m,
             Err(e) if generic_first || !may_fall_back => {
-                return Err(CaptureError::AttachIn {
+                return Err(DatapathError::AttachIn {
                     ifname: ifname.to_owned(),
                     mode: if generic_first { "generic" } else { "native" },
                     source: Box::new(e),
@@ -320,7 +342,7 @@ impl Capture {
                 warn!(ifname, error = %native, "native XDP refused, falling back to generic (skb) mode");
                 program
                     .attach_to_if_index(ifindex, XdpMode::Skb)
-                    .map_err(|source| CaptureError::Attach {
+                    .map_err(|source| DatapathError::Attach {
                         ifname: ifname.to_owned(),
                         native: Box::new(native),
                         source: Box::new(source),
@@ -347,33 +369,33 @@ impl Capture {
     }
 
     /// Asks the program to report `key`'s adverts (`WatchKey::WILDCARD_VRID` for all).
-    pub fn watch(&mut self, key: WatchKey) -> Result<(), CaptureError> {
+    pub fn watch(&mut self, key: WatchKey) -> Result<(), DatapathError> {
         self.watch
             .insert(key, 1, 0)
-            .map_err(|source| CaptureError::Map {
+            .map_err(|source| DatapathError::Map {
                 name: "WATCH",
                 source,
             })
     }
 
-    pub fn unwatch(&mut self, key: &WatchKey) -> Result<(), CaptureError> {
+    pub fn unwatch(&mut self, key: &WatchKey) -> Result<(), DatapathError> {
         match self.watch.remove(key) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(CaptureError::Map {
+            Err(source) => Err(DatapathError::Map {
                 name: "WATCH",
                 source,
             }),
         }
     }
 
-    pub fn counters(&self) -> Result<Counters, CaptureError> {
+    pub fn counters(&self) -> Result<Counters, DatapathError> {
         let mut out = Counters::default();
         for (i, slot) in out.0.iter_mut().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let per_cpu = self
                 .counters
                 .get(&index, 0)
-                .map_err(|source| CaptureError::Map {
+                .map_err(|source| DatapathError::Map {
                     name: "COUNTERS",
                     source,
                 })?;
@@ -384,10 +406,10 @@ impl Capture {
 
     /// Takes every record waiting in the ring without blocking. Records that do not decode are
     /// counted in `bad` (they would mean the two sides disagree on the layout).
-    pub fn drain(&mut self, out: &mut Vec<WireAdvert>, bad: &mut u64) {
+    pub fn drain(&mut self, out: &mut Vec<WireRecord>, bad: &mut u64) {
         let ring = self.ring.get_mut();
         while let Some(item) = ring.next() {
-            match WireAdvert::decode(&item) {
+            match WireRecord::decode(&item) {
                 Ok(advert) => out.push(advert),
                 Err(_) => *bad += 1,
             }
@@ -396,7 +418,7 @@ impl Capture {
 
     /// Takes every drop the kernel reported since the last call, with the reason's name.
     /// Nothing when the probe does not run.
-    pub fn drain_drops(&mut self, out: &mut Vec<(Drop, String)>) {
+    pub fn drain_drops(&mut self, out: &mut Vec<(Drop, KernelReason)>) {
         if let Ok((ring, format)) = &mut self.drops {
             while let Some(item) = ring.next() {
                 if let Some(d) = Drop::decode(&item) {
@@ -409,11 +431,11 @@ impl Capture {
 
     /// Counts, in the kernel, the packets that reach `socket` per source, and keeps none of
     /// them (see `socket_counts`). For sockets whose packets nobody needs to read.
-    pub fn count_socket(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> Result<(), CaptureError> {
+    pub fn count_socket(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> Result<(), DatapathError> {
         let program: &mut SocketFilter = self
             .ebpf
             .program_mut(SOCKET_PROGRAM)
-            .ok_or(CaptureError::Missing("socket filter"))?
+            .ok_or(DatapathError::Missing("socket filter"))?
             .try_into()
             .map_err(Box::new)?;
         program.attach(socket).map_err(Box::new)?;
@@ -449,10 +471,10 @@ impl Capture {
     /// Waits until the ring has records, then drains it.
     pub async fn recv(
         &mut self,
-        out: &mut Vec<WireAdvert>,
+        out: &mut Vec<WireRecord>,
         bad: &mut u64,
-    ) -> Result<(), CaptureError> {
-        let mut guard = self.ring.readable_mut().await.map_err(CaptureError::Ring)?;
+    ) -> Result<(), DatapathError> {
+        let mut guard = self.ring.readable_mut().await.map_err(DatapathError::Ring)?;
         guard.clear_ready();
         drop(guard);
         self.drain(out, bad);
@@ -467,7 +489,7 @@ impl Capture {
         &self,
         frame: &[u8],
         repeat: u32,
-    ) -> Result<(u32, std::time::Duration), CaptureError> {
+    ) -> Result<(u32, std::time::Duration), DatapathError> {
         self.test_run_program(PROGRAM, frame, repeat)
     }
 
@@ -477,11 +499,11 @@ impl Capture {
         &mut self,
         frame: &[u8],
         repeat: u32,
-    ) -> Result<(u32, std::time::Duration), CaptureError> {
+    ) -> Result<(u32, std::time::Duration), DatapathError> {
         let program: &mut Xdp = self
             .ebpf
             .program_mut("pass")
-            .ok_or(CaptureError::Missing("baseline XDP program"))?
+            .ok_or(DatapathError::Missing("baseline XDP program"))?
             .try_into()
             .map_err(Box::new)?;
         if program.fd().is_err() {
@@ -495,12 +517,12 @@ impl Capture {
         name: &'static str,
         frame: &[u8],
         repeat: u32,
-    ) -> Result<(u32, std::time::Duration), CaptureError> {
+    ) -> Result<(u32, std::time::Duration), DatapathError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
             .program(name)
-            .ok_or(CaptureError::Missing("XDP program"))?
+            .ok_or(DatapathError::Missing("XDP program"))?
             .try_into()
             .map_err(Box::new)?;
         let result = program

@@ -1,8 +1,12 @@
 //! The VRRP state machine of RFC 5798 section 6 (and RFC 3768 section 6 for v2), as a pure
 //! function: `step(&mut Instance, Event, now) -> Vec<Action>`. No sockets, no clocks: time is
 //! an [`Instant`] in CLOCK_MONOTONIC nanoseconds, the same clock the XDP program stamps
-//! adverts with, so a kernel arrival stamp and a timer deadline compare directly. Timers are
-//! deadlines the caller reads with [`Instance::next_deadline`] and turns into `Event::Timer`.
+//! adverts with, so a kernel arrival stamp and a timer deadline compare directly. The one
+//! timer of this machine, Master_Down_Timer, is a deadline the caller reads with
+//! [`Instance::next_deadline`] and turns into `Event::Timer`. The master's Adver_Timer is not
+//! kept here: the periodic adverts are a cadence that the machine starts and stops with
+//! explicit actions ([`Action::StartAdverts`], [`Action::StopAdverts`]) and that the advert
+//! thread keeps, on absolute deadlines, whatever the rest of the daemon is doing.
 //!
 //! Where the RFC leaves a choice, vrrpd does what keepalived does (so that a mixed pair
 //! behaves like a keepalived pair):
@@ -20,35 +24,31 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use crate::packet::{Advert, Auth, Version};
+use serde::{Deserialize, Serialize};
 
-/// A point in time: CLOCK_MONOTONIC nanoseconds (the XDP program's `bpf_ktime_get_ns`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct Instant(pub u64);
+use super::drop::DropReason;
+use crate::{
+    time::{Instant, centis, nanos},
+    wire::vrrp::{Advert, Auth, Version},
+};
 
-impl Instant {
-    #[must_use]
-    pub fn plus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
-    }
-    pub fn since(self, earlier: Self) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+/// The states of RFC 5798 6.4, and keepalived's FAULT. Serialized as keepalived names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum State {
+    #[serde(rename = "INIT")]
     Initialize,
+    #[serde(rename = "BACKUP")]
     Backup,
+    #[serde(rename = "MASTER")]
     Master,
     /// keepalived's FAULT: a tracked interface is down or a weight-0 script fails.
+    #[serde(rename = "FAULT")]
     Fault,
 }
 
 impl State {
+    pub const ALL: [Self; 4] = [Self::Initialize, Self::Backup, Self::Master, Self::Fault];
+
     /// As keepalived logs it: `Entering MASTER STATE`.
     pub const fn keepalived_name(self) -> &'static str {
         match self {
@@ -57,6 +57,12 @@ impl State {
             Self::Master => "MASTER",
             Self::Fault => "FAULT",
         }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.keepalived_name())
     }
 }
 
@@ -112,8 +118,17 @@ pub enum Event {
 /// Effects, executed by the daemon at one seam.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Send an advert with this priority (0 when stopping).
+    /// Send one advert now with this priority (0 when stopping).
     SendAdvert { priority: u8 },
+    /// From `first` on, send an advert with `priority` every `interval` (RFC 5798 6.4.3's
+    /// Adver_Timer), on absolute deadlines; replaces any cadence before it.
+    StartAdverts {
+        priority: u8,
+        first: Instant,
+        interval: Duration,
+    },
+    /// No more periodic adverts (before a priority-0 advert, so none follows it).
+    StopAdverts,
     /// Add the virtual addresses.
     AddVips,
     /// Remove the virtual addresses.
@@ -126,8 +141,9 @@ pub enum Action {
     Drop(RxError),
 }
 
-/// Why a received advert is not acted on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error, serde::Serialize)]
+/// Why a received advert that decoded is not acted on (RFC 5798 7.1's checks that need our
+/// configuration). Counted as [`DropReason`]s; the fields are for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum RxError {
     #[error("VRID {0} is not ours")]
     WrongVrid(u8),
@@ -154,6 +170,41 @@ pub enum RxError {
     FalseOwner,
 }
 
+impl RxError {
+    pub const fn reason(self) -> DropReason {
+        match self {
+            Self::WrongVrid(_) => DropReason::UnknownVrid,
+            Self::VersionMismatch(_) => DropReason::VersionMismatch,
+            Self::AuthTypeMismatch { .. } => DropReason::AuthTypeMismatch,
+            Self::AuthMismatch => DropReason::AuthMismatch,
+            Self::IntervalMismatch { .. } => DropReason::IntervalMismatch,
+            Self::AddressListMismatch => DropReason::AddressListMismatch,
+            Self::OwnerConflict => DropReason::OwnerConflict,
+            Self::FalseOwner => DropReason::FalseOwner,
+        }
+    }
+}
+
+/// The master's periodic adverts as this machine last started them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cadence {
+    first: Instant,
+    interval: Duration,
+}
+
+impl Cadence {
+    /// The last periodic send strictly before `now`, if any was due yet. One due at `now`
+    /// itself may not have left yet: it does not count.
+    fn last_before(self, now: Instant) -> Option<Instant> {
+        if now <= self.first {
+            return None;
+        }
+        let step = nanos(self.interval).max(1);
+        let k = (now.0 - self.first.0 - 1) / step;
+        Some(Instant(self.first.0 + k * step))
+    }
+}
+
 /// One virtual router on one interface and family.
 #[derive(Clone, Debug)]
 pub struct Instance {
@@ -161,8 +212,10 @@ pub struct Instance {
     state: State,
     priority: u8,
     master_adver_interval_cs: u16,
-    adver_deadline: Option<Instant>,
     master_down_deadline: Option<Instant>,
+    /// While master: the periodic adverts, and the last advert sent outside them.
+    cadence: Option<Cadence>,
+    last_sent: Option<Instant>,
     /// When a lower-priority master was first seen (preempt_delay).
     lower_master_since: Option<Instant>,
     faulted: bool,
@@ -180,8 +233,9 @@ impl Instance {
             state: State::Initialize,
             priority,
             master_adver_interval_cs: interval,
-            adver_deadline: None,
             master_down_deadline: None,
+            cadence: None,
+            last_sent: None,
             lower_master_since: None,
             faulted: false,
             master: None,
@@ -199,7 +253,7 @@ impl Instance {
     }
 
     pub fn master_adver_interval(&self) -> Duration {
-        cs(self.master_adver_interval_cs)
+        centis(self.master_adver_interval_cs)
     }
 
     /// Skew_Time: RFC 5798 6.1 (v3, in units of Master_Adver_Interval) and RFC 3768 6.1 (v2,
@@ -221,28 +275,26 @@ impl Instance {
             Version::V3 => self.master_adver_interval_cs,
             Version::V2 => self.params.advert_interval_cs,
         };
-        cs(interval) * 3 + self.skew_time()
+        centis(interval) * 3 + self.skew_time()
     }
 
-    /// The earliest pending deadline; the caller sends `Event::Timer` when it passes.
-    /// When the master's next periodic advert is due (None unless master).
-    pub fn adver_deadline(&self) -> Option<Instant> {
-        self.adver_deadline
-    }
-
+    /// The earliest pending deadline (Master_Down_Timer); the caller sends `Event::Timer`
+    /// when it passes.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.adver_deadline, self.master_down_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.master_down_deadline
     }
 
     pub fn master_down_deadline(&self) -> Option<Instant> {
         self.master_down_deadline
     }
 
+    /// While master: when the periodic adverts started (or last moved) and their interval.
+    pub fn cadence(&self) -> Option<(Instant, Duration)> {
+        self.cadence.map(|c| (c.first, c.interval))
+    }
+
     fn advert_interval(&self) -> Duration {
-        cs(self.params.advert_interval_cs)
+        centis(self.params.advert_interval_cs)
     }
 
     fn change_state(&mut self, to: State, now: Instant, actions: &mut Vec<Action>) {
@@ -256,22 +308,42 @@ impl Instance {
         actions.push(Action::Transition { from, to });
     }
 
-    /// RFC 5798 6.4.1 / 6.4.2 "transition to Master": send, announce, arm Adver_Timer.
+    /// An advert now, and the periodic ones from one interval later (RFC 5798 6.4.3: "reset the
+    /// Adver_Timer to Advertisement_Interval" after every advert sent).
+    fn send_now(&mut self, priority: u8, now: Instant, actions: &mut Vec<Action>) {
+        let interval = self.advert_interval();
+        let first = now.plus(interval);
+        actions.push(Action::SendAdvert { priority });
+        actions.push(Action::StartAdverts {
+            priority,
+            first,
+            interval,
+        });
+        self.last_sent = Some(now);
+        self.cadence = Some(Cadence { first, interval });
+    }
+
+    /// RFC 5798 6.4.1 / 6.4.2 "transition to Master": send, announce, start the Adver_Timer.
     fn become_master(&mut self, now: Instant, actions: &mut Vec<Action>) {
         self.master_down_deadline = None;
-        self.adver_deadline = Some(now.plus(self.advert_interval()));
         self.master = None;
         actions.push(Action::AddVips);
-        actions.push(Action::SendAdvert {
-            priority: self.priority,
-        });
+        self.send_now(self.priority, now, actions);
         actions.push(Action::Announce);
         self.change_state(State::Master, now, actions);
     }
 
+    /// Stops the periodic adverts, if any run.
+    fn stop_adverts(&mut self, actions: &mut Vec<Action>) {
+        if self.cadence.take().is_some() {
+            actions.push(Action::StopAdverts);
+        }
+        self.last_sent = None;
+    }
+
     fn become_backup(&mut self, now: Instant, actions: &mut Vec<Action>) {
         let was_master = self.state == State::Master;
-        self.adver_deadline = None;
+        self.stop_adverts(actions);
         self.master_down_deadline = Some(now.plus(self.master_down_interval()));
         if was_master {
             actions.push(Action::RemoveVips);
@@ -283,16 +355,17 @@ impl Instance {
         self.stand_down(State::Fault, now, actions);
     }
 
-    /// Leaves the election for `to` (FAULT, or INIT on shutdown): a master says priority 0
-    /// first and gives up its addresses (RFC 5798 6.4.3), then every timer stops.
+    /// Leaves the election for `to` (FAULT, or INIT on shutdown): a master stops its periodic
+    /// adverts, says priority 0 and gives up its addresses (RFC 5798 6.4.3), then every timer
+    /// stops.
     fn stand_down(&mut self, to: State, now: Instant, actions: &mut Vec<Action>) {
+        self.stop_adverts(actions);
         if self.state == State::Master {
             actions.push(Action::SendAdvert {
                 priority: PRIORITY_STOP,
             });
             actions.push(Action::RemoveVips);
         }
-        self.adver_deadline = None;
         self.master_down_deadline = None;
         self.change_state(to, now, actions);
     }
@@ -396,27 +469,10 @@ impl Instance {
     }
 
     fn timer(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        match self.state {
-            // RFC 5798 6.4.2: Master_Down_Timer fires.
-            State::Backup if self.master_down_deadline.is_some_and(|d| d <= now) => {
-                self.become_master(now, actions)
-            }
-            // RFC 5798 6.4.3: Adver_Timer fires.
-            State::Master if self.adver_deadline.is_some_and(|d| d <= now) => {
-                actions.push(Action::SendAdvert {
-                    priority: self.priority,
-                });
-                // Absolute deadlines: a late wake-up does not push every later advert back.
-                let mut next = self
-                    .adver_deadline
-                    .unwrap_or(now)
-                    .plus(self.advert_interval());
-                if next <= now {
-                    next = now.plus(self.advert_interval());
-                }
-                self.adver_deadline = Some(next);
-            }
-            _ => {}
+        // RFC 5798 6.4.2: Master_Down_Timer fires. (6.4.3's Adver_Timer is the advert
+        // thread's: see the module doc.)
+        if self.state == State::Backup && self.master_down_deadline.is_some_and(|d| d <= now) {
+            self.become_master(now, actions);
         }
     }
 
@@ -472,7 +528,6 @@ impl Instance {
             }
             State::Initialize | State::Fault => {}
         }
-        let _ = now;
     }
 
     /// A master's immediate advert (answering priority 0 or a lower priority). At most one per
@@ -481,16 +536,14 @@ impl Instance {
     /// quarter interval ago, so an answer skipped changes nothing for them.
     fn answer(&mut self, now: Instant, actions: &mut Vec<Action>) {
         let interval = self.advert_interval();
-        let last_sent = self
-            .adver_deadline
-            .map(|d| Instant(d.0.saturating_sub(u64::try_from(interval.as_nanos()).unwrap_or(0))));
-        if last_sent.is_some_and(|t| now.since(t) < interval / 4) {
+        let last = [self.last_sent, self.cadence.and_then(|c| c.last_before(now))]
+            .into_iter()
+            .flatten()
+            .max();
+        if last.is_some_and(|t| now.since(t) < interval / 4) {
             return;
         }
-        actions.push(Action::SendAdvert {
-            priority: self.priority,
-        });
-        self.adver_deadline = Some(now.plus(interval));
+        self.send_now(self.priority, now, actions);
     }
 
     /// preempt_delay: while it runs, a lower-priority master is accepted as if it were higher.
@@ -511,8 +564,7 @@ impl Instance {
         // A master advertises its new priority at once, so that a backup that now outranks
         // it (or that it now outranks) decides at the next advert, not a whole interval later.
         if self.state == State::Master {
-            actions.push(Action::SendAdvert { priority: p });
-            self.adver_deadline = Some(now.plus(self.advert_interval()));
+            self.send_now(p, now, actions);
         }
     }
 
@@ -527,10 +579,11 @@ impl Instance {
             _ => {}
         }
     }
-}
 
-fn cs(centiseconds: u16) -> Duration {
-    Duration::from_millis(u64::from(centiseconds) * 10)
+    /// Whether a tracked failure holds this instance in FAULT.
+    pub fn faulted(&self) -> bool {
+        self.faulted
+    }
 }
 
 fn same_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
@@ -632,6 +685,11 @@ mod tests {
             vec![
                 Action::AddVips,
                 Action::SendAdvert { priority: 255 },
+                Action::StartAdverts {
+                    priority: 255,
+                    first: Instant(5 + S),
+                    interval: Duration::from_secs(1)
+                },
                 Action::Announce,
                 Action::Transition {
                     from: State::Initialize,
@@ -639,7 +697,8 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(owner.next_deadline(), Some(Instant(5 + S)));
+        assert_eq!(owner.cadence(), Some((Instant(5 + S), Duration::from_secs(1))));
+        assert_eq!(owner.next_deadline(), None, "a master has no timer of its own");
 
         let b = backup(Version::V3, 100);
         assert_eq!(b.next_deadline(), Some(Instant(3_609_375_000)));
@@ -761,6 +820,7 @@ mod tests {
         assert_eq!(
             a,
             vec![
+                Action::StopAdverts,
                 Action::RemoveVips,
                 Action::Transition {
                     from: State::Master,
@@ -789,7 +849,18 @@ mod tests {
         m.step(Event::Startup, Instant(0));
         m.set_priority_for_test(150);
         let a = rx(&mut m, 5, 100, S);
-        assert_eq!(a, vec![Action::SendAdvert { priority: 150 }]);
+        assert_eq!(
+            a,
+            vec![
+                Action::SendAdvert { priority: 150 },
+                Action::StartAdverts {
+                    priority: 150,
+                    first: Instant(2 * S),
+                    interval: Duration::from_secs(1)
+                }
+            ],
+            "answered at once; the periodic adverts follow one interval later"
+        );
         assert_eq!(m.state(), State::Master);
     }
 
@@ -824,17 +895,20 @@ mod tests {
         assert_eq!(b.master.map(|m| m.1), Some(PRIORITY_OWNER));
     }
 
-    /// RFC 5798 6.4.3: Adver_Timer fires -> send; deadlines are absolute.
+    /// RFC 5798 6.4.3: the Adver_Timer is a cadence started on becoming master, one interval
+    /// on, that the advert thread keeps on absolute deadlines; a timer at the master sends
+    /// nothing itself and does not move it.
     #[test]
     fn master_adverts_keep_cadence_rfc5798_6_4_3() {
         let mut m = Instance::new(params(Version::V3, 255));
         m.step(Event::Startup, Instant(0));
+        assert_eq!(m.cadence(), Some((Instant(S), Duration::from_secs(1))));
         let a = m.step(Event::Timer, Instant(S + 300_000_000)); // woke 0.3 s late
-        assert_eq!(a, vec![Action::SendAdvert { priority: 255 }]);
+        assert_eq!(a, vec![]);
         assert_eq!(
-            m.next_deadline(),
-            Some(Instant(2 * S)),
-            "the next deadline keeps the original cadence"
+            m.cadence(),
+            Some((Instant(S), Duration::from_secs(1))),
+            "the cadence keeps its original phase"
         );
     }
 
@@ -847,6 +921,7 @@ mod tests {
         assert_eq!(
             a,
             vec![
+                Action::StopAdverts,
                 Action::SendAdvert { priority: 0 },
                 Action::RemoveVips,
                 Action::Transition {
@@ -975,8 +1050,12 @@ mod tests {
         m.step(Event::Startup, Instant(0));
         let a = m.step(Event::Fault(true), Instant(S));
         assert_eq!(
-            a[..2],
-            [Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+            a[..3],
+            [
+                Action::StopAdverts,
+                Action::SendAdvert { priority: 0 },
+                Action::RemoveVips
+            ]
         );
         assert_eq!((m.state(), m.next_deadline()), (State::Fault, None));
         m.step(Event::Fault(false), Instant(2 * S));
@@ -991,7 +1070,14 @@ mod tests {
         m.set_priority_for_test(150);
         assert_eq!(
             m.step(Event::Priority(100), Instant(S)),
-            vec![Action::SendAdvert { priority: 100 }]
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::StartAdverts {
+                    priority: 100,
+                    first: Instant(2 * S),
+                    interval: Duration::from_secs(1)
+                }
+            ]
         );
         assert_eq!(m.priority(), 100);
     }

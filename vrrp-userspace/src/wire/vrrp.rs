@@ -70,7 +70,9 @@ impl Version {
 
 /// Address family of an advert, which decides the address size and the checksum's
 /// pseudo-header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Family {
     V4,
     V6,
@@ -375,7 +377,7 @@ fn checksum(
         buf[at..at + 2].copy_from_slice(&[0, 0]);
     }
     // The pseudo-header has an even length, so the message's bytes keep their alignment.
-    frame::internet_checksum(&buf)
+    super::frame::internet_checksum(&buf)
 }
 
 /// A validated VRRP advertisement: what `parse` returns and `emit` writes.
@@ -400,7 +402,7 @@ pub struct ParseInfo {
 impl Advert {
     /// Decodes and validates a VRRP message received from `src` to `dst` (RFC 5798 7.1 steps
     /// that need no configuration: version, type, length, checksum, VRID; TTL is the IP
-    /// layer's and is checked by [`parse_ip`]).
+    /// layer's and is checked by [`super::ip::parse_ip`]).
     pub fn parse(bytes: &[u8], src: IpAddr, dst: IpAddr) -> Result<(Self, ParseInfo), DecodeError> {
         let family = Family::of(&src);
         let p = Packet::new_checked(bytes, family)?;
@@ -468,197 +470,15 @@ impl Advert {
     }
 }
 
-/// The IP layer of a received VRRP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpInfo {
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub ttl: u8,
-}
-
-/// Splits an IPv4 or IPv6 packet carrying VRRP into its addresses, TTL and VRRP payload (the
-/// payload is cut to the IP length, dropping Ethernet padding). Checks RFC 5798 7.1's TTL.
-pub fn parse_ip(bytes: &[u8]) -> Result<(IpInfo, &[u8]), DecodeError> {
-    let first = *bytes.first().ok_or(DecodeError::BadIpHeader("empty"))?;
-    let (info, payload, proto) = match first >> 4 {
-        4 => {
-            let ihl = usize::from(first & 0x0f) * 4;
-            if ihl < 20 || bytes.len() < ihl {
-                return Err(DecodeError::BadIpHeader("IPv4 header length"));
-            }
-            let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
-            if total < ihl || total > bytes.len() {
-                return Err(DecodeError::BadIpHeader("IPv4 total length"));
-            }
-            let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
-            let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
-            (
-                IpInfo {
-                    src: src.into(),
-                    dst: dst.into(),
-                    ttl: bytes[8],
-                },
-                &bytes[ihl..total],
-                bytes[9],
-            )
-        }
-        6 => {
-            if bytes.len() < 40 {
-                return Err(DecodeError::BadIpHeader("IPv6 header length"));
-            }
-            let plen = usize::from(u16::from_be_bytes([bytes[4], bytes[5]]));
-            if 40 + plen > bytes.len() {
-                return Err(DecodeError::BadIpHeader("IPv6 payload length"));
-            }
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s.copy_from_slice(&bytes[8..24]);
-            d.copy_from_slice(&bytes[24..40]);
-            let info = IpInfo {
-                src: Ipv6Addr::from(s).into(),
-                dst: Ipv6Addr::from(d).into(),
-                ttl: bytes[7],
-            };
-            (info, &bytes[40..40 + plen], bytes[6])
-        }
-        _ => return Err(DecodeError::BadIpHeader("IP version")),
-    };
-    if proto != IPPROTO_VRRP {
-        return Err(DecodeError::NotVrrp(proto));
-    }
-    if info.ttl != TTL {
-        return Err(DecodeError::BadTtl(info.ttl));
-    }
-    Ok((info, payload))
-}
-
-/// Strips an Ethernet header (and up to two VLAN tags) from a captured frame.
-pub fn strip_ethernet(frame: &[u8]) -> Result<&[u8], DecodeError> {
-    let mut off = 12;
-    loop {
-        let t = frame
-            .get(off..off + 2)
-            .ok_or(DecodeError::BadIpHeader("short Ethernet frame"))?;
-        match u16::from_be_bytes([t[0], t[1]]) {
-            0x8100 | 0x88a8 => off += 4,
-            0x0800 | 0x86dd => return Ok(&frame[off + 2..]),
-            _ => return Err(DecodeError::BadIpHeader("not IP")),
-        }
-    }
-}
-
-/// Building whole frames around a VRRP message: for `vrrpd capture`'s pcap output (records
-/// carry the VRRP message and addresses, not the frame) and for crafted test input.
-pub mod frame {
-    use std::net::IpAddr;
-
-    use super::{IPPROTO_VRRP, TTL};
-
-    /// An IPv4 (no options) or IPv6 header followed by `payload`, protocol VRRP.
-    pub fn ip(src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(40 + payload.len());
-        match (src, dst) {
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                out.extend_from_slice(&[0x60, 0, 0, 0]);
-                out.extend_from_slice(
-                    &u16::try_from(payload.len())
-                        .unwrap_or(u16::MAX)
-                        .to_be_bytes(),
-                );
-                out.extend_from_slice(&[IPPROTO_VRRP, ttl]);
-                out.extend_from_slice(&s.octets());
-                out.extend_from_slice(&d.octets());
-            }
-            (s, d) => {
-                let octets = |a: IpAddr| match a {
-                    IpAddr::V4(a) => a.octets(),
-                    IpAddr::V6(_) => [0; 4],
-                };
-                let total = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
-                out.extend_from_slice(&[0x45, 0xc0]); // DSCP CS6, as keepalived sends
-                out.extend_from_slice(&total.to_be_bytes());
-                out.extend_from_slice(&[0, 0, 0, 0, ttl, IPPROTO_VRRP, 0, 0]);
-                out.extend_from_slice(&octets(s));
-                out.extend_from_slice(&octets(d));
-                let sum = internet_checksum(&out);
-                out[10..12].copy_from_slice(&sum.to_be_bytes());
-            }
-        }
-        out.extend_from_slice(payload);
-        out
-    }
-
-    /// The RFC 1071 checksum of `bytes`.
-    pub fn internet_checksum(bytes: &[u8]) -> u16 {
-        let mut sum: u32 = 0;
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u32::from(*last) << 8;
-        }
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        // Folded into 16 bits above.
-        !u16::try_from(sum).unwrap_or(u16::MAX)
-    }
-
-    /// The virtual router MAC of RFC 5798 7.3: 00-00-5E-00-01-{VRID} (IPv4), 00-00-5E-00-02-{VRID} (IPv6).
-    pub const fn virtual_mac(vrid: u8, v6: bool) -> [u8; 6] {
-        [0x00, 0x00, 0x5e, 0x00, if v6 { 0x02 } else { 0x01 }, vrid]
-    }
-
-    /// The multicast MAC an IP multicast destination maps to (RFC 1112 6.4, RFC 2464 7).
-    pub fn multicast_mac(dst: IpAddr) -> [u8; 6] {
-        match dst {
-            IpAddr::V4(a) => {
-                let o = a.octets();
-                [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
-            }
-            IpAddr::V6(a) => {
-                let o = a.octets();
-                [0x33, 0x33, o[12], o[13], o[14], o[15]]
-            }
-        }
-    }
-
-    /// An Ethernet frame (with an 802.1Q tag when `vlan` is non-zero) around an IP packet.
-    pub fn ethernet(src: [u8; 6], dst: [u8; 6], vlan: u16, ip_packet: &[u8]) -> Vec<u8> {
-        let ethertype: u16 = if ip_packet.first().is_some_and(|b| b >> 4 == 6) {
-            0x86dd
-        } else {
-            0x0800
-        };
-        let mut out = Vec::with_capacity(18 + ip_packet.len());
-        out.extend_from_slice(&dst);
-        out.extend_from_slice(&src);
-        if vlan != 0 {
-            out.extend_from_slice(&0x8100u16.to_be_bytes());
-            out.extend_from_slice(&(vlan & 0x0fff).to_be_bytes());
-        }
-        out.extend_from_slice(&ethertype.to_be_bytes());
-        out.extend_from_slice(ip_packet);
-        out
-    }
-
-    /// A complete advert frame as a router would send it: from the virtual MAC to the group.
-    pub fn advert(vrid: u8, src: IpAddr, dst: IpAddr, vrrp: &[u8]) -> Vec<u8> {
-        ethernet(
-            virtual_mac(vrid, src.is_ipv6()),
-            multicast_mac(dst),
-            0,
-            &ip(src, dst, TTL, vrrp),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::wire::{
+        frame,
+        ip::{IpInfo, parse_ip, strip_ethernet},
+    };
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -688,9 +508,9 @@ mod tests {
         (advert, pinfo, info)
     }
 
-    const V2_PASS: &str = include_str!("../../tests/fixtures/keepalived/v2_pass.hex");
-    const V3_V4_MULTI: &str = include_str!("../../tests/fixtures/keepalived/v3_ipv4_multi.hex");
-    const V3_V6: &str = include_str!("../../tests/fixtures/keepalived/v3_ipv6.hex");
+    const V2_PASS: &str = include_str!("../../../tests/fixtures/keepalived/v2_pass.hex");
+    const V3_V4_MULTI: &str = include_str!("../../../tests/fixtures/keepalived/v3_ipv4_multi.hex");
+    const V3_V6: &str = include_str!("../../../tests/fixtures/keepalived/v3_ipv6.hex");
 
     /// RFC 3768 5.1, 5.3.6.1: v2 with simple-text authentication.
     #[test]

@@ -12,7 +12,9 @@ use vrrp_common::{
     AF_INET, AF_INET6, AdvertRecord, RECORD_FLAG_TRUNCATED, VRRP_CAPTURE_LEN, Verdict,
 };
 
-use crate::packet::Family;
+use serde::{Deserialize, Serialize};
+
+use super::vrrp::Family;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RecordError {
@@ -24,12 +26,14 @@ pub enum RecordError {
     Verdict(u32),
 }
 
-/// One VRRP packet as the XDP program saw it on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WireAdvert {
+/// One VRRP packet as the XDP program saw it on the wire. Serialized as it travels to
+/// `vrrpd capture` and `vrrpd watch --adverts` over the control socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRecord {
     /// Kernel arrival time, CLOCK_MONOTONIC nanoseconds.
     pub ktime_ns: u64,
     pub ifindex: u32,
+    #[serde(with = "verdict_code")]
     pub verdict: Verdict,
     pub family: Family,
     pub vlan: u16,
@@ -66,7 +70,7 @@ fn addr(b: &[u8], off: usize, family: Family) -> IpAddr {
     }
 }
 
-impl WireAdvert {
+impl WireRecord {
     pub fn decode(b: &[u8]) -> Result<Self, RecordError> {
         if b.len() < size_of::<AdvertRecord>() {
             return Err(RecordError::Size(b.len(), size_of::<AdvertRecord>()));
@@ -102,6 +106,22 @@ impl WireAdvert {
     }
 }
 
+/// The verdict as its number (the kernel's encoding), refused when unknown.
+mod verdict_code {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use vrrp_common::Verdict;
+
+    #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's `with` signature")]
+    pub fn serialize<S: Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(*v as u32)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        let n = u32::deserialize(d)?;
+        Verdict::try_from(n).map_err(|n| serde::de::Error::custom(format!("unknown verdict {n}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +141,7 @@ mod tests {
 
     #[test]
     fn decodes_fields() {
-        let w = WireAdvert::decode(&record(AF_INET, 0, 20)).expect("decodes");
+        let w = WireRecord::decode(&record(AF_INET, 0, 20)).expect("decodes");
         assert_eq!(w.ktime_ns, 123_456_789);
         assert_eq!(w.ifindex, 7);
         assert_eq!(w.src, IpAddr::from([10, 0, 0, 5]));
@@ -133,22 +153,22 @@ mod tests {
     #[test]
     fn rejects_short_and_unknown() {
         assert!(matches!(
-            WireAdvert::decode(&[0u8; 10]),
+            WireRecord::decode(&[0u8; 10]),
             Err(RecordError::Size(10, _))
         ));
         assert_eq!(
-            WireAdvert::decode(&record(99, 0, 0)),
+            WireRecord::decode(&record(99, 0, 0)),
             Err(RecordError::Family(99))
         );
         assert_eq!(
-            WireAdvert::decode(&record(AF_INET, 42, 0)),
+            WireRecord::decode(&record(AF_INET, 42, 0)),
             Err(RecordError::Verdict(42))
         );
     }
 
     #[test]
     fn captured_is_clamped() {
-        let w = WireAdvert::decode(&record(AF_INET6, 0, u16::MAX)).expect("decodes");
+        let w = WireRecord::decode(&record(AF_INET6, 0, u16::MAX)).expect("decodes");
         assert_eq!(w.vrrp.len(), VRRP_CAPTURE_LEN);
     }
 }

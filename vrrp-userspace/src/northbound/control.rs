@@ -1,7 +1,8 @@
 //! The control socket: a unix socket (mode 0600) with a small versioned JSON protocol. A client
-//! sends one line `{"version":1,"command":"status"}` and reads one line back. Each connection
-//! is served by its own task with a size and a time limit, so a slow client or garbage cannot
-//! stall the daemon; the main loop only answers with a snapshot.
+//! sends one line `{"version":1,"command":"status"}` and reads one [`Reply`] line back (a
+//! subscription then streams [`StreamRecord`] lines). Each connection is served by its own
+//! task with a size and a time limit, so a slow client or garbage cannot stall the daemon; the
+//! main loop only answers with a snapshot. Both ends use the same types.
 
 use std::{
     io,
@@ -18,7 +19,8 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use crate::record::WireAdvert;
+use super::status::{Diagnosis, Status};
+use crate::wire::record::WireRecord;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -39,6 +41,8 @@ pub enum ControlError {
     InUse { path: PathBuf },
     #[error("the daemon answered: {0}")]
     Refused(String),
+    #[error("the daemon answered {got} to {asked:?}")]
+    Unexpected { asked: Command, got: &'static str },
     #[error("cannot read the daemon's answer: {0}")]
     Protocol(#[from] serde_json::Error),
 }
@@ -59,12 +63,48 @@ pub struct Request {
     pub command: Command,
 }
 
-/// A request waiting for the main loop's answer (a JSON value). A subscription also carries
-/// the channel the records go to; the daemon drops records for a subscriber that falls
-/// behind rather than wait for it.
+/// What the daemon answers, one line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply {
+    Status(Box<Status>),
+    Diagnosis(Box<Diagnosis>),
+    /// A subscription is accepted; [`StreamRecord`] lines follow.
+    Subscribed,
+    Error(String),
+}
+
+impl Reply {
+    const fn kind(&self) -> &'static str {
+        match self {
+            Self::Status(_) => "a status",
+            Self::Diagnosis(_) => "a diagnosis",
+            Self::Subscribed => "a subscription",
+            Self::Error(_) => "an error",
+        }
+    }
+}
+
+/// The answer line: the protocol version and the reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Answer {
+    pub version: u32,
+    pub reply: Reply,
+}
+
+/// One advert of a subscription's stream: the ring record and the interface's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub ifname: String,
+    pub record: WireRecord,
+}
+
+/// A request waiting for the main loop's answer. A subscription also carries the channel the
+/// records go to; the daemon drops records for a subscriber that falls behind rather than
+/// wait for it.
 pub struct Pending {
     pub command: Command,
-    pub reply: oneshot::Sender<serde_json::Value>,
+    pub reply: oneshot::Sender<Reply>,
     pub stream: Option<mpsc::Sender<String>>,
 }
 
@@ -125,16 +165,50 @@ pub async fn serve(
     Ok((requests, rx))
 }
 
-/// One request line, as a client sent it (any bytes): the command, or the error answer.
-pub fn parse_request(raw: &[u8]) -> Result<Command, serde_json::Value> {
+/// One request line, as a client sent it (any bytes): the command, or the error to answer.
+pub fn parse_request(raw: &[u8]) -> Result<Command, Reply> {
     let line = String::from_utf8_lossy(raw);
     match serde_json::from_str::<Request>(line.trim()) {
         Ok(r) if r.version == PROTOCOL_VERSION => Ok(r.command),
-        Ok(r) => Err(
-            serde_json::json!({"error": format!("protocol version {} is not {PROTOCOL_VERSION}", r.version)}),
-        ),
-        Err(e) => Err(serde_json::json!({"error": format!("bad request: {e}")})),
+        Ok(r) => Err(Reply::Error(format!(
+            "protocol version {} is not {PROTOCOL_VERSION}",
+            r.version
+        ))),
+        Err(e) => Err(Reply::Error(format!("bad request: {e}"))),
     }
+}
+
+fn line(reply: Reply) -> String {
+    let answer = Answer {
+        version: PROTOCOL_VERSION,
+        reply,
+    };
+    let mut text = serde_json::to_string(&answer).unwrap_or_else(|e| {
+        format!(r#"{{"version":{PROTOCOL_VERSION},"reply":{{"error":"cannot encode the answer: {e}"}}}}"#)
+    });
+    text.push('\n');
+    text
+}
+
+async fn ask_main_loop(
+    tx: &mpsc::Sender<Pending>,
+    command: Command,
+    stream: Option<mpsc::Sender<String>>,
+) -> Reply {
+    let (reply, rx) = oneshot::channel();
+    if tx
+        .send(Pending {
+            command,
+            reply,
+            stream,
+        })
+        .await
+        .is_err()
+    {
+        return Reply::Error("the daemon is stopping".to_owned());
+    }
+    rx.await
+        .unwrap_or_else(|_| Reply::Error("the daemon is stopping".to_owned()))
 }
 
 async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {
@@ -147,54 +221,37 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
     let answer = match parse_request(&raw) {
         Ok(Command::Subscribe) => {
-            let (reply, rx) = oneshot::channel();
             let (stream_tx, mut stream_rx) = mpsc::channel::<String>(1024);
-            if tx
-                .send(Pending {
-                    command: Command::Subscribe,
-                    reply,
-                    stream: Some(stream_tx),
-                })
-                .await
-                .is_err()
-            {
+            let ack = ask_main_loop(&tx, Command::Subscribe, Some(stream_tx)).await;
+            let refused = ack != Reply::Subscribed;
+            write.write_all(line(ack).as_bytes()).await?;
+            if refused {
                 return Ok(());
             }
-            let ack = rx
-                .await
-                .unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}));
-            write.write_all(format!("{ack}\n").as_bytes()).await?;
-            // Until the client hangs up; no time limit here (the caller's timeout is dropped
-            // by `serve` for subscriptions).
-            while let Some(line) = stream_rx.recv().await {
-                write.write_all(line.as_bytes()).await?;
+            // Until the client hangs up; no time limit here.
+            while let Some(record) = stream_rx.recv().await {
+                write.write_all(record.as_bytes()).await?;
             }
             return Ok(());
         }
-        Ok(command) => {
-            let (reply, rx) = oneshot::channel();
-            if tx
-                .send(Pending {
-                    command,
-                    reply,
-                    stream: None,
-                })
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-            rx.await
-                .unwrap_or_else(|_| serde_json::json!({"error": "the daemon is stopping"}))
-        }
+        Ok(command) => ask_main_loop(&tx, command, None).await,
         Err(answer) => answer,
     };
-    let mut text = answer.to_string();
-    text.push('\n');
-    tokio::time::timeout(CLIENT_TIMEOUT, write.write_all(text.as_bytes()))
+    tokio::time::timeout(CLIENT_TIMEOUT, write.write_all(line(answer).as_bytes()))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client does not read"))??;
     write.shutdown().await
+}
+
+/// A stream record as one line, for the daemon's subscribers.
+pub fn stream_line(ifname: &str, record: &WireRecord) -> String {
+    let mut text = serde_json::to_string(&StreamRecord {
+        ifname: ifname.to_owned(),
+        record: record.clone(),
+    })
+    .unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Connects to the daemon at `path` and sends one request line; the answer follows on the
@@ -214,11 +271,11 @@ async fn request(path: &Path, command: Command) -> Result<UnixStream, ControlErr
     Ok(stream)
 }
 
-/// Subscribes to the daemon's adverts: the ack, then one JSON record per line to `each` until
-/// it returns false or the daemon goes away.
+/// Subscribes to the daemon's adverts: one record to `each` until it returns false or the
+/// daemon goes away.
 pub async fn subscribe(
     path: &Path,
-    mut each: impl FnMut(serde_json::Value) -> bool,
+    mut each: impl FnMut(StreamRecord) -> bool,
 ) -> Result<(), ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
@@ -226,17 +283,25 @@ pub async fn subscribe(
     };
     let stream = request(path, Command::Subscribe).await?;
     let mut lines = BufReader::new(stream).lines();
-    let mut first = true;
-    while let Some(line) = lines.next_line().await.map_err(io_err)? {
-        let v: serde_json::Value = serde_json::from_str(&line)?;
-        if first {
-            first = false;
-            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-                return Err(ControlError::Refused(e.to_owned()));
-            }
-            continue;
+    let Some(first) = lines.next_line().await.map_err(io_err)? else {
+        return Ok(());
+    };
+    match serde_json::from_str::<Answer>(&first)?.reply {
+        Reply::Subscribed => {}
+        Reply::Error(e) => return Err(ControlError::Refused(e)),
+        other => {
+            return Err(ControlError::Unexpected {
+                asked: Command::Subscribe,
+                got: other.kind(),
+            });
         }
-        if !each(v) {
+    }
+    while let Some(line) = lines.next_line().await.map_err(io_err)? {
+        // A line this version cannot read is skipped, not fatal: the stream goes on.
+        let Ok(record) = serde_json::from_str::<StreamRecord>(&line) else {
+            continue;
+        };
+        if !each(record) {
             break;
         }
     }
@@ -244,7 +309,7 @@ pub async fn subscribe(
 }
 
 /// Asks the daemon at `path`.
-pub async fn ask(path: &Path, command: Command) -> Result<serde_json::Value, ControlError> {
+pub async fn ask(path: &Path, command: Command) -> Result<Reply, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
@@ -255,57 +320,51 @@ pub async fn ask(path: &Path, command: Command) -> Result<serde_json::Value, Con
         .await
         .map_err(|_| io_err(io::Error::new(io::ErrorKind::TimedOut, "no answer in 5 s")))?
         .map_err(io_err)?;
-    let v: serde_json::Value = serde_json::from_str(text.trim())?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(ControlError::Refused(e.to_owned()));
+    match serde_json::from_str::<Answer>(text.trim())?.reply {
+        Reply::Error(e) => Err(ControlError::Refused(e)),
+        reply => Ok(reply),
     }
-    Ok(v)
 }
 
-/// A ring record as it travels over the control socket.
-pub fn record_json(w: &WireAdvert, ifname: &str) -> serde_json::Value {
-    serde_json::json!({
-        "ktime_ns": w.ktime_ns,
-        "ifindex": w.ifindex,
-        "ifname": ifname,
-        "verdict": w.verdict as u32,
-        "family": if w.family == crate::packet::Family::V4 { 4 } else { 6 },
-        "vlan": w.vlan,
-        "ttl": w.ttl,
-        "src": w.src,
-        "dst": w.dst,
-        "src_mac": w.src_mac,
-        "vrrp_len": w.vrrp_len,
-        "vrrp": w.vrrp,
-        "truncated": w.truncated,
-    })
+/// The daemon's status.
+pub async fn status(path: &Path) -> Result<Status, ControlError> {
+    match ask(path, Command::Status).await? {
+        Reply::Status(s) => Ok(*s),
+        other => Err(ControlError::Unexpected {
+            asked: Command::Status,
+            got: other.kind(),
+        }),
+    }
 }
 
-/// The record back from its JSON form.
-pub fn record_from_json(v: &serde_json::Value) -> Option<(WireAdvert, String)> {
-    let mac: Vec<u8> = serde_json::from_value(v["src_mac"].clone()).ok()?;
-    let mut src_mac = [0u8; 6];
-    if mac.len() == 6 {
-        src_mac.copy_from_slice(&mac);
+/// The daemon's diagnosis.
+pub async fn diagnosis(path: &Path) -> Result<Diagnosis, ControlError> {
+    match ask(path, Command::Diagnose).await? {
+        Reply::Diagnosis(d) => Ok(*d),
+        other => Err(ControlError::Unexpected {
+            asked: Command::Diagnose,
+            got: other.kind(),
+        }),
     }
-    let w = WireAdvert {
-        ktime_ns: v["ktime_ns"].as_u64()?,
-        ifindex: u32::try_from(v["ifindex"].as_u64()?).ok()?,
-        verdict: vrrp_common::Verdict::try_from(u32::try_from(v["verdict"].as_u64()?).ok()?)
-            .ok()?,
-        family: if v["family"] == 6 {
-            crate::packet::Family::V6
-        } else {
-            crate::packet::Family::V4
-        },
-        vlan: u16::try_from(v["vlan"].as_u64()?).ok()?,
-        ttl: u8::try_from(v["ttl"].as_u64()?).ok()?,
-        src: serde_json::from_value(v["src"].clone()).ok()?,
-        dst: serde_json::from_value(v["dst"].clone()).ok()?,
-        src_mac,
-        vrrp_len: u16::try_from(v["vrrp_len"].as_u64()?).ok()?,
-        vrrp: serde_json::from_value(v["vrrp"].clone()).ok()?,
-        truncated: v["truncated"].as_bool()?,
-    };
-    Some((w, v["ifname"].as_str().unwrap_or("?").to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_garbage_get_typed_answers() {
+        assert_eq!(
+            parse_request(br#"{"version":1,"command":"status"}"#),
+            Ok(Command::Status)
+        );
+        assert!(matches!(
+            parse_request(br#"{"version":9,"command":"status"}"#),
+            Err(Reply::Error(e)) if e.contains("protocol version 9")
+        ));
+        assert!(matches!(parse_request(b"\xff\x00garbage"), Err(Reply::Error(_))));
+        let text = line(Reply::Error("x".into()));
+        let back: Answer = serde_json::from_str(&text).expect("reads back");
+        assert_eq!((back.version, back.reply), (1, Reply::Error("x".into())));
+    }
 }

@@ -1,0 +1,284 @@
+//! The one seam where the router's outputs touch the world, in the order it gave them.
+
+use std::{
+    net::IpAddr,
+    os::unix::fs::OpenOptionsExt as _,
+    sync::{Arc, atomic::Ordering},
+};
+
+use tracing::{debug, error, info, warn};
+use vrrp_common::WatchKey;
+
+use super::{Daemon, instances::packets};
+use crate::{
+    config,
+    protocol::{
+        event::InstanceKey,
+        router::{Effect, Output},
+    },
+    sys::{
+        advert_thread::Slot,
+        netlink::NetError,
+        scripts::{Notified, fifo_line, notify_commands},
+    },
+    time::{Instant, nanos},
+    wire::vrrp::Family,
+};
+
+fn watch_key(k: InstanceKey) -> WatchKey {
+    let family = match k.family {
+        Family::V4 => vrrp_common::AF_INET,
+        Family::V6 => vrrp_common::AF_INET6,
+    };
+    WatchKey::new(k.ifindex, family, k.vrid)
+}
+
+impl Daemon {
+    pub(super) async fn execute(&mut self, now: Instant, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Instance { name, effect } => self.effect(&name, effect, now).await,
+                Output::Group {
+                    name,
+                    state,
+                    priority,
+                } => {
+                    let Some(cfg) = self.config.sync_groups.iter().find(|g| g.name == name) else {
+                        continue;
+                    };
+                    let commands =
+                        notify_commands(&cfg.notify, Notified::Group, &name, state, priority);
+                    self.group_notifier(&name).send(commands);
+                    self.fifo(&fifo_line(Notified::Group, &name, state, priority));
+                }
+                Output::Drop {
+                    instance,
+                    source,
+                    cause,
+                } => {
+                    self.observe.note_drop(&source, cause.reason(), now);
+                    debug!(
+                        "({}) dropped an advert from {} (VRID {}): {cause}",
+                        instance.as_deref().unwrap_or("-"),
+                        source.src,
+                        source.vrid
+                    );
+                }
+                Output::Watch(key) => {
+                    if let Err(e) = self.io.datapath.watch(watch_key(key)) {
+                        error!("cannot watch VRID {} on ifindex {}: {e}", key.vrid, key.ifindex);
+                    }
+                }
+                Output::Unwatch(key) => {
+                    if let Err(e) = self.io.datapath.unwatch(&watch_key(key)) {
+                        warn!("cannot unwatch VRID {} on ifindex {}: {e}", key.vrid, key.ifindex);
+                    }
+                }
+                Output::Retire(name) => {
+                    self.io.adverts.set(&name, None);
+                    if let Some(mut r) = self.io.instances.remove(&name) {
+                        // Its notify_stop runs to the end in the background.
+                        tokio::spawn(async move {
+                            r.notifier.finish(std::time::Duration::from_secs(5)).await;
+                        });
+                    }
+                    info!("({name}) stopped by reload");
+                }
+            }
+        }
+    }
+
+    async fn effect(&mut self, name: &str, effect: Effect, now: Instant) {
+        match effect {
+            Effect::SendAdvert { priority } => self.send_advert(name, priority, now),
+            Effect::StartAdverts {
+                priority,
+                first,
+                interval,
+            } => self.start_adverts(name, priority, first, interval),
+            Effect::StopAdverts => self.io.adverts.set(name, None),
+            Effect::AddVips => self.apply_vips(name, true).await,
+            Effect::RemoveVips => self.apply_vips(name, false).await,
+            Effect::Announce { repeat } => self.announce(name, repeat),
+            Effect::Transition { from, to, priority } => {
+                info!(
+                    from = from.keepalived_name(),
+                    priority,
+                    "({name}) Entering {} STATE",
+                    to.keepalived_name()
+                );
+                if let Some(r) = self.resources(name) {
+                    let commands =
+                        notify_commands(&r.spec.cfg.notify, Notified::Instance, name, to, priority);
+                    r.notifier.send(commands);
+                }
+                self.fifo(&fifo_line(Notified::Instance, name, to, priority));
+            }
+            Effect::Priority { from, to } => {
+                info!("({name}) Changing effective priority from {from} to {to}");
+            }
+            Effect::Tracking { failed: true } => {
+                info!("({name}) a tracked script or interface failed: FAULT");
+            }
+            Effect::Tracking { failed: false } => info!("({name}) tracking recovered"),
+        }
+    }
+
+    /// One advert now, from the main loop (becoming master, answering, a new priority).
+    fn send_advert(&mut self, name: &str, priority: u8, now: Instant) {
+        let Some(r) = self.resources(name) else {
+            return;
+        };
+        let (spec, dsts, stats) = (r.spec.clone(), r.dsts.clone(), Arc::clone(&r.stats));
+        let Some(sock) = self.io.sockets.get(&(spec.ifindex, spec.cfg.family)) else {
+            return;
+        };
+        for (dst, bytes) in packets(&spec, &dsts, priority) {
+            match sock.get_ref().0.send(dst, &bytes) {
+                Ok(()) => {
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                // EPERM from a raw socket: netfilter dropped the packet on output. Counted for
+                // `diagnose` (which names the rule) rather than logged every advert.
+                Err(NetError::Socket { source, .. })
+                    if source.raw_os_error() == Some(libc::EPERM) =>
+                {
+                    if stats.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                        warn!(
+                            "({name}) the kernel refuses our adverts (EPERM): a firewall drops them on output; see `vrrpd diagnose`"
+                        );
+                    }
+                    stats.refused_last_ns.store(now.as_nanos(), Ordering::Relaxed);
+                }
+                Err(e) => warn!("({name}) {e}"),
+            }
+        }
+    }
+
+    /// Hands the instance's periodic adverts to the advert thread.
+    fn start_adverts(
+        &mut self,
+        name: &str,
+        priority: u8,
+        first: Instant,
+        interval: std::time::Duration,
+    ) {
+        let Some(r) = self.resources(name) else {
+            return;
+        };
+        let (spec, dsts, stats) = (r.spec.clone(), r.dsts.clone(), Arc::clone(&r.stats));
+        let Some(sock) = self.io.sockets.get(&(spec.ifindex, spec.cfg.family)) else {
+            return;
+        };
+        let socket = match sock.get_ref().0.tx_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                error!("({name}) cannot hand the advert socket to the advert thread: {e}; no periodic adverts");
+                return;
+            }
+        };
+        let packets = packets(&spec, &dsts, priority)
+            .into_iter()
+            .map(|(d, bytes)| (sock.get_ref().0.dst_addr(d), bytes))
+            .collect();
+        self.io.adverts.set(
+            name,
+            Some(Slot {
+                name: name.to_owned(),
+                socket: Arc::new(socket),
+                packets,
+                interval_ns: nanos(interval),
+                next_ns: first.as_nanos(),
+                stats,
+            }),
+        );
+    }
+
+    /// Adds (MASTER) or removes the instance's VIPs, `virtual_ipaddress_excluded` included,
+    /// each on its own `dev` or the instance's interface. A failure is logged, not fatal: the
+    /// other addresses still go.
+    async fn apply_vips(&mut self, name: &str, add: bool) {
+        let Some((cfg, link)) = self
+            .resources(name)
+            .map(|r| (r.spec.cfg.clone(), r.link.clone()))
+        else {
+            return;
+        };
+        let vips: Vec<config::Vip> = cfg.vips.iter().chain(&cfg.excluded_vips).cloned().collect();
+        let what = if add { "add" } else { "remove" };
+        for v in vips {
+            let on = match self.io.vip_link(&link, &v).await {
+                Ok(l) => l,
+                Err(e) => {
+                    error!("({name}) cannot {what} VIP {}: {e}", v.addr);
+                    continue;
+                }
+            };
+            let done = if add {
+                self.io.netlink.add_vip(&on, &v).await
+            } else {
+                self.io.netlink.del_vip(&on, v.addr).await.map(|_| ())
+            };
+            if let Err(e) = done {
+                error!("({name}) cannot {what} VIP {}/{}: {e}", v.addr, v.prefix);
+            }
+        }
+    }
+
+    /// `repeat` gratuitous ARPs / NAs for every VIP, spaced by vrrp_garp_interval.
+    fn announce(&mut self, name: &str, repeat: u32) {
+        let Some((cfg, link)) = self
+            .resources(name)
+            .map(|r| (r.spec.cfg.clone(), r.link.clone()))
+        else {
+            return;
+        };
+        let Some(announcer) = self.io.announcers.get(&link.index).cloned() else {
+            return;
+        };
+        let addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
+        let spacing = if addrs.first().is_some_and(IpAddr::is_ipv6) {
+            cfg.garp.gna_interval
+        } else {
+            cfg.garp.interval
+        };
+        let (ifindex, name) = (link.index, name.to_owned());
+        tokio::spawn(async move {
+            for round in 0..repeat.max(1) {
+                if round > 0 && !spacing.is_zero() {
+                    tokio::time::sleep(spacing).await;
+                }
+                for a in &addrs {
+                    if let Err(e) = announcer.announce(*a, ifindex) {
+                        warn!("({name}) {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Writes a line to keepalived's notify_fifo / vrrp_notify_fifo, if configured and read.
+    fn fifo(&self, line: &str) {
+        use std::io::Write as _;
+        for (path, _) in [
+            &self.config.global.notify_fifo,
+            &self.config.global.vrrp_notify_fifo,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // O_NONBLOCK: a FIFO without a reader must not block the daemon.
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path);
+            match open {
+                Ok(mut f) => {
+                    let _ = f.write_all(line.as_bytes());
+                }
+                Err(e) => debug!("notify fifo {path}: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! What the daemon holds for its instances outside the router: interfaces, sockets, the
+//! announcers, the advert thread, and each instance's resources (its notify queue, its send
+//! counters, where its adverts go). Also the resolution of a config into the router's `Plan`:
+//! each instance's interface, source address and sockets, with the checks that need the kernel.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    os::fd::{AsRawFd, RawFd},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::io::unix::AsyncFd;
+use tracing::{info, warn};
+
+use super::{Daemon, DaemonError};
+use crate::{
+    config::{self, Config},
+    datapath::Datapath,
+    protocol::{
+        event::{RxAdvert, SourceKey},
+        fsm::PRIORITY_OWNER,
+        router::{Plan, Spec, tracked_links},
+    },
+    sys::{
+        advert_thread::{AdvertThread, Scheduling, SlotStats},
+        announce::Announcer,
+        clock,
+        netlink::{Link, NetError, Netlink},
+        scripts::{Notifier, RunAs},
+        socket::VrrpSocket,
+    },
+    wire::vrrp::{Advert, ChecksumMode, Family},
+};
+
+/// The raw socket, registered with tokio for its reader task.
+pub(super) struct SockFd(pub VrrpSocket);
+impl AsRawFd for SockFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.socket.as_raw_fd()
+    }
+}
+
+/// Packets that reached the raw sockets per source: the post-netfilter view.
+pub(super) type SocketCounts = Arc<Mutex<HashMap<SourceKey, u64>>>;
+
+/// Sources the socket counts remember at most (as the kernel's LRU map).
+const MAX_COUNTED: usize = 4096;
+
+/// One instance's resources. They outlive the instance in the router by the outputs of its
+/// last step (a reload's stop), which is why they hold their own copy of its spec.
+pub(super) struct Resources {
+    pub spec: Spec,
+    pub link: Link,
+    /// Where its adverts go: the group, or each unicast peer.
+    pub dsts: Vec<IpAddr>,
+    /// Its sends, periodic (the advert thread) and immediate (the executor).
+    pub stats: Arc<SlotStats>,
+    pub notifier: Notifier,
+}
+
+pub(super) struct Io {
+    pub netlink: Netlink,
+    pub datapath: Datapath,
+    pub adverts: AdvertThread,
+    pub scheduling: Scheduling,
+    links: HashMap<String, Link>,
+    pub sockets: HashMap<(u32, Family), Arc<AsyncFd<SockFd>>>,
+    pub announcers: HashMap<u32, Arc<Announcer>>,
+    pub instances: BTreeMap<String, Resources>,
+    pub groups: BTreeMap<String, Notifier>,
+    pub socket_counts: SocketCounts,
+    /// The socket filter counts in the kernel (see `refresh_socket_counts`), not a task.
+    kernel_socket_counts: bool,
+    /// With `--elections socket`, where the socket readers send what they read.
+    socket_tx: Option<tokio::sync::mpsc::Sender<RxAdvert>>,
+}
+
+impl Io {
+    pub fn new(
+        netlink: Netlink,
+        datapath: Datapath,
+        adverts: AdvertThread,
+        scheduling: Scheduling,
+        socket_tx: Option<tokio::sync::mpsc::Sender<RxAdvert>>,
+    ) -> Self {
+        Self {
+            netlink,
+            datapath,
+            adverts,
+            scheduling,
+            links: HashMap::new(),
+            sockets: HashMap::new(),
+            announcers: HashMap::new(),
+            instances: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            socket_counts: SocketCounts::default(),
+            kernel_socket_counts: false,
+            socket_tx,
+        }
+    }
+
+    /// An interface the daemon runs VRRP on: looked up once, XDP attached.
+    async fn vrrp_link(&mut self, name: &str) -> Result<Link, DaemonError> {
+        if let Some(l) = self.links.get(name)
+            && self.datapath.attached().iter().any(|a| a.ifname == name)
+        {
+            return Ok(l.clone());
+        }
+        let link = self.netlink.link(name).await?;
+        if !self.datapath.attached().iter().any(|a| a.ifname == name) {
+            self.datapath.attach(name)?;
+        }
+        self.links.insert(name.to_owned(), link.clone());
+        Ok(link)
+    }
+
+    /// The interface a VIP goes on: its own `dev`, or the instance's.
+    pub async fn vip_link(&mut self, default: &Link, vip: &config::Vip) -> Result<Link, NetError> {
+        match &vip.dev {
+            Some(dev) if dev != &default.name => {
+                if let Some(l) = self.links.get(dev) {
+                    Ok(l.clone())
+                } else {
+                    let l = self.netlink.link(dev).await?;
+                    self.links.insert(dev.clone(), l.clone());
+                    Ok(l)
+                }
+            }
+            _ => Ok(default.clone()),
+        }
+    }
+
+    /// The link an instance was resolved on.
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.get(name)
+    }
+
+    /// Opens the VRRP socket of an interface and family (once) and the announcer of an
+    /// interface (once).
+    fn open_sockets(
+        &mut self,
+        link: &Link,
+        family: Family,
+        src: IpAddr,
+        group: IpAddr,
+    ) -> Result<(), DaemonError> {
+        let key = (link.index, family);
+        if !self.sockets.contains_key(&key) {
+            let sock = VrrpSocket::open(link, family, src, group)?;
+            // Elections from the wire need nothing from this socket but how many adverts got
+            // past netfilter: the kernel counts them and keeps none, so that a flood costs no
+            // copy and no wakeup here. keepalived's mode (--elections socket) reads them.
+            let counted_in_kernel = self.socket_tx.is_none()
+                && match self
+                    .datapath
+                    .count_socket(std::os::fd::AsFd::as_fd(&sock.socket))
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(
+                            "{}: counting in the kernel failed, reading the socket instead: {e}",
+                            link.name
+                        );
+                        false
+                    }
+                };
+            #[expect(
+                deprecated,
+                reason = "AsyncFd::register is unsafe; the AsyncFd owns the socket it registers"
+            )]
+            let fd = AsyncFd::new(SockFd(sock)).map_err(|source| NetError::Socket {
+                ifname: link.name.clone(),
+                op: "register socket",
+                source,
+            })?;
+            let fd = Arc::new(fd);
+            if counted_in_kernel {
+                self.kernel_socket_counts = true;
+            } else {
+                tokio::spawn(read_socket(
+                    Arc::clone(&fd),
+                    Arc::clone(&self.socket_counts),
+                    self.socket_tx.clone(),
+                ));
+            }
+            self.sockets.insert(key, fd);
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = self.announcers.entry(link.index) {
+            e.insert(Arc::new(Announcer::open(link)?));
+        }
+        Ok(())
+    }
+
+    /// Copies the kernel's per-source socket counts into `socket_counts`.
+    pub fn refresh_socket_counts(&self) {
+        if !self.kernel_socket_counts {
+            return;
+        }
+        let counts = self.datapath.socket_counts();
+        // Replaced, not merged: the kernel's map is an LRU of 4096 sources, and so is this.
+        *self
+            .socket_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = counts
+            .into_iter()
+            .map(|((ifindex, src, vrid), n)| (SourceKey { ifindex, src, vrid }, n))
+            .collect();
+    }
+
+    pub fn socket_count(&self, key: &SourceKey) -> u64 {
+        self.socket_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Lets every queued notify script finish (notify_stop at shutdown), for at most `limit`.
+    pub async fn finish_notifiers(&mut self, limit: Duration) {
+        for r in self.instances.values_mut() {
+            r.notifier.finish(limit).await;
+        }
+        for n in self.groups.values_mut() {
+            n.finish(limit).await;
+        }
+    }
+}
+
+/// The group an instance's adverts go to.
+pub(super) fn group_address(cfg: &config::Instance, global: &config::Global) -> IpAddr {
+    match cfg.family {
+        Family::V4 => IpAddr::V4(global.mcast_group4),
+        Family::V6 => IpAddr::V6(global.mcast_group6),
+    }
+}
+
+/// What an instance advertises at `priority`, encoded for each destination.
+pub(super) fn packets(
+    spec: &Spec,
+    dsts: &[IpAddr],
+    priority: u8,
+) -> Vec<(IpAddr, Vec<u8>)> {
+    let cfg = &spec.cfg;
+    let advert = Advert {
+        version: cfg.version,
+        vrid: cfg.vrid,
+        priority,
+        interval_cs: cfg.advert_int_cs,
+        addresses: cfg.vips.iter().map(|v| v.addr).collect(),
+        auth: cfg.wire_auth(),
+    };
+    let mode = if cfg.checksum_as_v2 {
+        ChecksumMode::MessageOnly
+    } else {
+        ChecksumMode::PseudoHeader
+    };
+    dsts.iter()
+        .map(|d| (*d, advert.emit(spec.src, *d, mode)))
+        .collect()
+}
+
+impl Daemon {
+    /// Resolves `config` into the router's plan: each instance's interface (XDP attached),
+    /// source address and sockets. An instance that is new by name has its stale VIPs removed
+    /// first (left by a crash, or by keepalived); one whose resolution fails is reported and
+    /// left out, unless `strict` (the start), where it stops the daemon.
+    pub(super) async fn plan(&mut self, config: &Config, strict: bool) -> Result<Plan, DaemonError> {
+        let mut plan = Plan {
+            groups: config.sync_groups.clone(),
+            scripts: config.scripts.clone(),
+            ..Plan::default()
+        };
+        for cfg in &config.instances {
+            let fresh = self.router.get(&cfg.name).is_none();
+            match self.resolve(cfg, &config.global, fresh).await {
+                Ok(spec) => plan.instances.push(spec),
+                Err(e) if strict => {
+                    return Err(DaemonError::Instance {
+                        instance: cfg.name.clone(),
+                        source: Box::new(e),
+                    });
+                }
+                Err(e) => tracing::error!("({}) not started: {e}", cfg.name),
+            }
+        }
+        for l in tracked_links(config) {
+            let up = self.io.netlink.link(&l).await.is_ok_and(|x| x.up);
+            plan.links.insert(l, up);
+        }
+        Ok(plan)
+    }
+
+    async fn resolve(
+        &mut self,
+        cfg: &config::Instance,
+        global: &config::Global,
+        fresh: bool,
+    ) -> Result<Spec, DaemonError> {
+        let link = self.io.vrrp_link(&cfg.interface).await?;
+        let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
+        let src = match cfg.unicast_src_ip.or(cfg.mcast_src_ip) {
+            Some(a) => a,
+            None => {
+                self.io
+                    .netlink
+                    .source_address(&link, cfg.family, &vips)
+                    .await?
+            }
+        };
+        if cfg.priority == PRIORITY_OWNER {
+            let held: Vec<IpAddr> = self
+                .io
+                .netlink
+                .addresses(&link)
+                .await?
+                .into_iter()
+                .map(|a| a.addr)
+                .collect();
+            if let Some(missing) = vips.iter().find(|v| !held.contains(v)) {
+                return Err(DaemonError::NotOwner {
+                    instance: cfg.name.clone(),
+                    interface: link.name.clone(),
+                    addr: *missing,
+                });
+            }
+        } else if fresh {
+            // Left behind by a crash (or by keepalived): an address we would hold only as master.
+            for v in cfg.vips.iter().chain(&cfg.excluded_vips) {
+                let on = self.io.vip_link(&link, v).await?;
+                if self.io.netlink.del_vip(&on, v.addr).await? {
+                    info!(
+                        "({}) removed stale VIP {} from {}",
+                        cfg.name, v.addr, on.name
+                    );
+                }
+            }
+        }
+        let group = group_address(cfg, global);
+        self.io.open_sockets(&link, cfg.family, src, group)?;
+        Ok(Spec {
+            cfg: cfg.clone(),
+            ifindex: link.index,
+            src,
+        })
+    }
+
+    /// The resources of instance `name`, made on first use.
+    pub(super) fn resources(&mut self, name: &str) -> Option<&mut Resources> {
+        if !self.io.instances.contains_key(name) {
+            let spec = self.router.get(name)?.spec.clone();
+            let link = self.io.link(&spec.cfg.interface)?.clone();
+            let dsts = if spec.cfg.unicast_peers.is_empty() {
+                vec![group_address(&spec.cfg, &self.config.global)]
+            } else {
+                spec.cfg.unicast_peers.clone()
+            };
+            let notifier = Notifier::spawn(
+                format!("({name})"),
+                RunAs::resolve(None, &self.config.global),
+            );
+            self.io.instances.insert(
+                name.to_owned(),
+                Resources {
+                    spec,
+                    link,
+                    dsts,
+                    stats: Arc::default(),
+                    notifier,
+                },
+            );
+        }
+        self.io.instances.get_mut(name)
+    }
+
+    /// The notify queue of sync group `name`, made on first use.
+    pub(super) fn group_notifier(&mut self, name: &str) -> &Notifier {
+        let global = &self.config.global;
+        self.io
+            .groups
+            .entry(name.to_owned())
+            .or_insert_with(|| Notifier::spawn(format!("GROUP({name})"), RunAs::resolve(None, global)))
+    }
+}
+
+/// Reads what reaches a raw socket (after netfilter) and counts it per source; with
+/// `--elections socket` also hands each advert to the main loop. Reading keeps the socket's
+/// buffer from filling, which would be a drop reason of its own.
+async fn read_socket(
+    fd: Arc<AsyncFd<SockFd>>,
+    counts: SocketCounts,
+    forward: Option<tokio::sync::mpsc::Sender<RxAdvert>>,
+) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok(mut guard) = fd.readable().await else {
+            return;
+        };
+        loop {
+            match guard.get_inner().0.recv(&mut buf) {
+                Ok((n, Some(src))) => {
+                    let sock = &guard.get_inner().0;
+                    let rx = RxAdvert::from_socket(
+                        sock.ifindex,
+                        sock.family,
+                        src,
+                        &buf[..n],
+                        clock::now(),
+                    );
+                    {
+                        let key = rx.source();
+                        let mut c = counts
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if c.len() < MAX_COUNTED || c.contains_key(&key) {
+                            *c.entry(key).or_default() += 1;
+                        }
+                    }
+                    if let Some(tx) = &forward {
+                        // Full: the main loop is behind; a lost advert is what a full socket
+                        // buffer would have done too.
+                        let _ = tx.try_send(rx);
+                    }
+                }
+                Ok((_, None)) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}

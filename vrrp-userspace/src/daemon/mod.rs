@@ -1,0 +1,325 @@
+//! `vrrpd run`: the daemon. One task owns every instance and handles one event at a time; the
+//! protocol decisions are the router's (`protocol::router`), the I/O is here, split by concern
+//! across this module's files as one `Daemon` impl.
+//!
+//! ```text
+//!   XDP ring buffer ─(WireRecord)─> rx: RxAdvert::from_wire ─┐
+//!   raw sockets ─> socket tasks ─> counts (kernel or task);  │
+//!     with --elections socket: RxAdvert::from_socket ────────┤
+//!   timers (router.next_deadline; ring drained first) ───────┤
+//!   trackers (vrrp_script runners, link poller) ─────────────┼─> Router::handle(now, Input)
+//!   reload (SIGHUP: config -> resolved Plan) ────────────────┤            │
+//!   SIGTERM / SIGINT: Input::Shutdown ───────────────────────┘            v
+//!                                                         executor: Output by Output
+//!     ├─ SendAdvert ──────────────> raw socket (immediate adverts)
+//!     ├─ StartAdverts/StopAdverts ─> advert thread (SCHED_FIFO, absolute deadlines)
+//!     ├─ AddVips/RemoveVips ──────> rtnetlink
+//!     ├─ Announce ────────────────> gratuitous ARP / unsolicited NA (a task per burst)
+//!     ├─ Transition / Group ──────> log "Entering X STATE", notify scripts, notify FIFO
+//!     ├─ Drop ────────────────────> observation (per-source counts for the diagnosis)
+//!     └─ Watch/Unwatch/Retire ────> XDP watch map, per-instance resources
+//!
+//!   observation: every few seconds a sample; the diagnosis runs beside the loop (nft, ping)
+//!   and its findings come back on a channel. The control socket and the metrics endpoint ask
+//!   the loop for a typed `Status` / `Diagnosis`.
+//! ```
+//!
+//! Elections are fed from the ring buffer, the wire's truth before any firewall. Before a
+//! timer may declare a master down, the ring is drained, so that a daemon that was
+//! descheduled does not fail over while the adverts that prove the master alive wait there.
+
+mod executor;
+mod instances;
+mod observe;
+mod reload;
+mod rx;
+mod status;
+mod timers;
+mod trackers;
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use thiserror::Error;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+use self::{instances::Io, observe::Observation, trackers::Trackers};
+use crate::{
+    config::{self, Config, ConfigError, LoadOptions},
+    datapath::{Datapath, DatapathError},
+    northbound::{
+        control::{self, ControlError, Pending},
+        diagnose::Finding,
+    },
+    protocol::{
+        event::RxAdvert,
+        router::{Input, Router},
+        track::TrackEvent,
+    },
+    sys::{
+        advert_thread::{AdvertThread, Scheduling},
+        caps, clock,
+        cpu::CpuWatch,
+        netlink::{NetError, Netlink},
+    },
+    time::Instant,
+};
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error("pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Control(ControlError),
+    #[error("metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}"
+    )]
+    NotOwner {
+        instance: String,
+        interface: String,
+        addr: IpAddr,
+    },
+    #[error("({instance}) {source}")]
+    Instance {
+        instance: String,
+        #[source]
+        source: Box<DaemonError>,
+    },
+}
+
+pub struct Options {
+    pub config: PathBuf,
+    pub load: LoadOptions,
+    pub pid_file: Option<PathBuf>,
+    /// The control socket (`vrrpd status`, `vrrpd diagnose`).
+    pub control: PathBuf,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Where SIGUSR1 writes the state (keepalived writes /tmp/keepalived.data).
+    pub dump_file: PathBuf,
+    /// What the elections hear.
+    pub elections: Elections,
+    /// Send periodic adverts from a SCHED_FIFO thread where permitted (the default).
+    pub realtime: bool,
+    /// Which XDP mode to attach in.
+    pub xdp_mode: crate::datapath::ModePreference,
+}
+
+/// Which adverts count in the elections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Elections {
+    /// What XDP sees on the wire, before netfilter: a firewall that eats adverts cannot make
+    /// a second master (vrrpd's default).
+    #[default]
+    Wire,
+    /// Only what reaches the VRRP socket after netfilter, as keepalived does: a firewall that
+    /// eats adverts makes this router a master too.
+    Socket,
+}
+
+/// Subscribers to the advert stream at most.
+const MAX_SUBSCRIBERS: usize = 16;
+
+struct Daemon {
+    opts: Options,
+    config: Config,
+    router: Router,
+    io: Io,
+    trackers: Trackers,
+    observe: Observation,
+    started: Instant,
+    /// What `caps::drop_all_but` left, for `status`.
+    caps_kept: Vec<&'static str>,
+    control_rx: Option<tokio::sync::mpsc::Receiver<Pending>>,
+    subscribers: Vec<tokio::sync::mpsc::Sender<String>>,
+    track_tx: tokio::sync::mpsc::Sender<TrackEvent>,
+    track_rx: tokio::sync::mpsc::Receiver<TrackEvent>,
+    findings_tx: tokio::sync::mpsc::Sender<Vec<Finding>>,
+    findings_rx: tokio::sync::mpsc::Receiver<Vec<Finding>>,
+    socket_rx: tokio::sync::mpsc::Receiver<RxAdvert>,
+}
+
+/// Runs the daemon until SIGTERM / SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let (config, diags) = config::load_checked(&opts.config, &opts.load)?;
+    for d in &diags.0 {
+        warn!("{d}");
+    }
+    let mut daemon = Daemon::start(opts, config).await?;
+    if let Some(path) = &daemon.opts.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+            DaemonError::PidFile {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    // Everything that needed more is done: programs loaded, sockets bound, tracefs mounted.
+    match caps::drop_all_but(caps::RUNTIME) {
+        Ok(kept) => {
+            let names: Vec<&str> = kept.iter().map(|c| c.name()).collect();
+            info!(
+                "capabilities: kept {}; dropped the rest (scripts run as root get the bounding set back on exec, as keepalived's do)",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            );
+            daemon.caps_kept = names;
+            daemon.io.adverts.poke();
+        }
+        Err(e) => warn!("cannot drop capabilities, running with all of them: {e}"),
+    }
+    // systemd's Type=notify: a no-op without NOTIFY_SOCKET.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let result = daemon.main_loop().await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    daemon.stop().await;
+    let _ = std::fs::remove_file(&daemon.opts.control);
+    if let Some(path) = &daemon.opts.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+impl Daemon {
+    async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
+        let netlink = Netlink::connect()?;
+        let mut datapath = Datapath::load_with_drop_reasons()?;
+        datapath.set_mode(opts.xdp_mode);
+        let (adverts, scheduling) = AdvertThread::start(opts.realtime);
+        match &scheduling {
+            Scheduling::Fifo(p) => {
+                info!("adverts are sent from a SCHED_FIFO thread (priority {p}), on absolute deadlines");
+            }
+            Scheduling::Normal(why) => warn!("adverts are sent without real-time priority: {why}"),
+        }
+        let (track_tx, track_rx) = tokio::sync::mpsc::channel(256);
+        let (findings_tx, findings_rx) = tokio::sync::mpsc::channel(4);
+        let (socket_tx, socket_rx) = tokio::sync::mpsc::channel(1024);
+        let socket_tx = (opts.elections == Elections::Socket).then_some(socket_tx);
+        if opts.elections == Elections::Socket {
+            warn!(
+                "--elections socket: adverts count only after netfilter, as in keepalived; a firewall that drops them makes a second master"
+            );
+        }
+        let started = clock::now();
+        let mut d = Self {
+            io: Io::new(netlink, datapath, adverts, scheduling, socket_tx),
+            router: Router::new(),
+            trackers: Trackers::default(),
+            observe: Observation::new(CpuWatch::open(), started),
+            config: Config::default(),
+            started,
+            caps_kept: Vec::new(),
+            control_rx: None,
+            subscribers: Vec::new(),
+            track_tx,
+            track_rx,
+            findings_tx,
+            findings_rx,
+            socket_rx,
+            opts,
+        };
+        let plan = d.plan(&config, true).await?;
+        d.config = config;
+        d.trackers
+            .sync(&plan, &d.config, &d.io.netlink, &d.track_tx)
+            .await;
+        let (control_tx, control_rx) = control::serve(&d.opts.control)
+            .await
+            .map_err(DaemonError::Control)?;
+        d.control_rx = Some(control_rx);
+        if let Some(addr) = d.opts.metrics {
+            crate::northbound::metrics::serve(addr, control_tx)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+        }
+        let now = clock::now();
+        d.handle(now, Input::Configure(plan)).await;
+        info!(instances = d.router.len(), "vrrpd started");
+        Ok(d)
+    }
+
+    /// One input through the router, and its outputs executed in order.
+    async fn handle(&mut self, now: Instant, input: Input) {
+        let outputs = self.router.handle(now, input);
+        self.execute(now, outputs).await;
+    }
+
+    async fn main_loop(&mut self) -> Result<(), DaemonError> {
+        let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+        let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Signal)?;
+        let mut batch = Vec::new();
+        let mut control = self.control_rx.take();
+        loop {
+            let now = clock::now();
+            if self.observe.sample_due(now) {
+                self.sample_and_diagnose(now);
+            }
+            let sleep = self.sleep_until(now);
+            tokio::select! {
+                _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
+                _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
+                _ = sighup.recv() => {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                    self.reload().await;
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                }
+                _ = sigusr1.recv() => self.dump_state(),
+                Some(ev) = self.track_rx.recv() => {
+                    if let TrackEvent::Link { ifname, up } = &ev {
+                        info!("interface {ifname} is {}", if *up { "up" } else { "down" });
+                    }
+                    self.handle(clock::now(), Input::Track(ev)).await;
+                }
+                Some(found) = self.findings_rx.recv() => self.observe.update_findings(found),
+                Some(rx) = self.socket_rx.recv() => {
+                    self.handle(clock::now(), Input::Advert(rx)).await;
+                }
+                Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
+                    self.answer(req);
+                }
+                r = self.io.datapath.recv(&mut batch, &mut self.observe.bad_records) => {
+                    r?;
+                    self.on_records(&mut batch).await;
+                }
+                () = tokio::time::sleep(sleep) => self.on_timer(&mut batch).await,
+            }
+        }
+    }
+
+    /// SIGUSR1: the state as JSON where keepalived users look for it.
+    fn dump_state(&mut self) {
+        let text = serde_json::to_string_pretty(&self.status(clock::now())).unwrap_or_default();
+        match std::fs::write(&self.opts.dump_file, text + "\n") {
+            Ok(()) => info!("SIGUSR1: state written to {}", self.opts.dump_file.display()),
+            Err(e) => warn!("SIGUSR1: cannot write {}: {e}", self.opts.dump_file.display()),
+        }
+    }
+
+    /// SIGTERM / SIGINT: masters send priority 0 and remove their VIPs (RFC 5798 6.4.3).
+    async fn stop(&mut self) {
+        self.handle(clock::now(), Input::Shutdown).await;
+        // notify_stop and friends run to the end (bounded), as keepalived's do.
+        self.io.finish_notifiers(Duration::from_secs(5)).await;
+        info!("vrrpd stopped");
+    }
+}

@@ -1,0 +1,566 @@
+//! Observation for the diagnosis: what the wire showed of each source (XDP stamps, versions,
+//! priorities, gaps), what reached the socket, what vrrpd and the kernel dropped and why, and
+//! samples of those totals every few seconds, so that the diagnosis can speak of a window.
+//! The diagnosis itself runs beside the main loop (it may run nft and ping); its findings come
+//! back on a channel and are logged once when they appear and once when they clear.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    net::IpAddr,
+    sync::atomic::Ordering::Relaxed,
+    time::Duration,
+};
+
+use tracing::{debug, info, warn};
+
+use super::Daemon;
+use crate::{
+    datapath::drops::KernelDrops,
+    northbound::{
+        diagnose::{self, Cpu, Finding, FindingKind, Kernel, Ours, SourceWindow},
+        status::Diagnosis,
+    },
+    protocol::{
+        drop::{DropCounts, DropReason},
+        event::{RxAdvert, SourceKey},
+        fsm::State,
+    },
+    sys::{
+        advert_thread::Scheduling,
+        clock,
+        cpu::{CpuSample, CpuWatch},
+        ping::ping,
+    },
+    time::{Instant, centis, nanos},
+};
+
+/// Sources remembered at most (spoofed floods must not grow this without bound).
+const MAX_SOURCES: usize = 4096;
+/// Gaps kept per source for the interval's mean and jitter, and for the window's bursts.
+const GAPS: usize = 64;
+const TIMED_GAPS: usize = 256;
+/// A source silent this long is forgotten (and so cannot keep a real new peer out).
+const FORGET: Duration = Duration::from_secs(600);
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// The window is "now minus the newest sample at least this old" (4 to 9 s), so that a fixed
+/// problem clears soon.
+const WINDOW_MIN: Duration = Duration::from_secs(4);
+
+/// What the wire showed of one source.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SourceStats {
+    pub ifname: String,
+    pub version: u8,
+    pub priority: u8,
+    pub interval_cs: u16,
+    pub auth: &'static str,
+    /// Adverts seen by XDP (the wire, before netfilter).
+    pub wire: u64,
+    pub last_seen: Instant,
+    /// The last gaps between its adverts (ns), for the interval's mean and jitter.
+    gaps: VecDeque<u64>,
+    /// (arrival, gap) of the last adverts, for the window's longest gap and bursts.
+    timed_gaps: VecDeque<(Instant, u64)>,
+    /// Why its adverts were not acted on.
+    pub dropped: DropCounts,
+    /// The kernel's drop reasons (skb:kfree_skb) for its adverts.
+    pub kernel_drops: KernelDrops,
+    /// Where its last advert went (the group, or us for unicast).
+    pub dst: Option<IpAddr>,
+}
+
+impl SourceStats {
+    /// Mean and standard deviation of the gaps, in seconds.
+    pub fn mean_jitter(&self) -> Option<(f64, f64)> {
+        if self.gaps.is_empty() {
+            return None;
+        }
+        let n = self.gaps.len() as f64;
+        let mean = self.gaps.iter().map(|g| *g as f64).sum::<f64>() / n;
+        let var = self
+            .gaps
+            .iter()
+            .map(|g| (*g as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        Some((mean / 1e9, var.sqrt() / 1e9))
+    }
+}
+
+/// What the observation keeps of one of our instances.
+#[derive(Clone, Debug, Default)]
+struct OursStats {
+    /// The kernel's drops of our own adverts (on output).
+    kernel_drops: KernelDrops,
+    /// The advert thread's worst lateness over the last samples.
+    late_max: VecDeque<u64>,
+}
+
+/// Totals at one moment.
+struct Sample {
+    at: Instant,
+    sources: HashMap<SourceKey, SourceTotals>,
+    ours: HashMap<String, OurTotals>,
+    cpu: CpuSample,
+}
+
+struct SourceTotals {
+    wire: u64,
+    socket: u64,
+    dropped: DropCounts,
+    kernel: KernelDrops,
+}
+
+struct OurTotals {
+    kernel: KernelDrops,
+    late: u64,
+    periodic: u64,
+}
+
+pub(super) struct Observation {
+    pub sources: HashMap<SourceKey, SourceStats>,
+    ours: BTreeMap<String, OursStats>,
+    samples: VecDeque<Sample>,
+    next_sample: Instant,
+    started: Instant,
+    cpu: CpuWatch,
+    /// Findings of the periodic diagnosis: raised once, cleared once.
+    pub findings: Vec<Finding>,
+    /// Ring records that did not decode (userspace and XDP program disagree on the layout).
+    pub bad_records: u64,
+}
+
+impl Observation {
+    pub fn new(cpu: CpuWatch, started: Instant) -> Self {
+        Self {
+            sources: HashMap::new(),
+            ours: BTreeMap::new(),
+            samples: VecDeque::new(),
+            next_sample: started,
+            started,
+            cpu,
+            findings: Vec::new(),
+            bad_records: 0,
+        }
+    }
+
+    pub fn next_sample(&self) -> Instant {
+        self.next_sample
+    }
+
+    pub fn sample_due(&self, now: Instant) -> bool {
+        now >= self.next_sample
+    }
+
+    /// An advert the XDP program saw.
+    pub fn note_wire(&mut self, rx: &RxAdvert, ifname: &str) {
+        let key = rx.source();
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&key) {
+            return;
+        }
+        let s = self.sources.entry(key).or_default();
+        if s.ifname != ifname {
+            ifname.clone_into(&mut s.ifname);
+        }
+        if let Ok(a) = &rx.body {
+            s.version = a.version.number();
+            s.priority = a.priority;
+            s.interval_cs = a.interval_cs;
+            s.auth = a.auth.name();
+        }
+        if s.wire > 0 && rx.arrived > s.last_seen {
+            let gap = nanos(rx.arrived.since(s.last_seen));
+            s.gaps.push_back(gap);
+            if s.gaps.len() > GAPS {
+                s.gaps.pop_front();
+            }
+            s.timed_gaps.push_back((rx.arrived, gap));
+            if s.timed_gaps.len() > TIMED_GAPS {
+                s.timed_gaps.pop_front();
+            }
+        }
+        s.wire += 1;
+        s.last_seen = rx.arrived;
+        s.dst = Some(rx.dst);
+    }
+
+    /// An advert from `source` that vrrpd did not act on.
+    pub fn note_drop(&mut self, source: &SourceKey, reason: DropReason, _now: Instant) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.dropped.add(reason);
+        }
+    }
+
+    /// Logs a finding once when it appears and once when it goes away.
+    pub fn update_findings(&mut self, found: Vec<Finding>) {
+        let key = |f: &Finding| (f.kind, f.ifname.clone(), f.source, f.vrid);
+        for f in &found {
+            if !self.findings.iter().any(|o| key(o) == key(f)) {
+                warn!(kind = %f.kind, "finding: {}", f.message);
+            }
+        }
+        for o in &self.findings {
+            if !found.iter().any(|f| key(f) == key(o)) {
+                info!(
+                    kind = %o.kind,
+                    "cleared: {} on {} (VRID {}{})",
+                    o.kind,
+                    o.ifname,
+                    o.vrid,
+                    o.source.map(|s| format!(", {s}")).unwrap_or_default()
+                );
+            }
+        }
+        self.findings = found;
+    }
+
+    /// The kernel's drops of our own adverts, for `status`.
+    pub fn our_kernel_drops(&self, name: &str) -> KernelDrops {
+        self.ours
+            .get(name)
+            .map(|o| o.kernel_drops.clone())
+            .unwrap_or_default()
+    }
+
+    /// The sample the window starts at: the newest at least WINDOW_MIN old, else the oldest.
+    fn base(&self, now: Instant) -> Option<&Sample> {
+        self.samples
+            .iter()
+            .rev()
+            .find(|b| now.since(b.at) >= WINDOW_MIN)
+            .or_else(|| self.samples.front())
+    }
+}
+
+/// Counts since `base`, most first; reasons that did not grow are left out.
+fn kernel_since(now: &KernelDrops, base: Option<&KernelDrops>) -> Vec<(crate::datapath::drops::KernelReason, u64)> {
+    let mut v: Vec<_> = now
+        .iter()
+        .map(|(r, n)| {
+            let before = base.and_then(|b| b.get(r)).copied().unwrap_or(0);
+            (r.clone(), n.saturating_sub(before))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+impl Daemon {
+    /// Every few seconds: file the kernel's drops, take a sample, and run the diagnosis beside
+    /// the loop.
+    pub(super) fn sample_and_diagnose(&mut self, now: Instant) {
+        self.file_kernel_drops();
+        self.io.refresh_socket_counts();
+        self.take_sample(now);
+        self.observe.next_sample = now.plus(SAMPLE_EVERY);
+        let input = self.diagnose_input(now);
+        let tx = self.findings_tx.clone();
+        tokio::spawn(async move {
+            let d = diagnose_with_kernel(input).await;
+            let _ = tx.try_send(d.findings);
+        });
+    }
+
+    /// The diagnosis for `vrrpd diagnose` and `watch`: the same, answered on `reply`.
+    pub(super) fn diagnose_now(&mut self, reply: tokio::sync::oneshot::Sender<crate::northbound::control::Reply>) {
+        self.file_kernel_drops();
+        self.io.refresh_socket_counts();
+        let input = self.diagnose_input(clock::now());
+        tokio::spawn(async move {
+            let d = diagnose_with_kernel(input).await;
+            let _ = reply.send(crate::northbound::control::Reply::Diagnosis(Box::new(d)));
+        });
+    }
+
+    /// Files the kernel's drops (skb:kfree_skb) under the source or instance they belong to.
+    fn file_kernel_drops(&mut self) {
+        let mut drops = Vec::new();
+        self.io.datapath.drain_drops(&mut drops);
+        for (d, reason) in drops {
+            if reason.is_benign() {
+                continue;
+            }
+            debug!(src = %d.src, dst = %d.dst, vrid = d.vrid, ifindex = d.ifindex, %reason, "kernel dropped a VRRP packet");
+            let ours = self
+                .router
+                .iter()
+                .find(|(_, v)| v.spec.src == d.src && v.spec.cfg.vrid == d.vrid)
+                .map(|(name, _)| name.to_owned());
+            let obs = &mut self.observe;
+            let counts = if let Some(name) = ours {
+                Some(&mut obs.ours.entry(name).or_default().kernel_drops)
+            } else {
+                let exact = SourceKey {
+                    ifindex: d.ifindex,
+                    src: d.src,
+                    vrid: d.vrid,
+                };
+                // A packet dropped before it had a device (ifindex 0): any source of that
+                // address and VRID.
+                let key = if obs.sources.contains_key(&exact) {
+                    Some(exact)
+                } else {
+                    obs.sources
+                        .keys()
+                        .find(|k| k.src == d.src && k.vrid == d.vrid)
+                        .copied()
+                };
+                key.and_then(|k| obs.sources.get_mut(&k))
+                    .map(|s| &mut s.kernel_drops)
+            };
+            if let Some(c) = counts {
+                *c.entry(reason).or_default() += 1;
+            }
+        }
+    }
+
+    fn take_sample(&mut self, now: Instant) {
+        let obs = &mut self.observe;
+        obs.sources
+            .retain(|_, s| now.since(s.last_seen) < FORGET);
+        let sources = obs
+            .sources
+            .iter()
+            .map(|(k, s)| {
+                (
+                    *k,
+                    SourceTotals {
+                        wire: s.wire,
+                        socket: self.io.socket_count(k),
+                        dropped: s.dropped,
+                        kernel: s.kernel_drops.clone(),
+                    },
+                )
+            })
+            .collect();
+        let mut ours = HashMap::new();
+        for name in self.router.iter().map(|(n, _)| n.to_owned()) {
+            let o = obs.ours.entry(name.clone()).or_default();
+            let (late, periodic, worst) = self.io.instances.get(&name).map_or((0, 0, 0), |r| {
+                (
+                    r.stats.late.load(Relaxed),
+                    r.stats.periodic.load(Relaxed),
+                    r.stats.late_max_ns.swap(0, Relaxed),
+                )
+            });
+            o.late_max.push_back(worst);
+            while o.late_max.len() > 2 {
+                o.late_max.pop_front();
+            }
+            ours.insert(
+                name,
+                OurTotals {
+                    kernel: o.kernel_drops.clone(),
+                    late,
+                    periodic,
+                },
+            );
+        }
+        obs.ours.retain(|n, _| self.router.get(n).is_some());
+        let cpu = obs
+            .cpu
+            .sample(&[self.io.adverts.tid, nix::unistd::getpid().as_raw()]);
+        obs.samples.push_back(Sample {
+            at: now,
+            sources,
+            ours,
+            cpu,
+        });
+        while obs.samples.len() > 4 {
+            obs.samples.pop_front();
+        }
+    }
+
+    fn diagnose_input(&mut self, now: Instant) -> DiagnoseInput {
+        let cpu_now = self
+            .observe
+            .cpu
+            .sample(&[self.io.adverts.tid, nix::unistd::getpid().as_raw()]);
+        let obs = &self.observe;
+        let base = obs.base(now);
+        let since = base.map_or(obs.started, |b| b.at);
+        let window_s = now.since(since).as_secs();
+        let sources = obs
+            .sources
+            .iter()
+            .map(|(k, s)| {
+                let b = base.and_then(|b| b.sources.get(k));
+                let socket_total = self.io.socket_count(k);
+                let mj = s.mean_jitter();
+                let interval = centis(s.interval_cs.max(1));
+                let age = now.since(s.last_seen);
+                SourceWindow {
+                    ifname: s.ifname.clone(),
+                    src: k.src,
+                    vrid: k.vrid,
+                    version: s.version,
+                    priority: s.priority,
+                    interval_cs: s.interval_cs,
+                    wire: s.wire.saturating_sub(b.map_or(0, |b| b.wire)),
+                    socket: socket_total.saturating_sub(b.map_or(0, |b| b.socket)),
+                    dropped: s.dropped.since(&b.map(|b| b.dropped).unwrap_or_default()),
+                    kernel_drops: kernel_since(&s.kernel_drops, b.map(|b| &b.kernel)),
+                    dst: s.dst,
+                    gap_max_s: s
+                        .timed_gaps
+                        .iter()
+                        .filter(|(at, _)| *at >= since)
+                        .map(|(_, g)| *g)
+                        .max()
+                        .map(|g| g as f64 / 1e9),
+                    bursts: s
+                        .timed_gaps
+                        .iter()
+                        .filter(|(at, g)| *at >= since && *g < nanos(interval) / 4)
+                        .count() as u64,
+                    auth: s.auth.to_owned(),
+                    last_seen_s: age.as_secs_f64(),
+                    interval_mean_s: mj.map(|m| m.0),
+                    interval_jitter_s: mj.map(|m| m.1),
+                    wire_total: s.wire,
+                    socket_total,
+                    silent: s.priority > 0 && age > interval * 3 && age < FORGET,
+                    answers_ping: None,
+                }
+            })
+            .collect();
+        let ours = self
+            .router
+            .iter()
+            .map(|(name, v)| {
+                let b = base.and_then(|b| b.ours.get(name));
+                let r = self.io.instances.get(name);
+                let load = |f: fn(&crate::sys::advert_thread::SlotStats) -> u64| {
+                    r.map_or(0, |r| f(&r.stats))
+                };
+                let refused_last = Instant(load(|s| s.refused_last_ns.load(Relaxed)));
+                let o = obs.ours.get(name);
+                Ours {
+                    name: name.to_owned(),
+                    ifname: v.spec.cfg.interface.clone(),
+                    vrid: v.spec.cfg.vrid,
+                    version: v.spec.cfg.version.number(),
+                    master: v.fsm.state() == State::Master,
+                    priority: v.fsm.priority(),
+                    interval_cs: v.spec.cfg.advert_int_cs,
+                    src: v.spec.src,
+                    send_refused: if refused_last >= since {
+                        load(|s| s.refused.load(Relaxed))
+                    } else {
+                        0
+                    },
+                    sent: load(|s| s.sent.load(Relaxed)),
+                    kernel_drops: o.map_or_else(Vec::new, |o| {
+                        kernel_since(&o.kernel_drops, b.map(|b| &b.kernel))
+                    }),
+                    late: load(|s| s.late.load(Relaxed)).saturating_sub(b.map_or(0, |b| b.late)),
+                    periodic: load(|s| s.periodic.load(Relaxed))
+                        .saturating_sub(b.map_or(0, |b| b.periodic)),
+                    late_max_ms: o
+                        .map(|o| o.late_max.iter().copied().max().unwrap_or(0))
+                        .unwrap_or(0)
+                        .max(load(|s| s.late_max_ns.load(Relaxed))) as f64
+                        / 1e6,
+                }
+            })
+            .collect();
+        let cpu0 = base.map(|b| b.cpu).unwrap_or_default();
+        let cpu = Cpu {
+            throttled_periods: cpu_now.nr_throttled.saturating_sub(cpu0.nr_throttled),
+            throttled_ms: cpu_now.throttled_ns.saturating_sub(cpu0.throttled_ns) as f64 / 1e6,
+            runq_wait_ms: cpu_now.runq_wait_ns.saturating_sub(cpu0.runq_wait_ns) as f64 / 1e6,
+            not_realtime: match &self.io.scheduling {
+                Scheduling::Fifo(_) => None,
+                Scheduling::Normal(why) => Some(why.clone()),
+            },
+            cgroup_dir: obs.cpu.cgroup_dir.as_ref().map(|d| d.display().to_string()),
+            cgroup_v1: obs.cpu.v1,
+        };
+        DiagnoseInput {
+            window_s: window_s.max(1),
+            sources,
+            ours,
+            cpu,
+        }
+    }
+}
+
+/// What the diagnosis is made from, gathered by the main loop.
+pub(super) struct DiagnoseInput {
+    window_s: u64,
+    sources: Vec<SourceWindow>,
+    ours: Vec<Ours>,
+    cpu: Cpu,
+}
+
+/// Runs the diagnosis, asking the kernel what it needs (ping a silent router, rp_filter,
+/// multicast memberships, and the ruleset when something is lost in the kernel).
+async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
+    let DiagnoseInput {
+        window_s,
+        mut sources,
+        ours,
+        cpu,
+    } = input;
+    // Is a silent router up? Ask it (ICMP echo, 300 ms).
+    for s in sources.iter_mut().filter(|s| s.silent) {
+        s.answers_ping = Some(ping(s.src, &s.ifname, Duration::from_millis(300)).await);
+    }
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let mut kernel = Kernel {
+        cpu,
+        ..Kernel::default()
+    };
+    for s in &sources {
+        let path = format!("/proc/sys/net/ipv4/conf/{}/rp_filter", s.ifname);
+        if let Some(v) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            kernel.rp_filter.insert(s.ifname.clone(), v);
+        }
+    }
+    if let Ok(igmp) = std::fs::read_to_string("/proc/net/igmp") {
+        let igmp6 = std::fs::read_to_string("/proc/net/igmp6").unwrap_or_default();
+        kernel.groups = Some(diagnose::multicast_groups(&igmp, &igmp6));
+    }
+    let mut found = diagnose::findings(&host, window_s, &sources, &ours, &kernel);
+    // The ruleset only matters when something is lost in the kernel: run nft only then.
+    if found
+        .iter()
+        .any(|f| matches!(f.kind, FindingKind::LostAfterXdp | FindingKind::DroppedOnOutput))
+    {
+        let ruleset = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::process::Command::new("nft")
+                .args(["-j", "list", "ruleset"])
+                .output(),
+        )
+        .await;
+        match ruleset {
+            Ok(Ok(out)) if out.status.success() => {
+                kernel.drop_rules = serde_json::from_slice(&out.stdout)
+                    .map(|v| diagnose::vrrp_drop_rules(&v))
+                    .unwrap_or_default();
+            }
+            Ok(Ok(out)) => debug!(
+                "nft -j list ruleset: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Ok(Err(e)) => debug!("nft -j list ruleset: {e}"),
+            Err(_) => debug!("nft -j list ruleset: no answer in 3 s"),
+        }
+        found = diagnose::findings(&host, window_s, &sources, &ours, &kernel);
+    }
+    Diagnosis {
+        window_s,
+        findings: found,
+        sources,
+        drop_rules: kernel.drop_rules,
+    }
+}

@@ -1,0 +1,126 @@
+//! The trackers: a runner per vrrp_script in use and a poller of the tracked interfaces. Both
+//! turn what they see into `TrackEvent`s on the main loop's channel; the router does the
+//! arithmetic.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::error;
+
+use crate::{
+    config::{Config, Script},
+    protocol::{router::Plan, track::TrackEvent},
+    sys::{
+        netlink::Netlink,
+        scripts::{self, RunAs},
+    },
+};
+
+#[derive(Default)]
+pub(super) struct Trackers {
+    /// vrrp_script name -> its runner, and the config it runs with.
+    scripts: BTreeMap<String, (JoinHandle<()>, Script)>,
+    link_poller: Option<JoinHandle<()>>,
+}
+
+impl Trackers {
+    /// Runs exactly the scripts `plan` uses and polls exactly its tracked interfaces. A script
+    /// whose config is unchanged keeps its runner (and so its rise/fall state).
+    pub async fn sync(
+        &mut self,
+        plan: &Plan,
+        config: &Config,
+        netlink: &Netlink,
+        tx: &mpsc::Sender<TrackEvent>,
+    ) {
+        let wanted = plan.scripts_in_use();
+        let stale: Vec<String> = self
+            .scripts
+            .iter()
+            .filter(|(name, (_, cfg))| {
+                !wanted.contains(*name)
+                    || plan
+                        .scripts
+                        .get(*name)
+                        .is_none_or(|new| !same_script(new, cfg))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some((h, _)) = self.scripts.remove(&name) {
+                h.abort();
+            }
+        }
+        for name in wanted {
+            if self.scripts.contains_key(&name) {
+                continue;
+            }
+            let Some(script) = plan.scripts.get(&name).cloned() else {
+                continue;
+            };
+            // keepalived refuses such scripts under enable_script_security; so does vrrpd, and
+            // the track_script then counts as failed, never as run.
+            if config.global.enable_script_security
+                && let Some(why) = scripts::insecure_script(&script.command)
+            {
+                error!("VRRP_Script({name}) refused by enable_script_security: {why}");
+                let _ = tx.try_send(TrackEvent::Script {
+                    name: name.clone(),
+                    ok: false,
+                });
+                self.scripts.insert(name, (tokio::spawn(async {}), script));
+                continue;
+            }
+            let run_as = RunAs::resolve(script.user.as_ref(), &config.global);
+            let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
+            self.scripts.insert(name, (handle, script));
+        }
+        self.poll_links(plan.links.keys().cloned().collect(), &plan.links, netlink, tx);
+    }
+
+    fn poll_links(
+        &mut self,
+        links: BTreeSet<String>,
+        known: &BTreeMap<String, bool>,
+        netlink: &Netlink,
+        tx: &mpsc::Sender<TrackEvent>,
+    ) {
+        if let Some(p) = self.link_poller.take() {
+            p.abort();
+        }
+        let (netlink, tx, mut known) = (netlink.clone(), tx.clone(), known.clone());
+        self.link_poller = Some(tokio::spawn(async move {
+            // Polling rtnetlink 5 times a second: simple, and fast enough next to a
+            // Master_Down_Interval; the XDP path sees traffic, not carrier.
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                for l in &links {
+                    let up = netlink.link(l).await.is_ok_and(|x| x.up);
+                    if known.get(l) != Some(&up) {
+                        known.insert(l.clone(), up);
+                        if tx
+                            .send(TrackEvent::Link {
+                                ifname: l.clone(),
+                                up,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+}
+
+/// Whether a script runs the same (file positions do not count).
+fn same_script(a: &Script, b: &Script) -> bool {
+    let mut b = b.clone();
+    b.loc.clone_from(&a.loc);
+    *a == b
+}

@@ -1,0 +1,8 @@
+//! What the daemon shows the world: the control socket (`control`) and the typed answers it
+//! carries (`status`), Prometheus metrics rendered from the same status (`metrics`), and the
+//! diagnosis that turns wire and socket counts into findings (`diagnose`).
+
+pub mod control;
+pub mod diagnose;
+pub mod metrics;
+pub mod status;

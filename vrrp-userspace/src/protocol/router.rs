@@ -1,0 +1,751 @@
+//! The owner of every instance: one input in, the effects out.
+//!
+//! ```text
+//!   Input::Configure(Plan)  ─┐                        ┌─> Output::Instance { name, Effect }
+//!   Input::Advert(RxAdvert) ─┤                        ├─> Output::Group { name, state }
+//!   Input::Timer            ─┼─> Router::handle(now) ─┼─> Output::Drop { source, cause }
+//!   Input::Track(..)        ─┤                        ├─> Output::Watch / Unwatch (XDP map)
+//!   Input::Shutdown         ─┘                        └─> Output::Retire (free its resources)
+//! ```
+//!
+//! Instances are known by name and by (ifindex, family, VRID), never by position, and sync
+//! groups by name: a reload computes what is kept, changed, removed and added from those keys,
+//! so nothing can point at an instance that is gone. The router owns the protocol's timers
+//! (Master_Down_Timer inside each state machine, the gratuitous-ARP repeats beside it); the
+//! periodic adverts are a cadence it starts and stops with effects, kept by the advert thread.
+//! Pure: no sockets, no clocks, no logging. The daemon executes the outputs (daemon::executor)
+//! and the conformance tests compare them with golden files (tests/conformance).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    fmt,
+    net::IpAddr,
+    time::Duration,
+};
+
+use super::{
+    drop::DropReason,
+    event::{InstanceKey, RxAdvert, SourceKey},
+    fsm::{self, Action, Event, RxError, State},
+    stats::InstanceStats,
+    sync_group::SyncGroup,
+    track::{TrackEvent, Weighted, effective_priority},
+};
+use crate::{
+    config::{self, InitialState},
+    time::Instant,
+    wire::vrrp::DecodeError,
+};
+
+/// An instance as the daemon resolved it: its config, and where it lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub cfg: config::Instance,
+    pub ifindex: u32,
+    /// The primary address adverts are sent from (RFC 5798 6.4.3's tie-break).
+    pub src: IpAddr,
+}
+
+impl Spec {
+    pub fn key(&self) -> InstanceKey {
+        InstanceKey {
+            ifindex: self.ifindex,
+            family: self.cfg.family,
+            vrid: self.cfg.vrid,
+        }
+    }
+
+    fn params(&self) -> fsm::Params {
+        let c = &self.cfg;
+        fsm::Params {
+            version: c.version,
+            vrid: c.vrid,
+            priority: c.priority,
+            advert_interval_cs: c.advert_int_cs,
+            preempt: c.preempt,
+            preempt_delay: c.preempt_delay,
+            start_as_master: c.state == InitialState::Master,
+            primary: self.src,
+            addresses: c.vips.iter().map(|v| v.addr).collect(),
+            auth: c.wire_auth(),
+        }
+    }
+
+    /// Whether `other` behaves the same (file positions do not count): a reload keeps such an
+    /// instance running with its state.
+    fn same_behaviour(&self, other: &Self) -> bool {
+        self.ifindex == other.ifindex
+            && self.src == other.src
+            && self.cfg.without_locs() == other.cfg.without_locs()
+    }
+}
+
+/// A whole configuration, resolved: what `Input::Configure` brings (at start and on reload).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub instances: Vec<Spec>,
+    pub groups: Vec<config::SyncGroup>,
+    pub scripts: BTreeMap<String, config::Script>,
+    /// Every tracked interface (see [`tracked_links`]) and whether it is up now.
+    pub links: BTreeMap<String, bool>,
+}
+
+impl Plan {
+    /// The vrrp_scripts some instance or group tracks.
+    pub fn scripts_in_use(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for s in &self.instances {
+            out.extend(s.cfg.track_scripts.iter().map(|t| t.name.clone()));
+        }
+        for g in &self.groups {
+            out.extend(g.track_scripts.iter().map(|t| t.name.clone()));
+        }
+        out.retain(|n| self.scripts.contains_key(n));
+        out
+    }
+}
+
+/// The interfaces whose state some instance or group of `config` depends on: its own
+/// interface (unless dont_track_primary) and every track_interface.
+pub fn tracked_links(config: &config::Config) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for i in &config.instances {
+        out.extend(i.track_interfaces.iter().map(|t| t.name.clone()));
+        if !i.dont_track_primary {
+            out.insert(i.interface.clone());
+        }
+    }
+    for g in &config.sync_groups {
+        out.extend(g.track_interfaces.iter().map(|t| t.name.clone()));
+    }
+    out
+}
+
+/// One input of the router.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Run this configuration: the first one at start, a new one on reload.
+    Configure(Plan),
+    Advert(RxAdvert),
+    /// The time came for the deadline that `next_deadline` gave (or later).
+    Timer,
+    Track(TrackEvent),
+    /// SIGTERM: every instance leaves (masters send priority 0 and give up their VIPs).
+    Shutdown,
+}
+
+/// What the daemon does for one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    SendAdvert {
+        priority: u8,
+    },
+    StartAdverts {
+        priority: u8,
+        first: Instant,
+        interval: Duration,
+    },
+    StopAdverts,
+    AddVips,
+    RemoveVips,
+    /// Gratuitous ARPs / unsolicited NAs for every VIP, `repeat` rounds.
+    Announce {
+        repeat: u32,
+    },
+    /// keepalived's "Entering STATE", at this effective priority.
+    Transition {
+        from: State,
+        to: State,
+        priority: u8,
+    },
+    /// Tracking changed the effective priority.
+    Priority {
+        from: u8,
+        to: u8,
+    },
+    /// Something it tracks failed (FAULT) or recovered.
+    Tracking {
+        failed: bool,
+    },
+}
+
+/// Why an advert was dropped, with the detail for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropCause {
+    /// It did not decode (or the XDP program found it malformed).
+    Malformed(DecodeError),
+    /// RFC 5798 7.1's checks against our configuration.
+    Refused(RxError),
+    /// No instance of ours has its interface, family and VRID.
+    UnknownVrid,
+}
+
+impl DropCause {
+    pub const fn reason(self) -> DropReason {
+        match self {
+            Self::Malformed(e) => e.reason(),
+            Self::Refused(e) => e.reason(),
+            Self::UnknownVrid => DropReason::UnknownVrid,
+        }
+    }
+}
+
+impl fmt::Display for DropCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "{e}"),
+            Self::Refused(e) => write!(f, "{e}"),
+            Self::UnknownVrid => f.write_str("no instance has this VRID on this interface"),
+        }
+    }
+}
+
+/// One output of the router, in the order it must be carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Instance { name: String, effect: Effect },
+    /// A sync group entered a state (its notify scripts run), led by a member at `priority`.
+    Group {
+        name: String,
+        state: State,
+        priority: u8,
+    },
+    Drop {
+        instance: Option<String>,
+        source: SourceKey,
+        cause: DropCause,
+    },
+    /// The XDP program is to report (or stop reporting) adverts for this key.
+    Watch(InstanceKey),
+    Unwatch(InstanceKey),
+    /// The instance is gone (stopped by a reload): release what the daemon holds for it.
+    Retire(String),
+}
+
+/// One tracked thing of an instance, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tracked {
+    pub kind: TrackedKind,
+    pub name: String,
+    /// None: no result yet.
+    pub ok: Option<bool>,
+    pub weight: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackedKind {
+    Script,
+    Interface,
+}
+
+struct Entry {
+    spec: Spec,
+    fsm: fsm::Instance,
+    faulted: bool,
+    /// The second gratuitous-ARP burst after becoming master, and the periodic refresh.
+    garp_due: Option<Instant>,
+    refresh_due: Option<Instant>,
+    stats: InstanceStats,
+}
+
+/// A read-only view of one instance, for `status` and the diagnosis.
+pub struct View<'a> {
+    pub spec: &'a Spec,
+    pub fsm: &'a fsm::Instance,
+    pub stats: &'a InstanceStats,
+    pub group: Option<&'a str>,
+}
+
+#[derive(Default)]
+pub struct Router {
+    instances: BTreeMap<String, Entry>,
+    by_key: BTreeMap<InstanceKey, String>,
+    groups: BTreeMap<String, SyncGroup>,
+    /// Each group's config (tracking), by group name.
+    group_cfgs: BTreeMap<String, config::SyncGroup>,
+    scripts: BTreeMap<String, config::Script>,
+    /// vrrp_script name -> succeeded? (None until its first result.)
+    script_ok: BTreeMap<String, Option<bool>>,
+    /// Tracked interface -> up?
+    links: BTreeMap<String, bool>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Carries out one input at `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Configure(plan) => self.configure(now, plan, &mut out),
+            Input::Advert(rx) => self.advert(now, rx, &mut out),
+            Input::Timer => self.timers(now, &mut out),
+            Input::Track(ev) => {
+                match ev {
+                    TrackEvent::Script { name, ok } => {
+                        if let Some(s) = self.script_ok.get_mut(&name) {
+                            *s = Some(ok);
+                        }
+                    }
+                    TrackEvent::Link { ifname, up } => {
+                        self.links.insert(ifname, up);
+                    }
+                }
+                for name in self.names() {
+                    self.apply_tracking(&name, now, &mut out);
+                }
+            }
+            Input::Shutdown => {
+                for name in self.names() {
+                    if let Some(e) = self.instances.get_mut(&name) {
+                        let actions = e.fsm.step(Event::Shutdown, now);
+                        // No sync-group propagation: every member stops anyway.
+                        self.run(&name, actions, false, now, &mut out);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The earliest time `Input::Timer` has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.instances
+            .values()
+            .flat_map(|e| [e.fsm.next_deadline(), e.garp_due, e.refresh_due])
+            .flatten()
+            .min()
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<View<'_>> {
+        let e = self.instances.get(name)?;
+        Some(View {
+            spec: &e.spec,
+            fsm: &e.fsm,
+            stats: &e.stats,
+            group: self.group_of(name).map(SyncGroup::name),
+        })
+    }
+
+    /// The instance an advert for `key` is for.
+    pub fn by_key(&self, key: &InstanceKey) -> Option<View<'_>> {
+        self.by_key.get(key).and_then(|n| self.get(n))
+    }
+
+    /// Every instance, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, View<'_>)> {
+        self.instances.keys().filter_map(|n| Some((n.as_str(), self.get(n)?)))
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &SyncGroup> {
+        self.groups.values()
+    }
+
+    /// What an instance tracks, with the current results, as `status` shows it.
+    pub fn tracking(&self, name: &str) -> Vec<Tracked> {
+        let Some(e) = self.instances.get(name) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Tracked> = e
+            .spec
+            .cfg
+            .track_scripts
+            .iter()
+            .map(|t| Tracked {
+                kind: TrackedKind::Script,
+                name: t.name.clone(),
+                ok: self.script_ok.get(&t.name).copied().flatten(),
+                weight: t
+                    .weight
+                    .or_else(|| self.scripts.get(&t.name).map(|s| s.weight)),
+            })
+            .collect();
+        out.extend(e.spec.cfg.track_interfaces.iter().map(|t| Tracked {
+            kind: TrackedKind::Interface,
+            name: t.name.clone(),
+            ok: self.links.get(&t.name).copied(),
+            weight: t.weight,
+        }));
+        out
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.instances.keys().cloned().collect()
+    }
+
+    fn group_of(&self, member: &str) -> Option<&SyncGroup> {
+        self.groups.values().find(|g| g.contains(member))
+    }
+
+    /// Starts a new configuration. Instances that behave the same keep running with their
+    /// state, untouched; changed ones stop (as on SIGTERM) and start again; removed ones stop;
+    /// new ones start.
+    fn configure(&mut self, now: Instant, plan: Plan, out: &mut Vec<Output>) {
+        let new_keys: BTreeSet<InstanceKey> = plan.instances.iter().map(Spec::key).collect();
+        let stopping: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|(name, e)| {
+                !plan
+                    .instances
+                    .iter()
+                    .any(|s| &s.cfg.name == *name && s.same_behaviour(&e.spec))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &stopping {
+            if let Some(mut e) = self.instances.remove(name) {
+                let actions = e.fsm.step(Event::Shutdown, now);
+                // Stepped outside the registry: a stop propagates nothing (INIT is not a state
+                // a sync group follows), and nothing can reach this instance any more.
+                self.instances.insert(name.clone(), e);
+                self.run(name, actions, false, now, out);
+                if let Some(e) = self.instances.remove(name) {
+                    let key = e.spec.key();
+                    if self.by_key.get(&key) == Some(name) {
+                        self.by_key.remove(&key);
+                    }
+                    if !new_keys.contains(&key) {
+                        out.push(Output::Unwatch(key));
+                    }
+                }
+                out.push(Output::Retire(name.clone()));
+            }
+        }
+        // The kept ones take the new config's positions (for messages).
+        for spec in &plan.instances {
+            if let Some(e) = self.instances.get_mut(&spec.cfg.name) {
+                e.spec = spec.clone();
+            }
+        }
+        self.groups = plan
+            .groups
+            .iter()
+            .map(|g| {
+                let group = self.groups.get(&g.name).map_or_else(
+                    || SyncGroup::new(&g.name, &g.members),
+                    |old| old.reconfigured(&g.members),
+                );
+                (g.name.clone(), group)
+            })
+            .collect();
+        self.group_cfgs = plan
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), g.clone()))
+            .collect();
+        let wanted = plan.scripts_in_use();
+        self.script_ok.retain(|n, _| wanted.contains(n));
+        for name in &wanted {
+            if let Some(s) = plan.scripts.get(name) {
+                self.script_ok
+                    .entry(name.clone())
+                    .or_insert_with(|| super::track::ScriptState::new(s.init_fail).ok);
+            }
+        }
+        self.scripts = plan.scripts;
+        // Read at resolution: fresher than what the poller last said.
+        self.links.extend(plan.links);
+        let mut added = Vec::new();
+        for spec in plan.instances {
+            if self.instances.contains_key(&spec.cfg.name) {
+                continue;
+            }
+            let key = spec.key();
+            self.by_key.insert(key, spec.cfg.name.clone());
+            out.push(Output::Watch(key));
+            added.push(spec.cfg.name.clone());
+            self.instances.insert(
+                spec.cfg.name.clone(),
+                Entry {
+                    fsm: fsm::Instance::new(spec.params()),
+                    spec,
+                    faulted: false,
+                    garp_due: None,
+                    refresh_due: None,
+                    stats: InstanceStats::default(),
+                },
+            );
+        }
+        // Tracking first (a new instance may start in FAULT), then the new ones start.
+        for name in self.names() {
+            self.apply_tracking(&name, now, out);
+        }
+        for name in added {
+            if let Some(e) = self.instances.get_mut(&name) {
+                let actions = e.fsm.step(Event::Startup, now);
+                self.run(&name, actions, true, now, out);
+            }
+        }
+    }
+
+    fn advert(&mut self, now: Instant, rx: RxAdvert, out: &mut Vec<Output>) {
+        let source = rx.source();
+        let Some(name) = self.by_key.get(&rx.key()).cloned() else {
+            out.push(Output::Drop {
+                instance: None,
+                source,
+                cause: DropCause::UnknownVrid,
+            });
+            return;
+        };
+        let Some(e) = self.instances.get_mut(&name) else {
+            return;
+        };
+        if rx.src == e.spec.src {
+            return; // our own, looped back by a switch or a bridge in hairpin mode
+        }
+        let advert = match rx.body {
+            Ok(a) => a,
+            Err(err) => {
+                e.stats.dropped.add(err.reason());
+                out.push(Output::Drop {
+                    instance: Some(name),
+                    source,
+                    cause: DropCause::Malformed(err),
+                });
+                return;
+            }
+        };
+        e.stats.adverts_received += 1;
+        let actions = e.fsm.step(
+            Event::Advert {
+                src: rx.src,
+                advert,
+                arrived: rx.arrived,
+            },
+            now,
+        );
+        let mut rest = Vec::with_capacity(actions.len());
+        for a in actions {
+            if let Action::Drop(err) = a {
+                e.stats.dropped.add(err.reason());
+                out.push(Output::Drop {
+                    instance: Some(name.clone()),
+                    source,
+                    cause: DropCause::Refused(err),
+                });
+            } else {
+                rest.push(a);
+            }
+        }
+        self.run(&name, rest, true, now, out);
+    }
+
+    fn timers(&mut self, now: Instant, out: &mut Vec<Output>) {
+        for name in self.names() {
+            let Some(e) = self.instances.get_mut(&name) else {
+                continue;
+            };
+            if e.fsm.next_deadline().is_some_and(|d| d <= now) {
+                let actions = e.fsm.step(Event::Timer, now);
+                self.run(&name, actions, true, now, out);
+            }
+            let Some(e) = self.instances.get_mut(&name) else {
+                continue;
+            };
+            let master = e.fsm.state() == State::Master;
+            let garp = e.spec.cfg.garp;
+            if e.garp_due.is_some_and(|d| d <= now) {
+                e.garp_due = None;
+                if master {
+                    out.push(Output::Instance {
+                        name: name.clone(),
+                        effect: Effect::Announce {
+                            repeat: garp.master_repeat,
+                        },
+                    });
+                }
+            }
+            if e.refresh_due.is_some_and(|d| d <= now) {
+                e.refresh_due = master.then(|| now.plus(garp.master_refresh));
+                if master {
+                    out.push(Output::Instance {
+                        name: name.clone(),
+                        effect: Effect::Announce {
+                            repeat: garp.master_refresh_repeat,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// What an instance tracks, with the state of each, for `effective_priority`.
+    fn weighted(&self, e: &Entry) -> Vec<Weighted> {
+        let cfg = &e.spec.cfg;
+        let group = self
+            .group_of(&cfg.name)
+            .and_then(|g| self.group_cfgs.get(g.name()));
+        let mut out = Vec::new();
+        let scripts = cfg
+            .track_scripts
+            .iter()
+            .chain(group.into_iter().flat_map(|g| g.track_scripts.iter()));
+        for t in scripts {
+            let Some(s) = self.scripts.get(&t.name) else {
+                continue;
+            };
+            out.push(Weighted {
+                weight: Some(t.weight.unwrap_or(s.weight)),
+                reverse: t.reverse || s.weight_reverse,
+                ok: self.script_ok.get(&t.name).copied().flatten(),
+            });
+        }
+        let ifaces = cfg
+            .track_interfaces
+            .iter()
+            .chain(group.into_iter().flat_map(|g| g.track_interfaces.iter()));
+        for t in ifaces {
+            out.push(Weighted {
+                weight: t.weight,
+                reverse: t.reverse,
+                ok: Some(self.links.get(&t.name).copied().unwrap_or(false)),
+            });
+        }
+        if !cfg.dont_track_primary {
+            out.push(Weighted {
+                weight: None,
+                reverse: false,
+                ok: Some(self.links.get(&cfg.interface).copied().unwrap_or(true)),
+            });
+        }
+        out
+    }
+
+    /// Feeds the effective priority and the fault state into the instance's machine.
+    fn apply_tracking(&mut self, name: &str, now: Instant, out: &mut Vec<Output>) {
+        let Some(e) = self.instances.get(name) else {
+            return;
+        };
+        let effective = effective_priority(e.spec.cfg.priority, &self.weighted(e));
+        let Some(e) = self.instances.get_mut(name) else {
+            return;
+        };
+        let mut actions = Vec::new();
+        let mut effects = Vec::new();
+        match effective {
+            None => {
+                if !e.faulted {
+                    e.faulted = true;
+                    effects.push(Effect::Tracking { failed: true });
+                    actions.extend(e.fsm.step(Event::Fault(true), now));
+                }
+            }
+            Some(p) => {
+                if e.faulted {
+                    e.faulted = false;
+                    effects.push(Effect::Tracking { failed: false });
+                    actions.extend(e.fsm.step(Event::Fault(false), now));
+                }
+                if p != e.fsm.priority() {
+                    effects.push(Effect::Priority {
+                        from: e.fsm.priority(),
+                        to: p,
+                    });
+                    actions.extend(e.fsm.step(Event::Priority(p), now));
+                }
+            }
+        }
+        out.extend(effects.into_iter().map(|effect| Output::Instance {
+            name: name.to_owned(),
+            effect,
+        }));
+        self.run(name, actions, true, now, out);
+    }
+
+    /// Turns one step's actions into outputs, and steps the sync-group members they move, in
+    /// order: a member's own actions first, then those of the members that follow it.
+    fn run(
+        &mut self,
+        name: &str,
+        actions: Vec<Action>,
+        propagate: bool,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let mut queue = VecDeque::from([(name.to_owned(), actions, propagate)]);
+        while let Some((name, actions, leading)) = queue.pop_front() {
+            for action in actions {
+                let Some(e) = self.instances.get_mut(&name) else {
+                    break;
+                };
+                let effect = match action {
+                    Action::SendAdvert { priority } => Effect::SendAdvert { priority },
+                    Action::StartAdverts {
+                        priority,
+                        first,
+                        interval,
+                    } => Effect::StartAdverts {
+                        priority,
+                        first,
+                        interval,
+                    },
+                    Action::StopAdverts => Effect::StopAdverts,
+                    Action::AddVips => Effect::AddVips,
+                    Action::RemoveVips => Effect::RemoveVips,
+                    Action::Announce => {
+                        let garp = e.spec.cfg.garp;
+                        if !garp.master_delay.is_zero() {
+                            e.garp_due = Some(now.plus(garp.master_delay));
+                        }
+                        if !garp.master_refresh.is_zero() {
+                            e.refresh_due = Some(now.plus(garp.master_refresh));
+                        }
+                        Effect::Announce {
+                            repeat: garp.master_repeat,
+                        }
+                    }
+                    // Only an advert's step drops, and `advert` takes those out first.
+                    Action::Drop(_) => continue,
+                    Action::Transition { from, to } => {
+                        if to == State::Master {
+                            e.stats.became_master += 1;
+                        } else {
+                            e.garp_due = None;
+                            e.refresh_due = None;
+                        }
+                        let priority = e.fsm.priority();
+                        out.push(Output::Instance {
+                            name: name.clone(),
+                            effect: Effect::Transition { from, to, priority },
+                        });
+                        let group = self.groups.values_mut().find(|g| g.contains(&name));
+                        if let Some(g) = group {
+                            let p = g.member_entered(&name, to, leading);
+                            if let Some(state) = p.entered {
+                                out.push(Output::Group {
+                                    name: g.name().to_owned(),
+                                    state,
+                                    priority,
+                                });
+                            }
+                            for m in p.followers {
+                                if let Some(f) = self.instances.get_mut(&m) {
+                                    let follow = f.fsm.step(Event::Sync(to), now);
+                                    queue.push_back((m, follow, false));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                };
+                out.push(Output::Instance {
+                    name: name.clone(),
+                    effect,
+                });
+            }
+        }
+    }
+}

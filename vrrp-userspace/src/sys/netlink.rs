@@ -1,0 +1,232 @@
+//! rtnetlink: links, addresses, VIPs. One connection, its task spawned on the runtime.
+
+use std::{io, net::IpAddr};
+
+use futures::TryStreamExt as _;
+use netlink_packet_route::{
+    address::{AddressAttribute, AddressMessage, AddressScope},
+    link::{LinkAttribute, LinkFlags},
+};
+use thiserror::Error;
+
+use crate::{config::Vip, wire::vrrp::Family};
+
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("cannot open a netlink socket: {0}")]
+    Connect(#[source] io::Error),
+    #[error("interface {ifname} does not exist")]
+    NoInterface { ifname: String },
+    #[error("interface {ifname}: {op}: {source}")]
+    Netlink {
+        ifname: String,
+        op: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("interface {ifname}: {op}: {source}")]
+    Socket {
+        ifname: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("interface {ifname} has no {family} address to send adverts from{hint}")]
+    NoSource {
+        ifname: String,
+        family: &'static str,
+        hint: &'static str,
+    },
+}
+
+/// What the daemon needs to know about an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub index: u32,
+    pub mac: [u8; 6],
+    /// Administratively up and with carrier.
+    pub up: bool,
+}
+
+/// An address on an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub scope: AddressScope,
+    pub message: AddressMessage,
+}
+
+/// One rtnetlink connection, its task spawned on the current runtime.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: rtnetlink::Handle,
+}
+
+impl Netlink {
+    pub fn connect() -> Result<Self, NetError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Link, NetError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        let msg = match links.try_next().await {
+            Ok(Some(m)) => m,
+            // ENODEV comes back as an error, not as an empty answer.
+            Ok(None) | Err(_) => {
+                return Err(NetError::NoInterface {
+                    ifname: name.to_owned(),
+                });
+            }
+        };
+        let mut mac = [0u8; 6];
+        for a in &msg.attributes {
+            if let LinkAttribute::Address(bytes) = a
+                && bytes.len() == 6
+            {
+                mac.copy_from_slice(bytes);
+            }
+        }
+        let flags = msg.header.flags;
+        Ok(Link {
+            name: name.to_owned(),
+            index: msg.header.index,
+            mac,
+            up: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp),
+        })
+    }
+
+    pub async fn addresses(&self, link: &Link) -> Result<Vec<Addr>, NetError> {
+        let err = |source| NetError::Netlink {
+            ifname: link.name.clone(),
+            op: "list addresses",
+            source,
+        };
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(link.index)
+            .execute();
+        let mut out = Vec::new();
+        while let Some(msg) = stream.try_next().await.map_err(err)? {
+            let addr = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = addr.or_else(|| {
+                msg.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(addr) = addr {
+                out.push(Addr {
+                    addr,
+                    prefix: msg.header.prefix_len,
+                    scope: msg.header.scope,
+                    message: msg,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a VIP; re-adding one that is there is not an error (`replace`).
+    pub async fn add_vip(&self, link: &Link, vip: &Vip) -> Result<(), NetError> {
+        let mut req = self
+            .handle
+            .address()
+            .add(link.index, vip.addr, vip.prefix)
+            .replace();
+        let msg = req.message_mut();
+        if let Some(scope) = vip.scope.as_deref() {
+            msg.header.scope = match scope {
+                "host" => AddressScope::Host,
+                "link" => AddressScope::Link,
+                "site" => AddressScope::Site,
+                "nowhere" => AddressScope::Nowhere,
+                _ => AddressScope::Universe,
+            };
+        }
+        if let (Some(label), IpAddr::V4(_)) = (&vip.label, vip.addr) {
+            msg.attributes.push(AddressAttribute::Label(label.clone()));
+        }
+        if let Some(brd) = vip.brd {
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        if vip.addr.is_ipv6() {
+            // No duplicate address detection for a VIP that moves between routers (keepalived
+            // does the same): DAD would hold it "tentative" for a second after a failover.
+            msg.attributes.push(AddressAttribute::Flags(
+                netlink_packet_route::address::AddressFlags::Nodad,
+            ));
+        }
+        req.execute().await.map_err(|source| NetError::Netlink {
+            ifname: link.name.clone(),
+            op: "add VIP",
+            source,
+        })
+    }
+
+    /// Removes `addr` if `link` holds it; returns whether it was there.
+    pub async fn del_vip(&self, link: &Link, addr: IpAddr) -> Result<bool, NetError> {
+        let present = self
+            .addresses(link)
+            .await?
+            .into_iter()
+            .find(|a| a.addr == addr);
+        let Some(found) = present else {
+            return Ok(false);
+        };
+        match self.handle.address().del(found.message).execute().await {
+            Ok(()) => Ok(true),
+            // Gone in between (another process, a link flap): the goal is reached.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {
+                Ok(false)
+            }
+            Err(source) => Err(NetError::Netlink {
+                ifname: link.name.clone(),
+                op: "delete VIP",
+                source,
+            }),
+        }
+    }
+
+    /// The address adverts are sent from: the first global IPv4 address that is not a VIP, or
+    /// for IPv6 the link-local address (RFC 5798 5.1.2.1).
+    pub async fn source_address(
+        &self,
+        link: &Link,
+        family: Family,
+        vips: &[IpAddr],
+    ) -> Result<IpAddr, NetError> {
+        let addrs = self.addresses(link).await?;
+        let pick = addrs.iter().map(|a| a.addr).find(|a| match (family, a) {
+            (Family::V4, IpAddr::V4(v4)) => !vips.contains(a) && !v4.is_loopback(),
+            (Family::V6, IpAddr::V6(v6)) => v6.is_unicast_link_local(),
+            _ => false,
+        });
+        pick.ok_or(NetError::NoSource {
+            ifname: link.name.clone(),
+            family: if family == Family::V4 {
+                "IPv4"
+            } else {
+                "IPv6 link-local"
+            },
+            hint: if family == Family::V4 {
+                ": give it one, or set unicast_src_ip / mcast_src_ip"
+            } else {
+                ": is IPv6 enabled on it (net.ipv6.conf.IF.disable_ipv6)?"
+            },
+        })
+    }
+}
