@@ -174,8 +174,13 @@ fn two_vrids_from_one_router_are_accounted_apart() {
     };
     let lab = Lab::seed();
     let _k = lab.keepalived(Host::Lb01, &second(seed("ch4-lb01.conf"), "MASTER", 150));
-    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &second(seed("ch4-lb02.conf"), "BACKUP", 100));
-    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+    let lb02 = lab.vrrpd(
+        VRRPD,
+        Host::Lb02,
+        &second(seed("ch4-lb02.conf"), "BACKUP", 100),
+    );
+    assert!(wait_until(Duration::from_secs(10), || lab
+        .holds(Host::Lb01, VIP)
         && lab.holds(Host::Lb01, "10.0.0.4")));
     lab.nft_drop_vrrp(Host::Lb02, "input");
     let (text, _) = finding(
@@ -186,10 +191,16 @@ fn two_vrids_from_one_router_are_accounted_apart() {
         &lb02,
     );
     assert!(
-        text.contains("eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them"),
+        text.contains(
+            "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them"
+        ),
         "{text}"
     );
-    assert!(!lab.holds(Host::Lb02, VIP) && !lab.holds(Host::Lb02, "10.0.0.4"), "{}", lb02.logs());
+    assert!(
+        !lab.holds(Host::Lb02, VIP) && !lab.holds(Host::Lb02, "10.0.0.4"),
+        "{}",
+        lb02.logs()
+    );
 }
 
 /// nftables on lb01 drops our own adverts on output: lb02 no longer hears the master and
@@ -369,9 +380,27 @@ fn rp_filter_drop_is_named_by_the_kernel_reason() {
     let _lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
     assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
-    lab.exec(Host::Lb02, &["ip", "route", "add", "10.0.0.5/32", "via", "172.16.1.7", "dev", "eth1"]);
-    lab.exec(Host::Lb02, &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
-    lab.exec(Host::Lb02, &["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1"]);
+    lab.exec(
+        Host::Lb02,
+        &[
+            "ip",
+            "route",
+            "add",
+            "10.0.0.5/32",
+            "via",
+            "172.16.1.7",
+            "dev",
+            "eth1",
+        ],
+    );
+    lab.exec(
+        Host::Lb02,
+        &["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"],
+    );
+    lab.exec(
+        Host::Lb02,
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1"],
+    );
     let (text, took) = finding(
         &lab,
         Host::Lb02,
@@ -385,7 +414,11 @@ fn rp_filter_drop_is_named_by_the_kernel_reason() {
         "one master behind rp_filter\n{}",
         lb02.logs()
     );
-    for line in text.lines().map(str::trim).filter(|l| l.starts_with("sysctl -w")) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("sysctl -w"))
+    {
         let words: Vec<&str> = line.split_whitespace().collect();
         lab.exec(Host::Lb02, &words);
     }

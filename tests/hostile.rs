@@ -76,13 +76,28 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("wrong TTL", frame_with(&good_bytes(&base), 64)),
         ("wrong checksum", frame_with(&bad_sum, 255)),
-        ("wrong auth", frame_with(&good_bytes(&advert(50, 200, "9999")), 255)),
-        ("unknown VRID", frame_with(&good_bytes(&advert(51, 200, "1111")), 255)),
-        ("priority 255 from a non-owner", frame_with(&good_bytes(&advert(50, 255, "1111")), 255)),
+        (
+            "wrong auth",
+            frame_with(&good_bytes(&advert(50, 200, "9999")), 255),
+        ),
+        (
+            "unknown VRID",
+            frame_with(&good_bytes(&advert(51, 200, "1111")), 255),
+        ),
+        (
+            "priority 255 from a non-owner",
+            frame_with(&good_bytes(&advert(50, 255, "1111")), 255),
+        ),
         ("bad version", frame_with(&bad_version, 255)),
         ("bad type", frame_with(&bad_type, 255)),
-        ("address count beyond the packet", frame_with(&bad_count, 255)),
-        ("truncated VRRP header", frame_with(&good_bytes(&base)[..4], 255)),
+        (
+            "address count beyond the packet",
+            frame_with(&bad_count, 255),
+        ),
+        (
+            "truncated VRRP header",
+            frame_with(&good_bytes(&base)[..4], 255),
+        ),
         // An IP total length beyond the frame does not cross the lab's bridge (the kernel's
         // bridge validates IPv4 headers); tests/xdp.rs feeds it to the program directly.
         ("garbage", frame_with(&[0x21, 50, 200, 1, 0xde, 0xad], 255)),
@@ -179,7 +194,11 @@ fn hostile_adverts_are_counted_by_reason_and_change_nothing() {
             counter::BAD_TYPE,
             counter::UNWATCHED,
         ] {
-            assert!(xdp.get(c) >= 20, "{name}: xdp {}: {xdp:?}", counter::NAMES[c as usize]);
+            assert!(
+                xdp.get(c) >= 20,
+                "{name}: xdp {}: {xdp:?}",
+                counter::NAMES[c as usize]
+            );
         }
         assert!(
             xdp.get(counter::BAD_LENGTH) + xdp.get(counter::TOO_SHORT) >= 60,
@@ -230,7 +249,11 @@ fn a_flood_from_the_client_is_rate_limited_and_moves_nothing() {
     let mut sent = 0u64;
     while start.elapsed() < Duration::from_secs(secs) {
         for _ in 0..256 {
-            let f = if sent % 8 == 0 { &wrong_ttl } else { &wrong_auth };
+            let f = if sent % 8 == 0 {
+                &wrong_ttl
+            } else {
+                &wrong_auth
+            };
             if inj.send(f) {
                 sent += 1;
             }
@@ -261,11 +284,18 @@ fn a_flood_from_the_client_is_rate_limited_and_moves_nothing() {
     assert_eq!(n(counter::RING_FULL), 0, "{xdp:?}");
     // The budget lets about 400 records a second through per source: a few percent of a core.
     for (host, c) in ["lb01", "lb02"].iter().zip(&cpu) {
-        assert!(*c < 0.5, "{host} used {:.0} % of a core during the flood", c * 100.0);
+        assert!(
+            *c < 0.5,
+            "{host} used {:.0} % of a core during the flood",
+            c * 100.0
+        );
     }
     assert_eq!(st.instances[0].state, State::Backup);
     assert!(
-        st.instances[0].counters.dropped.get(DropReason::AuthMismatch)
+        st.instances[0]
+            .counters
+            .dropped
+            .get(DropReason::AuthMismatch)
             > 0
     );
     p.check_one_holder();

@@ -42,7 +42,8 @@ fn status_reports_the_lab_s_real_state() {
         lb01.logs()
     );
     std::thread::sleep(Duration::from_millis(2500));
-    let s1: Status = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("a status");
+    let s1: Status =
+        serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("a status");
     let i = &s1.instances[0];
     assert_eq!(
         (i.name.as_str(), i.state, i.vrid),
@@ -58,17 +59,17 @@ fn status_reports_the_lab_s_real_state() {
         "status agrees with the addresses on the interface"
     );
 
-    let s2: Status = serde_json::from_str(&ask(&lab, Host::Lb02, "status", true)).expect("a status");
+    let s2: Status =
+        serde_json::from_str(&ask(&lab, Host::Lb02, "status", true)).expect("a status");
     let i = &s2.instances[0];
     assert_eq!(i.state, State::Backup);
     assert_eq!(
-        i.master.as_ref().map(|m| (m.address.to_string(), m.priority)),
+        i.master
+            .as_ref()
+            .map(|m| (m.address.to_string(), m.priority)),
         Some(("10.0.0.5".to_owned(), 150))
     );
-    assert!(
-        (i.master_down_interval_s - 3.609_375).abs() < 1e-6,
-        "{i:?}"
-    );
+    assert!((i.master_down_interval_s - 3.609_375).abs() < 1e-6, "{i:?}");
     assert!(i.counters.adverts_received >= 2);
     assert!(s2.xdp.get(counter::VRRP_V4) >= 2, "{s2:?}");
 

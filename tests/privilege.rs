@@ -48,14 +48,17 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
     let conf = seed("ch4-lb01.conf");
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
     assert!(
-        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "10.0.0.3")),
+        wait_until(Duration::from_secs(10), || lab
+            .holds(Host::Lb01, "10.0.0.3")),
         "{}",
         lb01.logs()
     );
     assert!(
-        wait_until(Duration::from_secs(5), || lb01
+        wait_until(Duration::from_secs(5), || {
+            lb01
             .stderr()
-            .contains("capabilities: kept CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE, CAP_IPC_LOCK, CAP_SETUID, CAP_SETGID, CAP_KILL;")),
+            .contains("capabilities: kept CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_NICE, CAP_IPC_LOCK, CAP_SETUID, CAP_SETGID, CAP_KILL;")
+        }),
         "{}",
         lb01.logs()
     );
@@ -65,7 +68,9 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
     for d in [&lb01, &lb02] {
         let all_dropped = wait_until(Duration::from_secs(5), || {
             let t = thread_caps(d.pid());
-            !t.is_empty() && t.iter().all(|(_, eff, prm)| *eff & !KEPT == 0 && *prm & !KEPT == 0)
+            !t.is_empty()
+                && t.iter()
+                    .all(|(_, eff, prm)| *eff & !KEPT == 0 && *prm & !KEPT == 0)
         });
         assert!(
             all_dropped,
@@ -82,11 +87,16 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
     lab.write("vrrpd-lb01.conf", &more);
     lb01.signal("HUP");
     assert!(
-        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, "172.16.1.100")),
+        wait_until(Duration::from_secs(10), || lab
+            .holds(Host::Lb01, "172.16.1.100")),
         "the reloaded instance must come up\n{}",
         lb01.logs()
     );
-    assert_eq!(lab.xdp_programs(Host::Lb01).len(), 2, "XDP on eth0 and eth1");
+    assert_eq!(
+        lab.xdp_programs(Host::Lb01).len(),
+        2,
+        "XDP on eth0 and eth1"
+    );
     let status = lab.ask(VRRPD, Host::Lb01, &["status", "--json"]);
     let v: Status = serde_json::from_slice(&status.stdout).expect("a status");
     let eth1 = v.instances.iter().find(|i| i.interface == "eth1");
@@ -114,7 +124,14 @@ fn the_control_socket_refuses_other_users() {
     );
     let as_nobody = || {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", VRRPD, "status", "-s"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                VRRPD,
+                "status",
+                "-s",
+            ])
             .arg(&sock)
             .output()
             .expect("setpriv")
@@ -131,10 +148,15 @@ fn the_control_socket_refuses_other_users() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "nobody may not ask even through 0666: {text}");
+    assert!(
+        !out.status.success(),
+        "nobody may not ask even through 0666: {text}"
+    );
     assert!(!text.contains("MASTER"), "{text}");
     assert!(
-        wait_until(Duration::from_secs(3), || lb01.stderr().contains("uid=65534")),
+        wait_until(Duration::from_secs(3), || lb01
+            .stderr()
+            .contains("uid=65534")),
         "the refusal is logged with the uid\n{}",
         lb01.logs()
     );

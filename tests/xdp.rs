@@ -9,9 +9,9 @@ use vrrp::{
     datapath::{Counters, Datapath},
     wire::{
         frame,
+        record::WireRecord,
         vrrp::{Advert, Auth, ChecksumMode, Version},
     },
-    wire::record::WireRecord,
 };
 use vrrp_common::{AF_INET, AF_INET6, Verdict, WatchKey, counter};
 use vrrpd_lab::require_root;
@@ -286,7 +286,8 @@ fn one_source_flooding_is_rate_limited() {
     let elapsed_budget = (per_run * 3000).as_nanos() as u64 / vrrp_common::RATE_INTERVAL_NS;
     let emitted = c.get(counter::EMITTED);
     assert!(
-        emitted >= vrrp_common::RATE_BURST && emitted <= vrrp_common::RATE_BURST + 2 + elapsed_budget,
+        emitted >= vrrp_common::RATE_BURST
+            && emitted <= vrrp_common::RATE_BURST + 2 + elapsed_budget,
         "{c}"
     );
     assert_eq!(emitted + c.get(counter::RATE_LIMITED), 3000, "{c}");
@@ -294,7 +295,13 @@ fn one_source_flooding_is_rate_limited() {
     // Another source still gets through at once.
     let other = v4_frame_from(&seed_advert(Version::V2, 50), 255, v4([10, 0, 0, 6]));
     h.capture.test_run(&other, 1).expect("test_run");
-    assert_eq!(h.capture.counters().expect("counters").get(counter::EMITTED), emitted + 1);
+    assert_eq!(
+        h.capture
+            .counters()
+            .expect("counters")
+            .get(counter::EMITTED),
+        emitted + 1
+    );
 }
 
 #[test]

@@ -476,7 +476,13 @@ pub fn socket_count(ctx: SkBuffContext) -> i64 {
     let vrrp_at = if family == AF_INET {
         // SAFETY: one byte into a local buffer; the helper bounds-checks the packet.
         let r = unsafe {
-            bpf_skb_load_bytes_relative(skb.cast(), 0, first.as_mut_ptr().cast(), 1, BPF_HDR_START_NET)
+            bpf_skb_load_bytes_relative(
+                skb.cast(),
+                0,
+                first.as_mut_ptr().cast(),
+                1,
+                BPF_HDR_START_NET,
+            )
         };
         if r != 0 {
             return 0;

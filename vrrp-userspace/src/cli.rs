@@ -311,7 +311,9 @@ fn bench_xdp(repeat: u32) -> anyhow::Result<ExitCode> {
     arp.extend_from_slice(&mac);
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.extend_from_slice(&[0u8; 28]);
-    let vrrp_msg = [0x21, 99, 100, 1, 1, 1, 0, 0, 10, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+    let vrrp_msg = [
+        0x21, 99, 100, 1, 1, 1, 0, 0, 10, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     let frames = [
         ("tcp", frame::ethernet(mac, mac, 0, &tcp)),
         ("udp", frame::ethernet(mac, mac, 0, &udp)),
@@ -403,7 +405,9 @@ fn status_text(s: &Status) -> String {
                 (TrackedKind::Script, None) => ("script", "no result yet"),
                 (TrackedKind::Interface, None) => ("interface", "no result yet"),
             };
-            let weight = t.weight.map_or_else(|| "none".to_owned(), |w| w.to_string());
+            let weight = t
+                .weight
+                .map_or_else(|| "none".to_owned(), |w| w.to_string());
             let _ = writeln!(out, "    track {kind} {}: {ok} (weight {weight})", t.name);
         }
         let c = &i.counters;

@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(t.plus(Duration::from_nanos(3)), Instant(8));
         assert_eq!(t.minus(Duration::from_nanos(9)), Instant(0));
         assert_eq!(t.since(Instant(9)), Duration::ZERO);
-        assert_eq!(Instant(u64::MAX).plus(Duration::from_secs(1)), Instant(u64::MAX));
+        assert_eq!(
+            Instant(u64::MAX).plus(Duration::from_secs(1)),
+            Instant(u64::MAX)
+        );
         assert_eq!(centis(150), Duration::from_millis(1500));
     }
 }

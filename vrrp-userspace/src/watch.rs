@@ -225,14 +225,14 @@ pub fn table(d: &Diagnosis, vrid: Option<u8>) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
-    use super::*;
     use vrrp::wire::vrrp::{Auth, ChecksumMode, Family, Version};
     use vrrp_common::Verdict;
+
+    use super::*;
 
     fn wire(ktime_ns: u64, vrrp: Vec<u8>) -> WireRecord {
         WireRecord {

@@ -43,18 +43,28 @@ pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
             let load = LOADS
                 .into_iter()
                 .find(|l| format!("{l:?}").eq_ignore_ascii_case(arg(2).unwrap_or("")))
-                .context("scenario INTERVAL stress|throttled|throttledrt|backupstopped|flood [SECS]")?;
+                .context(
+                    "scenario INTERVAL stress|throttled|throttledrt|backupstopped|flood [SECS]",
+                )?;
             let secs = arg(3).and_then(|n| n.parse().ok()).unwrap_or(30);
             for kind in [Kind::Vrrpd, Kind::Keepalived] {
                 let r = spurious(vrrpd, kind, interval, load, secs);
-                println!("{} {interval} {}: {r:?} moves/min", kind.name(), load.name());
+                println!(
+                    "{} {interval} {}: {r:?} moves/min",
+                    kind.name(),
+                    load.name()
+                );
             }
             Ok(())
         }
         Some("footprint") => {
             let n = arg(1).and_then(|n| n.parse().ok()).unwrap_or(100);
             for kind in [Kind::Vrrpd, Kind::Keepalived] {
-                println!("{}: {:?} (% CPU, MiB RSS)", kind.name(), footprint(vrrpd, kind, n, 5));
+                println!(
+                    "{}: {:?} (% CPU, MiB RSS)",
+                    kind.name(),
+                    footprint(vrrpd, kind, n, 5)
+                );
             }
             Ok(())
         }
@@ -206,12 +216,13 @@ struct Gaps {
     preempt: Vec<f64>,
 }
 
-fn client_gap(lab: &Lab, fault: impl FnOnce(), until: impl FnMut() -> bool, limit: Duration) -> Option<f64> {
-    let prober = lab.prober(
-        Host::Client,
-        VIP.parse().ok()?,
-        Duration::from_millis(2),
-    );
+fn client_gap(
+    lab: &Lab,
+    fault: impl FnOnce(),
+    until: impl FnMut() -> bool,
+    limit: Duration,
+) -> Option<f64> {
+    let prober = lab.prober(Host::Client, VIP.parse().ok()?, Duration::from_millis(2));
     fault();
     let ok = wait_until(limit, until);
     std::thread::sleep(Duration::from_millis(300));
@@ -221,13 +232,32 @@ fn client_gap(lab: &Lab, fault: impl FnOnce(), until: impl FnMut() -> bool, limi
 
 fn failover(vrrpd: &Path, kind: Kind, interval: f64, reps: usize) -> Gaps {
     let lab = Lab::seed();
-    let mut lb01 = start(&lab, vrrpd, kind, Host::Lb01, &config(Host::Lb01, interval, false), None);
-    let _lb02 = start(&lab, vrrpd, kind, Host::Lb02, &config(Host::Lb02, interval, false), None);
+    let mut lb01 = start(
+        &lab,
+        vrrpd,
+        kind,
+        Host::Lb01,
+        &config(Host::Lb01, interval, false),
+        None,
+    );
+    let _lb02 = start(
+        &lab,
+        vrrpd,
+        kind,
+        Host::Lb02,
+        &config(Host::Lb02, interval, false),
+        None,
+    );
     let limit = Duration::from_secs_f64(mdi(interval) * 3.0 + 5.0);
     let settle = Duration::from_secs_f64((interval * 10.0).clamp(1.0, 3.0));
     let mut g = Gaps::default();
-    if !wait_until(Duration::from_secs(15), || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)) {
-        eprintln!("{} at {interval}: lb01 never became the only master", kind.name());
+    if !wait_until(Duration::from_secs(15), || {
+        lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)
+    }) {
+        eprintln!(
+            "{} at {interval}: lb01 never became the only master",
+            kind.name()
+        );
         return g;
     }
     std::thread::sleep(settle);
@@ -268,8 +298,17 @@ fn failover(vrrpd: &Path, kind: Kind, interval: f64, reps: usize) -> Gaps {
             g.graceful.push(ms);
         }
         let _ = lb01.wait_exit(Duration::from_secs(5));
-        lb01 = start(&lab, vrrpd, kind, Host::Lb01, &config(Host::Lb01, interval, false), None);
-        let _ = wait_until(limit, || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
+        lb01 = start(
+            &lab,
+            vrrpd,
+            kind,
+            Host::Lb01,
+            &config(Host::Lb01, interval, false),
+            None,
+        );
+        let _ = wait_until(limit, || {
+            lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)
+        });
         std::thread::sleep(settle);
     }
     g
@@ -310,8 +349,18 @@ fn spurious(vrrpd: &Path, kind: Kind, interval: f64, load: Load, secs: u64) -> O
     let cg = match load {
         // As issue 10 measured keepalived: cfs_quota 0.1 s per 1 s period (a workload that
         // burns the quota leaves the group stopped for up to 0.9 s).
-        Load::Throttled => Some(Cgroup::cpu_v1(&format!("{}-bench", lab.prefix()), 1_000_000, 100_000, 0)?),
-        Load::ThrottledRt => Some(Cgroup::cpu_v1(&format!("{}-bench", lab.prefix()), 1_000_000, 100_000, 20_000)?),
+        Load::Throttled => Some(Cgroup::cpu_v1(
+            &format!("{}-bench", lab.prefix()),
+            1_000_000,
+            100_000,
+            0,
+        )?),
+        Load::ThrottledRt => Some(Cgroup::cpu_v1(
+            &format!("{}-bench", lab.prefix()),
+            1_000_000,
+            100_000,
+            20_000,
+        )?),
         _ => None,
     };
     let procs = cg.as_ref().map(Cgroup::procs);
@@ -322,10 +371,30 @@ fn spurious(vrrpd: &Path, kind: Kind, interval: f64, load: Load, secs: u64) -> O
         VIP.parse().ok()?,
         Duration::from_millis(2),
     );
-    let lb01 = start(&lab, vrrpd, kind, Host::Lb01, &config(Host::Lb01, interval, rt), procs.as_deref());
-    let lb02 = start(&lab, vrrpd, kind, Host::Lb02, &config(Host::Lb02, interval, rt), None);
-    if !wait_until(Duration::from_secs(15), || lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)) {
-        eprintln!("{} {interval} {:?}: no single master at start", kind.name(), load);
+    let lb01 = start(
+        &lab,
+        vrrpd,
+        kind,
+        Host::Lb01,
+        &config(Host::Lb01, interval, rt),
+        procs.as_deref(),
+    );
+    let lb02 = start(
+        &lab,
+        vrrpd,
+        kind,
+        Host::Lb02,
+        &config(Host::Lb02, interval, rt),
+        None,
+    );
+    if !wait_until(Duration::from_secs(15), || {
+        lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP)
+    }) {
+        eprintln!(
+            "{} {interval} {:?}: no single master at start",
+            kind.name(),
+            load
+        );
         return None;
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -333,7 +402,13 @@ fn spurious(vrrpd: &Path, kind: Kind, interval: f64, load: Load, secs: u64) -> O
         Load::Stress => procs_list.push(lab.spawn(
             Host::Lb01,
             "stress",
-            &["stress-ng", "--cpu", "0", "--timeout", &format!("{}s", secs + 5)],
+            &[
+                "stress-ng",
+                "--cpu",
+                "0",
+                "--timeout",
+                &format!("{}s", secs + 5),
+            ],
         )),
         Load::Throttled | Load::ThrottledRt => {
             for i in 0..2 {
@@ -406,7 +481,9 @@ mod vrrp_lab_frames {
         f.extend_from_slice(&[0x08, 0x00]);
         let payload = [0u8; 64];
         let total = u16::try_from(20 + 8 + payload.len()).unwrap_or(0);
-        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 10, 10, 0, 0, 6];
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 10, 10, 0, 0, 6,
+        ];
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         let sum = vrrpd_lab::internet_checksum(&ip);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
@@ -426,16 +503,33 @@ mod vrrp_lab_frames {
 fn latency(lab: &Lab, vrrpd: &Path, n: usize, load: bool) -> anyhow::Result<(f64, f64, f64)> {
     let conf = "global_defs {\n  vrrp_version 3\n}\nvrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 50\n  priority 150\n  advert_int 0.01\n  virtual_ipaddress {\n    10.0.0.3\n  }\n}\n";
     let _keepalived = lab.keepalived(Host::Lb01, conf);
-    let _stress = load.then(|| lab.spawn(Host::Lb02, "stress", &["stress-ng", "--cpu", "0", "--timeout", "120s"]));
+    let _stress = load.then(|| {
+        lab.spawn(
+            Host::Lb02,
+            "stress",
+            &["stress-ng", "--cpu", "0", "--timeout", "120s"],
+        )
+    });
     let count = n.to_string();
     let mut watch = lab.spawn(
         Host::Lb02,
         "watch",
-        &[&vrrpd.display().to_string(), "watch", "-i", "eth0", "--json", "-c", &count],
+        &[
+            &vrrpd.display().to_string(),
+            "watch",
+            "-i",
+            "eth0",
+            "--json",
+            "-c",
+            &count,
+        ],
     );
     let limit = Duration::from_secs(30 + u64::try_from(n / 50).unwrap_or(0));
     if !wait_until(limit, || !watch.running()) {
-        bail!("watch did not see {n} adverts in {limit:?}:\n{}", watch.logs());
+        bail!(
+            "watch did not see {n} adverts in {limit:?}:\n{}",
+            watch.logs()
+        );
     }
     let mut delays: Vec<f64> = watch
         .stdout()
@@ -463,8 +557,14 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<(f64, f64)
     let mut conf = String::from("global_defs {\n  vrrp_version 3\n}\n");
     for l in 0..links {
         let (a, b) = (format!("bn{l}"), format!("bp{l}"));
-        lab.exec(Host::Lb01, &["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]);
-        lab.exec(Host::Lb01, &["ip", "addr", "add", &format!("192.168.{l}.1/24"), "dev", &a]);
+        lab.exec(
+            Host::Lb01,
+            &["ip", "link", "add", &a, "type", "veth", "peer", "name", &b],
+        );
+        lab.exec(
+            Host::Lb01,
+            &["ip", "addr", "add", &format!("192.168.{l}.1/24"), "dev", &a],
+        );
         lab.exec(Host::Lb01, &["ip", "link", "set", &a, "up"]);
         lab.exec(Host::Lb01, &["ip", "link", "set", &b, "up"]);
         for v in 0..per.min(n - l * per) {
@@ -477,13 +577,24 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<(f64, f64)
         }
     }
     let daemon = start(&lab, vrrpd, kind, Host::Lb01, &conf, None);
-    let last = format!("10.{}.{}.{}", 100 + links - 1, links - 1, n - (links - 1) * per);
+    let last = format!(
+        "10.{}.{}.{}",
+        100 + links - 1,
+        links - 1,
+        n - (links - 1) * per
+    );
     let holds = || {
         lab.try_exec(Host::Lb01, &["ip", "-j", "addr", "show"])
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{last}\"")))
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{last}\""))
+            })
     };
     if !wait_until(Duration::from_secs(60), holds) {
-        eprintln!("{} with {n} instances never became master:\n{}", kind.name(), daemon.logs());
+        eprintln!(
+            "{} with {n} instances never became master:\n{}",
+            kind.name(),
+            daemon.logs()
+        );
         return None;
     }
     std::thread::sleep(Duration::from_secs(3));
@@ -522,20 +633,34 @@ fn rss_kib(pid: u32) -> f64 {
 /// TCP throughput client -> lb02 (Gbit/s) with the daemon running on lb02.
 fn throughput(vrrpd: &Path, kind: Kind) -> Option<f64> {
     let lab = Lab::seed();
-    let _d = start(&lab, vrrpd, kind, Host::Lb02, &config(Host::Lb02, 1.0, false), None);
+    let _d = start(
+        &lab,
+        vrrpd,
+        kind,
+        Host::Lb02,
+        &config(Host::Lb02, 1.0, false),
+        None,
+    );
     std::thread::sleep(Duration::from_secs(2));
     let _server = lab.spawn(Host::Lb02, "iperf3-server", &["iperf3", "-s", "-1"]);
     std::thread::sleep(Duration::from_millis(500));
-    let out = lab.try_exec(Host::Client, &["iperf3", "-c", "10.0.0.6", "-t", "5", "-J"]).ok()?;
+    let out = lab
+        .try_exec(Host::Client, &["iperf3", "-c", "10.0.0.6", "-t", "5", "-J"])
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v["end"]["sum_received"]["bits_per_second"].as_f64().map(|b| b / 1e9)
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 1e9)
 }
 
 fn machine() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -574,19 +699,37 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
         md,
         "Machine: {}. Mode: {}. vrrpd: release build, defaults. keepalived: defaults unless the row says otherwise.\n",
         machine(),
-        if quick { "--quick (3 repetitions, 8 s per load scenario)" } else { "full (5 repetitions, 60 s per load scenario)" }
+        if quick {
+            "--quick (3 repetitions, 8 s per load scenario)"
+        } else {
+            "full (5 repetitions, 60 s per load scenario)"
+        }
     );
 
     // 1. Failover gaps.
-    let _ = writeln!(md, "## Failover gap seen by the client (ms, min / median / max; ICMP every 2 ms)\n");
-    let _ = writeln!(md, "| advert_int | event | Master_Down_Interval | vrrpd | keepalived | ratio (median) |");
+    let _ = writeln!(
+        md,
+        "## Failover gap seen by the client (ms, min / median / max; ICMP every 2 ms)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| advert_int | event | Master_Down_Interval | vrrpd | keepalived | ratio (median) |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|");
     let mut svg_points: Vec<(String, Kind, Vec<f64>, f64)> = Vec::new();
     for interval in [1.0, 0.1, 0.05, 0.01] {
         let v = failover(vrrpd, Kind::Vrrpd, interval, reps);
         let k = failover(vrrpd, Kind::Keepalived, interval, reps);
-        let label = if (interval - 1.0).abs() < f64::EPSILON { "1 (v2)".to_owned() } else { format!("{interval} (v3)") };
-        for (event, a, b) in [("link down", &v.hard, &k.hard), ("SIGTERM", &v.graceful, &k.graceful), ("preemption", &v.preempt, &k.preempt)] {
+        let label = if (interval - 1.0).abs() < f64::EPSILON {
+            "1 (v2)".to_owned()
+        } else {
+            format!("{interval} (v3)")
+        };
+        for (event, a, b) in [
+            ("link down", &v.hard, &k.hard),
+            ("SIGTERM", &v.graceful, &k.graceful),
+            ("preemption", &v.preempt, &k.preempt),
+        ] {
             let (a, b) = (Stats { values: a.clone() }, Stats { values: b.clone() });
             let _ = writeln!(
                 md,
@@ -597,36 +740,71 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
                 ratio(a.median(), b.median())
             );
         }
-        svg_points.push((label.clone(), Kind::Vrrpd, v.hard.clone(), mdi(interval) * 1000.0));
-        svg_points.push((label, Kind::Keepalived, k.hard.clone(), mdi(interval) * 1000.0));
-        println!("failover {interval}: done ({:.0} s)", started.elapsed().as_secs_f64());
+        svg_points.push((
+            label.clone(),
+            Kind::Vrrpd,
+            v.hard.clone(),
+            mdi(interval) * 1000.0,
+        ));
+        svg_points.push((
+            label,
+            Kind::Keepalived,
+            k.hard.clone(),
+            mdi(interval) * 1000.0,
+        ));
+        println!(
+            "failover {interval}: done ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
     }
 
     // 2. Spurious transitions.
-    let _ = writeln!(md, "\n## Spurious VIP moves per minute under load ({secs} s each; 0 is right)\n");
+    let _ = writeln!(
+        md,
+        "\n## Spurious VIP moves per minute under load ({secs} s each; 0 is right)\n"
+    );
     let _ = writeln!(md, "| advert_int | load | vrrpd | keepalived |");
     let _ = writeln!(md, "|---|---|---|---|");
     for interval in [0.1, 0.01] {
         for load in LOADS {
             let cell = |kind| {
-                spurious(vrrpd, kind, interval, load, secs).map_or("-".to_owned(), |r| format!("{r:.1}"))
+                spurious(vrrpd, kind, interval, load, secs)
+                    .map_or("-".to_owned(), |r| format!("{r:.1}"))
             };
             let (a, b) = (cell(Kind::Vrrpd), cell(Kind::Keepalived));
             let _ = writeln!(md, "| {interval} | {} | {a} | {b} |", load.name());
-            println!("spurious {interval} {}: vrrpd {a}, keepalived {b}", load.name());
+            println!(
+                "spurious {interval} {}: vrrpd {a}, keepalived {b}",
+                load.name()
+            );
         }
     }
-    let _ = writeln!(md, "\n(keepalived's \"RT granted\" row runs with `vrrp_rt_priority 50`; vrrpd's with its defaults. Both cgroups: cfs_quota 0.1 s per 1 s period, two busy loops beside the master; with RT granted, cpu.rt_runtime_us 20000.)");
+    let _ = writeln!(
+        md,
+        "\n(keepalived's \"RT granted\" row runs with `vrrp_rt_priority 50`; vrrpd's with its defaults. Both cgroups: cfs_quota 0.1 s per 1 s period, two busy loops beside the master; with RT granted, cpu.rt_runtime_us 20000.)"
+    );
 
     // 3. XDP cost.
-    let _ = writeln!(md, "\n## XDP cost (BPF_PROG_TEST_RUN, 1 000 000 runs, ns per packet)\n");
-    let out = Command::new(vrrpd).args(["bench-xdp"]).output().context("vrrpd bench-xdp")?;
+    let _ = writeln!(
+        md,
+        "\n## XDP cost (BPF_PROG_TEST_RUN, 1 000 000 runs, ns per packet)\n"
+    );
+    let out = Command::new(vrrpd)
+        .args(["bench-xdp"])
+        .output()
+        .context("vrrpd bench-xdp")?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let _ = writeln!(md, "| frame | vrrpd's program | empty program | difference |");
+    let _ = writeln!(
+        md,
+        "| frame | vrrpd's program | empty program | difference |"
+    );
     let _ = writeln!(md, "|---|---|---|---|");
     if let Some(m) = v.as_object() {
         for (name, r) in m {
-            let (a, b) = (r["vrrp_ns"].as_f64().unwrap_or(0.0), r["empty_ns"].as_f64().unwrap_or(0.0));
+            let (a, b) = (
+                r["vrrp_ns"].as_f64().unwrap_or(0.0),
+                r["empty_ns"].as_f64().unwrap_or(0.0),
+            );
             let _ = writeln!(md, "| {name} | {a:.0} | {b:.0} | {:.0} |", a - b);
         }
     }
@@ -659,7 +837,10 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
     let lab = Lab::seed();
     let busy = latency(&lab, vrrpd, n_latency, true).ok();
     drop(lab);
-    let _ = writeln!(md, "\n## XDP stamp to userspace read, {n_latency} adverts (µs; keepalived has no XDP: no figure)\n");
+    let _ = writeln!(
+        md,
+        "\n## XDP stamp to userspace read, {n_latency} adverts (µs; keepalived has no XDP: no figure)\n"
+    );
     let _ = writeln!(md, "| | p50 | p99 | max |");
     let _ = writeln!(md, "|---|---|---|---|");
     for (name, r) in [("idle", idle), ("stress-ng on every core", busy)] {
@@ -669,22 +850,40 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
     }
 
     // 5. Footprint.
-    let _ = writeln!(md, "\n## CPU (% of one core) and RSS (MiB) with N master instances at advert_int 0.1\n");
-    let _ = writeln!(md, "| N | vrrpd CPU | keepalived CPU | ratio | vrrpd RSS | keepalived RSS | ratio |");
+    let _ = writeln!(
+        md,
+        "\n## CPU (% of one core) and RSS (MiB) with N master instances at advert_int 0.1\n"
+    );
+    let _ = writeln!(
+        md,
+        "| N | vrrpd CPU | keepalived CPU | ratio | vrrpd RSS | keepalived RSS | ratio |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for n in [1, 100, 1000] {
         let a = footprint(vrrpd, Kind::Vrrpd, n, if quick { 5 } else { 20 });
         let b = footprint(vrrpd, Kind::Keepalived, n, if quick { 5 } else { 20 });
-        let f = |x: Option<(f64, f64)>, i: usize| x.map_or("-".to_owned(), |v| format!("{:.2}", if i == 0 { v.0 } else { v.1 }));
+        let f = |x: Option<(f64, f64)>, i: usize| {
+            x.map_or("-".to_owned(), |v| {
+                format!("{:.2}", if i == 0 { v.0 } else { v.1 })
+            })
+        };
         let _ = writeln!(
             md,
             "| {n} | {} | {} | {} | {} | {} | {} |",
-            f(a, 0), f(b, 0), ratio(a.map(|x| x.0), b.map(|x| x.0)),
-            f(a, 1), f(b, 1), ratio(a.map(|x| x.1), b.map(|x| x.1))
+            f(a, 0),
+            f(b, 0),
+            ratio(a.map(|x| x.0), b.map(|x| x.0)),
+            f(a, 1),
+            f(b, 1),
+            ratio(a.map(|x| x.1), b.map(|x| x.1))
         );
         println!("footprint {n}: done");
     }
-    let _ = writeln!(md, "\nTotal time: {:.0} s. Plot of the link-down gaps: gaps.svg.", started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        md,
+        "\nTotal time: {:.0} s. Plot of the link-down gaps: gaps.svg.",
+        started.elapsed().as_secs_f64()
+    );
 
     write_out("report.md", &md)?;
     write_out("gaps.svg", &svg(&svg_points))?;
@@ -704,25 +903,61 @@ fn svg(points: &[(String, Kind, Vec<f64>, f64)]) -> String {
     let (lo, hi) = (10f64.log10(), 10_000f64.log10());
     let y = |ms: f64| top + (h - top - bottom) * (1.0 - (ms.max(10.0).log10() - lo) / (hi - lo));
     let col = (w - left - 20.0) / groups.len().max(1) as f64;
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"18\">Client-side gap when the master's link goes down (ms, log scale)</text>\n");
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"18\">Client-side gap when the master's link goes down (ms, log scale)</text>\n"
+    );
     for ms in [10.0, 100.0, 1000.0, 10_000.0] {
-        let _ = writeln!(s, "<line x1=\"{left}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"8\" y=\"{:.1}\">{ms}</text>", w - 20.0, y(ms), y(ms), y(ms) + 4.0);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"8\" y=\"{:.1}\">{ms}</text>",
+            w - 20.0,
+            y(ms),
+            y(ms),
+            y(ms) + 4.0
+        );
     }
     for (gi, g) in groups.iter().enumerate() {
         let x0 = left + col * gi as f64;
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">advert_int {g}</text>", x0 + col / 2.0, h - 20.0);
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">advert_int {g}</text>",
+            x0 + col / 2.0,
+            h - 20.0
+        );
         for p in points.iter().filter(|p| &p.0 == *g) {
             let (dx, color) = match p.1 {
                 Kind::Vrrpd => (col * 0.3, "#1f77b4"),
                 Kind::Keepalived => (col * 0.7, "#ff7f0e"),
             };
-            let _ = writeln!(s, "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"4 2\"/>", x0 + 10.0, x0 + col - 10.0, y(p.3), y(p.3));
+            let _ = writeln!(
+                s,
+                "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"4 2\"/>",
+                x0 + 10.0,
+                x0 + col - 10.0,
+                y(p.3),
+                y(p.3)
+            );
             for (i, v) in p.2.iter().enumerate() {
-                let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\" fill-opacity=\"0.7\"/>", x0 + dx + (i as f64 - 2.0) * 3.0, y(*v));
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\" fill-opacity=\"0.7\"/>",
+                    x0 + dx + (i as f64 - 2.0) * 3.0,
+                    y(*v)
+                );
             }
         }
     }
-    let _ = writeln!(s, "<circle cx=\"{}\" cy=\"{h}\" r=\"0\"/><text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">● vrrpd</text><text x=\"{}\" y=\"{}\" fill=\"#ff7f0e\">● keepalived</text><text x=\"{}\" y=\"{}\" fill=\"#999\">- - Master_Down_Interval</text>", left, left, h - 5.0, left + 80.0, h - 5.0, left + 190.0, h - 5.0);
+    let _ = writeln!(
+        s,
+        "<circle cx=\"{}\" cy=\"{h}\" r=\"0\"/><text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">● vrrpd</text><text x=\"{}\" y=\"{}\" fill=\"#ff7f0e\">● keepalived</text><text x=\"{}\" y=\"{}\" fill=\"#999\">- - Master_Down_Interval</text>",
+        left,
+        left,
+        h - 5.0,
+        left + 80.0,
+        h - 5.0,
+        left + 190.0,
+        h - 5.0
+    );
     s.push_str("</svg>\n");
     s
 }

@@ -74,7 +74,9 @@ impl HolderObserver {
                         .push((start.elapsed(), mask));
                     last = mask;
                 }
-                *count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+                *count
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
                 next += every;
                 let now = Instant::now();
                 if next > now {
@@ -151,13 +153,24 @@ fn socket_in(ns: &str) -> OwnedFd {
 /// Asks for every IPv4 address and says whether `vip` is among them.
 fn holds(sock: &OwnedFd, vip: Ipv4Addr, seq: u32) -> bool {
     let mut req = Vec::with_capacity(NLMSG_HDRLEN + IFADDRMSG_LEN);
-    req.extend_from_slice(&u32::try_from(NLMSG_HDRLEN + IFADDRMSG_LEN).unwrap_or(24).to_ne_bytes());
+    req.extend_from_slice(
+        &u32::try_from(NLMSG_HDRLEN + IFADDRMSG_LEN)
+            .unwrap_or(24)
+            .to_ne_bytes(),
+    );
     req.extend_from_slice(&RTM_GETADDR.to_ne_bytes());
     req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     req.extend_from_slice(&seq.to_ne_bytes());
     req.extend_from_slice(&0u32.to_ne_bytes());
     req.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]); // ifaddrmsg: AF_INET, all interfaces
-    if sendto(sock.as_raw_fd(), &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).is_err() {
+    if sendto(
+        sock.as_raw_fd(),
+        &req,
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )
+    .is_err()
+    {
         return false;
     }
     let mut buf = vec![0u8; 32 * 1024];
@@ -297,7 +310,12 @@ mod tests {
         assert_eq!(st.two_outside, ms(100));
         assert_eq!(st.none_total, ms(100));
         assert_eq!(st.none_outside, ms(100));
-        let st = holder_stats(&tl, ms(0), ms(1000), &[(ms(50), ms(200)), (ms(180), ms(500))]);
+        let st = holder_stats(
+            &tl,
+            ms(0),
+            ms(1000),
+            &[(ms(50), ms(200)), (ms(180), ms(500))],
+        );
         assert_eq!(st.two_outside, Duration::ZERO);
         assert_eq!(st.none_outside, Duration::ZERO);
     }

@@ -298,7 +298,11 @@ impl Instance {
         for r in &mut c.routes {
             r.loc = nowhere.clone();
         }
-        for t in c.track_interfaces.iter_mut().chain(c.track_scripts.iter_mut()) {
+        for t in c
+            .track_interfaces
+            .iter_mut()
+            .chain(c.track_scripts.iter_mut())
+        {
             t.loc = nowhere.clone();
         }
         c

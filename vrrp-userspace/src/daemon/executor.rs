@@ -66,12 +66,18 @@ impl Daemon {
                 }
                 Output::Watch(key) => {
                     if let Err(e) = self.io.datapath.watch(watch_key(key)) {
-                        error!("cannot watch VRID {} on ifindex {}: {e}", key.vrid, key.ifindex);
+                        error!(
+                            "cannot watch VRID {} on ifindex {}: {e}",
+                            key.vrid, key.ifindex
+                        );
                     }
                 }
                 Output::Unwatch(key) => {
                     if let Err(e) = self.io.datapath.unwatch(&watch_key(key)) {
-                        warn!("cannot unwatch VRID {} on ifindex {}: {e}", key.vrid, key.ifindex);
+                        warn!(
+                            "cannot unwatch VRID {} on ifindex {}: {e}",
+                            key.vrid, key.ifindex
+                        );
                     }
                 }
                 Output::Retire(name) => {
@@ -148,7 +154,9 @@ impl Daemon {
                             "({name}) the kernel refuses our adverts (EPERM): a firewall drops them on output; see `vrrpd diagnose`"
                         );
                     }
-                    stats.refused_last_ns.store(now.as_nanos(), Ordering::Relaxed);
+                    stats
+                        .refused_last_ns
+                        .store(now.as_nanos(), Ordering::Relaxed);
                 }
                 Err(e) => warn!("({name}) {e}"),
             }
@@ -173,7 +181,9 @@ impl Daemon {
         let socket = match sock.get_ref().0.tx_clone() {
             Ok(s) => s,
             Err(e) => {
-                error!("({name}) cannot hand the advert socket to the advert thread: {e}; no periodic adverts");
+                error!(
+                    "({name}) cannot hand the advert socket to the advert thread: {e}; no periodic adverts"
+                );
                 return;
             }
         };

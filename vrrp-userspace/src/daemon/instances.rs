@@ -238,11 +238,7 @@ pub(super) fn group_address(cfg: &config::Instance, global: &config::Global) -> 
 }
 
 /// What an instance advertises at `priority`, encoded for each destination.
-pub(super) fn packets(
-    spec: &Spec,
-    dsts: &[IpAddr],
-    priority: u8,
-) -> Vec<(IpAddr, Vec<u8>)> {
+pub(super) fn packets(spec: &Spec, dsts: &[IpAddr], priority: u8) -> Vec<(IpAddr, Vec<u8>)> {
     let cfg = &spec.cfg;
     let advert = Advert {
         version: cfg.version,
@@ -267,7 +263,11 @@ impl Daemon {
     /// source address and sockets. An instance that is new by name has its stale VIPs removed
     /// first (left by a crash, or by keepalived); one whose resolution fails is reported and
     /// left out, unless `strict` (the start), where it stops the daemon.
-    pub(super) async fn plan(&mut self, config: &Config, strict: bool) -> Result<Plan, DaemonError> {
+    pub(super) async fn plan(
+        &mut self,
+        config: &Config,
+        strict: bool,
+    ) -> Result<Plan, DaemonError> {
         let mut plan = Plan {
             groups: config.sync_groups.clone(),
             scripts: config.scripts.clone(),
@@ -378,10 +378,9 @@ impl Daemon {
     /// The notify queue of sync group `name`, made on first use.
     pub(super) fn group_notifier(&mut self, name: &str) -> &Notifier {
         let global = &self.config.global;
-        self.io
-            .groups
-            .entry(name.to_owned())
-            .or_insert_with(|| Notifier::spawn(format!("GROUP({name})"), RunAs::resolve(None, global)))
+        self.io.groups.entry(name.to_owned()).or_insert_with(|| {
+            Notifier::spawn(format!("GROUP({name})"), RunAs::resolve(None, global))
+        })
     }
 }
 

@@ -178,7 +178,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             let names: Vec<&str> = kept.iter().map(|c| c.name()).collect();
             info!(
                 "capabilities: kept {}; dropped the rest (scripts run as root get the bounding set back on exec, as keepalived's do)",
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             );
             daemon.caps_kept = names;
             daemon.io.adverts.poke();
@@ -205,7 +209,9 @@ impl Daemon {
         let (adverts, scheduling) = AdvertThread::start(opts.realtime);
         match &scheduling {
             Scheduling::Fifo(p) => {
-                info!("adverts are sent from a SCHED_FIFO thread (priority {p}), on absolute deadlines");
+                info!(
+                    "adverts are sent from a SCHED_FIFO thread (priority {p}), on absolute deadlines"
+                );
             }
             Scheduling::Normal(why) => warn!("adverts are sent without real-time priority: {why}"),
         }
@@ -310,8 +316,14 @@ impl Daemon {
     fn dump_state(&mut self) {
         let text = serde_json::to_string_pretty(&self.status(clock::now())).unwrap_or_default();
         match std::fs::write(&self.opts.dump_file, text + "\n") {
-            Ok(()) => info!("SIGUSR1: state written to {}", self.opts.dump_file.display()),
-            Err(e) => warn!("SIGUSR1: cannot write {}: {e}", self.opts.dump_file.display()),
+            Ok(()) => info!(
+                "SIGUSR1: state written to {}",
+                self.opts.dump_file.display()
+            ),
+            Err(e) => warn!(
+                "SIGUSR1: cannot write {}: {e}",
+                self.opts.dump_file.display()
+            ),
         }
     }
 

@@ -233,7 +233,10 @@ impl Observation {
 }
 
 /// Counts since `base`, most first; reasons that did not grow are left out.
-fn kernel_since(now: &KernelDrops, base: Option<&KernelDrops>) -> Vec<(crate::datapath::drops::KernelReason, u64)> {
+fn kernel_since(
+    now: &KernelDrops,
+    base: Option<&KernelDrops>,
+) -> Vec<(crate::datapath::drops::KernelReason, u64)> {
     let mut v: Vec<_> = now
         .iter()
         .map(|(r, n)| {
@@ -263,7 +266,10 @@ impl Daemon {
     }
 
     /// The diagnosis for `vrrpd diagnose` and `watch`: the same, answered on `reply`.
-    pub(super) fn diagnose_now(&mut self, reply: tokio::sync::oneshot::Sender<crate::northbound::control::Reply>) {
+    pub(super) fn diagnose_now(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<crate::northbound::control::Reply>,
+    ) {
         self.file_kernel_drops();
         self.io.refresh_socket_counts();
         let input = self.diagnose_input(clock::now());
@@ -317,8 +323,7 @@ impl Daemon {
 
     fn take_sample(&mut self, now: Instant) {
         let obs = &mut self.observe;
-        obs.sources
-            .retain(|_, s| now.since(s.last_seen) < FORGET);
+        obs.sources.retain(|_, s| now.since(s.last_seen) < FORGET);
         let sources = obs
             .sources
             .iter()
@@ -460,7 +465,8 @@ impl Daemon {
                     late_max_ms: o
                         .map(|o| o.late_max.iter().copied().max().unwrap_or(0))
                         .unwrap_or(0)
-                        .max(load(|s| s.late_max_ns.load(Relaxed))) as f64
+                        .max(load(|s| s.late_max_ns.load(Relaxed)))
+                        as f64
                         / 1e6,
                 }
             })
@@ -530,10 +536,12 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
     }
     let mut found = diagnose::findings(&host, window_s, &sources, &ours, &kernel);
     // The ruleset only matters when something is lost in the kernel: run nft only then.
-    if found
-        .iter()
-        .any(|f| matches!(f.kind, FindingKind::LostAfterXdp | FindingKind::DroppedOnOutput))
-    {
+    if found.iter().any(|f| {
+        matches!(
+            f.kind,
+            FindingKind::LostAfterXdp | FindingKind::DroppedOnOutput
+        )
+    }) {
         let ruleset = tokio::time::timeout(
             Duration::from_secs(3),
             tokio::process::Command::new("nft")

@@ -142,7 +142,9 @@ impl Daemon {
                 }
             })
             .collect();
-        sources.sort_by(|a, b| (&a.interface, a.vrid, a.source).cmp(&(&b.interface, b.vrid, b.source)));
+        sources.sort_by(|a, b| {
+            (&a.interface, a.vrid, a.source).cmp(&(&b.interface, b.vrid, b.source))
+        });
         Status {
             pid: std::process::id(),
             uptime_s: secs(self.started),

@@ -11,11 +11,14 @@ use crate::{protocol::router::Input, sys::clock, time::Instant, wire::record::Wi
 impl Daemon {
     /// How long the main loop may sleep from `now`.
     pub(super) fn sleep_until(&self, now: Instant) -> Duration {
-        let next = [self.router.next_deadline(), Some(self.observe.next_sample())]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now);
+        let next = [
+            self.router.next_deadline(),
+            Some(self.observe.next_sample()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now);
         next.since(now)
     }
 

@@ -78,7 +78,12 @@ impl Trackers {
             let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
             self.scripts.insert(name, (handle, script));
         }
-        self.poll_links(plan.links.keys().cloned().collect(), &plan.links, netlink, tx);
+        self.poll_links(
+            plan.links.keys().cloned().collect(),
+            &plan.links,
+            netlink,
+            tx,
+        );
     }
 
     fn poll_links(

@@ -123,7 +123,11 @@ impl Btf {
                             name: w(0)?,
                             ty: w(1)?,
                             // With kind_flag, the top 8 bits are a bitfield's size.
-                            bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                            bit_offset: if kind_flag {
+                                offset & 0x00ff_ffff
+                            } else {
+                                offset
+                            },
                         });
                     }
                     12 * vlen
@@ -273,7 +277,13 @@ mod tests {
         let mut out = Vec::new();
         out.extend(MAGIC.to_ne_bytes());
         out.extend([1u8, 0]);
-        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             out.extend(w.to_ne_bytes());
         }
         out.extend(types);
@@ -293,8 +303,14 @@ mod tests {
     #[test]
     fn missing_names_are_errors_not_panics() {
         let btf = Btf::parse(&blob()).expect("parses");
-        assert!(matches!(btf.offset_of("nope", "x"), Err(BtfError::NoStruct(_))));
-        assert!(matches!(btf.offset_of("outer", "zz"), Err(BtfError::NoField { .. })));
+        assert!(matches!(
+            btf.offset_of("nope", "x"),
+            Err(BtfError::NoStruct(_))
+        ));
+        assert!(matches!(
+            btf.offset_of("outer", "zz"),
+            Err(BtfError::NoField { .. })
+        ));
         assert!(matches!(
             btf.offset_of("outer", "x.y"),
             Err(BtfError::NotAggregate { .. })

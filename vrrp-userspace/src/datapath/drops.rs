@@ -6,8 +6,7 @@
 //! offsets come from the same file and from BTF (see `btf.rs`).
 
 use std::{
-    collections::HashMap, mem::offset_of, net::IpAddr, os::unix::fs::MetadataExt as _,
-    path::Path,
+    collections::HashMap, mem::offset_of, net::IpAddr, os::unix::fs::MetadataExt as _, path::Path,
 };
 
 use vrrp_common::{AF_INET, DropProbe, DropRecord};
@@ -192,7 +191,9 @@ fn tracefs() -> Result<&'static Path, Unavailable> {
         Some("tracefs"),
         TRACEFS,
         Some("tracefs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
     .map_err(Unavailable::NoTracefs)?;
@@ -217,7 +218,10 @@ pub fn discover() -> Result<(DropProbe, Format), Unavailable> {
             .ok_or(Unavailable::Field(name))
     };
     let btf = Btf::from_sys_fs().map_err(|e| Unavailable::Btf(e.to_string()))?;
-    let off = |s: &str, f: &str| btf.offset_of(s, f).map_err(|e| Unavailable::Btf(e.to_string()));
+    let off = |s: &str, f: &str| {
+        btf.offset_of(s, f)
+            .map_err(|e| Unavailable::Btf(e.to_string()))
+    };
     let netns = std::fs::metadata("/proc/self/ns/net").map_err(Unavailable::Netns)?;
     let probe = DropProbe {
         netns_inum: u32::try_from(netns.ino()).unwrap_or(DropProbe::UNSET),
@@ -338,7 +342,12 @@ print fmt: "skbaddr=%p rx_sk=%p protocol=%u location=%pS reason: %s", REC->skbad
 
     #[test]
     fn garbage_formats_do_not_panic() {
-        for text in ["", "print fmt: __print_symbolic(REC->reason, { x", "field:;offset:;", "{ 1, }"] {
+        for text in [
+            "",
+            "print fmt: __print_symbolic(REC->reason, { x",
+            "field:;offset:;",
+            "{ 1, }",
+        ] {
             let _ = Format::parse(text);
         }
     }

@@ -188,9 +188,13 @@ impl Datapath {
         let probe = drops::discover().map_err(|e| e.to_string());
         let mut capture = Self::load_inner(Some(probe))?;
         if let Err(why) = &capture.drops {
-            warn!("kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}");
+            warn!(
+                "kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}"
+            );
         } else if let Err(why) = capture.attach_drop_probe() {
-            warn!("kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}");
+            warn!(
+                "kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}"
+            );
             capture.drops = Err(why);
         } else {
             info!("drop-reason probe attached to skb:kfree_skb");
@@ -205,7 +209,9 @@ impl Datapath {
             .ok_or("the object has no kfree_skb program")?
             .try_into()
             .map_err(|e: ProgramError| e.to_string())?;
-        program.load().map_err(|e| format!("loading the kfree_skb program: {e}"))?;
+        program
+            .load()
+            .map_err(|e| format!("loading the kfree_skb program: {e}"))?;
         program
             .attach("skb", "kfree_skb")
             .map_err(|e| format!("attaching to skb:kfree_skb: {e}"))?;
@@ -274,7 +280,9 @@ impl Datapath {
             .map(<&mut SocketFilter>::try_from)
             && let Err(e) = filter.load()
         {
-            warn!("the socket-counting filter did not load ({e}); the VRRP sockets will be read instead");
+            warn!(
+                "the socket-counting filter did not load ({e}); the VRRP sockets will be read instead"
+            );
         }
         // The safe alternative, `AsyncFd::register`, is `unsafe` (and this crate forbids unsafe
         // code). The deprecation is about an fd closed while still registered; here the
@@ -431,7 +439,10 @@ impl Datapath {
 
     /// Counts, in the kernel, the packets that reach `socket` per source, and keeps none of
     /// them (see `socket_counts`). For sockets whose packets nobody needs to read.
-    pub fn count_socket(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> Result<(), DatapathError> {
+    pub fn count_socket(
+        &mut self,
+        socket: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), DatapathError> {
         let program: &mut SocketFilter = self
             .ebpf
             .program_mut(SOCKET_PROGRAM)
@@ -474,7 +485,11 @@ impl Datapath {
         out: &mut Vec<WireRecord>,
         bad: &mut u64,
     ) -> Result<(), DatapathError> {
-        let mut guard = self.ring.readable_mut().await.map_err(DatapathError::Ring)?;
+        let mut guard = self
+            .ring
+            .readable_mut()
+            .await
+            .map_err(DatapathError::Ring)?;
         guard.clear_ready();
         drop(guard);
         self.drain(out, bad);

@@ -362,7 +362,10 @@ mod tests {
             parse_request(br#"{"version":9,"command":"status"}"#),
             Err(Reply::Error(e)) if e.contains("protocol version 9")
         ));
-        assert!(matches!(parse_request(b"\xff\x00garbage"), Err(Reply::Error(_))));
+        assert!(matches!(
+            parse_request(b"\xff\x00garbage"),
+            Err(Reply::Error(_))
+        ));
         let text = line(Reply::Error("x".into()));
         let back: Answer = serde_json::from_str(&text).expect("reads back");
         assert_eq!((back.version, back.reply), (1, Reply::Error("x".into())));

@@ -465,7 +465,10 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
     let kernel_said = if s.kernel_drops.is_empty() {
         String::new()
     } else {
-        format!(", the kernel's drop reasons: {}", reasons_text(&s.kernel_drops))
+        format!(
+            ", the kernel's drop reasons: {}",
+            reasons_text(&s.kernel_drops)
+        )
     };
     Finding {
         kind: FindingKind::LostAfterXdp,
@@ -474,7 +477,15 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
         vrid: s.vrid,
         message: format!(
             "{who} reach the wire but {cause}: {} seen by XDP, {} delivered to the VRRP socket in the last {window_s} s{kernel_said}. vrrpd's elections follow the wire, so this does not split the brain here; keepalived's would. {}",
-            s.wire, s.socket, if firewall_fix { "Allow them:" } else if fix.is_empty() { "" } else { "Fix:" }
+            s.wire,
+            s.socket,
+            if firewall_fix {
+                "Allow them:"
+            } else if fix.is_empty() {
+                ""
+            } else {
+                "Fix:"
+            }
         ),
         fix,
     }
@@ -492,7 +503,9 @@ fn adverts_late(host: &str, window_s: u64, o: &Ours, cpu: &Cpu) -> Finding {
             if cpu.cgroup_v1 {
                 fix.push(format!("echo 20000 > {dir}/cpu.rt_runtime_us   # real-time runtime for vrrpd's advert thread; then restart vrrpd"));
             }
-            fix.push(format!("raise the CPU quota of {dir} (cpu.cfs_quota_us / cpu.max), or run vrrpd outside it"));
+            fix.push(format!(
+                "raise the CPU quota of {dir} (cpu.cfs_quota_us / cpu.max), or run vrrpd outside it"
+            ));
         }
         format!(
             "its cgroup ran out of CPU quota {} times and was throttled for {:.0} ms{rt}",
@@ -577,7 +590,10 @@ fn dropped_on_output(
         vrid: o.vrid,
         message: format!(
             "{host} {}: our own adverts ({}, VRID {}) are dropped on output {what}: {count} in the last {window_s} s, so the other routers do not hear us.{}",
-            o.ifname, o.name, o.vrid, if netfilter { " Allow them:" } else { "" }
+            o.ifname,
+            o.name,
+            o.vrid,
+            if netfilter { " Allow them:" } else { "" }
         ),
         fix,
     }
@@ -784,7 +800,14 @@ mod tests {
         quiet.silent = true;
         quiet.answers_ping = Some(true);
         assert_eq!(
-            findings("lb02", 10, &[quiet.clone()], &[ours(true)], &Kernel::default())[0].kind,
+            findings(
+                "lb02",
+                10,
+                &[quiet.clone()],
+                &[ours(true)],
+                &Kernel::default()
+            )[0]
+            .kind,
             FindingKind::LostOnNetwork
         );
         let mut lower = quiet.clone();
@@ -817,24 +840,42 @@ mod tests {
         };
         let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &k);
         assert!(
-            f[0].message.contains("but netfilter drops them (NETFILTER_DROP, input; rule 5 in inet filter input)"),
+            f[0].message.contains(
+                "but netfilter drops them (NETFILTER_DROP, input; rule 5 in inet filter input)"
+            ),
             "{}",
             f[0]
         );
-        assert!(f[0].message.contains("the kernel's drop reasons: NETFILTER_DROP 10"));
+        assert!(
+            f[0].message
+                .contains("the kernel's drop reasons: NETFILTER_DROP 10")
+        );
         assert!(f[0].message.ends_with("Allow them:"));
 
         s.kernel_drops = vec![(KernelReason::IpRpfilter, 10)];
         let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &Kernel::default());
-        assert!(f[0].message.contains("reverse-path filtering drops them (IP_RPFILTER)"), "{}", f[0]);
+        assert!(
+            f[0].message
+                .contains("reverse-path filtering drops them (IP_RPFILTER)"),
+            "{}",
+            f[0]
+        );
         assert_eq!(f[0].fix[0], "sysctl -w net.ipv4.conf.eth0.rp_filter=2");
-        assert!(!f[0].fix.iter().any(|l| l.contains("nft")), "no firewall fix for rp_filter");
+        assert!(
+            !f[0].fix.iter().any(|l| l.contains("nft")),
+            "no firewall fix for rp_filter"
+        );
 
         let mut o = ours(true);
         o.kernel_drops = vec![(KernelReason::Named("QDISC_DROP".into()), 4)];
         let f = findings("lb01", 10, &[], &[o], &Kernel::default());
         assert_eq!(f[0].kind, FindingKind::DroppedOnOutput);
-        assert!(f[0].message.contains("dropped on output by the kernel (QDISC_DROP 4)"), "{}", f[0]);
+        assert!(
+            f[0].message
+                .contains("dropped on output by the kernel (QDISC_DROP 4)"),
+            "{}",
+            f[0]
+        );
     }
 
     #[test]
@@ -845,7 +886,8 @@ mod tests {
         };
         let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &k);
         assert!(
-            f[0].message.contains("not a member of 224.0.0.18 on eth0 (no multicast membership)"),
+            f[0].message
+                .contains("not a member of 224.0.0.18 on eth0 (no multicast membership)"),
             "{}",
             f[0]
         );
@@ -854,7 +896,11 @@ mod tests {
             ..Kernel::default()
         };
         let f = findings("lb02", 10, &[src(10, 0, vec![])], &[ours(false)], &joined);
-        assert!(f[0].message.contains("something in the kernel after XDP"), "{}", f[0]);
+        assert!(
+            f[0].message.contains("something in the kernel after XDP"),
+            "{}",
+            f[0]
+        );
     }
 
     #[test]
@@ -890,7 +936,13 @@ mod tests {
         s.bursts = 2;
         let f = findings("lb02", 8, &[s.clone()], &[ours(false)], &Kernel::default());
         assert_eq!(f[0].kind, FindingKind::PeerLate);
-        assert!(f[0].message.contains("a gap of 2400 ms at advert_int 1000 ms, then 2 less than a quarter interval apart"), "{}", f[0]);
+        assert!(
+            f[0].message.contains(
+                "a gap of 2400 ms at advert_int 1000 ms, then 2 less than a quarter interval apart"
+            ),
+            "{}",
+            f[0]
+        );
         s.bursts = 0;
         assert!(findings("lb02", 8, &[s], &[ours(false)], &Kernel::default()).is_empty());
     }
@@ -901,7 +953,10 @@ mod tests {
         let igmp6 = "2    eth0            ff020000000000000000000000000012     1 00000004 0\n";
         let g = multicast_groups(igmp, igmp6);
         if cfg!(target_endian = "little") {
-            assert!(g.contains(&("eth0".into(), "224.0.0.18".parse().expect("a"))), "{g:?}");
+            assert!(
+                g.contains(&("eth0".into(), "224.0.0.18".parse().expect("a"))),
+                "{g:?}"
+            );
             assert!(g.contains(&("lo".into(), "224.0.0.1".parse().expect("a"))));
         }
         assert!(g.contains(&("eth0".into(), "ff02::12".parse().expect("a"))));

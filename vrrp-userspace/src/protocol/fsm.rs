@@ -536,10 +536,13 @@ impl Instance {
     /// quarter interval ago, so an answer skipped changes nothing for them.
     fn answer(&mut self, now: Instant, actions: &mut Vec<Action>) {
         let interval = self.advert_interval();
-        let last = [self.last_sent, self.cadence.and_then(|c| c.last_before(now))]
-            .into_iter()
-            .flatten()
-            .max();
+        let last = [
+            self.last_sent,
+            self.cadence.and_then(|c| c.last_before(now)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
         if last.is_some_and(|t| now.since(t) < interval / 4) {
             return;
         }
@@ -697,8 +700,15 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(owner.cadence(), Some((Instant(5 + S), Duration::from_secs(1))));
-        assert_eq!(owner.next_deadline(), None, "a master has no timer of its own");
+        assert_eq!(
+            owner.cadence(),
+            Some((Instant(5 + S), Duration::from_secs(1)))
+        );
+        assert_eq!(
+            owner.next_deadline(),
+            None,
+            "a master has no timer of its own"
+        );
 
         let b = backup(Version::V3, 100);
         assert_eq!(b.next_deadline(), Some(Instant(3_609_375_000)));
@@ -876,9 +886,15 @@ mod tests {
         for k in 0..1000u64 {
             let pr = if k % 2 == 0 { 100 } else { PRIORITY_STOP };
             let a = rx(&mut m, 5, pr, S + k * 1_000_000);
-            sent += a.iter().filter(|a| matches!(a, Action::SendAdvert { .. })).count();
+            sent += a
+                .iter()
+                .filter(|a| matches!(a, Action::SendAdvert { .. }))
+                .count();
         }
-        assert!((3..=5).contains(&sent), "{sent} answers to 1000 adverts in one interval");
+        assert!(
+            (3..=5).contains(&sent),
+            "{sent} answers to 1000 adverts in one interval"
+        );
         assert_eq!(m.state(), State::Master);
     }
 

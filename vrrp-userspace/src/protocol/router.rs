@@ -203,7 +203,10 @@ impl fmt::Display for DropCause {
 /// One output of the router, in the order it must be carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    Instance { name: String, effect: Effect },
+    Instance {
+        name: String,
+        effect: Effect,
+    },
     /// A sync group entered a state (its notify scripts run), led by a member at `priority`.
     Group {
         name: String,
@@ -345,7 +348,9 @@ impl Router {
 
     /// Every instance, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, View<'_>)> {
-        self.instances.keys().filter_map(|n| Some((n.as_str(), self.get(n)?)))
+        self.instances
+            .keys()
+            .filter_map(|n| Some((n.as_str(), self.get(n)?)))
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &SyncGroup> {

@@ -192,5 +192,4 @@ mod tests {
             "the owner is not adjusted"
         );
     }
-
 }

@@ -116,7 +116,9 @@ impl AdvertThread {
     /// Makes `slot` (keyed by its instance name) the schedule of that instance, or removes it.
     pub fn set(&self, name: &str, slot: Option<Slot>) {
         let (lock, cv) = &*self.shared;
-        let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot {
             Some(s) => {
                 st.slots.insert(name.to_owned(), s);
@@ -138,14 +140,15 @@ impl AdvertThread {
             .generation += 1;
         cv.notify_one();
     }
-
 }
 
 impl Drop for AdvertThread {
     fn drop(&mut self) {
         {
             let (lock, cv) = &*self.shared;
-            let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut st = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             st.stop = true;
             cv.notify_one();
         }
@@ -178,7 +181,9 @@ fn make_realtime() -> Scheduling {
                     | MlockAllFlags::MCL_FUTURE
                     | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT),
             ) {
-                info!("adverts: memory not locked ({e}); grant CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK for that");
+                info!(
+                    "adverts: memory not locked ({e}); grant CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK for that"
+                );
             }
             Scheduling::Fifo(RT_PRIORITY)
         }
@@ -198,14 +203,18 @@ fn run(shared: &(Mutex<State>, Condvar)) {
         super::caps::apply_pending();
         // The earliest deadline, waiting on the condvar (wakeable by `set`) until just before it.
         let due = {
-            let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut st = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             loop {
                 if st.stop {
                     return;
                 }
                 let Some(next) = st.slots.values().map(|s| s.next_ns).min() else {
                     let generation = st.generation;
-                    st = cv.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    st = cv
+                        .wait(st)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if st.generation != generation {
                         // Back to the top: apply_pending first.
                         break None;
@@ -235,7 +244,9 @@ fn run(shared: &(Mutex<State>, Condvar)) {
         };
         sleep_until(due);
         let now = super::clock::monotonic_ns();
-        let mut st = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for slot in st.slots.values_mut() {
             if slot.next_ns > now {
                 continue;
@@ -299,7 +310,9 @@ fn send(slot: &Slot, now: u64) {
             Err(e) => warn!(
                 "({}) sending an advert to {:?}: {e}",
                 slot.name,
-                dst.as_socket().map(|s| s.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                dst.as_socket()
+                    .map(|s| s.ip())
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
             ),
         }
     }
@@ -317,7 +330,11 @@ mod tests {
     fn the_cadence_keeps_its_phase() {
         assert_eq!(next_after(S, S, S + 300_000_000), 2 * S, "woke 0.3 s late");
         assert_eq!(next_after(S, S, S), 2 * S);
-        assert_eq!(next_after(S, S, 4 * S + 1), 5 * S, "stopped for 3 intervals");
+        assert_eq!(
+            next_after(S, S, 4 * S + 1),
+            5 * S,
+            "stopped for 3 intervals"
+        );
         assert_eq!(next_after(S, 0, S), S + 1, "a zero interval cannot spin");
     }
 }

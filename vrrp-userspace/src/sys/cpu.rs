@@ -169,8 +169,14 @@ mod tests {
         let v1 = "9:name=systemd:/\n2:cpuacct:/\n1:cpu:/vrrpd-test\n0::/\n";
         assert_eq!(own_cgroup(v1), (Some("/vrrpd-test".to_owned()), true));
         let joined = "4:cpu,cpuacct:/system.slice/vrrpd.service\n0::/\n";
-        assert_eq!(own_cgroup(joined).0.as_deref(), Some("/system.slice/vrrpd.service"));
-        assert_eq!(own_cgroup("0::/system.slice/x.service\n"), (Some("/system.slice/x.service".to_owned()), false));
+        assert_eq!(
+            own_cgroup(joined).0.as_deref(),
+            Some("/system.slice/vrrpd.service")
+        );
+        assert_eq!(
+            own_cgroup("0::/system.slice/x.service\n"),
+            (Some("/system.slice/x.service".to_owned()), false)
+        );
     }
 
     #[test]

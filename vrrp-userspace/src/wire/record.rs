@@ -7,12 +7,11 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use vrrp_common::{
     AF_INET, AF_INET6, AdvertRecord, RECORD_FLAG_TRUNCATED, VRRP_CAPTURE_LEN, Verdict,
 };
-
-use serde::{Deserialize, Serialize};
 
 use super::vrrp::Family;
 
@@ -111,7 +110,10 @@ mod verdict_code {
     use serde::{Deserialize as _, Deserializer, Serializer};
     use vrrp_common::Verdict;
 
-    #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's `with` signature")]
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde's `with` signature"
+    )]
     pub fn serialize<S: Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u32(*v as u32)
     }
