@@ -5,7 +5,11 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use vrrpd_lab::{Host, Lab, Proc, fixtures, require_root, wait_until};
+use vrrpd_lab::{
+    Host, Lab, Proc, fixtures,
+    observer::{HolderObserver, holder_stats},
+    require_root, wait_until,
+};
 
 const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
 const VIP: &str = "10.0.0.3";
@@ -515,4 +519,142 @@ fn sync_group_members_move_together() {
         "{}",
         lb01.logs()
     );
+}
+
+/// A sync-group config for the SIGHUP test: VI_FRONT (eth0, 10.0.0.3) with the members given,
+/// VI_BACK (eth1, 172.16.1.3) and VI_DB (eth1, 172.16.1.4) where listed.
+fn sync_config(state: &str, front_prio: u8, prio: u8, members: &[&str]) -> String {
+    let instance = |name: &str, iface: &str, vrid: u8, p: u8, vip: &str| {
+        format!(
+            "vrrp_instance {name} {{\n  state {state}\n  interface {iface}\n  virtual_router_id {vrid}\n  priority {p}\n  advert_int 1\n  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
+        )
+    };
+    let mut c = format!(
+        "vrrp_sync_group VG_1 {{\n  group {{\n{}  }}\n}}\n",
+        members
+            .iter()
+            .map(|m| format!("    {m}\n"))
+            .collect::<String>()
+    );
+    c += &instance("VI_FRONT", "eth0", 50, front_prio, "10.0.0.3");
+    if members.contains(&"VI_BACK") {
+        c += &instance("VI_BACK", "eth1", 51, prio, "172.16.1.3");
+    }
+    if members.contains(&"VI_DB") {
+        c += &instance("VI_DB", "eth1", 52, prio, "172.16.1.4");
+    }
+    c
+}
+
+/// Issue 14's reproduction and more: SIGHUP that changes (a priority), removes and adds
+/// sync-group members on the master, then on the backup, while an observer watches the VIPs.
+/// The daemons live through every reload, and each VIP has one holder outside the protocol's
+/// windows (a reload that restarts a changed instance, the takeover of a removed one).
+#[test]
+fn sighup_changes_removes_and_adds_sync_group_members() {
+    if !require_root("sighup_changes_removes_and_adds_sync_group_members") {
+        return;
+    }
+    let lab = Lab::seed();
+    let ns = [lab.ns(Host::Lb01), lab.ns(Host::Lb02)];
+    let front = HolderObserver::start(
+        &ns,
+        "10.0.0.3".parse().expect("vip"),
+        Duration::from_millis(2),
+    );
+    let db = HolderObserver::start(
+        &ns,
+        "172.16.1.4".parse().expect("vip"),
+        Duration::from_millis(2),
+    );
+    let both = ["VI_FRONT", "VI_BACK"];
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &sync_config("MASTER", 150, 150, &both));
+    let mut lb02 = lab.vrrpd(VRRPD, Host::Lb02, &sync_config("BACKUP", 100, 100, &both));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .holds(Host::Lb01, "10.0.0.3")
+            && lab.holds(Host::Lb01, "172.16.1.3")
+            && lb02.stderr().matches("Entering BACKUP STATE").count() >= 2),
+        "{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let from = front.now();
+    let mut windows = Vec::new();
+    let mut reload = |proc: &Proc, host: Host, config: String, count: usize| {
+        let start = front.now();
+        lab.write(&format!("vrrpd-{}.conf", host.name()), &config);
+        proc.signal("HUP");
+        assert!(
+            wait_until(Duration::from_secs(5), || proc
+                .stderr()
+                .matches("reload done")
+                .count()
+                == count),
+            "{}: the reload did not finish\n{}",
+            host.name(),
+            proc.logs()
+        );
+        // A changed member restarts (priority 0, then master again); a removed one is taken
+        // over by the peer after Skew_Time: 2 s covers both.
+        windows.push((start, front.now() + Duration::from_secs(2)));
+        std::thread::sleep(Duration::from_secs(4));
+    };
+    // 1. The reproduction: VI_FRONT's priority changed on the master.
+    reload(&lb01, Host::Lb01, sync_config("MASTER", 160, 150, &both), 1);
+    assert!(lb01.running(), "lb01 died on the reload\n{}", lb01.logs());
+    assert!(lab.holds(Host::Lb01, "10.0.0.3") && !lab.holds(Host::Lb02, "10.0.0.3"));
+    assert!(lab.holds(Host::Lb01, "172.16.1.3") && !lab.holds(Host::Lb02, "172.16.1.3"));
+    // 2. On the master, VI_BACK leaves (removed) and VI_DB joins the group. lb02 still runs
+    //    VI_BACK, whose master went quiet, but its group's VI_FRONT still hears lb01: the group
+    //    prefers backup to thrashing (keepalived's rule), so nobody holds 172.16.1.3 until lb02
+    //    gets the same change; lb01 holds the new VIP alone.
+    let next = ["VI_FRONT", "VI_DB"];
+    reload(&lb01, Host::Lb01, sync_config("MASTER", 160, 150, &next), 2);
+    assert!(lb01.running(), "{}", lb01.logs());
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !lab.holds(Host::Lb01, "172.16.1.3") && !lab.holds(Host::Lb02, "172.16.1.3"),
+        "{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    assert!(
+        !lb02.stderr().contains("Entering MASTER STATE"),
+        "lb02's group thrashes\n{}",
+        lb02.logs()
+    );
+    assert!(lab.holds(Host::Lb01, "172.16.1.4") && !lab.holds(Host::Lb02, "172.16.1.4"));
+    // 3. The backup follows: the same change there.
+    reload(&lb02, Host::Lb02, sync_config("BACKUP", 100, 100, &next), 1);
+    assert!(lb02.running(), "lb02 died on the reload\n{}", lb02.logs());
+    assert!(
+        !lab.holds(Host::Lb02, "172.16.1.3"),
+        "VI_BACK is gone everywhere"
+    );
+    assert!(lab.holds(Host::Lb01, "10.0.0.3") && lab.holds(Host::Lb01, "172.16.1.4"));
+    let end = front.now();
+    let (front_tl, _) = front.stop();
+    let (db_tl, _) = db.stop();
+    let f = holder_stats(&front_tl, from, end, &windows);
+    assert_eq!(
+        (f.two_outside, f.none_outside),
+        (Duration::ZERO, Duration::ZERO),
+        "10.0.0.3: {f:?}\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    // 172.16.1.4 exists from the second reload on.
+    let d = holder_stats(&db_tl, windows[1].1, end, &windows);
+    assert_eq!(
+        (d.two_outside, d.none_outside),
+        (Duration::ZERO, Duration::ZERO),
+        "172.16.1.4: {d:?}\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    for (p, host) in [(&mut lb01, "lb01"), (&mut lb02, "lb02")] {
+        assert!(p.running(), "{host} is alive at the end\n{}", p.logs());
+    }
 }

@@ -214,6 +214,16 @@ pub struct Vip {
     pub loc: Loc,
 }
 
+impl Vip {
+    /// The same address with the same settings (file positions do not count).
+    pub fn same_as(&self, other: &Self) -> bool {
+        Self {
+            loc: other.loc.clone(),
+            ..self.clone()
+        } == *other
+    }
+}
+
 /// An entry of `virtual_routes`: applied with the VIPs where its fields are ones vrrpd knows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VirtualRoute {

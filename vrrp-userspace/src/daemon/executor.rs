@@ -80,6 +80,7 @@ impl Daemon {
                         );
                     }
                 }
+                Output::Update(name) => self.renew_resources(&name),
                 Output::Retire(name) => {
                     self.io.adverts.set(&name, None);
                     if let Some(mut r) = self.io.instances.remove(&name) {
@@ -103,8 +104,9 @@ impl Daemon {
                 interval,
             } => self.start_adverts(name, priority, first, interval),
             Effect::StopAdverts => self.io.adverts.set(name, None),
-            Effect::AddVips => self.apply_vips(name, true).await,
-            Effect::RemoveVips => self.apply_vips(name, false).await,
+            Effect::AddVips => self.apply_vips(name, None, true).await,
+            Effect::RemoveVips => self.apply_vips(name, None, false).await,
+            Effect::RemoveVipsOf(vips) => self.apply_vips(name, Some(vips), false).await,
             Effect::Announce { repeat } => self.announce(name, repeat),
             Effect::Transition { from, to, priority } => {
                 info!(
@@ -204,17 +206,18 @@ impl Daemon {
         );
     }
 
-    /// Adds (MASTER) or removes the instance's VIPs, `virtual_ipaddress_excluded` included,
-    /// each on its own `dev` or the instance's interface. A failure is logged, not fatal: the
-    /// other addresses still go.
-    async fn apply_vips(&mut self, name: &str, add: bool) {
+    /// Adds (MASTER) or removes the instance's VIPs (`only` these, or all of them with
+    /// `virtual_ipaddress_excluded`), each on its own `dev` or the instance's interface. A
+    /// failure is logged, not fatal: the other addresses still go.
+    async fn apply_vips(&mut self, name: &str, only: Option<Vec<config::Vip>>, add: bool) {
         let Some((cfg, link)) = self
             .resources(name)
             .map(|r| (r.spec.cfg.clone(), r.link.clone()))
         else {
             return;
         };
-        let vips: Vec<config::Vip> = cfg.vips.iter().chain(&cfg.excluded_vips).cloned().collect();
+        let vips: Vec<config::Vip> =
+            only.unwrap_or_else(|| cfg.vips.iter().chain(&cfg.excluded_vips).cloned().collect());
         let what = if add { "add" } else { "remove" };
         for v in vips {
             let on = match self.io.vip_link(&link, &v).await {

@@ -375,6 +375,23 @@ impl Daemon {
         self.io.instances.get_mut(name)
     }
 
+    /// A reload changed the instance's config: its copy of the spec and where its adverts go
+    /// follow (its notify queue and counters stay).
+    pub(super) fn renew_resources(&mut self, name: &str) {
+        let Some(spec) = self.router.get(name).map(|v| v.spec.clone()) else {
+            return;
+        };
+        let dsts = if spec.cfg.unicast_peers.is_empty() {
+            vec![group_address(&spec.cfg, &self.config.global)]
+        } else {
+            spec.cfg.unicast_peers.clone()
+        };
+        if let Some(r) = self.io.instances.get_mut(name) {
+            r.spec = spec;
+            r.dsts = dsts;
+        }
+    }
+
     /// The notify queue of sync group `name`, made on first use.
     pub(super) fn group_notifier(&mut self, name: &str) -> &Notifier {
         let global = &self.config.global;

@@ -583,6 +583,35 @@ impl Instance {
         }
     }
 
+    /// A reload changed this running instance's configuration (keepalived keeps the state of
+    /// an instance across a reload): the new parameters apply from now. A master whose advert
+    /// changes (addresses, interval, authentication, version) sends the new one at once and
+    /// its cadence carries it from then on (as it does when `readvertise`, for a master whose
+    /// cadence was stopped). A new base priority is the caller's to apply, as
+    /// `Event::Priority`, because tracking decides the effective one.
+    pub fn reconfigure(&mut self, params: Params, readvertise: bool, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let advert_changed = readvertise
+            || params.version != self.params.version
+            || params.advert_interval_cs != self.params.advert_interval_cs
+            || !same_addresses(&params.addresses, &self.params.addresses)
+            || params.auth != self.params.auth
+            || params.primary != self.params.primary;
+        self.params = params;
+        if self.state == State::Master && advert_changed {
+            self.send_now(self.priority, now, &mut actions);
+        }
+        actions
+    }
+
+    /// A backup whose Master_Down_Timer ran out waits until `until` instead (its sync group is
+    /// not ready to follow it to master).
+    pub fn postpone(&mut self, until: Instant) {
+        if self.state == State::Backup {
+            self.master_down_deadline = Some(until);
+        }
+    }
+
     /// Whether a tracked failure holds this instance in FAULT.
     pub fn faulted(&self) -> bool {
         self.faulted

@@ -71,8 +71,8 @@ impl Spec {
         }
     }
 
-    /// Whether `other` behaves the same (file positions do not count): a reload keeps such an
-    /// instance running with its state.
+    /// Whether `other` behaves the same (file positions do not count): a reload leaves such an
+    /// instance untouched.
     fn same_behaviour(&self, other: &Self) -> bool {
         self.ifindex == other.ifindex
             && self.src == other.src
@@ -148,6 +148,8 @@ pub enum Effect {
     StopAdverts,
     AddVips,
     RemoveVips,
+    /// Remove these VIPs, which a reload took out of the instance's list, where they are.
+    RemoveVipsOf(Vec<config::Vip>),
     /// Gratuitous ARPs / unsolicited NAs for every VIP, `repeat` rounds.
     Announce {
         repeat: u32,
@@ -221,7 +223,11 @@ pub enum Output {
     /// The XDP program is to report (or stop reporting) adverts for this key.
     Watch(InstanceKey),
     Unwatch(InstanceKey),
-    /// The instance is gone (stopped by a reload): release what the daemon holds for it.
+    /// The instance's config changed in a reload (it keeps running): the daemon renews what
+    /// it holds for it from `Router::get`.
+    Update(String),
+    /// The instance is gone (stopped by a reload, or renamed): release what the daemon holds
+    /// for it.
     Retire(String),
 }
 
@@ -250,6 +256,9 @@ struct Entry {
     garp_due: Option<Instant>,
     refresh_due: Option<Instant>,
     stats: InstanceStats,
+    /// Its Master_Down_Timer ran out but its sync group held it back (keepalived's
+    /// `wantstate` MASTER): it is ready to follow the first member that goes.
+    held_back: bool,
 }
 
 /// A read-only view of one instance, for `status` and the diagnosis.
@@ -393,47 +402,17 @@ impl Router {
         self.groups.values().find(|g| g.contains(member))
     }
 
-    /// Starts a new configuration. Instances that behave the same keep running with their
-    /// state, untouched; changed ones stop (as on SIGTERM) and start again; removed ones stop;
-    /// new ones start.
+    /// Runs a new configuration, as keepalived reloads: an instance is the same instance when
+    /// its interface, family and VRID are (keepalived's `vrrp_exist`), whatever its name. Such
+    /// an instance keeps its state (a master stays master, with no gap); what changed takes
+    /// effect in place: VIPs that left the list are removed and the new ones added, a changed
+    /// advert goes out at once and the cadence carries it, a new priority is advertised. An
+    /// instance whose key is gone stops as on SIGTERM (priority 0, VIPs removed); a new key
+    /// starts.
     fn configure(&mut self, now: Instant, plan: Plan, out: &mut Vec<Output>) {
         let new_keys: BTreeSet<InstanceKey> = plan.instances.iter().map(Spec::key).collect();
-        let stopping: Vec<String> = self
-            .instances
-            .iter()
-            .filter(|(name, e)| {
-                !plan
-                    .instances
-                    .iter()
-                    .any(|s| &s.cfg.name == *name && s.same_behaviour(&e.spec))
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in &stopping {
-            if let Some(mut e) = self.instances.remove(name) {
-                let actions = e.fsm.step(Event::Shutdown, now);
-                // Stepped outside the registry: a stop propagates nothing (INIT is not a state
-                // a sync group follows), and nothing can reach this instance any more.
-                self.instances.insert(name.clone(), e);
-                self.run(name, actions, false, now, out);
-                if let Some(e) = self.instances.remove(name) {
-                    let key = e.spec.key();
-                    if self.by_key.get(&key) == Some(name) {
-                        self.by_key.remove(&key);
-                    }
-                    if !new_keys.contains(&key) {
-                        out.push(Output::Unwatch(key));
-                    }
-                }
-                out.push(Output::Retire(name.clone()));
-            }
-        }
-        // The kept ones take the new config's positions (for messages).
-        for spec in &plan.instances {
-            if let Some(e) = self.instances.get_mut(&spec.cfg.name) {
-                e.spec = spec.clone();
-            }
-        }
+        // The new groups first: an instance that stops now is no longer a member of the group
+        // it leaves, and does not take the members that stay with it.
         self.groups = plan
             .groups
             .iter()
@@ -462,17 +441,58 @@ impl Router {
         self.scripts = plan.scripts;
         // Read at resolution: fresher than what the poller last said.
         self.links.extend(plan.links);
+        let stopping: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|(_, e)| !new_keys.contains(&e.spec.key()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &stopping {
+            let Some(e) = self.instances.get_mut(name) else {
+                continue;
+            };
+            let actions = e.fsm.step(Event::Shutdown, now);
+            // A stop propagates nothing (INIT is not a state a sync group follows).
+            self.run(name, actions, false, now, out);
+            if let Some(e) = self.instances.remove(name) {
+                self.by_key.remove(&e.spec.key());
+                out.push(Output::Unwatch(e.spec.key()));
+            }
+            out.push(Output::Retire(name.clone()));
+        }
+        // The instances that stay, taken out first so that names may be swapped around.
+        let mut staying: BTreeMap<InstanceKey, Entry> = BTreeMap::new();
+        for spec in &plan.instances {
+            if let Some(name) = self.by_key.get(&spec.key()).cloned()
+                && let Some(e) = self.instances.remove(&name)
+            {
+                if name != spec.cfg.name {
+                    // Renamed: what the daemon holds under the old name goes.
+                    out.push(Output::Retire(name));
+                }
+                staying.insert(spec.key(), e);
+            }
+        }
         let mut added = Vec::new();
+        let mut changed = Vec::new();
         for spec in plan.instances {
-            if self.instances.contains_key(&spec.cfg.name) {
+            let key = spec.key();
+            let name = spec.cfg.name.clone();
+            self.by_key.insert(key, name.clone());
+            if let Some(mut e) = staying.remove(&key) {
+                if !e.spec.same_behaviour(&spec) || e.spec.cfg.name != name {
+                    let renamed = e.spec.cfg.name != name;
+                    changed.push((name.clone(), e.spec.clone(), renamed));
+                }
+                // New positions in the file, or a new config to apply below.
+                e.spec = spec;
+                self.instances.insert(name, e);
                 continue;
             }
-            let key = spec.key();
-            self.by_key.insert(key, spec.cfg.name.clone());
             out.push(Output::Watch(key));
-            added.push(spec.cfg.name.clone());
+            added.push(name.clone());
             self.instances.insert(
-                spec.cfg.name.clone(),
+                name,
                 Entry {
                     fsm: fsm::Instance::new(spec.params()),
                     spec,
@@ -480,10 +500,15 @@ impl Router {
                     garp_due: None,
                     refresh_due: None,
                     stats: InstanceStats::default(),
+                    held_back: false,
                 },
             );
         }
-        // Tracking first (a new instance may start in FAULT), then the new ones start.
+        for (name, old, renamed) in changed {
+            self.reconfigure(&name, &old, renamed, now, out);
+        }
+        // Tracking first (a new instance may start in FAULT, a new priority is advertised),
+        // then the new ones start.
         for name in self.names() {
             self.apply_tracking(&name, now, out);
         }
@@ -493,6 +518,65 @@ impl Router {
                 self.run(&name, actions, true, now, out);
             }
         }
+    }
+
+    /// A running instance's config changed (its `spec` is the new one already): the daemon's
+    /// copy is renewed, and a master's VIPs and adverts follow the new config without a gap
+    /// (keepalived's `clear_diff_vrrp_vip` and `restore_vrrp_state`).
+    /// A renamed master starts its cadence again under its new name (the daemon's advert
+    /// thread knows it by name).
+    fn reconfigure(
+        &mut self,
+        name: &str,
+        old: &Spec,
+        renamed: bool,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(e) = self.instances.get_mut(name) else {
+            return;
+        };
+        out.push(Output::Update(name.to_owned()));
+        let cfg = &e.spec.cfg;
+        let master = e.fsm.state() == State::Master;
+        if master {
+            let new: Vec<&config::Vip> = cfg.vips.iter().chain(&cfg.excluded_vips).collect();
+            let stale: Vec<config::Vip> = old
+                .cfg
+                .vips
+                .iter()
+                .chain(&old.cfg.excluded_vips)
+                .filter(|v| !new.iter().any(|n| n.addr == v.addr && n.prefix == v.prefix))
+                .cloned()
+                .collect();
+            if !stale.is_empty() {
+                out.push(Output::Instance {
+                    name: name.to_owned(),
+                    effect: Effect::RemoveVipsOf(stale),
+                });
+            }
+            let added = new.iter().any(|n| {
+                !old.cfg
+                    .vips
+                    .iter()
+                    .chain(&old.cfg.excluded_vips)
+                    .any(|v| v.same_as(n))
+            });
+            if added {
+                out.push(Output::Instance {
+                    name: name.to_owned(),
+                    effect: Effect::AddVips,
+                });
+                out.push(Output::Instance {
+                    name: name.to_owned(),
+                    effect: Effect::Announce {
+                        repeat: cfg.garp.master_repeat,
+                    },
+                });
+            }
+        }
+        let actions = e.fsm.reconfigure(e.spec.params(), renamed, now);
+        self.run(name, actions, true, now, out);
     }
 
     fn advert(&mut self, now: Instant, rx: RxAdvert, out: &mut Vec<Output>) {
@@ -532,6 +616,13 @@ impl Router {
             },
             now,
         );
+        // A master heard again: this member no longer wants to take over.
+        if e.fsm
+            .master
+            .is_some_and(|m| m.3 == rx.arrived && m.0 == rx.src)
+        {
+            e.held_back = false;
+        }
         let mut rest = Vec::with_capacity(actions.len());
         for a in actions {
             if let Action::Drop(err) = a {
@@ -554,8 +645,15 @@ impl Router {
                 continue;
             };
             if e.fsm.next_deadline().is_some_and(|d| d <= now) {
-                let actions = e.fsm.step(Event::Timer, now);
-                self.run(&name, actions, true, now, out);
+                if let Some(wait) = self.group_holds_back(&name, now) {
+                    if let Some(e) = self.instances.get_mut(&name) {
+                        e.fsm.postpone(now.plus(wait));
+                        e.held_back = true;
+                    }
+                } else if let Some(e) = self.instances.get_mut(&name) {
+                    let actions = e.fsm.step(Event::Timer, now);
+                    self.run(&name, actions, true, now, out);
+                }
             }
             let Some(e) = self.instances.get_mut(&name) else {
                 continue;
@@ -585,6 +683,34 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// keepalived's rule for a sync group that is not master: a member whose Master_Down_Timer
+    /// ran out becomes master only if every other member would too (master already, or a backup
+    /// whose own timer ran out); otherwise it waits another Master_Down_Interval of the first
+    /// member that holds it back. A group prefers backup to thrashing: without this, a member
+    /// whose peer stopped advertising (a rolling config change) would take the group to master
+    /// and the members that still hear their master would take it straight back, every
+    /// Master_Down_Interval. None: go ahead.
+    fn group_holds_back(&self, name: &str, now: Instant) -> Option<Duration> {
+        let group = self.group_of(name)?;
+        if group.state() == State::Master {
+            return None;
+        }
+        group
+            .members()
+            .iter()
+            .filter(|m| m.as_str() != name)
+            .filter_map(|m| self.instances.get(m))
+            .find(|m| {
+                let ready = match m.fsm.state() {
+                    State::Master => true,
+                    State::Backup => m.held_back || m.fsm.next_deadline().is_some_and(|d| d <= now),
+                    State::Initialize | State::Fault => false,
+                };
+                !ready
+            })
+            .map(|m| m.fsm.master_down_interval())
     }
 
     /// What an instance tracks, with the state of each, for `effective_priority`.
@@ -715,6 +841,7 @@ impl Router {
                     // Only an advert's step drops, and `advert` takes those out first.
                     Action::Drop(_) => continue,
                     Action::Transition { from, to } => {
+                        e.held_back = false;
                         if to == State::Master {
                             e.stats.became_master += 1;
                         } else {
@@ -728,7 +855,7 @@ impl Router {
                         });
                         let group = self.groups.values_mut().find(|g| g.contains(&name));
                         if let Some(g) = group {
-                            let p = g.member_entered(&name, to, leading);
+                            let p = g.member_entered(&name, from, to, leading);
                             if let Some(state) = p.entered {
                                 out.push(Output::Group {
                                     name: g.name().to_owned(),

@@ -56,11 +56,20 @@ impl SyncGroup {
         }
     }
 
-    /// `member` entered `to`. A transition it made on its own (`leading`) takes the others
-    /// along; one it made following another member does not propagate again.
-    pub fn member_entered(&mut self, member: &str, to: State, leading: bool) -> Propagation {
+    /// `member` went from `from` to `to`. A transition it made on its own (`leading`) takes
+    /// the others along; one it made following another member does not propagate again. A
+    /// member that starts (leaves INIT) while the group runs already, as one a reload adds,
+    /// joins it without moving it: it comes up as backup and its own timer decides.
+    pub fn member_entered(
+        &mut self,
+        member: &str,
+        from: State,
+        to: State,
+        leading: bool,
+    ) -> Propagation {
         let mut out = Propagation::default();
-        if !self.contains(member) {
+        if !self.contains(member) || (from == State::Initialize && self.state != State::Initialize)
+        {
             return out;
         }
         if self.state != to {
@@ -86,14 +95,26 @@ mod tests {
     #[test]
     fn a_leading_transition_takes_the_others_along_once() {
         let mut g = SyncGroup::new("VG_1", &["VI_FRONT".into(), "VI_BACK".into()]);
-        let p = g.member_entered("VI_BACK", State::Fault, true);
+        let p = g.member_entered("VI_BACK", State::Initialize, State::Backup, true);
+        assert_eq!(
+            p.entered,
+            Some(State::Backup),
+            "the group starts with its first member"
+        );
+        let p = g.member_entered("VI_FRONT", State::Initialize, State::Backup, true);
+        assert_eq!(
+            p,
+            Propagation::default(),
+            "a member that starts joins the running group"
+        );
+        let p = g.member_entered("VI_BACK", State::Backup, State::Fault, true);
         assert_eq!(p.followers, vec!["VI_FRONT".to_owned()]);
         assert_eq!(p.entered, Some(State::Fault));
-        let p = g.member_entered("VI_FRONT", State::Fault, false);
+        let p = g.member_entered("VI_FRONT", State::Backup, State::Fault, false);
         assert!(p.followers.is_empty());
         assert_eq!(p.entered, None, "the group is in FAULT already");
         assert_eq!(
-            g.member_entered("VI_OTHER", State::Master, true),
+            g.member_entered("VI_OTHER", State::Backup, State::Master, true),
             Propagation::default()
         );
         let g2 = g.reconfigured(&["VI_FRONT".into()]);
