@@ -64,6 +64,11 @@ struct Case {
     out: String,
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "event times are small positive seconds"
+)]
 fn at(secs: &str, line: &str) -> Instant {
     let s: f64 = secs
         .parse()
@@ -191,6 +196,11 @@ impl Case {
 
     /// `IFACE SRC vrid N prio P [v2|v3] [int S] [auth PASS|none] [addrs A,B] [ttl T]
     /// [checksum bad]`, encoded as a router would send it and decoded as the daemon does.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an advert interval in seconds, 0.01 to 40.95"
+    )]
     fn advert(&self, w: &[&str], line: &str) -> RxAdvert {
         let iface = self
             .ifaces

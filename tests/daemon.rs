@@ -3,7 +3,7 @@
 //! keepalived both ways (v2 PASS and v3), IPv6, reload without a transition, and nothing left
 //! behind after stop or kill -9.
 
-use std::{net::IpAddr, time::Duration};
+use std::{fmt::Write as _, net::IpAddr, time::Duration};
 
 use vrrpd_lab::{
     Host, Lab, Proc, fixtures,
@@ -531,10 +531,10 @@ fn sync_config(state: &str, front_prio: u8, prio: u8, members: &[&str]) -> Strin
     };
     let mut c = format!(
         "vrrp_sync_group VG_1 {{\n  group {{\n{}  }}\n}}\n",
-        members
-            .iter()
-            .map(|m| format!("    {m}\n"))
-            .collect::<String>()
+        members.iter().fold(String::new(), |mut s, m| {
+            let _ = writeln!(s, "    {m}");
+            s
+        })
     );
     c += &instance("VI_FRONT", "eth0", 50, front_prio, "10.0.0.3");
     if members.contains(&"VI_BACK") {

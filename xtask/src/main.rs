@@ -114,7 +114,7 @@ fn main() -> anyhow::Result<()> {
                 .join("target")
                 .join(if release { "release" } else { "debug" })
                 .join("vrrpd");
-            // DESIGN.md: `build-and-load -- ARGS` runs `vrrpd run ARGS`; a subcommand given
+            // `build-and-load -- ARGS` runs `vrrpd run ARGS` (the design card); a subcommand given
             // first (`-- watch -i eth0`) is passed through as it is.
             const SUBCOMMANDS: &[&str] = &[
                 "run",

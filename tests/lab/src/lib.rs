@@ -1,4 +1,4 @@
-//! The seed's lab (DESIGN.md, "The seed's lab") out of network namespaces, for the integration
+//! The seed's lab (README.md, "The two commands") out of network namespaces, for the integration
 //! tests and `cargo xtask lab`.
 //!
 //! ```text
@@ -102,7 +102,7 @@ impl Host {
         }
     }
 
-    /// (interface, address/prefix) pairs, as in DESIGN.md's table.
+    /// (interface, address/prefix) pairs, as in the README's table of the lab.
     pub const fn interfaces(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Self::Lb01 => &[("eth0", "10.0.0.5/24"), ("eth1", "172.16.1.5/24")],

@@ -21,7 +21,7 @@ use crate::{
         netlink::NetError,
         scripts::{Notified, fifo_line, notify_commands},
     },
-    time::{Instant, nanos},
+    time::Instant,
     wire::vrrp::Family,
 };
 
@@ -199,8 +199,8 @@ impl Daemon {
                 name: name.to_owned(),
                 socket: Arc::new(socket),
                 packets,
-                interval_ns: nanos(interval),
-                next_ns: first.as_nanos(),
+                interval,
+                next: first,
                 stats,
             }),
         );

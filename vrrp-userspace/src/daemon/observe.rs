@@ -40,7 +40,7 @@ const MAX_SOURCES: usize = 4096;
 const GAPS: usize = 64;
 const TIMED_GAPS: usize = 256;
 /// A source silent this long is forgotten (and so cannot keep a real new peer out).
-const FORGET: Duration = Duration::from_secs(600);
+const FORGET: Duration = Duration::from_mins(10);
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// The window is "now minus the newest sample at least this old" (4 to 9 s), so that a fixed
 /// problem clears soon.
@@ -377,6 +377,10 @@ impl Daemon {
         }
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one window per source and per instance, field by field"
+    )]
     fn diagnose_input(&mut self, now: Instant) -> DiagnoseInput {
         let cpu_now = self
             .observe
@@ -463,8 +467,7 @@ impl Daemon {
                     periodic: load(|s| s.periodic.load(Relaxed))
                         .saturating_sub(b.map_or(0, |b| b.periodic)),
                     late_max_ms: o
-                        .map(|o| o.late_max.iter().copied().max().unwrap_or(0))
-                        .unwrap_or(0)
+                        .map_or(0, |o| o.late_max.iter().copied().max().unwrap_or(0))
                         .max(load(|s| s.late_max_ns.load(Relaxed)))
                         as f64
                         / 1e6,

@@ -29,8 +29,7 @@ impl Daemon {
         };
         self.config = config;
         self.trackers
-            .sync(&plan, &self.config, &self.io.netlink, &self.track_tx)
-            .await;
+            .sync(&plan, &self.config, &self.io.netlink, &self.track_tx);
         self.handle(clock::now(), Input::Configure(plan)).await;
         info!(instances = self.router.len(), "reload done");
     }

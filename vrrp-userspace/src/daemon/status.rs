@@ -41,6 +41,7 @@ impl Daemon {
         }
     }
 
+    #[expect(clippy::too_many_lines, reason = "the status, field by field")]
     pub(super) fn status(&self, now: Instant) -> Status {
         let secs = |i: Instant| now.since(i).as_secs_f64();
         let instances = self

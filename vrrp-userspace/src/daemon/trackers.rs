@@ -29,7 +29,7 @@ pub(super) struct Trackers {
 impl Trackers {
     /// Runs exactly the scripts `plan` uses and polls exactly its tracked interfaces. A script
     /// whose config is unchanged keeps its runner (and so its rise/fall state).
-    pub async fn sync(
+    pub fn sync(
         &mut self,
         plan: &Plan,
         config: &Config,

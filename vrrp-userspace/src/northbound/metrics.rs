@@ -82,6 +82,10 @@ fn label(v: &str) -> String {
 }
 
 /// The exposition text for a status snapshot.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one family after another, in exposition order"
+)]
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {

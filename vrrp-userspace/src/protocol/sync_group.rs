@@ -48,6 +48,7 @@ impl SyncGroup {
 
     /// The same group in a new config: its state carries over, its membership is the new
     /// one's.
+    #[must_use]
     pub fn reconfigured(&self, members: &[String]) -> Self {
         Self {
             name: self.name.clone(),

@@ -23,6 +23,8 @@ use std::{
 use socket2::{SockAddr, Socket};
 use tracing::{info, warn};
 
+use crate::time::{Instant, nanos};
+
 /// keepalived's vrrp_rt_priority default when set: the middle of SCHED_FIFO's range.
 pub const RT_PRIORITY: u8 = 50;
 
@@ -50,9 +52,9 @@ pub struct Slot {
     pub socket: Arc<Socket>,
     /// (destination, VRRP message for it): v3's checksum covers the destination.
     pub packets: Vec<(SockAddr, Vec<u8>)>,
-    pub interval_ns: u64,
+    pub interval: Duration,
     /// CLOCK_MONOTONIC ns of the next send.
-    pub next_ns: u64,
+    pub next: Instant,
     pub stats: Arc<SlotStats>,
 }
 
@@ -210,7 +212,7 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                 if st.stop {
                     return;
                 }
-                let Some(next) = st.slots.values().map(|s| s.next_ns).min() else {
+                let Some(next) = st.slots.values().map(|s| s.next).min() else {
                     let generation = st.generation;
                     st = cv
                         .wait(st)
@@ -221,16 +223,16 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                     }
                     continue;
                 };
-                let now = super::clock::monotonic_ns();
+                let now = super::clock::now();
                 // Wake 1 ms early on the condvar (relative, coarse), then sleep to the exact
                 // deadline with an absolute clock_nanosleep.
-                let early = next.saturating_sub(1_000_000);
+                let early = next.minus(Duration::from_millis(1));
                 if early <= now {
                     break Some(next);
                 }
                 let generation = st.generation;
                 let (guard, _) = cv
-                    .wait_timeout(st, Duration::from_nanos(early - now))
+                    .wait_timeout(st, early.since(now))
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 st = guard;
                 if st.generation != generation {
@@ -243,16 +245,16 @@ fn run(shared: &(Mutex<State>, Condvar)) {
             continue;
         };
         sleep_until(due);
-        let now = super::clock::monotonic_ns();
+        let now = super::clock::now();
         let mut st = lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for slot in st.slots.values_mut() {
-            if slot.next_ns > now {
+            if slot.next > now {
                 continue;
             }
             send(slot, now);
-            slot.next_ns = next_after(slot.next_ns, slot.interval_ns, now);
+            slot.next = next_after(slot.next, slot.interval, now);
         }
     }
 }
@@ -260,21 +262,21 @@ fn run(shared: &(Mutex<State>, Condvar)) {
 /// The deadline after `sent` (the one just served) at `now`. Absolute cadence: it follows the
 /// last deadline, not the send time, so lateness never accumulates; deadlines missed whole
 /// (the thread was stopped) are skipped, not sent in a burst.
-fn next_after(sent: u64, interval: u64, now: u64) -> u64 {
-    let interval = interval.max(1);
-    let mut next = sent.saturating_add(interval);
-    if next <= now {
-        let behind = (now - next) / interval + 1;
-        next = next.saturating_add(behind * interval);
+fn next_after(sent: Instant, interval: Duration, now: Instant) -> Instant {
+    let step = nanos(interval).max(1);
+    let mut next = sent.0.saturating_add(step);
+    if next <= now.0 {
+        let behind = (now.0 - next) / step + 1;
+        next = next.saturating_add(behind * step);
     }
-    next
+    Instant(next)
 }
 
-fn sleep_until(deadline_ns: u64) {
+fn sleep_until(deadline: Instant) {
     use nix::time::{ClockId, ClockNanosleepFlags, clock_nanosleep};
     let ts = nix::sys::time::TimeSpec::new(
-        i64::try_from(deadline_ns / 1_000_000_000).unwrap_or(i64::MAX),
-        i64::try_from(deadline_ns % 1_000_000_000).unwrap_or(0),
+        i64::try_from(deadline.0 / 1_000_000_000).unwrap_or(i64::MAX),
+        i64::try_from(deadline.0 % 1_000_000_000).unwrap_or(0),
     );
     // EINTR: a signal; the loop re-checks the time.
     let _ = clock_nanosleep(
@@ -284,13 +286,13 @@ fn sleep_until(deadline_ns: u64) {
     );
 }
 
-fn send(slot: &Slot, now: u64) {
-    let late = now.saturating_sub(slot.next_ns);
+fn send(slot: &Slot, now: Instant) {
+    let late = now.since(slot.next);
     let st = &slot.stats;
     st.periodic.fetch_add(1, Ordering::Relaxed);
-    st.late_sum_ns.fetch_add(late, Ordering::Relaxed);
-    st.late_max_ns.fetch_max(late, Ordering::Relaxed);
-    if late > slot.interval_ns / 4 {
+    st.late_sum_ns.fetch_add(nanos(late), Ordering::Relaxed);
+    st.late_max_ns.fetch_max(nanos(late), Ordering::Relaxed);
+    if late > slot.interval / 4 {
         st.late.fetch_add(1, Ordering::Relaxed);
     }
     for (dst, bytes) in &slot.packets {
@@ -305,14 +307,13 @@ fn send(slot: &Slot, now: u64) {
                         slot.name
                     );
                 }
-                st.refused_last_ns.store(now, Ordering::Relaxed);
+                st.refused_last_ns.store(now.as_nanos(), Ordering::Relaxed);
             }
             Err(e) => warn!(
                 "({}) sending an advert to {:?}: {e}",
                 slot.name,
                 dst.as_socket()
-                    .map(|s| s.ip())
-                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                    .map_or(IpAddr::from([0, 0, 0, 0]), |s| s.ip())
             ),
         }
     }
@@ -328,13 +329,23 @@ mod tests {
     /// later advert back, and a stop of several intervals sends no burst.
     #[test]
     fn the_cadence_keeps_its_phase() {
-        assert_eq!(next_after(S, S, S + 300_000_000), 2 * S, "woke 0.3 s late");
-        assert_eq!(next_after(S, S, S), 2 * S);
+        let second = Duration::from_secs(1);
+        let at = Instant;
         assert_eq!(
-            next_after(S, S, 4 * S + 1),
-            5 * S,
+            next_after(at(S), second, at(S + 300_000_000)),
+            at(2 * S),
+            "woke 0.3 s late"
+        );
+        assert_eq!(next_after(at(S), second, at(S)), at(2 * S));
+        assert_eq!(
+            next_after(at(S), second, at(4 * S + 1)),
+            at(5 * S),
             "stopped for 3 intervals"
         );
-        assert_eq!(next_after(S, 0, S), S + 1, "a zero interval cannot spin");
+        assert_eq!(
+            next_after(at(S), Duration::ZERO, at(S)),
+            at(S + 1),
+            "a zero interval cannot spin"
+        );
     }
 }
