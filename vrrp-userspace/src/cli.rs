@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// keepalived's config id for `@id` lines (default: the short host name).
     #[arg(short = 'i', long = "config-id")]
     pub config_id: Option<String>,
+    /// keepalived's -t: test the config and exit (0 fine, 4 a missing file or interface, 5
+    /// config errors, 6 a script-security problem), as `vrrpd check` does.
+    #[arg(short = 't', long = "config-test")]
+    pub config_test: bool,
     /// Accepted for keepalived compatibility: vrrpd never forks.
     #[arg(short = 'n', long = "dont-fork")]
     pub dont_fork: bool,
@@ -156,6 +160,10 @@ pub struct CheckArgs {
     /// keepalived's config id for `@id` lines (default: the short host name).
     #[arg(short = 'i', long = "config-id")]
     pub config_id: Option<String>,
+    /// Do not check the config against this host (that its interfaces and scripts exist),
+    /// for checking another host's config.
+    #[arg(long = "skip-host")]
+    pub skip_host: bool,
 }
 
 #[derive(Debug, Args)]
@@ -272,12 +280,27 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.config_test {
+        return Ok(check(&CheckArgs {
+            file: args.file,
+            dump: false,
+            config_id: args.config_id,
+            skip_host: false,
+        }));
+    }
+    if !args.file.is_file() {
+        eprintln!(
+            "vrrpd run: cannot read the config file {}",
+            args.file.display()
+        );
+        return Ok(ExitCode::from(vrrp::config::exit::RUN_NO_CONFIG));
+    }
     let mut load = vrrp::config::LoadOptions::default();
     if let Some(id) = args.config_id {
         load.config_id = id;
     }
     let pid_file = args.pid.or(args.vrrp.flatten());
-    vrrp::daemon::run(vrrp::daemon::Options {
+    let result = vrrp::daemon::run(vrrp::daemon::Options {
         config: args.file.clone(),
         load,
         pid_file,
@@ -288,9 +311,31 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         realtime: !args.no_realtime,
         xdp_mode: args.xdp_mode,
     })
-    .await
-    .with_context(|| format!("vrrpd run -f {}", args.file.display()))?;
-    Ok(ExitCode::SUCCESS)
+    .await;
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // Each problem at its file:line, before anything was loaded or started; keepalived's
+        // exit code for a config it will not run.
+        Err(vrrp::daemon::DaemonError::Config(e)) => {
+            for d in &e.0.0 {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "vrrpd run: {}: the config has errors, not started",
+                args.file.display()
+            );
+            let no_config =
+                e.0.0
+                    .iter()
+                    .any(|d| d.severity == vrrp::config::Severity::NoConfig);
+            Ok(ExitCode::from(if no_config {
+                vrrp::config::exit::RUN_NO_CONFIG
+            } else {
+                vrrp::config::exit::RUN_CONFIG
+            }))
+        }
+        Err(e) => Err(e).with_context(|| format!("vrrpd run -f {}", args.file.display())),
+    }
 }
 
 /// ns per packet of the XDP program and of an empty one, on frames the program passes
@@ -461,14 +506,36 @@ async fn diagnose(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vrrpd check` and `vrrpd run -t`: keepalived's config test, with its exit codes (0 fine,
+/// 4 a missing file or interface, 5 config errors, 6 a script-security problem).
 fn check(args: &CheckArgs) -> ExitCode {
     let mut opts = vrrp::config::LoadOptions::default();
     if let Some(id) = &args.config_id {
         opts.config_id.clone_from(id);
     }
-    let (config, diags) = vrrp::config::load(&args.file, &opts);
+    if !args.file.is_file() {
+        eprintln!(
+            "{}: error: cannot read the config file: {}",
+            args.file.display(),
+            if args.file.exists() {
+                "not a regular file"
+            } else {
+                "no such file"
+            }
+        );
+        return ExitCode::from(vrrp::config::exit::FATAL);
+    }
+    let (config, mut diags) = vrrp::config::load(&args.file, &opts);
+    if !args.skip_host {
+        vrrp::config::environment(&config, &vrrp::config::Host, &mut diags);
+    }
     let errors = diags.errors().count();
-    let warnings = diags.0.len() - errors;
+    let ignored = diags
+        .0
+        .iter()
+        .filter(|d| d.severity == vrrp::config::Severity::Ignored)
+        .count();
+    let warnings = diags.0.len() - errors - ignored;
     for d in &diags.0 {
         if args.dump {
             eprintln!("{d}");
@@ -483,15 +550,11 @@ fn check(args: &CheckArgs) -> ExitCode {
         }
     }
     eprintln!(
-        "{}: {} instance(s), {errors} error(s), {warnings} warning(s)",
+        "{}: {} instance(s), {errors} error(s), {ignored} error(s) that keepalived and vrrpd run past, {warnings} warning(s)",
         args.file.display(),
         config.instances.len()
     );
-    if errors > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    ExitCode::from(diags.exit_code())
 }
 
 /// Attaches to `interfaces`, then hands every record to `sink` until Ctrl-C, SIGTERM, `count`

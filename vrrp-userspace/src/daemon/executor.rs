@@ -19,7 +19,7 @@ use crate::{
     sys::{
         advert_thread::Slot,
         netlink::NetError,
-        scripts::{Notified, fifo_line, notify_commands},
+        scripts::{Notified, RunAs, fifo_line, notify_commands},
     },
     time::Instant,
     wire::vrrp::Family,
@@ -46,8 +46,13 @@ impl Daemon {
                     let Some(cfg) = self.config.sync_groups.iter().find(|g| g.name == name) else {
                         continue;
                     };
-                    let commands =
-                        notify_commands(&cfg.notify, Notified::Group, &name, state, priority);
+                    let commands = self.run_as(notify_commands(
+                        &cfg.notify,
+                        Notified::Group,
+                        &name,
+                        state,
+                        priority,
+                    ));
                     self.group_notifier(&name).send(commands);
                     self.fifo(&fifo_line(Notified::Group, &name, state, priority));
                 }
@@ -115,10 +120,14 @@ impl Daemon {
                     "({name}) Entering {} STATE",
                     to.keepalived_name()
                 );
-                if let Some(r) = self.resources(name) {
-                    let commands =
-                        notify_commands(&r.spec.cfg.notify, Notified::Instance, name, to, priority);
-                    r.notifier.send(commands);
+                let commands = self.resources(name).map(|r| {
+                    notify_commands(&r.spec.cfg.notify, Notified::Instance, name, to, priority)
+                });
+                if let Some(commands) = commands {
+                    let commands = self.run_as(commands);
+                    if let Some(r) = self.resources(name) {
+                        r.notifier.send(commands);
+                    }
                 }
                 self.fifo(&fifo_line(Notified::Instance, name, to, priority));
             }
@@ -269,6 +278,17 @@ impl Daemon {
                 }
             }
         });
+    }
+
+    /// Who each notify script runs as: its own user, else keepalived's default script user.
+    fn run_as(&self, commands: Vec<(String, Option<config::RunUser>)>) -> Vec<(String, RunAs)> {
+        commands
+            .into_iter()
+            .map(|(c, user)| {
+                let run_as = RunAs::resolve(user.as_ref(), &self.config.global);
+                (c, run_as)
+            })
+            .collect()
     }
 
     /// Writes a line to keepalived's notify_fifo / vrrp_notify_fifo, if configured and read.

@@ -28,7 +28,7 @@ use crate::{
         announce::Announcer,
         clock,
         netlink::{Link, NetError, Netlink},
-        scripts::{Notifier, RunAs},
+        scripts::Notifier,
         socket::VrrpSocket,
     },
     wire::vrrp::{Advert, ChecksumMode, Family},
@@ -319,12 +319,13 @@ impl Daemon {
                 .into_iter()
                 .map(|a| a.addr)
                 .collect();
+            // keepalived runs priority 255 (also what `state MASTER` without a priority means)
+            // as master whether or not the addresses are the interface's own; so does vrrpd.
             if let Some(missing) = vips.iter().find(|v| !held.contains(v)) {
-                return Err(DaemonError::NotOwner {
-                    instance: cfg.name.clone(),
-                    interface: link.name.clone(),
-                    addr: *missing,
-                });
+                warn!(
+                    "({}) priority 255 (the address owner), but {} does not hold {missing}: it runs as master and adds the VIPs, as keepalived does",
+                    cfg.name, link.name
+                );
             }
         } else if fresh {
             // Left behind by a crash (or by keepalived): an address we would hold only as master.
@@ -357,10 +358,7 @@ impl Daemon {
             } else {
                 spec.cfg.unicast_peers.clone()
             };
-            let notifier = Notifier::spawn(
-                format!("({name})"),
-                RunAs::resolve(None, &self.config.global),
-            );
+            let notifier = Notifier::spawn(format!("({name})"));
             self.io.instances.insert(
                 name.to_owned(),
                 Resources {
@@ -394,10 +392,10 @@ impl Daemon {
 
     /// The notify queue of sync group `name`, made on first use.
     pub(super) fn group_notifier(&mut self, name: &str) -> &Notifier {
-        let global = &self.config.global;
-        self.io.groups.entry(name.to_owned()).or_insert_with(|| {
-            Notifier::spawn(format!("GROUP({name})"), RunAs::resolve(None, global))
-        })
+        self.io
+            .groups
+            .entry(name.to_owned())
+            .or_insert_with(|| Notifier::spawn(format!("GROUP({name})")))
     }
 }
 

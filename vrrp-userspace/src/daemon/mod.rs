@@ -37,7 +37,7 @@ mod status;
 mod timers;
 mod trackers;
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
@@ -88,14 +88,6 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
-    },
-    #[error(
-        "({instance}) priority 255 means owning the virtual addresses, but {interface} does not hold {addr}"
-    )]
-    NotOwner {
-        instance: String,
-        interface: String,
-        addr: IpAddr,
     },
     #[error("({instance}) {source}")]
     Instance {

@@ -230,6 +230,30 @@ fn lost_shebang(path: &Path) -> Option<String> {
     (interp.starts_with('/') && Path::new(&interp).exists()).then_some(interp)
 }
 
+/// Where a script's program is: itself when it names a path, else found on PATH (as
+/// keepalived resolves a bare name, and as exec will).
+pub fn resolve_program(program: &str) -> Option<std::path::PathBuf> {
+    if program.contains('/') {
+        return Some(std::path::PathBuf::from(program));
+    }
+    if program.is_empty() {
+        return None;
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_else(|| {
+            vec![
+                "/usr/sbin".into(),
+                "/usr/bin".into(),
+                "/sbin".into(),
+                "/bin".into(),
+            ]
+        })
+        .into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// keepalived's `enable_script_security`: a script that a non-root user could change (the
 /// file, or any directory on its path, writable by group or others, or owned by someone else)
 /// must not run as root. Returns why, or None when it is safe.
@@ -334,7 +358,7 @@ pub fn spawn_script(
 /// Runs notify scripts one after another, in the order of the transitions, without making
 /// the state machine wait (keepalived runs them concurrently, so they can overtake each other).
 pub struct Notifier {
-    tx: Option<mpsc::Sender<Vec<String>>>,
+    tx: Option<mpsc::Sender<Vec<(String, RunAs)>>>,
     worker: Option<tokio::task::JoinHandle<()>>,
     label: String,
 }
@@ -344,12 +368,12 @@ pub struct Notifier {
 const NOTIFY_QUEUE: usize = 64;
 
 impl Notifier {
-    pub fn spawn(label: String, run_as: RunAs) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Vec<String>>(NOTIFY_QUEUE);
+    pub fn spawn(label: String) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Vec<(String, RunAs)>>(NOTIFY_QUEUE);
         let name = label.clone();
         let worker = tokio::spawn(async move {
             while let Some(commands) = rx.recv().await {
-                for c in commands {
+                for (c, run_as) in commands {
                     match run_once(&c, &run_as, None, &label).await {
                         Outcome::Exited(0) => debug!("{label}: {c}: done"),
                         other => warn!("{label}: {c}: {other:?}"),
@@ -364,13 +388,15 @@ impl Notifier {
         }
     }
 
-    pub fn send(&self, commands: Vec<String>) {
+    /// Queues one transition's scripts, each with the user it runs as.
+    pub fn send(&self, commands: Vec<(String, RunAs)>) {
         if let (false, Some(tx)) = (commands.is_empty(), &self.tx)
             && let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(commands)
         {
             warn!(
-                "{}: {NOTIFY_QUEUE} transitions already wait for their notify scripts (one is stuck?): not running {c:?}",
-                self.label
+                "{}: {NOTIFY_QUEUE} transitions already wait for their notify scripts (one is stuck?): not running {:?}",
+                self.label,
+                c.iter().map(|(c, _)| c).collect::<Vec<_>>()
             );
         }
     }
@@ -418,19 +444,26 @@ pub fn notify_commands(
     name: &str,
     state: State,
     priority: u8,
-) -> Vec<String> {
+) -> Vec<(String, Option<config::RunUser>)> {
     let specific = match state {
         State::Master => &n.master,
         State::Backup => &n.backup,
         State::Fault => &n.fault,
         State::Initialize => &n.stop,
     };
-    let mut out: Vec<String> = specific.iter().cloned().collect();
+    let mut out: Vec<(String, Option<config::RunUser>)> = specific
+        .iter()
+        .map(|s| (s.command.clone(), s.user.clone()))
+        .collect();
     if let Some(g) = &n.generic {
-        out.push(format!(
-            "{g} {} \"{name}\" {} {priority}",
-            kind.word(),
-            notify_word(state)
+        out.push((
+            format!(
+                "{} {} \"{name}\" {} {priority}",
+                g.command,
+                kind.word(),
+                notify_word(state)
+            ),
+            g.user.clone(),
         ));
     }
     out
@@ -467,18 +500,30 @@ mod tests {
 
     #[test]
     fn notify_arguments_are_keepalived_s() {
+        let script = |c: &str| {
+            Some(config::NotifyScript {
+                command: c.to_owned(),
+                user: None,
+            })
+        };
         let n = config::Notify {
-            master: Some("/bin/m".into()),
-            generic: Some("/bin/n".into()),
+            master: script("/bin/m"),
+            generic: script("/bin/n"),
             ..Default::default()
         };
+        let commands = |state| {
+            notify_commands(&n, Notified::Instance, "VI_1", state, 150)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            notify_commands(&n, Notified::Instance, "VI_1", State::Master, 150),
+            commands(State::Master),
             ["/bin/m", "/bin/n INSTANCE \"VI_1\" MASTER 150"]
         );
         assert_eq!(
-            notify_commands(&n, Notified::Instance, "VI_1", State::Backup, 100),
-            ["/bin/n INSTANCE \"VI_1\" BACKUP 100"]
+            commands(State::Backup),
+            ["/bin/n INSTANCE \"VI_1\" BACKUP 150"]
         );
         assert_eq!(
             fifo_line(Notified::Group, "VG_1", State::Fault, 0),
