@@ -13,7 +13,7 @@
 //! ```text
 //! interface eth0 2 10.0.0.6        # name, ifindex, the address adverts are sent from
 //! @0 configure config              # Input::Configure with this file of the case
-//! @1.5 advert eth0 10.0.0.5 vrid 50 prio 150 [v2|v3] [int 1] [auth 1111|none] [addrs 10.0.0.3,..] [ttl 64] [checksum bad]
+//! @1.5 advert eth0 10.0.0.5 vrid 50 prio 150 [v2|v3] [int 1] [auth 1111|none] [addrs 10.0.0.3,..] [ttl 64] [dst 10.0.0.6] [checksum bad]
 //! @2 script check_web ok|fail      # Input::Track(Script)
 //! @2 link eth1 down|up             # Input::Track(Link)
 //! @9 reload config.2               # Input::Configure with another file
@@ -263,7 +263,8 @@ impl Case {
         let record = WireRecord {
             ktime_ns: self.now.as_nanos(),
             ifindex: iface.ifindex,
-            verdict: if ttl == 255 {
+            // As the XDP program judges: TTL 255 on the multicast group only.
+            verdict: if ttl == 255 || !dst.is_multicast() {
                 Verdict::Ok
             } else {
                 Verdict::BadTtl

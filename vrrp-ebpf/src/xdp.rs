@@ -154,11 +154,13 @@ fn is_watched(ifindex: u32, family: u16, vrid: u8) -> bool {
     }
 }
 
-/// RFC 5798 7.1 / RFC 3768 7.1: the receive checks that need no configuration.
+/// RFC 5798 7.1 / RFC 3768 7.1: the receive checks that need no configuration. The TTL must
+/// be 255 on the multicast group; a unicast advert (keepalived's unicast_peer) may cross
+/// routers, and the daemon checks it against the peer's min_ttl / max_ttl, as keepalived does.
 #[inline(always)]
-fn verdict(l3: &L3, ver_type: u8, addr_count: u8, frame_room: usize) -> Verdict {
+fn verdict(l3: &L3, multicast: bool, ver_type: u8, addr_count: u8, frame_room: usize) -> Verdict {
     let version = ver_type >> 4;
-    if l3.ttl != 255 {
+    if multicast && l3.ttl != 255 {
         return Verdict::BadTtl;
     }
     if version != 2 && version != 3 {
@@ -211,7 +213,14 @@ fn try_vrrp(ctx: &XdpContext) -> Option<()> {
     }
 
     let frame_room = (ctx.data_end() - ctx.data()).saturating_sub(l3.vrrp);
-    let verdict = verdict(&l3, ver_type, addr_count, frame_room);
+    // 224.0.0.0/4 or ff00::/8.
+    let first = u8_at(ctx, l3.dst)?;
+    let multicast = if l3.family == AF_INET {
+        first & 0xf0 == 0xe0
+    } else {
+        first == 0xff
+    };
+    let verdict = verdict(&l3, multicast, ver_type, addr_count, frame_room);
     let bad = match verdict {
         Verdict::Ok => None,
         Verdict::BadTtl => Some(counter::BAD_TTL),

@@ -41,24 +41,22 @@ pub(super) fn instance(
     };
     i.vrid = vrid;
     i.interface = interface;
+    // keepalived clears the authentication in these cases, counts an error and runs; so does
+    // vrrpd (the adverts then carry none).
     match (&seen.auth_type, &i.auth) {
-        (Some((kind, _)), Some(_)) if i.strict => {
-            let _ = kind;
-            cx.err(
-                &loc,
-                format!("({name}) strict mode does not allow authentication"),
-            );
-            i.auth = None;
-        }
-        (Some(_), Some(_)) if i.version == Version::V3 => {
-            cx.err(&loc, format!("({name}) VRRPv3 has no authentication (RFC 5798): remove the authentication block"));
-            i.auth = None;
-        }
         (Some((kind, l)), Some(_)) if kind == "AH" => {
             cx.err(l, format!("({name}) auth_type AH is not supported by vrrpd (RFC 3768 dropped it; use PASS, or none with VRRPv3)"));
         }
+        (Some(_), Some(_)) if i.strict => {
+            cx.ignored(&loc, format!("({name}) strict mode does not allow authentication: the adverts carry none, as keepalived's"));
+            i.auth = None;
+        }
+        (Some(_), Some(_)) if i.version == Version::V3 => {
+            cx.ignored(&loc, format!("({name}) VRRPv3 has no authentication (RFC 5798): the adverts carry none, as keepalived's"));
+            i.auth = None;
+        }
         (Some((_, l)), None) => {
-            cx.err(l, format!("({name}) authentication without auth_pass"));
+            cx.ignored(l, format!("({name}) authentication without auth_pass: none is used, as keepalived does"));
         }
         // keepalived ignores a password without a type.
         (None, Some(_)) => i.auth = None,

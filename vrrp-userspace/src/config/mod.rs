@@ -350,6 +350,9 @@ pub struct Instance {
     pub excluded_vips: Vec<Vip>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
+    /// `unicast_peer { ADDR min_ttl A max_ttl B }`: the TTL range a peer's adverts must have,
+    /// for the peers that give one (keepalived checks a unicast advert's TTL only then).
+    pub peer_ttl: Vec<(IpAddr, u8, u8)>,
     pub mcast_src_ip: Option<IpAddr>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,

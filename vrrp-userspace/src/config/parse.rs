@@ -1137,6 +1137,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         excluded_vips: Vec::new(),
         unicast_src_ip: None,
         unicast_peers: Vec::new(),
+        peer_ttl: Vec::new(),
         mcast_src_ip: None,
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
@@ -1271,10 +1272,14 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
                         cx.err(p.loc(), format!("({name}) unicast_peer {a}: min_ttl {} > max_ttl {}: every advert would be discarded", ttl.0, ttl.1));
                         ok = false;
                     }
-                    if p.args.iter().any(|t| t.text == "min_ttl" || t.text == "max_ttl") && ok {
-                        cx.warn(p.loc(), format!("({name}) unicast_peer {a}: vrrpd does not check min_ttl / max_ttl yet"));
-                    }
                     if ok {
+                        if p.args.iter().any(|t| t.text == "min_ttl" || t.text == "max_ttl") {
+                            i.peer_ttl.push((
+                                a,
+                                u8::try_from(ttl.0).unwrap_or(0),
+                                u8::try_from(ttl.1).unwrap_or(u8::MAX),
+                            ));
+                        }
                         i.unicast_peers.push(a);
                     }
                 }

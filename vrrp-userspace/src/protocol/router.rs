@@ -37,6 +37,19 @@ use crate::{
     wire::vrrp::DecodeError,
 };
 
+/// RFC 5798 7.1: TTL 255. keepalived (and so vrrpd) waives it for a unicast instance, whose
+/// peers may be routers away, unless the peer is given a `min_ttl` / `max_ttl` range; then the
+/// range applies.
+fn ttl_accepted(cfg: &config::Instance, src: IpAddr, ttl: u8) -> bool {
+    if cfg.unicast_peers.is_empty() {
+        return ttl == crate::wire::vrrp::TTL;
+    }
+    cfg.peer_ttl
+        .iter()
+        .find(|(peer, _, _)| *peer == src)
+        .is_none_or(|(_, min, max)| (*min..=*max).contains(&ttl))
+}
+
 /// An instance as the daemon resolved it: its config, and where it lives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -594,6 +607,18 @@ impl Router {
         };
         if rx.src == e.spec.src {
             return; // our own, looped back by a switch or a bridge in hairpin mode
+        }
+        if rx.body.is_ok()
+            && !ttl_accepted(&e.spec.cfg, rx.src, rx.ttl)
+        {
+            let err = DecodeError::BadTtl(rx.ttl);
+            e.stats.dropped.add(err.reason());
+            out.push(Output::Drop {
+                instance: Some(name),
+                source,
+                cause: DropCause::Malformed(err),
+            });
+            return;
         }
         let advert = match rx.body {
             Ok(a) => a,

@@ -63,7 +63,9 @@ pub fn parse_ip(bytes: &[u8]) -> Result<(IpInfo, &[u8]), DecodeError> {
     if proto != IPPROTO_VRRP {
         return Err(DecodeError::NotVrrp(proto));
     }
-    if info.ttl != TTL {
+    // RFC 5798 7.1 on the multicast group; a unicast advert may cross routers (the router
+    // checks it against the peer's min_ttl / max_ttl, as keepalived does).
+    if info.dst.is_multicast() && info.ttl != TTL {
         return Err(DecodeError::BadTtl(info.ttl));
     }
     Ok((info, payload))
