@@ -45,7 +45,19 @@ fn route(lab: &Lab) {
         lab.exec_ns(ns, args);
     };
     run(&sw, &["ip", "link", "add", "br2", "type", "bridge"]);
-    run(&sw, &["ip", "link", "set", "br2", "type", "bridge", "mcast_snooping", "0"]);
+    run(
+        &sw,
+        &[
+            "ip",
+            "link",
+            "set",
+            "br2",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ],
+    );
     run(&sw, &["ip", "link", "set", "br2", "up"]);
     run(&sw, &["ip", "link", "set", "lb02-1", "master", "br2"]);
     run(&sw, &["ip", "addr", "add", "10.1.0.1/24", "dev", "br1"]);
@@ -55,8 +67,14 @@ fn route(lab: &Lab) {
     let lb02 = lab.ns(Host::Lb02);
     run(&lb01, &["ip", "addr", "add", "10.1.0.2/24", "dev", "eth1"]);
     run(&lb02, &["ip", "addr", "add", "10.2.0.2/24", "dev", "eth1"]);
-    run(&lb01, &["ip", "route", "add", "10.2.0.0/24", "via", "10.1.0.1"]);
-    run(&lb02, &["ip", "route", "add", "10.1.0.0/24", "via", "10.2.0.1"]);
+    run(
+        &lb01,
+        &["ip", "route", "add", "10.2.0.0/24", "via", "10.1.0.1"],
+    );
+    run(
+        &lb02,
+        &["ip", "route", "add", "10.1.0.0/24", "via", "10.2.0.1"],
+    );
     // The path works, and it crosses a router: a ping's reply comes back with TTL 63.
     let ping = lab.exec_ns(&lb01, &["ping", "-c", "1", "-W", "2", "10.2.0.2"]);
     assert!(ping.contains("ttl=63"), "{ping}");
@@ -110,7 +128,12 @@ fn a_unicast_pair_a_router_apart_holds_one_master() {
     let st = status(&lab, Host::Lb02);
     let i = &st.instances[0];
     assert_eq!(i.state, State::Backup, "{}", lb02.logs());
-    assert_eq!(i.counters.dropped.get(DropReason::BadTtl), 0, "{:?}", i.counters);
+    assert_eq!(
+        i.counters.dropped.get(DropReason::BadTtl),
+        0,
+        "{:?}",
+        i.counters
+    );
     assert!(i.counters.adverts_received >= 5, "{:?}", i.counters);
     let d = diagnosis(&lab, Host::Lb02);
     assert!(

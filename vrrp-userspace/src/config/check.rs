@@ -56,7 +56,12 @@ pub(super) fn instance(
             i.auth = None;
         }
         (Some((_, l)), None) => {
-            cx.ignored(l, format!("({name}) authentication without auth_pass: none is used, as keepalived does"));
+            cx.ignored(
+                l,
+                format!(
+                    "({name}) authentication without auth_pass: none is used, as keepalived does"
+                ),
+            );
         }
         // keepalived ignores a password without a type.
         (None, Some(_)) => i.auth = None,
@@ -336,17 +341,46 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
     }
     let security = c.global.enable_script_security;
     let mut any_script = false;
-    let default_user_missing = security
-        && c.global.script_user.is_none()
-        && nix::unistd::User::from_name("keepalived_script")
-            .ok()
-            .flatten()
-            .is_none();
+    // keepalived's default script user: script_user, else keepalived_script, else root
+    // (which enable_script_security forbids). When it cannot be set, every vrrp_script that
+    // relies on it is removed (an error) and every such notify script is dropped (a log line).
+    let default_user_fails = match (&c.global.script_user, &c.global.script_user_loc) {
+        (Some((user, group)), loc) if !env.user_exists(user, group.as_deref()) => {
+            if let Some(loc) = loc {
+                diags.error(loc.clone(), format!("script_user {user}{}: no such user or group here (keepalived: \"Error setting global script uid/gid\")", group.as_deref().map(|g| format!(" {g}")).unwrap_or_default()));
+            }
+            true
+        }
+        (Some(_), _) => false,
+        (None, _) => security && !env.user_exists("keepalived_script", None),
+    };
     for s in c.scripts.values() {
         let program = super::script_words(&s.command)
             .ok()
             .and_then(|w| w.into_iter().next())
             .unwrap_or_default();
+        match &s.user {
+            Some((user, group)) if !env.user_exists(user, group.as_deref()) => {
+                diags.error(s.loc.clone(), format!("vrrp_script {}: user {user}: no such user or group here (keepalived removes the script)", s.name));
+                continue;
+            }
+            None if default_user_fails => {
+                let why = if c.global.script_user.is_some() {
+                    "script_user cannot be set"
+                } else {
+                    "enable_script_security is set, but there is no script_user and no keepalived_script user to run it as (keepalived refuses to run it as root)"
+                };
+                diags.error(
+                    s.loc.clone(),
+                    format!(
+                        "vrrp_script {}: {why}: keepalived removes the script",
+                        s.name
+                    ),
+                );
+                continue;
+            }
+            _ => {}
+        }
         match env.program(&program) {
             Program::Missing => diags.error(
                 s.loc.clone(),
@@ -363,19 +397,13 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
                 }
             }
         }
-        if default_user_missing && s.user.is_none() {
-            diags.error(
-                s.loc.clone(),
-                format!("vrrp_script {}: enable_script_security is set, but there is no script_user and no keepalived_script user to run it as (keepalived refuses to run it as root)", s.name),
-            );
-        }
     }
     let notifies = c
         .instances
         .iter()
         .map(|i| (&i.notify, &i.loc))
         .chain(c.sync_groups.iter().map(|g| (&g.notify, &g.loc)));
-    for (n, _) in notifies {
+    for (n, loc) in notifies {
         for script in [&n.master, &n.backup, &n.fault, &n.stop, &n.generic]
             .into_iter()
             .flatten()
@@ -384,10 +412,25 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
                 .ok()
                 .and_then(|w| w.into_iter().next())
                 .unwrap_or_default();
-            if matches!(env.program(&program), Program::Runnable { .. }) {
+            let runs = match &script.user {
+                Some((user, group)) if !env.user_exists(user, group.as_deref()) => {
+                    diags.warning(loc.clone(), format!("notify script {program}: user {user}: no such user or group here: it is not run (as keepalived ignores it)"));
+                    false
+                }
+                None => !default_user_fails,
+                Some(_) => true,
+            };
+            if runs && matches!(env.program(&program), Program::Runnable { .. }) {
                 any_script = true;
             }
         }
+    }
+    if !default_user_fails
+        && c.checker_scripts
+            .iter()
+            .any(|p| matches!(env.program(p), Program::Runnable { .. }))
+    {
+        any_script = true;
     }
     if any_script && !security {
         let loc = c.instances[0].loc.clone();

@@ -231,7 +231,7 @@ impl<'a> Lexer<'a> {
             if let Some((name, first)) = definition(&line)
                 && let Some(first) = first.strip_suffix('\\')
             {
-                let mut values = vec![first.trim_end().to_owned()];
+                let mut values = vec![first.trim_ascii_end().to_owned()];
                 while i < physical.len() {
                     let raw = physical[i].trim_end_matches('\r');
                     if raw.is_empty() {
@@ -243,7 +243,7 @@ impl<'a> Lexer<'a> {
                         continue;
                     }
                     if let Some(more) = next.strip_suffix('\\') {
-                        values.push(more.trim_end().to_owned());
+                        values.push(more.trim_ascii_end().to_owned());
                     } else {
                         values.push(next);
                         break;
@@ -265,7 +265,7 @@ impl<'a> Lexer<'a> {
         // keepalived evaluates one condition per line: in `@a @^b x`, `@^b` is the keyword.
         let mut conditioned = false;
         loop {
-            line = line.trim().to_owned();
+            line = line.trim_ascii().to_owned();
             if line.is_empty() {
                 return;
             }
@@ -329,7 +329,12 @@ impl<'a> Lexer<'a> {
         if let Some((kind, pattern)) = line.split_once([' ', '\t'])
             && let Some(check) = IncludeCheck::of(kind)
         {
-            self.include(pattern.trim(), check.or(self.include_check), loc, depth);
+            self.include(
+                pattern.trim_ascii(),
+                check.or(self.include_check),
+                loc,
+                depth,
+            );
             return;
         }
         if let Some(words) = line.strip_prefix("include_check")
@@ -337,7 +342,7 @@ impl<'a> Lexer<'a> {
         {
             // Read here because it changes how the includes that follow are read; the parser
             // checks its words.
-            let words: Vec<&str> = words.split_whitespace().collect();
+            let words: Vec<&str> = words.split_ascii_whitespace().collect();
             self.include_check = self.include_check.set(&words);
         }
         if IncludeCheck::of(&line).is_some() {
@@ -361,11 +366,11 @@ impl<'a> Lexer<'a> {
                         text: rest[..1].to_owned(),
                         loc: loc.clone(),
                     });
-                    rest = rest[1..].trim_start();
+                    rest = rest[1..].trim_ascii_start();
                 }
                 Some(n) => {
                     self.lines.push(Line {
-                        text: rest[..n].trim_end().to_owned(),
+                        text: rest[..n].trim_ascii_end().to_owned(),
                         loc: loc.clone(),
                     });
                     rest = &rest[n..];
@@ -397,10 +402,10 @@ impl<'a> Lexer<'a> {
             Some(a) if kind == "~SEQ" => (true, a),
             _ => (false, after),
         };
-        let after = after.trim_start();
+        let after = after.trim_ascii_start();
         let parsed = after.strip_prefix('(').and_then(|a| {
             let close = closing_paren(a)?;
-            Some((&a[..close], a[close + 1..].trim_start()))
+            Some((&a[..close], a[close + 1..].trim_ascii_start()))
         });
         let Some((spec, template)) = parsed else {
             self.diags.error(
@@ -454,7 +459,7 @@ impl<'a> Lexer<'a> {
                 };
                 let body = &inner[..close];
                 let (name, params) = body.split_once(' ').unwrap_or((body, ""));
-                (name, params.trim(), close + 2, true)
+                (name, params.trim_ascii(), close + 2, true)
             } else {
                 let n = after
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -463,7 +468,7 @@ impl<'a> Lexer<'a> {
             };
             let next = after[len..].chars().next();
             let boundary = braced || matches!(next, None | Some(' ' | '\t' | ',' | ')'));
-            let at_end = after[len..].trim().is_empty();
+            let at_end = after[len..].trim_ascii().is_empty();
             match (is_name(name) && boundary)
                 .then(|| self.value_of(name, params))
                 .flatten()
@@ -514,7 +519,7 @@ impl<'a> Lexer<'a> {
             "_HASH" => "#".to_owned(),
             "_BANG" => "!".to_owned(),
             "_RANDOM" => {
-                let mut p = params.split_whitespace().map(str::parse::<u64>);
+                let mut p = params.split_ascii_whitespace().map(str::parse::<u64>);
                 let (min, max) = match (p.next(), p.next()) {
                     (None, _) => (0, 32767),
                     (Some(Ok(min)), None) => (min, 32767.max(min)),
@@ -713,7 +718,7 @@ fn definition(line: &str) -> Option<(&str, &str)> {
     let def = line.strip_prefix('$')?;
     let eq = def.find('=')?;
     let name = &def[..eq];
-    is_name(name).then(|| (name, def[eq + 1..].trim_start()))
+    is_name(name).then(|| (name, def[eq + 1..].trim_ascii_start()))
 }
 
 /// keepalived's `decomment`: leading and trailing blanks go, and everything from the first `#`
@@ -721,7 +726,7 @@ fn definition(line: &str) -> Option<(&str, &str)> {
 fn decomment(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut quoted = false;
-    let mut chars = line.trim_start().chars().peekable();
+    let mut chars = line.trim_ascii_start().chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '"' => {
@@ -737,7 +742,7 @@ fn decomment(line: &str) -> String {
             _ => out.push(c),
         }
     }
-    out.trim_end().to_owned()
+    out.trim_ascii_end().to_owned()
 }
 
 /// Where the first `{` or `}` outside double quotes is.
@@ -817,7 +822,7 @@ fn expand_braces(pattern: &str) -> Vec<String> {
 
 /// A number as keepalived's strtol(.., 0) reads it: decimal, 0x hex or 0 octal.
 fn c_number(s: &str) -> Option<i64> {
-    let s = s.trim();
+    let s = s.trim_ascii();
     let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
     let v = if let Some(h) = digits
         .strip_prefix("0x")
@@ -888,22 +893,22 @@ fn lst(spec: &str) -> Option<Vec<Vec<(String, String)>>> {
 /// `{a,b}, c, {d}` -> [[a,b],[c],[d]].
 fn split_list(spec: &str) -> Option<Vec<Vec<String>>> {
     let mut out = Vec::new();
-    let mut rest = spec.trim();
+    let mut rest = spec.trim_ascii();
     while !rest.is_empty() {
         if let Some(inner) = rest.strip_prefix('{') {
             let close = inner.find('}')?;
             out.push(
                 inner[..close]
                     .split(',')
-                    .map(|v| v.trim().to_owned())
+                    .map(|v| v.trim_ascii().to_owned())
                     .collect(),
             );
-            rest = inner[close + 1..].trim_start();
-            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+            rest = inner[close + 1..].trim_ascii_start();
+            rest = rest.strip_prefix(',').unwrap_or(rest).trim_ascii_start();
         } else {
             let end = rest.find(',').unwrap_or(rest.len());
-            out.push(vec![rest[..end].trim().to_owned()]);
-            rest = rest.get(end + 1..).unwrap_or("").trim_start();
+            out.push(vec![rest[..end].trim_ascii().to_owned()]);
+            rest = rest.get(end + 1..).unwrap_or("").trim_ascii_start();
         }
     }
     Some(out)
@@ -915,7 +920,7 @@ fn split_words(line: &str, loc: &Loc) -> Result<Vec<Token>, String> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             chars.next();
         }
         let Some(&c) = chars.peek() else {
@@ -934,11 +939,11 @@ fn split_words(line: &str, loc: &Loc) -> Result<Vec<Token>, String> {
                 text.push(c);
             }
             if !closed {
-                return Err(format!("missing closing '\"' in: {}", line.trim()));
+                return Err(format!("missing closing '\"' in: {}", line.trim_ascii()));
             }
         } else {
             while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || c == '"' {
+                if c.is_ascii_whitespace() || c == '"' {
                     break;
                 }
                 text.push(c);
@@ -961,7 +966,7 @@ pub fn script_words(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             chars.next();
         }
         if chars.peek().is_none() {
@@ -971,7 +976,7 @@ pub fn script_words(line: &str) -> Result<Vec<String>, String> {
         let mut quote: Option<char> = None;
         while let Some(c) = chars.next() {
             match (quote, c) {
-                (None, c) if c.is_whitespace() => break,
+                (None, c) if c.is_ascii_whitespace() => break,
                 (None, '"' | '\'') => quote = Some(c),
                 (Some(q), c) if c == q => quote = None,
                 (_, '\\') => {
@@ -1023,7 +1028,7 @@ pub fn script_words(line: &str) -> Result<Vec<String>, String> {
             }
         }
         if quote.is_some() {
-            return Err(format!("missing closing quote in: {}", line.trim()));
+            return Err(format!("missing closing quote in: {}", line.trim_ascii()));
         }
         words.push(word);
     }

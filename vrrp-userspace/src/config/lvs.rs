@@ -21,12 +21,24 @@ pub(super) struct Group {
 }
 
 /// `virtual_server_group NAME { ADDR[-END] [PORT] | fwmark N ... }`.
-pub(super) fn group(node: &Node) -> Group {
+pub(super) fn group(cx: &mut Cx<'_>, node: &Node) -> Group {
     let mut g = Group::default();
     for n in node.block.as_deref().unwrap_or_default() {
         if n.name() == "fwmark" {
-            g.fwmarks = true;
-        } else {
+            match n.args.first().map(|t| t.text.parse::<u32>()) {
+                Some(Ok(_)) => g.fwmarks = true,
+                _ => cx.ignored(
+                    n.loc(),
+                    "virtual_server_group: fwmark needs a number (skipped, as keepalived does)",
+                ),
+            }
+            continue;
+        }
+        // ADDR, ADDR-LAST (the last octet / group of the range) or ADDR/PREFIX, then the port.
+        let range = n.name();
+        let first = range.split(['-', '/']).next().unwrap_or(range);
+        let port = n.args.first().map(|t| t.text.as_str());
+        if endpoint(cx, n.loc(), "virtual_server_group entry", Some(first), port).is_some() {
             g.addresses = true;
         }
     }
@@ -143,6 +155,17 @@ pub(super) fn virtual_server(cx: &mut Cx<'_>, node: &Node, groups: &BTreeMap<Str
                 None => cx.ignored(n.loc(), "'protocol' needs a value"),
             },
             "persistence_timeout" => persistent = true,
+            "quorum" => {
+                if first
+                    .and_then(|q| q.parse::<u32>().ok())
+                    .is_none_or(|q| q == 0)
+                {
+                    cx.ignored(
+                        n.loc(),
+                        "quorum must be in [1, 4294967295] (keepalived sets 1)",
+                    );
+                }
+            }
             "sorry_server" => {
                 let a = n.args.first().map(|t| t.text.as_str());
                 let p = n.args.get(1).map(|t| t.text.as_str());
@@ -179,6 +202,7 @@ pub(super) fn virtual_server(cx: &mut Cx<'_>, node: &Node, groups: &BTreeMap<Str
             _ => {}
         }
         deprecated(cx, n);
+        scripts(cx, n);
     }
     let what = format!("virtual_server {}", args.join(" "));
     if real_servers.is_empty() {
@@ -239,6 +263,28 @@ fn method(cx: &mut Cx<'_>, n: &Node) -> bool {
             cx.ignored(n.loc(), format!("'{}' needs NAT, DR or TUN", n.name()));
             false
         }
+    }
+}
+
+/// The checker's scripts below `n`, as keepalived's script security sees them.
+fn scripts(cx: &mut Cx<'_>, n: &Node) {
+    if matches!(
+        n.name(),
+        "misc_path" | "notify_up" | "notify_down" | "quorum_up" | "quorum_down"
+    ) {
+        let rest = n.raw.trim_ascii_start()[n.name().len()..].trim_ascii();
+        // keepalived splits the (usually quoted) command again: its first word is the program.
+        let command = super::lex::script_words(rest)
+            .ok()
+            .and_then(|w| w.into_iter().next())
+            .and_then(|c| super::lex::script_words(&c).ok())
+            .and_then(|w| w.into_iter().next());
+        if let Some(program) = command {
+            cx.checker_scripts.push(program);
+        }
+    }
+    for child in n.block.as_deref().unwrap_or_default() {
+        scripts(cx, child);
     }
 }
 

@@ -61,6 +61,9 @@ pub enum Severity {
     /// ignores harmlessly (an instance tracking its own interface). keepalived's `-t` exits
     /// 5 on it, so `vrrpd check` does too; `vrrpd run` runs, as keepalived does.
     Ignored,
+    /// A keyword without the value it needs: keepalived stops reading there and exits 2
+    /// (KEEPALIVED_EXIT_CONFIG), `-t` included.
+    MissingValue,
     /// keepalived's escalated include problem (`includew` matching nothing, `includem` of a
     /// missing file): `-t` and a start both exit 6 before anything else is judged.
     NoConfig,
@@ -71,7 +74,7 @@ impl Severity {
         match self {
             Self::Warning => "warning",
             Self::Security => "security",
-            Self::Fatal | Self::Error | Self::NoConfig => "error",
+            Self::Fatal | Self::Error | Self::NoConfig | Self::MissingValue => "error",
             Self::Ignored => "error (ignored)",
         }
     }
@@ -110,6 +113,8 @@ pub mod exit {
     /// An escalated include problem (keepalived's KEEPALIVED_EXIT_NO_CONFIG, which happens to
     /// be the same number as SECURITY).
     pub const NO_CONFIG: u8 = 6;
+    /// A keyword without its value: keepalived exits at once with KEEPALIVED_EXIT_CONFIG.
+    pub const MISSING_VALUE: u8 = 2;
     /// `vrrpd run` refusing a config (keepalived's KEEPALIVED_EXIT_CONFIG).
     pub const RUN_CONFIG: u8 = 2;
     /// `vrrpd run` with no config to read (KEEPALIVED_EXIT_NO_CONFIG).
@@ -150,7 +155,9 @@ impl Diagnostics {
     /// general error exits 5, not 4.
     pub fn exit_code(&self) -> u8 {
         let has = |s| self.0.iter().any(|d| d.severity == s);
-        if has(Severity::NoConfig) {
+        if has(Severity::MissingValue) {
+            exit::MISSING_VALUE
+        } else if has(Severity::NoConfig) {
             exit::NO_CONFIG
         } else if has(Severity::Security) {
             exit::SECURITY
@@ -178,6 +185,10 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroup>,
     /// The keywords the config uses, by what vrrpd does with them (for `vrrpd check --dump`).
     pub keywords: KeywordUse,
+    /// The scripts of keepalived's checker (MISC_CHECK misc_path, a real server's notify_up /
+    /// notify_down, quorum_up / quorum_down): vrrpd runs none, but keepalived's script
+    /// security judges them, so `vrrpd check` does.
+    pub checker_scripts: Vec<String>,
 }
 
 /// Which keywords a config uses, by disposition (`context/keyword`).
@@ -230,6 +241,8 @@ pub struct Global {
     pub mcast_group4: Ipv4Addr,
     pub mcast_group6: Ipv6Addr,
     pub script_user: Option<RunUser>,
+    /// Where script_user is set, for its check against the host.
+    pub script_user_loc: Option<Loc>,
     pub enable_script_security: bool,
     /// `notify_fifo PATH [USER [GROUP]]`.
     pub notify_fifo: Option<(String, Option<RunUser>)>,
@@ -247,6 +260,7 @@ impl Default for Global {
             mcast_group4: crate::wire::vrrp::MCAST_V4,
             mcast_group6: crate::wire::vrrp::MCAST_V6,
             script_user: None,
+            script_user_loc: None,
             enable_script_security: false,
             notify_fifo: None,
             vrrp_notify_fifo: None,
@@ -473,6 +487,8 @@ pub trait Environment {
     fn interface_problem(&self, name: &str) -> Option<&'static str>;
     /// A script's program as found here.
     fn program(&self, path: &str) -> Program;
+    /// Whether scripts can run as `user` (and `group`) here.
+    fn user_exists(&self, user: &str, group: Option<&str>) -> bool;
 }
 
 /// A script's program on this host.
@@ -497,12 +513,17 @@ impl Environment for Host {
             Ok(_)
                 if std::path::Path::new(&format!("/sys/class/net/{name}/type")).exists()
                     && std::fs::read_to_string(format!("/sys/class/net/{name}/type"))
-                        .is_ok_and(|t| t.trim() == "772") =>
+                        .is_ok_and(|t| t.trim_ascii() == "772") =>
             {
                 Some("is a loopback interface")
             }
             Ok(_) => None,
         }
+    }
+
+    fn user_exists(&self, user: &str, group: Option<&str>) -> bool {
+        nix::unistd::User::from_name(user).ok().flatten().is_some()
+            && group.is_none_or(|g| nix::unistd::Group::from_name(g).ok().flatten().is_some())
     }
 
     fn program(&self, path: &str) -> Program {

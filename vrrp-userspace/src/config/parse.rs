@@ -34,6 +34,8 @@ pub(super) struct Cx<'a> {
     /// Inside a part vrrpd does not use (LVS, BFD, static addresses): its faults are
     /// `Severity::Ignored`.
     skipping: bool,
+    /// keepalived's checker scripts, for the script-security check.
+    pub checker_scripts: Vec<String>,
 }
 
 impl Cx<'_> {
@@ -43,6 +45,11 @@ impl Cx<'_> {
         } else {
             self.diags.error(loc.clone(), msg.into());
         }
+    }
+    /// A missing value (see `Severity::MissingValue`): keepalived stops there, in any block.
+    pub fn missing(&mut self, loc: &Loc, msg: impl Into<String>) {
+        self.diags
+            .push(super::Severity::MissingValue, loc.clone(), msg.into());
     }
     /// A fault keepalived reports and runs past (see `Severity::Ignored`).
     pub fn ignored(&mut self, loc: &Loc, msg: impl Into<String>) {
@@ -118,7 +125,7 @@ impl Cx<'_> {
         if let Some(t) = node.args.first() {
             Some(&t.text)
         } else {
-            self.err(node.loc(), format!("'{}' needs a value", node.name()));
+            self.missing(node.loc(), format!("'{}' needs a value", node.name()));
             None
         }
     }
@@ -132,9 +139,9 @@ impl Cx<'_> {
 
     fn unsigned_text(&mut self, node: &Node, text: &str, min: u64, max: u64) -> Option<u64> {
         let digits = text
-            .trim_start()
+            .trim_ascii_start()
             .strip_prefix('+')
-            .unwrap_or(text.trim_start());
+            .unwrap_or(text.trim_ascii_start());
         match (digits.chars().all(|c| c.is_ascii_digit()) && !digits.is_empty())
             .then(|| digits.parse::<u64>().ok())
             .flatten()
@@ -159,7 +166,7 @@ impl Cx<'_> {
 
     /// keepalived's signed integer reader.
     fn int(&mut self, node: &Node, text: &str, min: i64, max: i64) -> Option<i64> {
-        match text.trim().parse::<i64>() {
+        match text.trim_ascii().parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             Ok(n) => {
                 self.err(
@@ -182,7 +189,7 @@ impl Cx<'_> {
     /// fine), within [min, max] seconds.
     fn seconds(&mut self, node: &Node, min: f64, max: f64) -> Option<Duration> {
         let text = self.arg(node)?.to_owned();
-        let t = text.trim_start();
+        let t = text.trim_ascii_start();
         let t = t.strip_prefix('+').unwrap_or(t);
         let (int, frac) = t.split_once('.').unwrap_or((t, ""));
         let valid = !(int.is_empty() && frac.is_empty())
@@ -260,7 +267,7 @@ impl Cx<'_> {
     /// A notify line: keepalived re-reads it with its quoting and escapes; the first word is
     /// the command (quote a command with arguments), the next two the user and group.
     fn notify_script(&mut self, node: &Node) -> Option<NotifyScript> {
-        let rest = node.raw.trim_start()[node.name().len()..].trim();
+        let rest = node.raw.trim_ascii_start()[node.name().len()..].trim_ascii();
         let words = match script_words(rest) {
             Ok(w) => w,
             Err(e) => {
@@ -293,6 +300,7 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
         warned: HashSet::new(),
         defined: Defined::default(),
         skipping: false,
+        checker_scripts: Vec::new(),
     };
     let mut config = Config::default();
     let root = cx.keywords("the top level", keywords::ROOT, tree);
@@ -301,11 +309,16 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
         global_defs(&mut cx, node, &mut config.global);
     }
     // keepalived resolves virtual_server groups after the whole file is read.
-    let lvs_groups: std::collections::BTreeMap<String, super::lvs::Group> = root
-        .iter()
-        .filter(|n| n.name() == "virtual_server_group")
-        .filter_map(|n| Some((n.args.first()?.text.clone(), super::lvs::group(n))))
-        .collect();
+    let mut lvs_groups: std::collections::BTreeMap<String, super::lvs::Group> =
+        std::collections::BTreeMap::new();
+    cx.skipping = true;
+    for n in root.iter().filter(|n| n.name() == "virtual_server_group") {
+        let g = super::lvs::group(&mut cx, n);
+        if let Some(name) = n.args.first() {
+            lvs_groups.insert(name.text.clone(), g);
+        }
+    }
+    cx.skipping = false;
     let mut track_groups: BTreeSet<String> = BTreeSet::new();
     let mut instance_names: BTreeSet<String> = BTreeSet::new();
     let mut group_names: BTreeSet<String> = BTreeSet::new();
@@ -428,6 +441,7 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
         }
     }
     config.keywords = std::mem::take(&mut cx.use_);
+    config.checker_scripts = std::mem::take(&mut cx.checker_scripts);
     super::check::config(&mut cx, &mut config);
     config
 }
@@ -437,6 +451,8 @@ fn header(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<String> {
     match node.args.as_slice() {
         [name] => Some(name.text.clone()),
         [] => {
+            // keepalived takes a `{` on the same line for the name; the rarer name-less line
+            // of its own would make it stop (exit 2).
             cx.err(node.loc(), format!("{what} needs a name"));
             None
         }
@@ -548,7 +564,10 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
                     }
                 }
             }
-            "script_user" => g.script_user = cx.user(n),
+            "script_user" => {
+                g.script_user = cx.user(n);
+                g.script_user_loc = Some(n.loc().clone());
+            }
             "enable_script_security" => g.enable_script_security = true,
             "notify_fifo" | "vrrp_notify_fifo" => {
                 let Some(path) = cx.arg(n).map(str::to_owned) else {
@@ -641,7 +660,7 @@ fn repeat(cx: &mut Cx<'_>, n: &Node) -> Option<u32> {
 
 fn script(cx: &mut Cx<'_>, node: &Node) -> Option<Script> {
     let Some(name) = node.args.first().map(|t| t.text.clone()) else {
-        cx.err(node.loc(), "vrrp_script needs a name");
+        cx.missing(node.loc(), "vrrp_script needs a name");
         return None;
     };
     let mut s = Script {
@@ -664,7 +683,7 @@ fn script(cx: &mut Cx<'_>, node: &Node) -> Option<Script> {
     for n in cx.keywords(&context, keywords::VRRP_SCRIPT, block) {
         match n.name() {
             "script" => {
-                let rest = n.raw.trim_start()["script".len()..].trim();
+                let rest = n.raw.trim_ascii_start()["script".len()..].trim_ascii();
                 match script_words(rest) {
                     Ok(words) => {
                         if let Some(first) = words.first() {

@@ -608,9 +608,7 @@ impl Router {
         if rx.src == e.spec.src {
             return; // our own, looped back by a switch or a bridge in hairpin mode
         }
-        if rx.body.is_ok()
-            && !ttl_accepted(&e.spec.cfg, rx.src, rx.ttl)
-        {
+        if rx.body.is_ok() && !ttl_accepted(&e.spec.cfg, rx.src, rx.ttl) {
             let err = DecodeError::BadTtl(rx.ttl);
             e.stats.dropped.add(err.reason());
             out.push(Output::Drop {
