@@ -430,3 +430,130 @@ fn slow_and_garbage_control_clients_do_not_stall_the_daemon() {
     assert!(lab.holds(Host::Lb01, VIP));
     drop(silent);
 }
+
+/// keepalived's signals, as operators and exporters send them: SIGUSR2 writes
+/// keepalived.stats, SIGRTMIN+2 (SIGJSON) keepalived.json, SIGRTMAX-1 clears the stats; every
+/// other signal whose default would end the process leaves the master running with its VIP;
+/// SIGQUIT stops it as SIGTERM does. `--signum` prints keepalived's numbers.
+#[test]
+fn keepalived_signals_write_its_files_and_no_stray_signal_ends_the_master() {
+    if !require_root("keepalived_signals_write_its_files_and_no_stray_signal_ends_the_master") {
+        return;
+    }
+    let out = Command::new(VRRPD)
+        .args(["run", "--signum", "JSON"])
+        .output()
+        .expect("vrrpd run --signum");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (libc::SIGRTMIN() + 2).to_string()
+    );
+
+    let lab = Lab::seed();
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let _lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let dir = lab.dump_dir(Host::Lb01);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let sent = |stats: &str| -> u64 {
+        stats
+            .lines()
+            .skip_while(|l| !l.contains("Advertisements:"))
+            .find_map(|l| l.trim().strip_prefix("Sent: ").and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    };
+
+    lb01.signal("USR2");
+    assert!(wait_until(Duration::from_secs(5), || read(
+        "keepalived.stats"
+    )
+    .contains("VRRP Instance: VI_1")));
+    let before = sent(&read("keepalived.stats"));
+    assert!(before >= 2, "{}", read("keepalived.stats"));
+
+    lb01.signal(&(libc::SIGRTMIN() + 2).to_string());
+    assert!(wait_until(Duration::from_secs(5), || !read(
+        "keepalived.json"
+    )
+    .is_empty()));
+    let json: serde_json::Value =
+        serde_json::from_str(&read("keepalived.json")).expect("keepalived.json");
+    assert_eq!(json[0]["data"]["iname"], "VI_1");
+    assert_eq!(
+        json[0]["data"]["state"], 2,
+        "MASTER is 2 in keepalived's numbers"
+    );
+    assert_eq!(json[0]["data"]["vrid"], 50);
+    assert!(
+        json[0]["stats"]["advert_sent"]
+            .as_u64()
+            .is_some_and(|n| n >= before)
+    );
+
+    lb01.signal("USR1");
+    assert!(wait_until(Duration::from_secs(5), || read(
+        "keepalived.data"
+    )
+    .contains(" VRRP Instance = VI_1")));
+    assert!(
+        read("keepalived.data").contains("   State = MASTER"),
+        "{}",
+        read("keepalived.data")
+    );
+
+    // SIGRTMAX-1: the stats as they were, then counted from zero.
+    let _ = std::fs::remove_file(dir.join("keepalived.stats"));
+    lb01.signal(&(libc::SIGRTMAX() - 1).to_string());
+    assert!(wait_until(Duration::from_secs(5), || !read(
+        "keepalived.stats"
+    )
+    .is_empty()));
+    let _ = std::fs::remove_file(dir.join("keepalived.stats"));
+    lb01.signal("USR2");
+    assert!(wait_until(Duration::from_secs(5), || !read(
+        "keepalived.stats"
+    )
+    .is_empty()));
+    assert!(
+        sent(&read("keepalived.stats")) < before,
+        "{}",
+        read("keepalived.stats")
+    );
+
+    // Every other signal that would end it by default: it stays master, the VIP stays.
+    let mut stray: Vec<String> = [
+        "ALRM", "VTALRM", "PROF", "IO", "PWR", "STKFLT", "XCPU", "XFSZ", "PIPE",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    stray.extend((libc::SIGRTMIN()..=libc::SIGRTMAX()).map(|n| n.to_string()));
+    for s in &stray {
+        lb01.signal(s);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        lb01.running(),
+        "a stray signal ended vrrpd: {}",
+        lb01.logs()
+    );
+    assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
+    let st: Status = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("status");
+    assert_eq!(st.instances[0].state, State::Master);
+
+    // SIGQUIT: a graceful stop, as SIGTERM.
+    lb01.signal("QUIT");
+    assert!(
+        lb01.wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "{}",
+        lb01.logs()
+    );
+    assert!(!lab.holds(Host::Lb01, VIP));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)));
+}

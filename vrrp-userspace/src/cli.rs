@@ -47,8 +47,8 @@ pub enum Command {
     Diagnose(StatusArgs),
     /// Write what XDP sees to a pcap file (kernel time stamps as wall time) for Wireshark.
     Capture(CaptureArgs),
-    /// Parse and validate a keepalived.conf: every problem as FILE:LINE: error|warning: message.
-    /// Exits 1 when there is an error.
+    /// Parse and validate a keepalived.conf as `keepalived -t` does: every problem as
+    /// FILE:LINE: SEVERITY: message, and keepalived's -t exit code (0, 2, 4, 5 or 6).
     Check(CheckArgs),
     /// For `cargo xtask bench`: the XDP program's cost per packet against an empty program
     /// (BPF_PROG_TEST_RUN), as JSON.
@@ -101,9 +101,18 @@ pub struct RunArgs {
     /// cannot make a second master) or `socket` (after netfilter, keepalived's behaviour).
     #[arg(long = "elections", value_enum, default_value_t = vrrp::daemon::Elections::Wire)]
     pub elections: vrrp::daemon::Elections,
-    /// Where SIGUSR1 writes the state as JSON (keepalived writes /tmp/keepalived.data).
-    #[arg(long = "dump-file", default_value = "/tmp/vrrpd.data")]
+    /// Where SIGUSR1 writes vrrpd's status as JSON (beside keepalived.data in --dump-dir).
+    #[arg(long = "dump-file", default_value = "/run/vrrpd/vrrpd.data")]
     pub dump_file: std::path::PathBuf,
+    /// Where keepalived's files go: keepalived.data (SIGUSR1), keepalived.stats (SIGUSR2;
+    /// SIGRTMAX-1 also clears the counters) and keepalived.json (SIGRTMIN+2). keepalived
+    /// writes them to /tmp: `--dump-dir /tmp` for tools that look there (keepalived-exporter).
+    #[arg(long = "dump-dir", default_value = "/run/vrrpd")]
+    pub dump_dir: std::path::PathBuf,
+    /// keepalived's --signum: print the signal number of a function (STOP, RELOAD, DATA,
+    /// STATS, STATS_CLEAR, JSON) and exit.
+    #[arg(long = "signum", value_name = "FUNCTION")]
+    pub signum: Option<String>,
     /// Send periodic adverts from an ordinary thread instead of a SCHED_FIFO one (for
     /// benchmarks, or hosts where real-time threads are not wanted).
     #[arg(long = "no-realtime")]
@@ -280,6 +289,18 @@ async fn watch_table(args: &WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.signum {
+        return Ok(match vrrp::sys::signals::by_function(name) {
+            Some(n) => {
+                println!("{n}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("Unknown sigfunc {name}");
+                ExitCode::FAILURE
+            }
+        });
+    }
     if args.config_test {
         return Ok(check(&CheckArgs {
             file: args.file,
@@ -307,6 +328,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         control: args.control,
         metrics: args.metrics,
         dump_file: args.dump_file,
+        dump_dir: args.dump_dir,
         elections: args.elections,
         realtime: !args.no_realtime,
         xdp_mode: args.xdp_mode,

@@ -806,6 +806,7 @@ impl Lab {
             .join(format!("vrrpd-{name}.data"))
             .display()
             .to_string();
+        let dump_dir = self.dump_dir(host).display().to_string();
         let mut args = vec![
             bin,
             "run",
@@ -819,6 +820,8 @@ impl Lab {
             &control,
             "--dump-file",
             &dump,
+            "--dump-dir",
+            &dump_dir,
         ];
         args.extend_from_slice(extra);
         self.spawn_ns_in(
@@ -839,6 +842,11 @@ impl Lab {
             .arg(self.control_socket(host))
             .output()
             .unwrap_or_else(|e| panic!("running {bin} {args:?}: {e}"))
+    }
+
+    /// Where `host`'s vrrpd writes keepalived's files (keepalived.data, .stats, .json).
+    pub fn dump_dir(&self, host: Host) -> PathBuf {
+        self.dir.join(format!("dump-{}", host.name()))
     }
 
     /// The control socket of `host`'s vrrpd (for `vrrpd status -s`).

@@ -154,6 +154,9 @@ impl Daemon {
             match sock.get_ref().0.send(dst, &bytes) {
                 Ok(()) => {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
+                    if priority == 0 {
+                        stats.sent_priority_zero.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 // EPERM from a raw socket: netfilter dropped the packet on output. Counted for
                 // `diagnose` (which names the rule) rather than logged every advert.

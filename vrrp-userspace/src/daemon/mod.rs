@@ -61,6 +61,7 @@ use crate::{
         caps, clock,
         cpu::CpuWatch,
         netlink::{NetError, Netlink},
+        signals,
     },
     time::Instant,
 };
@@ -105,8 +106,11 @@ pub struct Options {
     pub control: PathBuf,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
-    /// Where SIGUSR1 writes the state (keepalived writes /tmp/keepalived.data).
+    /// Where SIGUSR1 writes the state as vrrpd's status JSON.
     pub dump_file: PathBuf,
+    /// Where keepalived's files go: keepalived.data (SIGUSR1), keepalived.stats (SIGUSR2,
+    /// SIGRTMAX-1) and keepalived.json (SIGRTMIN+2); keepalived writes them to /tmp.
+    pub dump_dir: PathBuf,
     /// What the elections hear.
     pub elections: Elections,
     /// Send periodic adverts from a SCHED_FIFO thread where permitted (the default).
@@ -147,9 +151,19 @@ struct Daemon {
     findings_tx: tokio::sync::mpsc::Sender<Vec<Finding>>,
     findings_rx: tokio::sync::mpsc::Receiver<Vec<Finding>>,
     socket_rx: tokio::sync::mpsc::Receiver<RxAdvert>,
+    /// What SIGRTMAX-1 cleared of keepalived's stats.
+    stats_baseline: crate::northbound::keepalived_files::Baseline,
 }
 
-/// Runs the daemon until SIGTERM / SIGINT.
+/// keepalived's state files.
+#[derive(Clone, Copy)]
+enum KeepalivedFile {
+    Data,
+    Stats,
+    Json,
+}
+
+/// Runs the daemon until SIGTERM / SIGINT / SIGQUIT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let (config, diags) = config::load_checked(&opts.config, &opts.load)?;
     for d in &diags.0 {
@@ -232,6 +246,7 @@ impl Daemon {
             findings_tx,
             findings_rx,
             socket_rx,
+            stats_baseline: crate::northbound::keepalived_files::Baseline::new(),
             opts,
         };
         let plan = d.plan(&config, true).await?;
@@ -264,6 +279,16 @@ impl Daemon {
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
         let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Signal)?;
+        let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(DaemonError::Signal)?;
+        let mut sigquit = signal(SignalKind::quit()).map_err(DaemonError::Signal)?;
+        let mut sigjson =
+            signal(SignalKind::from_raw(signals::json())).map_err(DaemonError::Signal)?;
+        let mut sigclear =
+            signal(SignalKind::from_raw(signals::stats_clear())).map_err(DaemonError::Signal)?;
+        // Every other signal whose default is to end the process: a handler (not SIG_IGN,
+        // which the scripts would inherit), so that a stray `kill -ALRM` or a real-time
+        // signal from a tool cannot end a master with its VIPs on the interface.
+        let _harmless = signals::absorb().map_err(DaemonError::Signal)?;
         let mut batch = Vec::new();
         let mut control = self.control_rx.take();
         loop {
@@ -280,7 +305,19 @@ impl Daemon {
                     self.reload().await;
                     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 }
+                _ = sigquit.recv() => { info!("SIGQUIT: stopping"); return Ok(()); }
                 _ = sigusr1.recv() => self.dump_state(),
+                _ = sigusr2.recv() => self.write_keepalived_file(KeepalivedFile::Stats),
+                _ = sigjson.recv() => self.write_keepalived_file(KeepalivedFile::Json),
+                _ = sigclear.recv() => {
+                    self.write_keepalived_file(KeepalivedFile::Stats);
+                    self.stats_baseline = self
+                        .status(clock::now())
+                        .instances
+                        .iter()
+                        .map(|i| (i.name.clone(), crate::northbound::keepalived_files::Stats::of(&i.counters)))
+                        .collect();
+                }
                 Some(ev) = self.track_rx.recv() => {
                     if let TrackEvent::Link { ifname, up } = &ev {
                         info!("interface {ifname} is {}", if *up { "up" } else { "down" });
@@ -303,10 +340,29 @@ impl Daemon {
         }
     }
 
+    /// One of keepalived's files in `--dump-dir`, replaced whole (written to a new file that
+    /// no one else can have planted, then renamed over the old one: a symlink there is
+    /// replaced, never followed).
+    fn write_keepalived_file(&self, file: KeepalivedFile) {
+        use crate::northbound::keepalived_files as ka;
+        let status = self.status(clock::now());
+        let (name, text) = match file {
+            KeepalivedFile::Data => ("keepalived.data", ka::data(&status)),
+            KeepalivedFile::Stats => ("keepalived.stats", ka::stats(&status, &self.stats_baseline)),
+            KeepalivedFile::Json => ("keepalived.json", ka::json(&status, &self.stats_baseline)),
+        };
+        let path = self.opts.dump_dir.join(name);
+        match crate::sys::files::replace(&path, text.as_bytes(), 0o644) {
+            Ok(()) => info!("{} written", path.display()),
+            Err(e) => warn!("cannot write {}: {e}", path.display()),
+        }
+    }
+
     /// SIGUSR1: the state as JSON where keepalived users look for it.
     fn dump_state(&mut self) {
+        self.write_keepalived_file(KeepalivedFile::Data);
         let text = serde_json::to_string_pretty(&self.status(clock::now())).unwrap_or_default();
-        match std::fs::write(&self.opts.dump_file, text + "\n") {
+        match crate::sys::files::replace(&self.opts.dump_file, (text + "\n").as_bytes(), 0o600) {
             Ok(()) => info!(
                 "SIGUSR1: state written to {}",
                 self.opts.dump_file.display()

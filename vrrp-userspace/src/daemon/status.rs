@@ -52,7 +52,9 @@ impl Daemon {
                 let state = v.fsm.state();
                 let mut counters = InstanceCounters {
                     adverts_received: v.stats.adverts_received,
+                    priority_zero_received: v.stats.priority_zero_received,
                     became_master: v.stats.became_master,
+                    released_master: v.stats.released_master,
                     dropped: v.stats.dropped,
                     kernel_drops: self.observe.our_kernel_drops(name),
                     ..InstanceCounters::default()
@@ -61,6 +63,7 @@ impl Daemon {
                     let st = &r.stats;
                     let periodic = st.periodic.load(Relaxed);
                     counters.adverts_sent = st.sent.load(Relaxed);
+                    counters.priority_zero_sent = st.sent_priority_zero.load(Relaxed);
                     counters.send_refused = st.refused.load(Relaxed);
                     counters.adverts_late = st.late.load(Relaxed);
                     counters.advert_late_mean_ms = if periodic > 0 {

@@ -4,5 +4,6 @@
 
 pub mod control;
 pub mod diagnose;
+pub mod keepalived_files;
 pub mod metrics;
 pub mod status;

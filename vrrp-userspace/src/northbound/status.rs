@@ -92,12 +92,21 @@ pub struct Master {
 pub struct InstanceCounters {
     /// Adverts that decoded and reached the state machine.
     pub adverts_received: u64,
+    /// Of those, priority 0.
+    #[serde(default)]
+    pub priority_zero_received: u64,
     /// Adverts sent, periodic and immediate.
     pub adverts_sent: u64,
+    /// Of those, priority 0.
+    #[serde(default)]
+    pub priority_zero_sent: u64,
     /// Periodic adverts that left more than a quarter interval after their deadline.
     pub adverts_late: u64,
     pub advert_late_mean_ms: f64,
     pub became_master: u64,
+    /// Transitions out of MASTER.
+    #[serde(default)]
+    pub released_master: u64,
     pub dropped: DropCounts,
     /// Sends the kernel refused with EPERM: netfilter dropped our advert on output.
     pub send_refused: u64,

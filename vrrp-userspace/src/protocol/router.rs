@@ -631,6 +631,9 @@ impl Router {
             }
         };
         e.stats.adverts_received += 1;
+        if advert.priority == 0 {
+            e.stats.priority_zero_received += 1;
+        }
         let actions = e.fsm.step(
             Event::Advert {
                 src: rx.src,
@@ -865,6 +868,9 @@ impl Router {
                     Action::Drop(_) => continue,
                     Action::Transition { from, to } => {
                         e.held_back = false;
+                        if from == State::Master {
+                            e.stats.released_master += 1;
+                        }
                         if to == State::Master {
                             e.stats.became_master += 1;
                         } else {

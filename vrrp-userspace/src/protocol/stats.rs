@@ -10,6 +10,10 @@ use super::drop::DropCounts;
 pub struct InstanceStats {
     /// Adverts that decoded and reached the state machine.
     pub adverts_received: u64,
+    /// Of those, priority 0 (a master stepping down).
+    pub priority_zero_received: u64,
     pub became_master: u64,
+    /// Transitions out of MASTER (keepalived's release_master).
+    pub released_master: u64,
     pub dropped: DropCounts,
 }

@@ -34,6 +34,8 @@ pub const RT_PRIORITY: u8 = 50;
 pub struct SlotStats {
     /// Adverts sent (one per destination).
     pub sent: AtomicU64,
+    /// Of those, priority 0 (stepping down).
+    pub sent_priority_zero: AtomicU64,
     /// Periodic deadlines served by the thread.
     pub periodic: AtomicU64,
     /// Sends refused with EPERM (netfilter on output).
