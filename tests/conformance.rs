@@ -292,6 +292,16 @@ fn show(o: &Output) -> String {
             state,
             priority,
         } => format!("group {name}: {state} (priority {priority})"),
+        Output::Mismatch {
+            instance,
+            source,
+            cause,
+        } => format!(
+            "acted on, though it disagrees: {instance} from {} vrid {}: {} ({cause})",
+            source.src,
+            source.vrid,
+            cause.reason()
+        ),
         Output::Drop {
             instance,
             source,

@@ -658,3 +658,71 @@ fn sighup_changes_removes_and_adds_sync_group_members() {
         assert!(p.running(), "{host} is alive at the end\n{}", p.logs());
     }
 }
+
+/// A rolling change of the VIPs, one box at a time as operators do it: lb01 (master) gets a
+/// second VIP and a SIGHUP while lb02 still has the old list. lb02 keeps hearing lb01 (the
+/// list differs, which RFC 5798 7.1 lets it log and not drop): one master throughout, and
+/// lb02's diagnosis names the difference.
+#[test]
+fn a_rolling_change_of_the_vips_keeps_one_master() {
+    if !require_root("a_rolling_change_of_the_vips_keeps_one_master") {
+        return;
+    }
+    let lab = Lab::seed();
+    let observer = HolderObserver::start(
+        &[lab.ns(Host::Lb01), lab.ns(Host::Lb02)],
+        VIP.parse().expect("vip"),
+        Duration::from_millis(2),
+    );
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && lb02.stderr().contains("Entering BACKUP STATE")),
+        "{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let from = observer.now();
+    let changed =
+        seed("ch4-lb01.conf").replace("      10.0.0.3\n", "      10.0.0.3\n      10.0.0.30\n");
+    assert_ne!(changed, seed("ch4-lb01.conf"));
+    lab.write("vrrpd-lb01.conf", &changed);
+    lb01.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .holds(Host::Lb01, "10.0.0.30")),
+        "{}",
+        lb01.logs()
+    );
+    // Past lb02's Master_Down_Interval (3.6 s) twice over.
+    let mut finding = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        let out = lab.ask(VRRPD, Host::Lb02, &["diagnose", "--json"]);
+        if let Ok(d) = serde_json::from_slice::<vrrp::northbound::status::Diagnosis>(&out.stdout) {
+            finding |= d
+                .findings
+                .iter()
+                .any(|f| f.kind == vrrp::northbound::diagnose::FindingKind::VipMismatch);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (timeline, end) = observer.stop();
+    let st = holder_stats(&timeline, from, end, &[]);
+    assert_eq!(
+        (st.two_total, st.none_total),
+        (Duration::ZERO, Duration::ZERO),
+        "the VIP moved: {timeline:?}\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
+    assert!(
+        !lb02.stderr().contains("Entering MASTER STATE"),
+        "{}",
+        lb02.logs()
+    );
+    assert!(finding, "lb02's diagnosis names the different VIP list");
+}

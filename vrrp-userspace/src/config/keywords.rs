@@ -178,7 +178,7 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
     line(
         "vrrp_strict",
         Warned(
-            "vrrpd does not apply strict mode yet (no firewall rules for non-accepted VIPs, no strict checks of adverts)",
+            "of strict mode vrrpd applies its config checks and drops adverts with another address list; it adds no firewall rules for non-accepted VIPs yet",
         ),
     ),
     line(
@@ -245,7 +245,9 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
     ),
     line(
         "vrrp_skip_check_adv_addr",
-        Warned("vrrpd checks every advert's address list"),
+        Warned(
+            "vrrpd checks every advert's address list, and reports a difference without dropping the advert (strict mode drops it)",
+        ),
     ),
     line("vrrp_priority", PROCESS),
     line(
@@ -520,11 +522,15 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
     ),
     line(
         "skip_check_adv_addr",
-        Warned("vrrpd checks every advert's address list"),
+        Warned(
+            "vrrpd checks every advert's address list, and reports a difference without dropping the advert (strict mode drops it)",
+        ),
     ),
     line(
         "strict_mode",
-        Warned("vrrpd does not apply strict mode yet"),
+        Warned(
+            "of strict mode vrrpd applies its config checks and drops adverts with another address list; it adds no firewall rules for non-accepted VIPs yet",
+        ),
     ),
     line("debug", Warned("vrrpd's log level is set with --log or -D")),
     line(

@@ -69,6 +69,17 @@ impl Daemon {
                         source.vrid
                     );
                 }
+                Output::Mismatch {
+                    instance,
+                    source,
+                    cause,
+                } => {
+                    self.observe.note_mismatch(&source, cause.reason());
+                    debug!(
+                        "({instance}) acted on an advert from {} (VRID {}) although {cause}",
+                        source.src, source.vrid
+                    );
+                }
                 Output::Watch(key) => {
                     if let Err(e) = self.io.datapath.watch(watch_key(key)) {
                         error!(

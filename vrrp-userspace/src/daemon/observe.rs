@@ -63,6 +63,8 @@ pub(super) struct SourceStats {
     timed_gaps: VecDeque<(Instant, u64)>,
     /// Why its adverts were not acted on.
     pub dropped: DropCounts,
+    /// Where its adverts, acted on, disagree with our config.
+    pub mismatched: DropCounts,
     /// The kernel's drop reasons (skb:kfree_skb) for its adverts.
     pub kernel_drops: KernelDrops,
     /// Where its last advert went (the group, or us for unicast).
@@ -108,6 +110,7 @@ struct SourceTotals {
     wire: u64,
     socket: u64,
     dropped: DropCounts,
+    mismatched: DropCounts,
     kernel: KernelDrops,
 }
 
@@ -188,6 +191,13 @@ impl Observation {
     pub fn note_drop(&mut self, source: &SourceKey, reason: DropReason, _now: Instant) {
         if let Some(s) = self.sources.get_mut(source) {
             s.dropped.add(reason);
+        }
+    }
+
+    /// An advert from `source` acted on although it disagrees with our config.
+    pub fn note_mismatch(&mut self, source: &SourceKey, reason: DropReason) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.mismatched.add(reason);
         }
     }
 
@@ -334,6 +344,7 @@ impl Daemon {
                         wire: s.wire,
                         socket: self.io.socket_count(k),
                         dropped: s.dropped,
+                        mismatched: s.mismatched,
                         kernel: s.kernel_drops.clone(),
                     },
                 )
@@ -409,6 +420,9 @@ impl Daemon {
                     wire: s.wire.saturating_sub(b.map_or(0, |b| b.wire)),
                     socket: socket_total.saturating_sub(b.map_or(0, |b| b.socket)),
                     dropped: s.dropped.since(&b.map(|b| b.dropped).unwrap_or_default()),
+                    mismatched: s
+                        .mismatched
+                        .since(&b.map(|b| b.mismatched).unwrap_or_default()),
                     kernel_drops: kernel_since(&s.kernel_drops, b.map(|b| &b.kernel)),
                     dst: s.dst,
                     gap_max_s: s

@@ -77,6 +77,9 @@ pub struct SourceWindow {
     pub socket: u64,
     /// Drop reasons (vrrpd's own checks) in the window, most first.
     pub dropped: Vec<(DropReason, u64)>,
+    /// Adverts acted on in the window although they disagree with our config, by reason.
+    #[serde(default)]
+    pub mismatched: Vec<(DropReason, u64)>,
     /// For `vrrpd watch`: the authentication type it sends, how long ago it was last heard,
     /// the mean and jitter of its advert interval, and totals since vrrpd started.
     #[serde(default)]
@@ -267,7 +270,20 @@ pub fn findings(
         if s.wire >= MIN_LOST && s.socket * 2 < s.wire {
             out.push(lost_after_xdp(&who, window_s, s, kernel));
         }
-        // 2. Peers that disagree with us.
+        // 2. Peers that disagree with us: acted on all the same (a rolling change of the VIPs
+        // half done), or dropped.
+        for (reason, n) in &s.mismatched {
+            if *n > 0 && *reason == DropReason::AddressListMismatch {
+                out.push(Finding {
+                    kind: FindingKind::VipMismatch,
+                    ifname: s.ifname.clone(),
+                    source: Some(s.src),
+                    vrid: s.vrid,
+                    message: format!("{who} list other virtual addresses than ours: {n} in the last {window_s} s, still counted in the election (RFC 5798 7.1 makes the check optional, and a pair half-way through a change of its VIPs must not elect two masters; vrrp_strict drops them)."),
+                    fix: vec!["make virtual_ipaddress the same on both routers (finish the change on the other one) and reload".to_owned()],
+                });
+            }
+        }
         for (reason, n) in &s.dropped {
             if *n == 0 {
                 continue;
@@ -668,6 +684,7 @@ mod tests {
             wire,
             socket,
             dropped,
+            mismatched: Vec::new(),
             auth: "pass".into(),
             last_seen_s: 0.5,
             interval_mean_s: Some(1.0),

@@ -88,6 +88,10 @@ pub struct Params {
     pub primary: IpAddr,
     /// The virtual addresses, to check what masters advertise (RFC 5798 7.1).
     pub addresses: Vec<IpAddr>,
+    /// Drop an advert whose address list differs from ours (keepalived's strict mode). Off,
+    /// it is acted on and reported: RFC 5798 7.1 makes the check a MAY and asks for a log, and
+    /// a pair half-way through a rolling change of its VIPs must not elect two masters.
+    pub strict_addresses: bool,
     /// v2 authentication we send and require.
     pub auth: Auth,
 }
@@ -139,6 +143,9 @@ pub enum Action {
     Transition { from: State, to: State },
     /// An advert was dropped; the reason is counted (RFC 6527's error counters).
     Drop(RxError),
+    /// An advert was acted on although it disagrees with our config (another address list):
+    /// counted and reported, not dropped.
+    Mismatch(RxError),
 }
 
 /// Why a received advert that decoded is not acted on (RFC 5798 7.1's checks that need our
@@ -397,12 +404,16 @@ impl Instance {
         if advert.priority == PRIORITY_OWNER && self.params.priority == PRIORITY_OWNER {
             return Err(RxError::OwnerConflict);
         }
-        // RFC 5798 7.1: a mismatched address list is logged; an advert from the owner is
-        // still processed, any other is dropped.
-        if advert.priority != PRIORITY_OWNER && !same_addresses(&advert.addresses, &p.addresses) {
+        if p.strict_addresses && self.address_mismatch(advert) {
             return Err(RxError::AddressListMismatch);
         }
         Ok(())
+    }
+
+    /// RFC 5798 7.1's MAY: the advertised addresses are not ours (an owner's always count).
+    fn address_mismatch(&self, advert: &Advert) -> bool {
+        advert.priority != PRIORITY_OWNER
+            && !same_addresses(&advert.addresses, &self.params.addresses)
     }
 
     /// Feeds one event; returns the effects in the order they must happen.
@@ -423,7 +434,12 @@ impl Instance {
                     Ok(())
                 }
             }) {
-                Ok(()) => self.advert(src, &advert, arrived, now, &mut actions),
+                Ok(()) => {
+                    if self.address_mismatch(&advert) {
+                        actions.push(Action::Mismatch(RxError::AddressListMismatch));
+                    }
+                    self.advert(src, &advert, arrived, now, &mut actions);
+                }
                 Err(e) => actions.push(Action::Drop(e)),
             },
             Event::Priority(p) => self.set_priority(p, now, &mut actions),
@@ -647,6 +663,7 @@ mod tests {
             start_as_master: false,
             primary: ip(6),
             addresses: vec![ip(3)],
+            strict_addresses: true,
             auth: if version == Version::V2 {
                 Auth::pass("1111")
             } else {

@@ -80,6 +80,7 @@ impl Spec {
             start_as_master: c.state == InitialState::Master,
             primary: self.src,
             addresses: c.vips.iter().map(|v| v.addr).collect(),
+            strict_addresses: c.strict,
             auth: c.wire_auth(),
         }
     }
@@ -232,6 +233,13 @@ pub enum Output {
         instance: Option<String>,
         source: SourceKey,
         cause: DropCause,
+    },
+    /// An advert acted on although it disagrees with the instance's config: for the log and
+    /// the diagnosis.
+    Mismatch {
+        instance: String,
+        source: SourceKey,
+        cause: RxError,
     },
     /// The XDP program is to report (or stop reporting) adverts for this key.
     Watch(InstanceKey),
@@ -651,15 +659,24 @@ impl Router {
         }
         let mut rest = Vec::with_capacity(actions.len());
         for a in actions {
-            if let Action::Drop(err) = a {
-                e.stats.dropped.add(err.reason());
-                out.push(Output::Drop {
-                    instance: Some(name.clone()),
-                    source,
-                    cause: DropCause::Refused(err),
-                });
-            } else {
-                rest.push(a);
+            match a {
+                Action::Drop(err) => {
+                    e.stats.dropped.add(err.reason());
+                    out.push(Output::Drop {
+                        instance: Some(name.clone()),
+                        source,
+                        cause: DropCause::Refused(err),
+                    });
+                }
+                Action::Mismatch(err) => {
+                    e.stats.mismatched.add(err.reason());
+                    out.push(Output::Mismatch {
+                        instance: name.clone(),
+                        source,
+                        cause: err,
+                    });
+                }
+                a => rest.push(a),
             }
         }
         self.run(&name, rest, true, now, out);
@@ -865,7 +882,7 @@ impl Router {
                         }
                     }
                     // Only an advert's step drops, and `advert` takes those out first.
-                    Action::Drop(_) => continue,
+                    Action::Drop(_) | Action::Mismatch(_) => continue,
                     Action::Transition { from, to } => {
                         e.held_back = false;
                         if from == State::Master {

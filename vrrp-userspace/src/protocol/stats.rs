@@ -16,4 +16,8 @@ pub struct InstanceStats {
     /// Transitions out of MASTER (keepalived's release_master).
     pub released_master: u64,
     pub dropped: DropCounts,
+    /// Adverts acted on although they disagree with our config, by reason (an address list
+    /// half-way through a rolling change).
+    #[serde(default)]
+    pub mismatched: DropCounts,
 }
