@@ -56,6 +56,7 @@ impl Daemon {
                     became_master: v.stats.became_master,
                     released_master: v.stats.released_master,
                     dropped: v.stats.dropped,
+                    mismatched: v.stats.mismatched,
                     kernel_drops: self.observe.our_kernel_drops(name),
                     ..InstanceCounters::default()
                 };

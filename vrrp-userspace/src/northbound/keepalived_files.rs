@@ -45,7 +45,8 @@ impl Stats {
             advert_interval_err: d(DropReason::IntervalMismatch),
             ip_ttl_err: d(DropReason::BadTtl),
             invalid_type_rcvd: d(DropReason::BadType),
-            addr_list_err: d(DropReason::AddressListMismatch),
+            addr_list_err: d(DropReason::AddressListMismatch)
+                + c.mismatched.get(DropReason::AddressListMismatch),
             invalid_authtype: 0,
             authtype_mismatch: d(DropReason::AuthTypeMismatch),
             auth_failure: d(DropReason::AuthMismatch),

@@ -108,6 +108,9 @@ pub struct InstanceCounters {
     #[serde(default)]
     pub released_master: u64,
     pub dropped: DropCounts,
+    /// Adverts acted on although they disagree with our config (another VIP list), by reason.
+    #[serde(default)]
+    pub mismatched: DropCounts,
     /// Sends the kernel refused with EPERM: netfilter dropped our advert on output.
     pub send_refused: u64,
     /// The kernel's drop reasons for our own adverts (on output).
