@@ -543,6 +543,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "",
         ),
         ("global_defs", "v3_checksum_as_v2", "v3_checksum_as_v2", ""),
+        (
+            "global_defs",
+            "vrrp_check_unicast_src",
+            "vrrp_check_unicast_src",
+            "",
+        ),
         ("vrrp_script", "interval", "interval 7", ""),
         ("vrrp_script", "timeout", "timeout 7", ""),
         ("vrrp_script", "weight", "weight 7", ""),
@@ -566,6 +572,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "unicast_peer",
             "unicast_peer {\n10.0.0.2\n}",
             "",
+        ),
+        (
+            "vrrp_instance",
+            "check_unicast_src",
+            "check_unicast_src\nunicast_peer {\n10.0.0.2\n}",
+            "unicast_peer {\n10.0.0.2\n}",
         ),
         (
             "vrrp_instance",

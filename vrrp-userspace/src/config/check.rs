@@ -68,16 +68,28 @@ pub(super) fn instance(
         _ => {}
     }
     if i.strict && (i.state == InitialState::Master) != (i.priority == PRIORITY_OWNER) {
-        cx.err(&loc, format!("({name}) strict mode: state MASTER must go with priority 255 (the address owner) and only with it"));
+        // keepalived sets the state from the priority, counts an error and runs.
+        i.state = if i.priority == PRIORITY_OWNER {
+            InitialState::Master
+        } else {
+            InitialState::Backup
+        };
+        cx.ignored(&loc, format!("({name}) strict mode: state MASTER must go with priority 255 (the address owner) and only with it: it starts as {:?}, as keepalived's", i.state));
     }
     if seen.unicast_keyword && i.unicast_peers.is_empty() {
         cx.err(&loc, format!("({name}) a unicast keyword without any unicast_peer: keepalived falls back to multicast and refuses the config (add the peers, or drop unicast_src_ip)"));
     }
     if seen.unicast_ttl && i.unicast_peers.is_empty() {
-        cx.err(&loc, format!("({name}) unicast_ttl without unicast peers"));
+        cx.ignored(
+            &loc,
+            format!("({name}) unicast_ttl without unicast peers: ignored"),
+        );
     }
     if seen.mcast_dst && !i.unicast_peers.is_empty() {
-        cx.err(&loc, format!("({name}) mcast_dst_ip with unicast peers"));
+        cx.ignored(
+            &loc,
+            format!("({name}) mcast_dst_ip with unicast peers: ignored"),
+        );
     }
     if i.vips.is_empty() {
         // keepalived runs a VRRPv2 IPv4 instance without VIPs (for its notify scripts) and
@@ -94,7 +106,9 @@ pub(super) fn instance(
         MAX_VIPS_V6
     };
     if i.vips.len() > max {
-        cx.err(&loc, format!("({name}) {} VIPs do not fit in one advert (at most {max} at MTU 1500): move the rest to virtual_ipaddress_excluded", i.vips.len()));
+        cx.ignored(&loc, format!("({name}) {} VIPs do not fit in one advert (at most {max} at MTU 1500): the rest are handled as virtual_ipaddress_excluded, as keepalived does", i.vips.len()));
+        let rest = i.vips.split_off(max);
+        i.excluded_vips.extend(rest);
     }
     if i.priority == PRIORITY_OWNER && !i.preempt {
         cx.ignored(&loc, format!("({name}) nopreempt does not work with priority 255 (the address owner always takes over)"));
@@ -118,13 +132,14 @@ pub(super) fn instance(
         }
     }
     if !i.preempt_delay.is_zero() && (i.strict || !i.preempt) {
-        cx.err(
+        cx.ignored(
             &loc,
             format!(
-                "({name}) preempt_delay does not go with {}",
+                "({name}) preempt_delay does not go with {}: it is not used, as keepalived resets it",
                 if i.strict { "strict mode" } else { "nopreempt" }
             ),
         );
+        i.preempt_delay = std::time::Duration::ZERO;
     }
     let own: Vec<super::Loc> = i
         .track_interfaces
@@ -424,6 +439,21 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
                 any_script = true;
             }
         }
+    }
+    // keepalived reports the missing default user once a notify script needs it.
+    let needs_default = c
+        .instances
+        .iter()
+        .map(|i| &i.notify)
+        .chain(c.sync_groups.iter().map(|g| &g.notify))
+        .flat_map(|n| [&n.master, &n.backup, &n.fault, &n.stop, &n.generic])
+        .flatten()
+        .any(|s| s.user.is_none());
+    if default_user_fails && security && c.global.script_user.is_none() && needs_default {
+        diags.error(
+            c.instances[0].loc.clone(),
+            "enable_script_security is set, but there is no script_user and no keepalived_script user: keepalived refuses to run the notify scripts as root".to_owned(),
+        );
     }
     if !default_user_fails
         && c.checker_scripts

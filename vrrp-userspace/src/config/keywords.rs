@@ -239,10 +239,7 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
     line("nftables_ipvs", LVS_GLOBAL),
     line("nftables_ipvs_priority", LVS_GLOBAL),
     line("nftables_ipvs_start_fwmark", LVS_GLOBAL),
-    line(
-        "vrrp_check_unicast_src",
-        Warned("vrrpd accepts unicast adverts from any source for now"),
-    ),
+    line("vrrp_check_unicast_src", Acted),
     line(
         "vrrp_skip_check_adv_addr",
         Warned(
@@ -476,10 +473,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
             "a vrrpd unicast instance with no peer advertises to nobody instead of going to FAULT",
         ),
     ),
-    line(
-        "check_unicast_src",
-        Warned("vrrpd accepts unicast adverts from any source for now"),
-    ),
+    line("check_unicast_src", Acted),
     line(
         "old_unicast_checksum",
         Warned("vrrpd sends RFC 5798's checksum and accepts both forms"),

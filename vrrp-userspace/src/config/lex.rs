@@ -54,6 +54,12 @@ impl Node {
 /// before we call it a loop (keepalived itself hangs on `$A=$B` / `$B=$A`).
 const MAX_INCLUDE_DEPTH: usize = 16;
 const MAX_EXPANSIONS: usize = 64;
+/// How many statements one physical line may become (through generators and multi-line
+/// definitions), how many files a brace pattern may name, and how deep blocks may nest:
+/// beyond these a config is an attack or a mistake, and is refused with its line.
+const MAX_LINES_PER_LINE: usize = 100_000;
+const MAX_ALTERNATIVES: usize = 1024;
+const MAX_BLOCK_DEPTH: usize = 64;
 /// keepalived reads lines into a 1024-byte buffer; a definition may not push a line past it.
 const MAX_LINE: usize = 1023;
 
@@ -175,6 +181,8 @@ pub struct Lexer<'a> {
     include_check: IncludeCheck,
     /// The line being read, as written (for a definition loop's message).
     written: String,
+    /// Statements the current physical line may still become.
+    budget: usize,
 }
 
 impl<'a> Lexer<'a> {
@@ -188,6 +196,7 @@ impl<'a> Lexer<'a> {
             random: u64::from(std::process::id()),
             include_check: IncludeCheck::default(),
             written: String::new(),
+            budget: MAX_LINES_PER_LINE,
         }
     }
 
@@ -254,6 +263,7 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             self.written.clone_from(&line);
+            self.budget = MAX_LINES_PER_LINE;
             self.process(line, &loc, depth, 0);
         }
         self.dirs.pop();
@@ -318,6 +328,17 @@ impl<'a> Lexer<'a> {
                     return self.process(line, loc, depth, expansions + 1);
                 }
                 Expanded::Lines(first, rest) => {
+                    if expansions >= MAX_EXPANSIONS {
+                        let written = std::mem::take(&mut self.written);
+                        self.diags.error(
+                            loc.clone(),
+                            format!(
+                                "a definition expands into itself (a definition loop): {written}"
+                            ),
+                        );
+                        self.push_statements(&written, loc);
+                        return;
+                    }
                     self.process(decomment(&first), loc, depth, expansions + 1);
                     for l in rest {
                         self.process(decomment(&l), loc, depth, expansions + 1);
@@ -357,6 +378,17 @@ impl<'a> Lexer<'a> {
 
     /// Braces anywhere (outside double quotes) are statements of their own.
     fn push_statements(&mut self, line: &str, loc: &Loc) {
+        if self.budget == 0 {
+            return;
+        }
+        self.budget -= 1;
+        if self.budget == 0 {
+            self.diags.error(
+                loc.clone(),
+                format!("this line would become more than {MAX_LINES_PER_LINE} statements (line generators, definitions): the rest is dropped"),
+            );
+            return;
+        }
         let mut rest = line;
         while !rest.is_empty() {
             let at = brace_at(rest);
@@ -435,6 +467,9 @@ impl<'a> Lexer<'a> {
             return;
         };
         for assignments in runs {
+            if self.budget == 0 {
+                return;
+            }
             for (var, value) in assignments {
                 self.defs.insert(var, Def::Line(value));
             }
@@ -531,7 +566,8 @@ impl<'a> Lexer<'a> {
                     .random
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1_442_695_040_888_963_407);
-                (min + (self.random >> 33) % (max - min + 1)).to_string()
+                let span = (max - min).saturating_add(1);
+                (min + (self.random >> 33) % span).to_string()
             }
             _ => return None,
         };
@@ -641,6 +677,13 @@ impl<'a> Lexer<'a> {
                             line.loc.clone(),
                             "unexpected '{' (no keyword right before it takes a block)".to_owned(),
                         );
+                    }
+                    if stack.len() > MAX_BLOCK_DEPTH {
+                        diags.error(
+                            line.loc.clone(),
+                            format!("blocks nested deeper than {MAX_BLOCK_DEPTH}"),
+                        );
+                        break;
                     }
                     stack.push(level(!owned));
                 }
@@ -771,8 +814,12 @@ fn closing_paren(s: &str) -> Option<usize> {
     None
 }
 
-/// `a/{x,y}/b` -> `a/x/b`, `a/y/b` (glob's GLOB_BRACE, which the glob crate lacks).
+/// `a/{x,y}/b` -> `a/x/b`, `a/y/b` (glob's GLOB_BRACE, which the glob crate lacks); at most
+/// MAX_ALTERNATIVES of them, and a pattern with more than 64 braces is taken literally.
 fn expand_braces(pattern: &str) -> Vec<String> {
+    if pattern.matches('{').count() > 64 {
+        return vec![pattern.to_owned()];
+    }
     let Some(open) = pattern.find('{') else {
         return vec![pattern.to_owned()];
     };
@@ -817,6 +864,7 @@ fn expand_braces(pattern: &str) -> Vec<String> {
     parts
         .into_iter()
         .flat_map(|p| expand_braces(&format!("{head}{p}{tail}")))
+        .take(MAX_ALTERNATIVES)
         .collect()
 }
 
@@ -834,7 +882,7 @@ fn c_number(s: &str) -> Option<i64> {
     } else {
         digits.parse().ok()?
     };
-    Some(if neg { -v } else { v })
+    if neg { v.checked_neg() } else { Some(v) }
 }
 
 /// `var, [start,] [step,] end`: the variable and its values (keepalived's `add_seq`).
@@ -861,7 +909,10 @@ fn seq(spec: &str, hex: bool) -> Option<(String, Vec<String>)> {
         if values.len() > 100_000 {
             return None;
         }
-        v += step;
+        let Some(next) = v.checked_add(step) else {
+            break;
+        };
+        v = next;
     }
     Some((var, values))
 }

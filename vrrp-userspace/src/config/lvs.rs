@@ -272,7 +272,7 @@ fn scripts(cx: &mut Cx<'_>, n: &Node) {
         n.name(),
         "misc_path" | "notify_up" | "notify_down" | "quorum_up" | "quorum_down"
     ) {
-        let rest = n.raw.trim_ascii_start()[n.name().len()..].trim_ascii();
+        let rest = super::parse::after_keyword(n);
         // keepalived splits the (usually quoted) command again: its first word is the program.
         let command = super::lex::script_words(rest)
             .ok()

@@ -146,7 +146,7 @@ impl Diagnostics {
         self.0.iter().filter(|d| {
             matches!(
                 d.severity,
-                Severity::Error | Severity::Fatal | Severity::NoConfig
+                Severity::Error | Severity::Fatal | Severity::NoConfig | Severity::MissingValue
             )
         })
     }
@@ -248,6 +248,8 @@ pub struct Global {
     pub notify_fifo: Option<(String, Option<RunUser>)>,
     pub vrrp_notify_fifo: Option<(String, Option<RunUser>)>,
     pub checksum_as_v2: bool,
+    /// `vrrp_check_unicast_src`: every unicast instance checks its sources.
+    pub check_unicast_src: bool,
 }
 
 impl Default for Global {
@@ -265,6 +267,7 @@ impl Default for Global {
             notify_fifo: None,
             vrrp_notify_fifo: None,
             checksum_as_v2: false,
+            check_unicast_src: false,
         }
     }
 }
@@ -367,6 +370,9 @@ pub struct Instance {
     /// `unicast_peer { ADDR min_ttl A max_ttl B }`: the TTL range a peer's adverts must have,
     /// for the peers that give one (keepalived checks a unicast advert's TTL only then).
     pub peer_ttl: Vec<(IpAddr, u8, u8)>,
+    /// keepalived's `check_unicast_src`: unicast adverts only from the peers, and within their
+    /// min_ttl / max_ttl.
+    pub check_unicast_src: bool,
     pub mcast_src_ip: Option<IpAddr>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,

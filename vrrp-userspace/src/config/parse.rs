@@ -212,10 +212,19 @@ impl Cx<'_> {
             );
             return None;
         }
-        let micros: u64 = format!("{int}{frac:0<6}")
-            .trim_start_matches('0')
-            .parse()
-            .unwrap_or(0);
+        let digits = format!("{int}{frac:0<6}");
+        let digits = digits.trim_start_matches('0');
+        let micros: u64 = if digits.is_empty() {
+            0
+        } else if let Ok(m) = digits.parse() {
+            m
+        } else {
+            self.err(
+                node.loc(),
+                format!("{} {text} is outside [{min}, {max}] seconds", node.name()),
+            );
+            return None;
+        };
         let secs = Duration::from_micros(micros);
         let s = secs.as_secs_f64();
         if s < min || s > max {
@@ -267,7 +276,7 @@ impl Cx<'_> {
     /// A notify line: keepalived re-reads it with its quoting and escapes; the first word is
     /// the command (quote a command with arguments), the next two the user and group.
     fn notify_script(&mut self, node: &Node) -> Option<NotifyScript> {
-        let rest = node.raw.trim_ascii_start()[node.name().len()..].trim_ascii();
+        let rest = after_keyword(node);
         let words = match script_words(rest) {
             Ok(w) => w,
             Err(e) => {
@@ -446,6 +455,17 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
     config
 }
 
+/// The line after its keyword, as written (for keepalived's re-split of script lines). A
+/// keyword that was quoted or expanded does not start the line as its text: then the words
+/// after the first.
+pub(super) fn after_keyword(node: &Node) -> &str {
+    let raw = node.raw.trim_ascii_start();
+    raw.strip_prefix(node.name())
+        .or_else(|| raw.split_once([' ', '\t']).map(|(_, r)| r))
+        .unwrap_or("")
+        .trim_ascii()
+}
+
 /// The one name after `vrrp_instance` / `vrrp_sync_group`.
 fn header(cx: &mut Cx<'_>, node: &Node, what: &str) -> Option<String> {
     match node.args.as_slice() {
@@ -589,6 +609,7 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
                 }
             }
             "v3_checksum_as_v2" => g.checksum_as_v2 = true,
+            "vrrp_check_unicast_src" => g.check_unicast_src = true,
             "vrrp_rt_priority" => {
                 if let Some(text) = cx.arg(n).map(str::to_owned) {
                     // keepalived clamps to [1, 99] and counts an error when it must.
@@ -1164,6 +1185,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         garp: g.garp,
         dont_track_primary: false,
         checksum_as_v2: g.checksum_as_v2,
+        check_unicast_src: g.check_unicast_src,
         strict: g.vrrp_strict,
     };
     let Some(block) = &node.block else {
@@ -1304,6 +1326,9 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
                 }
             }
             "unicast_fault_no_peer" | "check_unicast_src" | "old_unicast_checksum" => {
+                if n.name() == "check_unicast_src" {
+                    i.check_unicast_src = true;
+                }
                 seen.unicast_keyword = true;
                 if n.name() == "old_unicast_checksum"
                     && let Some(m) = n.args.first()

@@ -298,9 +298,12 @@ impl Daemon {
     fn run_as(&self, commands: Vec<(String, Option<config::RunUser>)>) -> Vec<(String, RunAs)> {
         commands
             .into_iter()
-            .map(|(c, user)| {
+            .filter_map(|(c, user)| {
                 let run_as = RunAs::resolve(user.as_ref(), &self.config.global);
-                (c, run_as)
+                if run_as.is_none() {
+                    warn!("notify script {c} is not run: its user cannot be used");
+                }
+                Some((c, run_as?))
             })
             .collect()
     }

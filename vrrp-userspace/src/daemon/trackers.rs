@@ -74,7 +74,15 @@ impl Trackers {
                 self.scripts.insert(name, (tokio::spawn(async {}), script));
                 continue;
             }
-            let run_as = RunAs::resolve(script.user.as_ref(), &config.global);
+            let Some(run_as) = RunAs::resolve(script.user.as_ref(), &config.global) else {
+                error!("VRRP_Script({name}) is not run: its user cannot be used");
+                let _ = tx.try_send(TrackEvent::Script {
+                    name: name.clone(),
+                    ok: false,
+                });
+                self.scripts.insert(name, (tokio::spawn(async {}), script));
+                continue;
+            };
             let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
             self.scripts.insert(name, (handle, script));
         }

@@ -45,10 +45,12 @@ pub enum DropReason {
     OwnerConflict,
     /// Priority 255 from an address that is not among those it advertises.
     FalseOwner,
+    /// A unicast advert from an address that is not a unicast_peer (check_unicast_src).
+    NotAPeer,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     pub const ALL: [Self; Self::COUNT] = [
         Self::BadTtl,
         Self::BadVersion,
@@ -69,6 +71,7 @@ impl DropReason {
         Self::AddressListMismatch,
         Self::OwnerConflict,
         Self::FalseOwner,
+        Self::NotAPeer,
     ];
 
     /// The serialized name, for labels and tables.
@@ -93,6 +96,7 @@ impl DropReason {
             Self::AddressListMismatch => "address_list_mismatch",
             Self::OwnerConflict => "owner_conflict",
             Self::FalseOwner => "false_owner",
+            Self::NotAPeer => "not_a_peer",
         }
     }
 

@@ -175,6 +175,9 @@ pub enum RxError {
     /// misconfiguration or a forgery, and would take the VIP from every router on the segment.
     #[error("priority 255 from an address that is not among those it advertises")]
     FalseOwner,
+    /// `check_unicast_src`: the source is not one of the instance's unicast peers.
+    #[error("the source is not one of our unicast_peer addresses (check_unicast_src)")]
+    NotAPeer,
 }
 
 impl RxError {
@@ -188,6 +191,7 @@ impl RxError {
             Self::AddressListMismatch => DropReason::AddressListMismatch,
             Self::OwnerConflict => DropReason::OwnerConflict,
             Self::FalseOwner => DropReason::FalseOwner,
+            Self::NotAPeer => DropReason::NotAPeer,
         }
     }
 }

@@ -38,16 +38,24 @@ use crate::{
 };
 
 /// RFC 5798 7.1: TTL 255. keepalived (and so vrrpd) waives it for a unicast instance, whose
-/// peers may be routers away, unless the peer is given a `min_ttl` / `max_ttl` range; then the
-/// range applies.
-fn ttl_accepted(cfg: &config::Instance, src: IpAddr, ttl: u8) -> bool {
+/// peers may be routers away; with `check_unicast_src` only its peers are heard, each within
+/// its `min_ttl` / `max_ttl`.
+fn unicast_refusal(cfg: &config::Instance, src: IpAddr, ttl: u8) -> Option<DropCause> {
     if cfg.unicast_peers.is_empty() {
-        return ttl == crate::wire::vrrp::TTL;
+        return (ttl != crate::wire::vrrp::TTL)
+            .then_some(DropCause::Malformed(DecodeError::BadTtl(ttl)));
+    }
+    if !cfg.check_unicast_src {
+        return None;
+    }
+    if !cfg.unicast_peers.contains(&src) {
+        return Some(DropCause::Refused(RxError::NotAPeer));
     }
     cfg.peer_ttl
         .iter()
         .find(|(peer, _, _)| *peer == src)
-        .is_none_or(|(_, min, max)| (*min..=*max).contains(&ttl))
+        .filter(|(_, min, max)| !(*min..=*max).contains(&ttl))
+        .map(|_| DropCause::Malformed(DecodeError::BadTtl(ttl)))
 }
 
 /// An instance as the daemon resolved it: its config, and where it lives.
@@ -616,13 +624,14 @@ impl Router {
         if rx.src == e.spec.src {
             return; // our own, looped back by a switch or a bridge in hairpin mode
         }
-        if rx.body.is_ok() && !ttl_accepted(&e.spec.cfg, rx.src, rx.ttl) {
-            let err = DecodeError::BadTtl(rx.ttl);
-            e.stats.dropped.add(err.reason());
+        if rx.body.is_ok()
+            && let Some(cause) = unicast_refusal(&e.spec.cfg, rx.src, rx.ttl)
+        {
+            e.stats.dropped.add(cause.reason());
             out.push(Output::Drop {
                 instance: Some(name),
                 source,
-                cause: DropCause::Malformed(err),
+                cause,
             });
             return;
         }

@@ -26,21 +26,30 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    // A leftover of ours from a crash; never someone else's (O_EXCL below refuses those).
-    if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
-        let _ = fs::remove_file(&tmp);
-    }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
+    // A name no one can guess ahead (so cannot plant), created exclusively; retried on the
+    // rare collision.
+    let mut attempt = 0u32;
+    let (tmp, mut f) = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = dir.join(format!(
+            ".{}.{}.{nanos:08x}{attempt}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
     let written = f.write_all(contents).and_then(|()| f.sync_data());
     drop(f);
     if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {

@@ -24,44 +24,50 @@ pub struct RunAs {
 }
 
 impl RunAs {
-    /// keepalived's rule: the script's `user`, else global `script_user`, else root (with
-    /// `enable_script_security`, keepalived_script when that user exists).
-    pub fn resolve(user: Option<&(String, Option<String>)>, global: &config::Global) -> Self {
+    /// keepalived's rule (lib/notify.c): the script's `user`, else global `script_user`, else
+    /// keepalived_script when that user exists, else root, which `enable_script_security`
+    /// forbids. None: the script must not run (the user it names does not exist, or only root
+    /// is left and security is on); keepalived drops such a script.
+    pub fn resolve(
+        user: Option<&(String, Option<String>)>,
+        global: &config::Global,
+    ) -> Option<Self> {
+        let exists = |n: &str| nix::unistd::User::from_name(n).ok().flatten();
         let chosen = user.or(global.script_user.as_ref()).cloned().or_else(|| {
-            global
-                .enable_script_security
-                .then(|| {
-                    nix::unistd::User::from_name("keepalived_script")
-                        .ok()
-                        .flatten()
-                        .map(|_| ("keepalived_script".to_owned(), None))
-                })
-                .flatten()
+            exists("keepalived_script").map(|_| ("keepalived_script".to_owned(), None))
         });
         let Some((name, group)) = chosen else {
-            return Self {
+            if global.enable_script_security {
+                warn!(
+                    "enable_script_security, no script_user and no keepalived_script user: the script is not run as root"
+                );
+                return None;
+            }
+            return Some(Self {
                 uid: None,
                 gid: None,
                 name: "root".to_owned(),
-            };
+            });
         };
-        if let Ok(Some(u)) = nix::unistd::User::from_name(&name) {
-            let gid = group
-                .and_then(|g| nix::unistd::Group::from_name(&g).ok().flatten())
-                .map_or(u.gid.as_raw(), |g| g.gid.as_raw());
-            Self {
-                uid: (u.uid.as_raw() != 0).then_some(u.uid.as_raw()),
-                gid: (gid != 0).then_some(gid),
-                name,
-            }
-        } else {
-            warn!("script user {name} does not exist: scripts run as root");
-            Self {
-                uid: None,
-                gid: None,
-                name: "root".to_owned(),
-            }
-        }
+        let Some(u) = exists(&name) else {
+            warn!("script user {name} does not exist: the script is not run");
+            return None;
+        };
+        let gid = match group {
+            None => u.gid.as_raw(),
+            Some(g) => match nix::unistd::Group::from_name(&g).ok().flatten() {
+                Some(g) => g.gid.as_raw(),
+                None => {
+                    warn!("script group {g} does not exist: the script is not run");
+                    return None;
+                }
+            },
+        };
+        Some(Self {
+            uid: (u.uid.as_raw() != 0).then_some(u.uid.as_raw()),
+            gid: (gid != 0).then_some(gid),
+            name,
+        })
     }
 }
 
