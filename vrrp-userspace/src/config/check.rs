@@ -370,10 +370,7 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
         (None, _) => security && !env.user_exists("keepalived_script", None),
     };
     for s in c.scripts.values() {
-        let program = super::script_words(&s.command)
-            .ok()
-            .and_then(|w| w.into_iter().next())
-            .unwrap_or_default();
+        let program = super::lex::program(&s.command).unwrap_or_default();
         match &s.user {
             Some((user, group)) if !env.user_exists(user, group.as_deref()) => {
                 diags.error(s.loc.clone(), format!("vrrp_script {}: user {user}: no such user or group here (keepalived removes the script)", s.name));
@@ -418,15 +415,12 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
         .iter()
         .map(|i| (&i.notify, &i.loc))
         .chain(c.sync_groups.iter().map(|g| (&g.notify, &g.loc)));
+    // keepalived reports the missing default user once a notify script needs it.
+    let mut needs_default = false;
     for (n, loc) in notifies {
-        for script in [&n.master, &n.backup, &n.fault, &n.stop, &n.generic]
-            .into_iter()
-            .flatten()
-        {
-            let program = super::script_words(&script.command)
-                .ok()
-                .and_then(|w| w.into_iter().next())
-                .unwrap_or_default();
+        for script in n.scripts() {
+            let program = super::lex::program(&script.command).unwrap_or_default();
+            needs_default |= script.user.is_none();
             let runs = match &script.user {
                 Some((user, group)) if !env.user_exists(user, group.as_deref()) => {
                     diags.warning(loc.clone(), format!("notify script {program}: user {user}: no such user or group here: it is not run (as keepalived ignores it)"));
@@ -440,15 +434,6 @@ pub(super) fn environment(c: &Config, env: &dyn Environment, diags: &mut Diagnos
             }
         }
     }
-    // keepalived reports the missing default user once a notify script needs it.
-    let needs_default = c
-        .instances
-        .iter()
-        .map(|i| &i.notify)
-        .chain(c.sync_groups.iter().map(|g| &g.notify))
-        .flat_map(|n| [&n.master, &n.backup, &n.fault, &n.stop, &n.generic])
-        .flatten()
-        .any(|s| s.user.is_none());
     if default_user_fails && security && c.global.script_user.is_none() && needs_default {
         diags.error(
             c.instances[0].loc.clone(),

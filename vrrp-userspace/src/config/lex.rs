@@ -309,36 +309,23 @@ impl<'a> Lexer<'a> {
             }
             match self.expand(&line, loc) {
                 Expanded::Same => break,
+                Expanded::Line(_) | Expanded::Lines(..) if expansions >= MAX_EXPANSIONS => {
+                    let written = std::mem::take(&mut self.written);
+                    self.diags.error(
+                        loc.clone(),
+                        format!("a definition expands into itself (a definition loop): {written}"),
+                    );
+                    // The line stays as written, so that its braces still pair up.
+                    self.push_statements(&written, loc);
+                    return;
+                }
                 Expanded::Line(text) => {
-                    if expansions >= MAX_EXPANSIONS {
-                        let written = std::mem::take(&mut self.written);
-                        self.diags.error(
-                            loc.clone(),
-                            format!(
-                                "a definition expands into itself (a definition loop): {written}"
-                            ),
-                        );
-                        // The line stays as written, so that its braces still pair up.
-                        self.push_statements(&written, loc);
-                        return;
-                    }
                     // The substituted text is read as if written there: a `#` it brings
                     // starts a comment, and it may be a definition or a conditional itself.
                     line = decomment(&text);
                     return self.process(line, loc, depth, expansions + 1);
                 }
                 Expanded::Lines(first, rest) => {
-                    if expansions >= MAX_EXPANSIONS {
-                        let written = std::mem::take(&mut self.written);
-                        self.diags.error(
-                            loc.clone(),
-                            format!(
-                                "a definition expands into itself (a definition loop): {written}"
-                            ),
-                        );
-                        self.push_statements(&written, loc);
-                        return;
-                    }
                     self.process(decomment(&first), loc, depth, expansions + 1);
                     for l in rest {
                         self.process(decomment(&l), loc, depth, expansions + 1);
@@ -1008,6 +995,11 @@ fn split_words(line: &str, loc: &Loc) -> Result<Vec<Token>, String> {
         });
     }
     Ok(words)
+}
+
+/// The program of a script line: its first word, split with keepalived's quoting.
+pub fn program(command: &str) -> Option<String> {
+    script_words(command).ok()?.into_iter().next()
 }
 
 /// A script line as keepalived splits it (`alloc_strvec_quoted_escaped`): words at blanks,

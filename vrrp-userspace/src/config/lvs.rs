@@ -274,12 +274,7 @@ fn scripts(cx: &mut Cx<'_>, n: &Node) {
     ) {
         let rest = super::parse::after_keyword(n);
         // keepalived splits the (usually quoted) command again: its first word is the program.
-        let command = super::lex::script_words(rest)
-            .ok()
-            .and_then(|w| w.into_iter().next())
-            .and_then(|c| super::lex::script_words(&c).ok())
-            .and_then(|w| w.into_iter().next());
-        if let Some(program) = command {
+        if let Some(program) = super::lex::program(rest).and_then(|c| super::lex::program(&c)) {
             cx.checker_scripts.push(program);
         }
     }

@@ -347,6 +347,21 @@ pub struct Notify {
     pub generic: Option<NotifyScript>,
 }
 
+impl Notify {
+    /// The scripts that are set.
+    pub fn scripts(&self) -> impl Iterator<Item = &NotifyScript> {
+        [
+            &self.master,
+            &self.backup,
+            &self.fault,
+            &self.stop,
+            &self.generic,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// `vrrp_instance NAME { ... }`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Instance {
