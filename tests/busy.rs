@@ -29,7 +29,7 @@ fn ask(lab: &Lab, host: Host, what: &str) -> String {
 
 /// The findings of `kind` in the daemon's diagnosis, as their sentences and fixes.
 fn findings_of(lab: &Lab, host: Host, kind: FindingKind) -> Vec<String> {
-    serde_json::from_slice::<Diagnosis>(&lab.ask(VRRPD, host, &["diagnose", "--json"]).stdout)
+    lab.ask_json::<Diagnosis>(VRRPD, host, &["diagnose"])
         .map(|d| {
             d.findings
                 .iter()

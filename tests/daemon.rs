@@ -700,8 +700,9 @@ fn a_rolling_change_of_the_vips_keeps_one_master() {
     let mut finding = false;
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while std::time::Instant::now() < deadline {
-        let out = lab.ask(VRRPD, Host::Lb02, &["diagnose", "--json"]);
-        if let Ok(d) = serde_json::from_slice::<vrrp::northbound::status::Diagnosis>(&out.stdout) {
+        if let Ok(d) =
+            lab.ask_json::<vrrp::northbound::status::Diagnosis>(VRRPD, Host::Lb02, &["diagnose"])
+        {
             finding |= d
                 .findings
                 .iter()

@@ -17,7 +17,7 @@ fn seed(name: &str) -> String {
 
 /// The daemon's diagnosis, as its type (`vrrpd diagnose --json`).
 fn diagnosis(lab: &Lab, host: Host) -> Option<Diagnosis> {
-    serde_json::from_slice(&lab.ask(VRRPD, host, &["diagnose", "--json"]).stdout).ok()
+    lab.ask_json(VRRPD, host, &["diagnose"]).ok()
 }
 
 /// `vrrpd diagnose` as an operator reads it: each finding's sentence and its fixes.

@@ -105,14 +105,8 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn status(lab: &Lab, host: Host) -> Status {
-    let out = lab.ask(VRRPD, host, &["status", "--json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{}: status: {e}: {}",
-            host.name(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    lab.ask_json(VRRPD, host, &["status"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Pair {

@@ -81,19 +81,13 @@ fn route(lab: &Lab) {
 }
 
 fn status(lab: &Lab, host: Host) -> Status {
-    let out = lab.ask(VRRPD, host, &["status", "--json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{}: status: {e}: {}",
-            host.name(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    lab.ask_json(VRRPD, host, &["status"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn diagnosis(lab: &Lab, host: Host) -> Diagnosis {
-    let out = lab.ask(VRRPD, host, &["diagnose", "--json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{}: diagnose: {e}", host.name()))
+    lab.ask_json(VRRPD, host, &["diagnose"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// For `for_`, the VIP stays on `holder` alone.

@@ -849,6 +849,26 @@ impl Lab {
         self.dir.join(format!("dump-{}", host.name()))
     }
 
+    /// `vrrpd ARGS --json` against `host`'s daemon, read as `T` (the daemon's own typed
+    /// answer: `Status`, `Diagnosis`); Err says what came back instead.
+    pub fn ask_json<T: serde::de::DeserializeOwned>(
+        &self,
+        bin: &str,
+        host: Host,
+        args: &[&str],
+    ) -> Result<T, String> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ask(bin, host, &all);
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "{}: vrrpd {args:?}: {e}: {}",
+                host.name(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
     /// The control socket of `host`'s vrrpd (for `vrrpd status -s`).
     pub fn control_socket(&self, host: Host) -> PathBuf {
         self.dir.join(format!("vrrpd-{}.sock", host.name()))
