@@ -5,7 +5,7 @@
 //! warning per block), or refused (keepalived 2.2.7's `-t` rejects it too, or vrrpd cannot run
 //! it safely). A keyword that is in no table is unknown, an error, as it is for keepalived.
 //! tests/config.rs checks these tables against keepalived's own list
-//! (tests/fixtures/keepalived/keywords-2.2.7.tsv), and that every keyword marked acted on
+//! (keywords-2.2.7.tsv beside this file), and that every keyword marked acted on
 //! changes the parsed config.
 
 /// What vrrpd does with a keyword.
@@ -669,300 +669,30 @@ pub const BFD_INSTANCE: &[Keyword] = &[
 
 pub const TRACK_GROUP: &[Keyword] = &[block("group", CHECKED)];
 
-/// LVS: the keywords of each block, by its path, for their names only (the blocks are
-/// skipped). From keepalived 2.2.7's check_parser.c and the checkers' parsers.
-pub const LVS_BLOCKS: &[(&str, &[&str])] = &[
-    ("SSL", &["password", "ca", "certificate", "key"]),
-    (
-        "virtual_server",
-        &[
-            "ip_family",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "connect_timeout",
-            "delay_loop",
-            "inhibit_on_failure",
-            "lb_algo",
-            "lvs_sched",
-            "hashed",
-            "ops",
-            "flag-1",
-            "flag-2",
-            "flag-3",
-            "sh-port",
-            "sh-fallback",
-            "mh-port",
-            "mh-fallback",
-            "lb_kind",
-            "lvs_method",
-            "persistence_engine",
-            "persistence_timeout",
-            "persistence_granularity",
-            "protocol",
-            "ha_suspend",
-            "smtp_alert",
-            "virtualhost",
-            "snmp_name",
-            "alpha",
-            "omega",
-            "quorum_up",
-            "quorum_down",
-            "quorum",
-            "hysteresis",
-            "weight",
-            "sorry_server",
-            "sorry_server_inhibit",
-            "sorry_server_lvs_method",
-            "real_server",
-        ],
-    ),
-    (
-        "virtual_server/real_server",
-        &[
-            "weight",
-            "lvs_method",
-            "uthreshold",
-            "lthreshold",
-            "inhibit_on_failure",
-            "notify_up",
-            "notify_down",
-            "alpha",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "connect_timeout",
-            "delay_loop",
-            "smtp_alert",
-            "virtualhost",
-            "snmp_name",
-            "MISC_CHECK",
-            "SMTP_CHECK",
-            "TCP_CHECK",
-            "PING_CHECK",
-            "UDP_CHECK",
-            "HTTP_GET",
-            "SSL_GET",
-            "DNS_CHECK",
-            "FILE_CHECK",
-            "BFD_CHECK",
-        ],
-    ),
-    (
-        "virtual_server/real_server/MISC_CHECK",
-        &[
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-            "misc_path",
-            "misc_timeout",
-            "misc_dynamic",
-            "user",
-        ],
-    ),
-    (
-        "virtual_server/real_server/SMTP_CHECK",
-        &[
-            "helo_name",
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-            "host",
-        ],
-    ),
-    (
-        "virtual_server/real_server/SMTP_CHECK/host",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-        ],
-    ),
-    (
-        "virtual_server/real_server/TCP_CHECK",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-        ],
-    ),
-    (
-        "virtual_server/real_server/PING_CHECK",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-        ],
-    ),
-    (
-        "virtual_server/real_server/UDP_CHECK",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-            "payload",
-            "require_reply",
-            "min_reply_length",
-            "max_reply_length",
-        ],
-    ),
-    (
-        "virtual_server/real_server/HTTP_GET",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-            "nb_get_retry",
-            "virtualhost",
-            "http_protocol",
-            "enable_sni",
-            "fast_recovery",
-            "url",
-        ],
-    ),
-    (
-        "virtual_server/real_server/HTTP_GET/url",
-        &[
-            "path",
-            "digest",
-            "status_code",
-            "virtualhost",
-            "regex",
-            "regex_no_match",
-            "regex_options",
-            "regex_min_offset",
-            "regex_max_offset",
-            "regex_stack",
-        ],
-    ),
-    (
-        "virtual_server/real_server/SSL_GET",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-            "nb_get_retry",
-            "virtualhost",
-            "http_protocol",
-            "enable_sni",
-            "fast_recovery",
-            "url",
-        ],
-    ),
-    (
-        "virtual_server/real_server/SSL_GET/url",
-        &[
-            "path",
-            "digest",
-            "status_code",
-            "virtualhost",
-            "regex",
-            "regex_no_match",
-            "regex_options",
-            "regex_min_offset",
-            "regex_max_offset",
-            "regex_stack",
-        ],
-    ),
-    (
-        "virtual_server/real_server/DNS_CHECK",
-        &[
-            "connect_ip",
-            "connect_port",
-            "bindto",
-            "bind_port",
-            "bind_if",
-            "connect_timeout",
-            "fwmark",
-            "retry",
-            "delay_before_retry",
-            "warmup",
-            "delay_loop",
-            "alpha",
-            "log_all_failures",
-            "type",
-            "name",
-        ],
-    ),
-    (
-        "virtual_server/real_server/FILE_CHECK",
-        &["track_file", "weight"],
-    ),
-    ("virtual_server/real_server/BFD_CHECK", &["name", "alpha"]),
-];
+/// keepalived 2.2.7's own keyword list, from its parsers (keepalived/vrrp/vrrp_parser.c,
+/// core/global_parser.c, check/check_parser.c and the checkers', bfd/bfd_parser.c): one
+/// `context<TAB>keyword<TAB>line|block` per line.
+pub const KEEPALIVED_2_2_7: &str = include_str!("keywords-2.2.7.tsv");
+
+/// LVS: the keywords of the block at `path` (`virtual_server/real_server/HTTP_GET`), for their
+/// names only (the blocks are skipped): keepalived's list itself. None: not an LVS block.
+pub fn lvs_keywords(path: &str) -> Option<&'static [&'static str]> {
+    static LVS: std::sync::LazyLock<std::collections::BTreeMap<&str, Vec<&str>>> =
+        std::sync::LazyLock::new(|| {
+            let mut m: std::collections::BTreeMap<&str, Vec<&str>> =
+                std::collections::BTreeMap::new();
+            for line in KEEPALIVED_2_2_7.lines().skip(1) {
+                let mut f = line.split('\t');
+                if let (Some(context), Some(keyword)) = (f.next(), f.next())
+                    && (context == "SSL" || context.starts_with("virtual_server"))
+                {
+                    m.entry(context).or_default().push(keyword);
+                }
+            }
+            m
+        });
+    LVS.get(path).map(Vec::as_slice)
+}
 
 /// The table of a block, by the name of the block's keyword.
 pub fn table(context: &str) -> Option<&'static [Keyword]> {

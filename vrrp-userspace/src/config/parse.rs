@@ -496,7 +496,7 @@ fn lvs_block(cx: &mut Cx<'_>, node: &Node, path: &str) {
     let Some(block) = &node.block else {
         return;
     };
-    let Some((_, names)) = keywords::LVS_BLOCKS.iter().find(|(p, _)| *p == path) else {
+    let Some(names) = keywords::lvs_keywords(path) else {
         return;
     };
     for n in block {
