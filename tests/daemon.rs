@@ -727,3 +727,77 @@ fn a_rolling_change_of_the_vips_keeps_one_master() {
     );
     assert!(finding, "lb02's diagnosis names the different VIP list");
 }
+
+/// `ip -j address` of `host`'s eth0 as (address, prefix length).
+fn eth0_addresses(lab: &Lab, host: Host) -> Vec<(String, u64)> {
+    let out = lab.exec(host, &["ip", "-j", "address", "show", "dev", "eth0"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| Some((a["local"].as_str()?.to_owned(), a["prefixlen"].as_u64()?)))
+        .collect()
+}
+
+/// An address an admin configured by hand is never vrrpd's to take: 10.0.0.3/24 on lb02's
+/// eth0 (the VIP's address, another prefix) survives vrrpd's start as a backup, its time as
+/// master (when vrrpd adds 10.0.0.3/32 beside it) and its return to backup (when vrrpd removes
+/// only the /32 it added).
+#[test]
+fn an_address_configured_by_hand_survives_start_and_failover() {
+    if !require_root("an_address_configured_by_hand_survives_start_and_failover") {
+        return;
+    }
+    let lab = Lab::seed();
+    lab.exec(
+        Host::Lb02,
+        &["ip", "address", "add", "10.0.0.3/24", "dev", "eth0"],
+    );
+    let by_hand = (VIP.to_owned(), 24);
+    let vip32 = (VIP.to_owned(), 32);
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(
+        wait_until(Duration::from_secs(10), || eth0_addresses(&lab, Host::Lb01)
+            .contains(&vip32)),
+        "{}",
+        lb01.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let a = eth0_addresses(&lab, Host::Lb02);
+    assert!(
+        a.contains(&by_hand),
+        "the start took it: {a:?}\n{}",
+        lb02.logs()
+    );
+    assert!(!a.contains(&vip32), "{a:?}");
+    // lb01 stops: lb02 is master and adds its own /32.
+    lb01.signal("TERM");
+    assert!(lb01.wait_exit(Duration::from_secs(5)).is_some());
+    assert!(
+        wait_until(Duration::from_secs(5), || eth0_addresses(&lab, Host::Lb02)
+            .contains(&vip32)),
+        "{}",
+        lb02.logs()
+    );
+    assert!(eth0_addresses(&lab, Host::Lb02).contains(&by_hand));
+    // lb01 back (150 > 100, preempts): lb02 removes the /32 it added, not the /24.
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    assert!(
+        wait_until(Duration::from_secs(10), || !eth0_addresses(
+            &lab,
+            Host::Lb02
+        )
+        .contains(&vip32)),
+        "{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    let a = eth0_addresses(&lab, Host::Lb02);
+    assert!(
+        a.contains(&by_hand),
+        "the release took it: {a:?}\n{}",
+        lb02.logs()
+    );
+}

@@ -49,7 +49,12 @@ fn advert(vrid: u8, priority: u8, pass: &str) -> Advert {
 
 /// An Ethernet frame to the VRRP group from the client, with the VRRP bytes as given.
 fn frame_with(vrrp: &[u8], ttl: u8) -> Vec<u8> {
-    let (src, dst) = (v4(ATTACKER), v4(GROUP));
+    frame_from(ATTACKER, vrrp, ttl)
+}
+
+/// The same, with `src` as the IP source.
+fn frame_from(src: [u8; 4], vrrp: &[u8], ttl: u8) -> Vec<u8> {
+    let (src, dst) = (v4(src), v4(GROUP));
     frame::ethernet(
         [0x02, 0, 0, 0, 0, 0x10],
         frame::multicast_mac(dst),
@@ -291,6 +296,88 @@ fn a_flood_from_the_client_is_rate_limited_and_moves_nothing() {
             .dropped
             .get(DropReason::AuthMismatch)
             > 0
+    );
+    p.check_one_holder();
+}
+
+/// Forgeries with the right password from the VIP's own address (10.0.0.3): priority 255 (an
+/// "owner"), 200 and 0. lb01 holds 10.0.0.3, so none of them can be real: it refuses them as
+/// spoofed_source, answers the priority 0 that lb02 heard too, and the VIP stays.
+#[test]
+fn forgeries_from_the_vips_own_address_move_nothing() {
+    if !require_root("forgeries_from_the_vips_own_address_move_nothing") {
+        return;
+    }
+    let p = pair();
+    let inj = p.lab.injector(Host::Client, "eth0");
+    let vip = [10, 0, 0, 3];
+    let forged: Vec<Vec<u8>> = [255, 200, 0]
+        .into_iter()
+        .map(|pr| {
+            let a = advert(50, pr, "1111");
+            frame_from(
+                vip,
+                &a.emit(v4(vip), v4(GROUP), ChecksumMode::default()),
+                255,
+            )
+        })
+        .collect();
+    for _ in 0..20 {
+        for f in &forged {
+            assert!(inj.send(f));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Longer than lb02's Skew_Time and Master_Down_Interval after the last one.
+    std::thread::sleep(Duration::from_secs(4));
+    let st = status(&p.lab, Host::Lb01);
+    let i = &st.instances[0];
+    assert_eq!(i.state, State::Master);
+    assert!(
+        i.counters.dropped.get(DropReason::SpoofedSource) >= 60,
+        "{:?}",
+        i.counters.dropped
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || status(&p.lab, Host::Lb02)
+            .instances[0]
+            .master
+            .as_ref()
+            .map(|m| m.address)
+            == Some(IpAddr::from([10, 0, 0, 5]))),
+        "lb02 hears lb01 (10.0.0.5) as master again"
+    );
+    p.check_one_holder();
+}
+
+/// One forged priority 0 (the right password, from the client), sent just after each of
+/// lb01's adverts: lb02 (priority 100) would take over after its Skew_Time (0.61 s) unless
+/// lb01 answers, and lb01 sent an advert a moment ago. Ten times; the VIP never moves.
+#[test]
+fn a_forged_priority_zero_right_after_the_masters_advert_is_answered() {
+    if !require_root("a_forged_priority_zero_right_after_the_masters_advert_is_answered") {
+        return;
+    }
+    let p = pair();
+    let inj = p.lab.injector(Host::Client, "eth0");
+    let sniff = p.lab.sniffer(Host::Client);
+    let stop = frame_with(&good_bytes(&advert(50, 0, "1111")), 255);
+    let lb01 = Ipv4Addr::new(10, 0, 0, 5);
+    for k in 0..10 {
+        assert!(
+            sniff.next_vrrp_from(lb01, Duration::from_secs(3)),
+            "no advert from lb01 (trial {k})"
+        );
+        assert!(inj.send(&stop));
+        // Past lb02's Skew_Time, short of lb01's next periodic advert.
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let st = status(&p.lab, Host::Lb01);
+    assert!(
+        st.instances[0].counters.priority_zero_received >= 10,
+        "{:?}",
+        st.instances[0].counters
     );
     p.check_one_holder();
 }

@@ -73,6 +73,7 @@ fn params(version: Version, interval_cs: u16, priority: u8, preempt: bool, i: us
         start_as_master: false,
         primary: addr(i),
         addresses: vec![IpAddr::from([10, 0, 0, 3])],
+        peers: Vec::new(),
         strict_addresses: true,
         auth: if version == Version::V2 {
             Auth::pass("1111")

@@ -969,6 +969,31 @@ exec /bin/ps "$@"
         .expect("injector thread")
     }
 
+    /// A packet socket on `host` that sees every frame there (to time a forgery after a real
+    /// advert).
+    pub fn sniffer(&self, host: Host) -> Sniffer {
+        let ns_path = format!("/run/netns/{}", self.ns(host));
+        thread::spawn(move || {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+            let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
+            let fd = socket(
+                AddressFamily::Packet,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::EthAll,
+            )
+            .unwrap_or_else(|e| panic!("packet socket: {e}"));
+            let tv = nix::sys::time::TimeVal::new(0, 100_000);
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+                .expect("SO_RCVTIMEO");
+            Sniffer { fd }
+        })
+        .join()
+        .expect("sniffer thread")
+    }
+
     /// Starts pinging `target` from `host` every `interval`.
     pub fn prober(&self, host: Host, target: std::net::IpAddr, interval: Duration) -> Prober {
         Prober::start(&self.ns(host), target, interval)
@@ -1061,6 +1086,43 @@ impl Injector {
             nix::sys::socket::MsgFlags::empty(),
         )
         .is_ok()
+    }
+}
+
+/// See [`Lab::sniffer`].
+pub struct Sniffer {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Sniffer {
+    /// Waits for the next IPv4 VRRP packet from `src` that arrives from now on (what queued
+    /// before is skipped); false after `timeout`.
+    pub fn next_vrrp_from(&self, src: std::net::Ipv4Addr, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd as _;
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 2048];
+        while nix::sys::socket::recv(
+            self.fd.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        )
+        .is_ok()
+        {}
+        while Instant::now() < end {
+            let Ok(n) = nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) else {
+                continue;
+            };
+            let f = &buf[..n];
+            // Ethernet, IPv4 (0x0800), protocol 112, source address.
+            if n >= 34 && f[12..14] == [0x08, 0x00] && f[23] == 112 && f[26..30] == src.octets() {
+                return true;
+            }
+        }
+        false
     }
 }
 

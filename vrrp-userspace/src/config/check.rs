@@ -2,7 +2,10 @@
 //! (keepalived/vrrp/vrrp.c: vrrp_complete_instance, vrrp_complete_init; vrrp_sync.c), and the
 //! ones that need the host. What its `-t` refuses, vrrpd refuses, at the line that causes it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
 
 use super::{
     Config, Diagnostics, Environment, InitialState, Instance, Node, Program, Severity,
@@ -210,6 +213,29 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
             );
         }
         others.push(i);
+    }
+    // One address held by two instances: whichever leaves MASTER removes it from under the
+    // other. keepalived 2.2.7 loads such a config without a word (later versions check
+    // within an instance only), so this warns rather than refuses; the daemon also never
+    // removes a VIP that another of its instances holds as master.
+    let mut holders: BTreeMap<(IpAddr, &str), &Instance> = BTreeMap::new();
+    for i in &c.instances {
+        for v in &i.vips {
+            let dev = v.dev.as_deref().unwrap_or(&i.interface);
+            match holders.get(&(v.addr, dev)) {
+                Some(prev) if prev.name != i.name => cx.warn(
+                    &v.loc,
+                    format!(
+                        "({}) VIP {} on {dev} is a VIP of {} too: the instance that leaves MASTER would take it from the other (vrrpd keeps it while either is master)",
+                        i.name, v.addr, prev.name
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    holders.insert((v.addr, dev), i);
+                }
+            }
+        }
     }
     let names: BTreeSet<&str> = c.instances.iter().map(|i| i.name.as_str()).collect();
     let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();

@@ -212,6 +212,33 @@ pub struct Garp {
     /// Spacing of gratuitous ARPs / NAs within a burst (vrrp_garp_interval / vrrp_gna_interval).
     pub interval: Duration,
     pub gna_interval: Duration,
+    /// A master that hears a lower-priority master answers with an advert and a burst of
+    /// this many (0: none), and another burst `lower_prio_delay` later (0: none). Unset, an
+    /// instance takes the global `vrrp_garp_lower_prio_*`, and those `vrrp_garp_master_*`;
+    /// strict mode turns them off. Read them with [`Garp::lower_prio`].
+    pub lower_prio_repeat: Option<u32>,
+    pub lower_prio_delay: Option<Duration>,
+}
+
+impl Garp {
+    /// The burst on re-asserting over a lower-priority master: (repeat, delay of the second).
+    pub fn lower_prio(&self) -> (u32, Duration) {
+        (
+            self.lower_prio_repeat.unwrap_or(self.master_repeat),
+            self.lower_prio_delay.unwrap_or(self.master_delay),
+        )
+    }
+
+    /// What an instance starts from: the global settings, with the lower-priority burst
+    /// resolved against the global `vrrp_garp_master_*` (keepalived's vrrp_complete_init).
+    pub fn for_instance(self) -> Self {
+        let (repeat, delay) = self.lower_prio();
+        Self {
+            lower_prio_repeat: Some(repeat),
+            lower_prio_delay: Some(delay),
+            ..self
+        }
+    }
 }
 
 impl Default for Garp {
@@ -223,6 +250,8 @@ impl Default for Garp {
             master_refresh_repeat: 1,
             interval: Duration::ZERO,
             gna_interval: Duration::ZERO,
+            lower_prio_repeat: None,
+            lower_prio_delay: None,
         }
     }
 }

@@ -620,10 +620,14 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
                 let _ = cx.seconds(n, 0.001, 4294.967_295);
             }
             "vrrp_garp_lower_prio_delay" => {
-                let _ = cx.unsigned(n, 0, 4294);
+                if let Some(d) = cx.unsigned(n, 0, 4294) {
+                    g.garp.lower_prio_delay = Some(Duration::from_secs(d));
+                }
             }
             "vrrp_garp_lower_prio_repeat" => {
-                let _ = cx.unsigned(n, 0, i32::MAX.unsigned_abs().into());
+                if let Some(r) = cx.unsigned(n, 0, i32::MAX.unsigned_abs().into()) {
+                    g.garp.lower_prio_repeat = u32::try_from(r).ok();
+                }
             }
             "vrrp_down_timer_adverts" => {
                 let _ = cx.unsigned(n, 1, 100);
@@ -1152,6 +1156,8 @@ struct Seen {
     mcast_dst: bool,
     auth_type: Option<(String, Loc)>,
     strict: Option<bool>,
+    lower_prio_repeat: Option<u32>,
+    lower_prio_delay: Option<Duration>,
 }
 
 #[expect(
@@ -1182,7 +1188,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         notify: Notify::default(),
-        garp: g.garp,
+        garp: g.garp.for_instance(),
         dont_track_primary: false,
         checksum_as_v2: g.checksum_as_v2,
         check_unicast_src: g.check_unicast_src,
@@ -1438,10 +1444,14 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             "strict_mode" => seen.strict = cx.flag(n),
             "v3_checksum_as_v2" => i.checksum_as_v2 = true,
             "garp_lower_prio_delay" => {
-                let _ = cx.unsigned(n, 0, 4294);
+                if let Some(d) = cx.unsigned(n, 0, 4294) {
+                    seen.lower_prio_delay = Some(Duration::from_secs(d));
+                }
             }
             "garp_lower_prio_repeat" => {
-                let _ = cx.unsigned(n, 0, u64::from(i32::MAX.unsigned_abs()));
+                if let Some(r) = cx.unsigned(n, 0, u64::from(i32::MAX.unsigned_abs())) {
+                    seen.lower_prio_repeat = u32::try_from(r).ok();
+                }
             }
             "down_timer_adverts" => {
                 let _ = cx.unsigned(n, 1, 100);
@@ -1472,6 +1482,34 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
     }
     // What keepalived derives once the block is read (vrrp.c's vrrp_complete_instance).
     i.strict = seen.strict.unwrap_or(g.vrrp_strict);
+    // keepalived: strict mode sends no lower-priority bursts, and resets one asked for.
+    for (set, what) in [
+        (
+            seen.lower_prio_repeat.is_some_and(|r| r != 0),
+            "repeat garps",
+        ),
+        (
+            seen.lower_prio_delay.is_some_and(|d| !d.is_zero()),
+            "repeat garp delay",
+        ),
+    ] {
+        if i.strict && set {
+            cx.ignored(
+                node.loc(),
+                format!("({name}) Strict mode requires no {what}. resetting"),
+            );
+        }
+    }
+    if let Some(r) = seen.lower_prio_repeat {
+        i.garp.lower_prio_repeat = Some(r);
+    }
+    if let Some(d) = seen.lower_prio_delay {
+        i.garp.lower_prio_delay = Some(d);
+    }
+    if i.strict {
+        i.garp.lower_prio_repeat = Some(0);
+        i.garp.lower_prio_delay = Some(Duration::ZERO);
+    }
     i.family = seen.family.unwrap_or(Family::V4);
     i.version = match (i.family, &seen.version) {
         (_, Some((v, _))) => *v,

@@ -14,11 +14,12 @@ use crate::{
     config,
     protocol::{
         event::InstanceKey,
+        fsm::State,
         router::{Effect, Output},
     },
     sys::{
         advert_thread::Slot,
-        netlink::NetError,
+        netlink::{Added, NetError, Removed},
         scripts::{Notified, RunAs, fifo_line, notify_commands},
     },
     time::Instant,
@@ -250,15 +251,49 @@ impl Daemon {
                     continue;
                 }
             };
-            let done = if add {
-                self.io.netlink.add_vip(&on, &v).await
+            if !add && self.held_by_another_master(name, &v, &on.name) {
+                info!(
+                    "({name}) VIP {}/{} stays on {}: another instance holds it as MASTER",
+                    v.addr, v.prefix, on.name
+                );
+                continue;
+            }
+            let foreign = if add {
+                self.io
+                    .netlink
+                    .add_vip(&on, &v)
+                    .await
+                    .map(|a| a == Added::Foreign)
             } else {
-                self.io.netlink.del_vip(&on, v.addr).await.map(|_| ())
+                self.io
+                    .netlink
+                    .del_vip(&on, &v)
+                    .await
+                    .map(|r| r == Removed::Foreign)
             };
-            if let Err(e) = done {
-                error!("({name}) cannot {what} VIP {}/{}: {e}", v.addr, v.prefix);
+            match foreign {
+                Ok(true) => warn!(
+                    "({name}) VIP {}/{} on {} was not added by vrrpd (by hand, or by another program): left as it is",
+                    v.addr, v.prefix, on.name
+                ),
+                Ok(false) => {}
+                Err(e) => error!("({name}) cannot {what} VIP {}/{}: {e}", v.addr, v.prefix),
             }
         }
+    }
+
+    /// Whether an instance other than `name` is MASTER with `vip` on `dev` (two instances that
+    /// list one address: the one leaving must not take it from the other).
+    fn held_by_another_master(&self, name: &str, vip: &config::Vip, dev: &str) -> bool {
+        self.router.iter().any(|(other, v)| {
+            other != name
+                && v.fsm.state() == State::Master
+                && v.spec.cfg.vips.iter().any(|o| {
+                    o.addr == vip.addr
+                        && o.prefix == vip.prefix
+                        && o.dev.as_deref().unwrap_or(&v.spec.cfg.interface) == dev
+                })
+        })
     }
 
     /// `repeat` gratuitous ARPs / NAs for every VIP, spaced by vrrp_garp_interval.

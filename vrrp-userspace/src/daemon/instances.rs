@@ -27,7 +27,7 @@ use crate::{
         advert_thread::{AdvertThread, Scheduling, SlotStats},
         announce::Announcer,
         clock,
-        netlink::{Link, NetError, Netlink},
+        netlink::{Link, NetError, Netlink, Removed},
         scripts::Notifier,
         socket::VrrpSocket,
     },
@@ -329,13 +329,19 @@ impl Daemon {
             }
         } else if fresh {
             // Left behind by a crash (or by keepalived): an address we would hold only as master.
+            // Only what vrrpd (or keepalived) added: an address configured by hand stays.
             for v in cfg.vips.iter().chain(&cfg.excluded_vips) {
                 let on = self.io.vip_link(&link, v).await?;
-                if self.io.netlink.del_vip(&on, v.addr).await? {
-                    info!(
-                        "({}) removed stale VIP {} from {}",
-                        cfg.name, v.addr, on.name
-                    );
+                match self.io.netlink.del_vip(&on, v).await? {
+                    Removed::Removed => info!(
+                        "({}) removed stale VIP {}/{} from {}",
+                        cfg.name, v.addr, v.prefix, on.name
+                    ),
+                    Removed::Foreign => warn!(
+                        "({}) VIP {}/{} is on {} but was not added by vrrpd (by hand, or by another program): left in place, so this router answers for it also while BACKUP",
+                        cfg.name, v.addr, v.prefix, on.name
+                    ),
+                    Removed::Absent => {}
                 }
             }
         }

@@ -43,14 +43,17 @@ pub enum DropReason {
     AddressListMismatch,
     /// Priority 255 from another router while we own the addresses.
     OwnerConflict,
-    /// Priority 255 from an address that is not among those it advertises.
+    /// Priority 255 from an address that is neither one of our virtual addresses nor a
+    /// unicast peer.
     FalseOwner,
+    /// From a virtual address this router holds as master: forged.
+    SpoofedSource,
     /// A unicast advert from an address that is not a unicast_peer (check_unicast_src).
     NotAPeer,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
     pub const ALL: [Self; Self::COUNT] = [
         Self::BadTtl,
         Self::BadVersion,
@@ -71,6 +74,7 @@ impl DropReason {
         Self::AddressListMismatch,
         Self::OwnerConflict,
         Self::FalseOwner,
+        Self::SpoofedSource,
         Self::NotAPeer,
     ];
 
@@ -96,6 +100,7 @@ impl DropReason {
             Self::AddressListMismatch => "address_list_mismatch",
             Self::OwnerConflict => "owner_conflict",
             Self::FalseOwner => "false_owner",
+            Self::SpoofedSource => "spoofed_source",
             Self::NotAPeer => "not_a_peer",
         }
     }

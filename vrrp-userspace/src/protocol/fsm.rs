@@ -88,6 +88,9 @@ pub struct Params {
     pub primary: IpAddr,
     /// The virtual addresses, to check what masters advertise (RFC 5798 7.1).
     pub addresses: Vec<IpAddr>,
+    /// The unicast peers (empty: multicast). With peers, the config names every router that
+    /// may advertise, the owner among them.
+    pub peers: Vec<IpAddr>,
     /// Drop an advert whose address list differs from ours (keepalived's strict mode). Off,
     /// it is acted on and reported: RFC 5798 7.1 makes the check a MAY and asks for a log, and
     /// a pair half-way through a rolling change of its VIPs must not elect two masters.
@@ -139,6 +142,9 @@ pub enum Action {
     RemoveVips,
     /// Gratuitous ARP (IPv4) / unsolicited NA (IPv6) for every virtual address.
     Announce,
+    /// A master re-asserted itself over a lower-priority master (keepalived's
+    /// `garp_lower_prio_repeat` burst: the neighbours' caches may point at the other one).
+    Reassert,
     /// The state changed: log keepalived's line, run notify scripts.
     Transition { from: State, to: State },
     /// An advert was dropped; the reason is counted (RFC 6527's error counters).
@@ -171,10 +177,19 @@ pub enum RxError {
     )]
     OwnerConflict,
     /// A real owner's VIPs are its own addresses, so it sends from one of them (IPv4: its
-    /// primary address; IPv6: its link-local, the first VIP). Claiming 255 from elsewhere is a
-    /// misconfiguration or a forgery, and would take the VIP from every router on the segment.
-    #[error("priority 255 from an address that is not among those it advertises")]
+    /// primary address; IPv6: its link-local). The owner is checked against the addresses
+    /// *our* config lists (and its unicast peers), never against those the advert lists, which
+    /// a forger chooses. Claiming 255 from elsewhere is a misconfiguration or a forgery, and
+    /// would take the VIP from every router on the segment.
+    #[error(
+        "priority 255 from an address that is neither one of our virtual addresses nor a unicast peer"
+    )]
     FalseOwner,
+    /// The source is an address this router holds (a virtual address of an instance it is
+    /// master for): no other router can send from it. Acted on, a forgery from the VIP's own
+    /// address would make the master give it up.
+    #[error("the source is a virtual address we hold as master: forged")]
+    SpoofedSource,
     /// `check_unicast_src`: the source is not one of the instance's unicast peers.
     #[error("the source is not one of our unicast_peer addresses (check_unicast_src)")]
     NotAPeer,
@@ -191,6 +206,7 @@ impl RxError {
             Self::AddressListMismatch => DropReason::AddressListMismatch,
             Self::OwnerConflict => DropReason::OwnerConflict,
             Self::FalseOwner => DropReason::FalseOwner,
+            Self::SpoofedSource => DropReason::SpoofedSource,
             Self::NotAPeer => DropReason::NotAPeer,
         }
     }
@@ -227,6 +243,9 @@ pub struct Instance {
     /// While master: the periodic adverts, and the last advert sent outside them.
     cadence: Option<Cadence>,
     last_sent: Option<Instant>,
+    /// While master: an answer to a priority-0 advert that waits for the flood gap (see
+    /// `answer_stop`).
+    answer_due: Option<Instant>,
     /// When a lower-priority master was first seen (preempt_delay).
     lower_master_since: Option<Instant>,
     faulted: bool,
@@ -247,6 +266,7 @@ impl Instance {
             master_down_deadline: None,
             cadence: None,
             last_sent: None,
+            answer_due: None,
             lower_master_since: None,
             faulted: false,
             master: None,
@@ -289,10 +309,13 @@ impl Instance {
         centis(interval) * 3 + self.skew_time()
     }
 
-    /// The earliest pending deadline (Master_Down_Timer); the caller sends `Event::Timer`
-    /// when it passes.
+    /// The earliest pending deadline (a backup's Master_Down_Timer, a master's deferred
+    /// answer to priority 0); the caller sends `Event::Timer` when it passes.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.master_down_deadline
+        match self.state {
+            State::Master => self.answer_due,
+            _ => self.master_down_deadline,
+        }
     }
 
     pub fn master_down_deadline(&self) -> Option<Instant> {
@@ -331,6 +354,7 @@ impl Instance {
             interval,
         });
         self.last_sent = Some(now);
+        self.answer_due = None;
         self.cadence = Some(Cadence { first, interval });
     }
 
@@ -350,6 +374,7 @@ impl Instance {
             actions.push(Action::StopAdverts);
         }
         self.last_sent = None;
+        self.answer_due = None;
     }
 
     fn become_backup(&mut self, now: Instant, actions: &mut Vec<Action>) {
@@ -414,6 +439,21 @@ impl Instance {
         Ok(())
     }
 
+    /// The checks on who sent it: an address we hold, a false owner.
+    fn check_source(&self, src: IpAddr, advert: &Advert) -> Result<(), RxError> {
+        let p = &self.params;
+        if self.state == State::Master && p.addresses.contains(&src) {
+            return Err(RxError::SpoofedSource);
+        }
+        if advert.priority == PRIORITY_OWNER
+            && !p.addresses.contains(&src)
+            && !p.peers.contains(&src)
+        {
+            return Err(RxError::FalseOwner);
+        }
+        Ok(())
+    }
+
     /// RFC 5798 7.1's MAY: the advertised addresses are not ours (an owner's always count).
     fn address_mismatch(&self, advert: &Advert) -> bool {
         advert.priority != PRIORITY_OWNER
@@ -431,20 +471,24 @@ impl Instance {
                 src,
                 advert,
                 arrived,
-            } => match self.validate(&advert).and_then(|()| {
-                if advert.priority == PRIORITY_OWNER && !advert.addresses.contains(&src) {
-                    Err(RxError::FalseOwner)
-                } else {
-                    Ok(())
-                }
-            }) {
+            } => match self
+                .validate(&advert)
+                .and_then(|()| self.check_source(src, &advert))
+            {
                 Ok(()) => {
                     if self.address_mismatch(&advert) {
                         actions.push(Action::Mismatch(RxError::AddressListMismatch));
                     }
                     self.advert(src, &advert, arrived, now, &mut actions);
                 }
-                Err(e) => actions.push(Action::Drop(e)),
+                Err(e) => {
+                    actions.push(Action::Drop(e));
+                    // The backups do not hold the VIP: they took a forged priority 0 from it
+                    // as their master leaving, and take over after Skew_Time unless answered.
+                    if e == RxError::SpoofedSource && advert.priority == PRIORITY_STOP {
+                        self.answer_stop(now, &mut actions);
+                    }
+                }
             },
             Event::Priority(p) => self.set_priority(p, now, &mut actions),
             Event::Fault(on) => self.fault(on, now, &mut actions),
@@ -494,6 +538,9 @@ impl Instance {
         if self.state == State::Backup && self.master_down_deadline.is_some_and(|d| d <= now) {
             self.become_master(now, actions);
         }
+        if self.state == State::Master && self.answer_due.is_some_and(|d| d <= now) {
+            self.send_now(self.priority, now, actions);
+        }
     }
 
     fn advert(
@@ -530,7 +577,7 @@ impl Instance {
             State::Master => {
                 if theirs == PRIORITY_STOP {
                     // RFC 5798 6.4.3: another router left; assert ourselves now.
-                    self.answer(now, actions);
+                    self.answer_stop(now, actions);
                     return;
                 }
                 if theirs > self.priority || (theirs == self.priority && src > self.params.primary)
@@ -541,32 +588,65 @@ impl Instance {
                     self.master = Some((src, theirs, advert.interval_cs, arrived));
                     self.become_backup(arrived.max(self.since), actions);
                     self.master_down_deadline = Some(arrived.plus(self.master_down_interval()));
-                } else {
-                    // keepalived: "received lower priority advert, forcing new election".
-                    self.answer(now, actions);
+                } else if self.answer_lower(now, actions) {
+                    // keepalived: "received lower priority advert, forcing new election", and
+                    // the garp_lower_prio burst.
+                    actions.push(Action::Reassert);
                 }
             }
             State::Initialize | State::Fault => {}
         }
     }
 
-    /// A master's immediate advert (answering priority 0 or a lower priority). At most one per
-    /// quarter interval: otherwise a flood of such adverts, forged or from a confused peer,
-    /// would make us send one advert per packet received. The peers heard us less than a
-    /// quarter interval ago, so an answer skipped changes nothing for them.
-    fn answer(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        let interval = self.advert_interval();
-        let last = [
+    /// When we last sent an advert, periodic or not.
+    fn last_advert(&self, now: Instant) -> Option<Instant> {
+        [
             self.last_sent,
             self.cadence.and_then(|c| c.last_before(now)),
         ]
         .into_iter()
         .flatten()
-        .max();
-        if last.is_some_and(|t| now.since(t) < interval / 4) {
-            return;
+        .max()
+    }
+
+    /// A master's answer to a lower-priority advert. At most one per quarter interval:
+    /// otherwise a flood of such adverts, forged or from a confused peer, would make us send
+    /// one advert per packet received. The other side heard us less than a quarter interval
+    /// ago and yields to that advert, so an answer skipped changes nothing for it. Whether an
+    /// advert left.
+    fn answer_lower(&mut self, now: Instant, actions: &mut Vec<Action>) -> bool {
+        let interval = self.advert_interval();
+        if self
+            .last_advert(now)
+            .is_some_and(|t| now.since(t) < interval / 4)
+        {
+            return false;
         }
         self.send_now(self.priority, now, actions);
+        true
+    }
+
+    /// A master's answer to a priority-0 advert, which every backup heard too and answers with
+    /// Skew_Time (RFC 5798 6.4.2): unanswered, the backup with the highest priority takes over
+    /// after its Skew_Time, 1/128 of the interval for priority 254. So one is never skipped,
+    /// only deferred: sent now, or, within `stop_answer_gap` of the last advert (a flood),
+    /// when the gap ends, which answers every priority 0 that arrived meanwhile with one
+    /// advert and still leaves before the shortest Skew_Time.
+    fn answer_stop(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let gap = self.stop_answer_gap();
+        match self.last_advert(now) {
+            Some(t) if now.since(t) < gap => {
+                let due = t.plus(gap);
+                self.answer_due = Some(self.answer_due.map_or(due, |d| d.min(due)));
+            }
+            _ => self.send_now(self.priority, now, actions),
+        }
+    }
+
+    /// Half the shortest Skew_Time (priority 254), and not under 1 ms: the fastest a flood of
+    /// priority 0 makes us send.
+    fn stop_answer_gap(&self) -> Duration {
+        (self.advert_interval() / 256).max(Duration::from_millis(1))
     }
 
     /// preempt_delay: while it runs, a lower-priority master is accepted as if it were higher.
@@ -667,6 +747,7 @@ mod tests {
             start_as_master: false,
             primary: ip(6),
             addresses: vec![ip(3)],
+            peers: Vec::new(),
             strict_addresses: true,
             auth: if version == Version::V2 {
                 Auth::pass("1111")
@@ -917,48 +998,172 @@ mod tests {
                     priority: 150,
                     first: Instant(2 * S),
                     interval: Duration::from_secs(1)
-                }
+                },
+                Action::Reassert,
             ],
-            "answered at once; the periodic adverts follow one interval later"
+            "answered at once with the garp_lower_prio burst; the periodic adverts follow one interval later"
         );
         assert_eq!(m.state(), State::Master);
     }
 
-    /// A flood of lower-priority (or priority-0) adverts is answered at most once per quarter
-    /// interval, not once per packet.
+    /// A flood of lower-priority adverts is answered at most once per quarter interval, not
+    /// once per packet; each answer that leaves comes with the garp_lower_prio burst.
     #[test]
     fn a_flood_of_lower_adverts_is_not_amplified() {
         let mut m = Instance::new(params(Version::V3, 255));
         m.step(Event::Startup, Instant(0));
         m.set_priority_for_test(150);
-        let mut sent = 0;
+        let (mut sent, mut reasserts) = (0, 0);
         // 1000 adverts, 1 ms apart: one second, one advert interval.
         for k in 0..1000u64 {
-            let pr = if k % 2 == 0 { 100 } else { PRIORITY_STOP };
-            let a = rx(&mut m, 5, pr, S + k * 1_000_000);
+            let a = rx(&mut m, 5, 100, S + k * 1_000_000);
             sent += a
                 .iter()
                 .filter(|a| matches!(a, Action::SendAdvert { .. }))
                 .count();
+            reasserts += a.iter().filter(|a| **a == Action::Reassert).count();
         }
         assert!(
             (3..=5).contains(&sent),
             "{sent} answers to 1000 adverts in one interval"
         );
+        assert_eq!(reasserts, sent, "one burst per answer that left");
         assert_eq!(m.state(), State::Master);
     }
 
-    /// A priority-255 advert must come from one of the addresses it lists (the owner's own).
+    /// RFC 5798 6.4.2: a backup that hears priority 0 takes over after its Skew_Time (1/128 of
+    /// the interval at priority 254). A priority 0 that arrives just after one of our adverts
+    /// (a forgery timed to follow it) is still answered, within half that Skew_Time.
+    #[test]
+    fn every_priority_zero_is_answered_within_the_shortest_skew_time() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(150);
+        let backup_254 = {
+            let mut b = Instance::new(params(Version::V3, 254));
+            b.master_adver_interval_cs = 100;
+            b.skew_time()
+        };
+        // 1 ms after the periodic advert at 1 s.
+        let at = S + 1_000_000;
+        let a = rx(&mut m, 5, PRIORITY_STOP, at);
+        let answered_at = if a.contains(&Action::SendAdvert { priority: 150 }) {
+            at
+        } else {
+            let due = m.next_deadline().expect("an answer is due");
+            let a = m.step(Event::Timer, due);
+            assert!(a.contains(&Action::SendAdvert { priority: 150 }), "{a:?}");
+            due.0
+        };
+        assert!(
+            Duration::from_nanos(answered_at - at) < backup_254,
+            "answered {} us after the priority 0; Skew_Time at 254 is {backup_254:?}",
+            (answered_at - at) / 1000
+        );
+        assert_eq!(m.next_deadline(), None, "nothing more due");
+    }
+
+    /// A flood of priority 0 is answered at most once per gap (interval / 256), and every one
+    /// of them by an advert within the gap.
+    #[test]
+    fn a_flood_of_priority_zero_is_answered_in_bounded_batches() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        m.set_priority_for_test(150);
+        let gap = m.stop_answer_gap();
+        let mut sends = Vec::new();
+        let mut unanswered_since: Option<u64> = None;
+        let mut worst = 0;
+        // 10,000 priority-0 adverts, 100 us apart: one interval.
+        for k in 0..10_000u64 {
+            let at = S + k * 100_000;
+            while let Some(d) = m.next_deadline().filter(|d| d.0 <= at) {
+                if m.step(Event::Timer, d)
+                    .contains(&Action::SendAdvert { priority: 150 })
+                {
+                    sends.push(d.0);
+                    if let Some(t) = unanswered_since.take() {
+                        worst = worst.max(d.0 - t);
+                    }
+                }
+            }
+            if rx(&mut m, 5, PRIORITY_STOP, at).contains(&Action::SendAdvert { priority: 150 }) {
+                sends.push(at);
+                unanswered_since = None;
+            } else {
+                unanswered_since.get_or_insert(at);
+            }
+        }
+        assert!(
+            sends.len() <= 260,
+            "{} adverts for 10,000 priority 0 in one interval",
+            sends.len()
+        );
+        assert!(sends.len() >= 200, "{} answers", sends.len());
+        assert!(
+            Duration::from_nanos(worst) <= gap,
+            "a priority 0 waited {worst} ns for its answer (gap {gap:?})"
+        );
+        assert_eq!(m.state(), State::Master);
+    }
+
+    /// Priority 255 is accepted only from an address our config says may own the VIPs (one of
+    /// them, or a unicast peer), whatever the advert lists.
     #[test]
     fn priority_255_from_a_non_owner_is_dropped() {
         let mut b = Instance::new(params(Version::V3, 100));
         b.step(Event::Startup, Instant(0));
         let a = rx(&mut b, 10, PRIORITY_OWNER, S);
         assert_eq!(a, vec![Action::Drop(RxError::FalseOwner)]);
+        // Listing its own address does not make it the owner.
+        let forged = Advert {
+            addresses: vec![ip(3), ip(10)],
+            ..advert(Version::V3, PRIORITY_OWNER, 100)
+        };
+        let a = b.step(
+            Event::Advert {
+                src: ip(10),
+                advert: forged,
+                arrived: Instant(S + 1),
+            },
+            Instant(S + 1),
+        );
+        assert_eq!(a, vec![Action::Drop(RxError::FalseOwner)]);
         // From the VIP itself (ip(3)): the owner; accepted as master.
         let a = rx(&mut b, 3, PRIORITY_OWNER, 2 * S);
         assert!(a.is_empty(), "{a:?}");
         assert_eq!(b.master.map(|m| m.1), Some(PRIORITY_OWNER));
+        // A unicast peer may be the owner.
+        let mut u = Instance::new(Params {
+            peers: vec![ip(9)],
+            ..params(Version::V3, 100)
+        });
+        u.step(Event::Startup, Instant(0));
+        assert!(rx(&mut u, 9, PRIORITY_OWNER, S).is_empty());
+    }
+
+    /// A master holds its VIPs: an advert from one of them is forged, whatever its priority,
+    /// and must not make it give them up.
+    #[test]
+    fn a_master_refuses_adverts_from_the_vip_it_holds() {
+        let mut m = Instance::new(params(Version::V3, 150));
+        m.step(Event::Startup, Instant(0));
+        m.step(Event::Timer, Instant(4 * S));
+        assert_eq!(m.state(), State::Master);
+        for p in [PRIORITY_OWNER, 200] {
+            let a = rx(&mut m, 3, p, 5 * S);
+            assert_eq!(
+                a,
+                vec![Action::Drop(RxError::SpoofedSource)],
+                "priority {p}"
+            );
+        }
+        assert_eq!(m.state(), State::Master);
+        // The backups took a priority 0 from it for their master leaving: it is answered.
+        let a = rx(&mut m, 3, PRIORITY_STOP, 6 * S);
+        assert_eq!(a[0], Action::Drop(RxError::SpoofedSource));
+        assert!(a.contains(&Action::SendAdvert { priority: 150 }), "{a:?}");
+        assert_eq!(m.state(), State::Master);
     }
 
     /// RFC 5798 6.4.3: the Adver_Timer is a cadence started on becoming master, one interval

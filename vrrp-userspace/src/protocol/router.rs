@@ -88,6 +88,7 @@ impl Spec {
             start_as_master: c.state == InitialState::Master,
             primary: self.src,
             addresses: c.vips.iter().map(|v| v.addr).collect(),
+            peers: c.unicast_peers.clone(),
             strict_addresses: c.strict,
             auth: c.wire_auth(),
         }
@@ -284,6 +285,8 @@ struct Entry {
     /// The second gratuitous-ARP burst after becoming master, and the periodic refresh.
     garp_due: Option<Instant>,
     refresh_due: Option<Instant>,
+    /// The second burst after re-asserting over a lower-priority master.
+    lower_garp_due: Option<Instant>,
     stats: InstanceStats,
     /// Its Master_Down_Timer ran out but its sync group held it back (keepalived's
     /// `wantstate` MASTER): it is ready to follow the first member that goes.
@@ -356,7 +359,14 @@ impl Router {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.instances
             .values()
-            .flat_map(|e| [e.fsm.next_deadline(), e.garp_due, e.refresh_due])
+            .flat_map(|e| {
+                [
+                    e.fsm.next_deadline(),
+                    e.garp_due,
+                    e.refresh_due,
+                    e.lower_garp_due,
+                ]
+            })
             .flatten()
             .min()
     }
@@ -528,6 +538,7 @@ impl Router {
                     faulted: false,
                     garp_due: None,
                     refresh_due: None,
+                    lower_garp_due: None,
                     stats: InstanceStats::default(),
                     held_back: false,
                 },
@@ -697,7 +708,9 @@ impl Router {
                 continue;
             };
             if e.fsm.next_deadline().is_some_and(|d| d <= now) {
-                if let Some(wait) = self.group_holds_back(&name, now) {
+                // Only a backup's deadline is a takeover a sync group may hold back.
+                let backup = e.fsm.state() == State::Backup;
+                if let Some(wait) = backup.then(|| self.group_holds_back(&name, now)).flatten() {
                     if let Some(e) = self.instances.get_mut(&name) {
                         e.fsm.postpone(now.plus(wait));
                         e.held_back = true;
@@ -720,6 +733,16 @@ impl Router {
                         effect: Effect::Announce {
                             repeat: garp.master_repeat,
                         },
+                    });
+                }
+            }
+            if e.lower_garp_due.is_some_and(|d| d <= now) {
+                e.lower_garp_due = None;
+                let (repeat, _) = garp.lower_prio();
+                if master && repeat > 0 {
+                    out.push(Output::Instance {
+                        name: name.clone(),
+                        effect: Effect::Announce { repeat },
                     });
                 }
             }
@@ -890,6 +913,31 @@ impl Router {
                             repeat: garp.master_repeat,
                         }
                     }
+                    Action::Reassert => {
+                        // keepalived sends the burst for this instance and for every member of
+                        // its sync group that has one (vrrp.c, vrrp_state_master_rx).
+                        let members: Vec<String> = self
+                            .group_of(&name)
+                            .map(|g| g.members().to_vec())
+                            .unwrap_or_else(|| vec![name.clone()]);
+                        for m in members {
+                            let Some(me) = self.instances.get_mut(&m) else {
+                                continue;
+                            };
+                            let (repeat, delay) = me.spec.cfg.garp.lower_prio();
+                            if repeat == 0 || me.fsm.state() != State::Master {
+                                continue;
+                            }
+                            if !delay.is_zero() {
+                                me.lower_garp_due = Some(now.plus(delay));
+                            }
+                            out.push(Output::Instance {
+                                name: m,
+                                effect: Effect::Announce { repeat },
+                            });
+                        }
+                        continue;
+                    }
                     // Only an advert's step drops, and `advert` takes those out first.
                     Action::Drop(_) | Action::Mismatch(_) => continue,
                     Action::Transition { from, to } => {
@@ -902,6 +950,7 @@ impl Router {
                         } else {
                             e.garp_due = None;
                             e.refresh_due = None;
+                            e.lower_garp_due = None;
                         }
                         let priority = e.fsm.priority();
                         out.push(Output::Instance {

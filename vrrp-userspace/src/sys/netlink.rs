@@ -4,7 +4,7 @@ use std::{io, net::IpAddr};
 
 use futures::TryStreamExt as _;
 use netlink_packet_route::{
-    address::{AddressAttribute, AddressMessage, AddressScope},
+    address::{AddressAttribute, AddressMessage, AddressProtocol, AddressScope},
     link::{LinkAttribute, LinkFlags},
 };
 use thiserror::Error;
@@ -49,13 +49,56 @@ pub struct Link {
     pub up: bool,
 }
 
+/// The IFA_PROTO vrrpd marks the VIPs it adds with (Linux 5.18+): keepalived's own number
+/// (RTPROT_KEEPALIVED, 18, which keepalived 2.3.2 and later put on its addresses too), so that
+/// either daemon knows the other's leftovers, and neither ever takes an address that an admin
+/// or another program configured (those carry 0, or their own).
+pub const VIP_PROTO: u8 = 18;
+
 /// An address on an interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Addr {
     pub addr: IpAddr,
     pub prefix: u8,
     pub scope: AddressScope,
+    /// IFA_PROTO: who added it (0: not said, e.g. `ip address add` by hand).
+    pub proto: u8,
+    /// IFA_LABEL (IPv4): the interface's name unless one was given.
+    pub label: Option<String>,
     pub message: AddressMessage,
+}
+
+impl Addr {
+    /// The address `vip` would be on `link`: the same address, prefix and label.
+    fn is(&self, vip: &Vip, link: &Link) -> bool {
+        let label = match vip.addr {
+            IpAddr::V4(_) => Some(vip.label.as_deref().unwrap_or(&link.name)),
+            IpAddr::V6(_) => None,
+        };
+        self.addr == vip.addr
+            && self.prefix == vip.prefix
+            && (label.is_none() || self.label.as_deref() == label)
+    }
+}
+
+/// What adding a VIP found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// On the interface now, marked as ours.
+    Added,
+    /// The same address and prefix were there already, not added by vrrpd: left as they are
+    /// (and so never removed by vrrpd either).
+    Foreign,
+}
+
+/// What removing a VIP found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    Removed,
+    /// Not on the interface (with that prefix and label).
+    Absent,
+    /// On the interface, but not added by vrrpd: left in place.
+    Foreign,
 }
 
 /// One rtnetlink connection, its task spawned on the current runtime.
@@ -128,11 +171,21 @@ impl Netlink {
                     _ => None,
                 })
             });
+            let proto = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Protocol(p) => Some(u8::from(*p)),
+                _ => None,
+            });
+            let label = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Label(l) => Some(l.clone()),
+                _ => None,
+            });
             if let Some(addr) = addr {
                 out.push(Addr {
                     addr,
                     prefix: msg.header.prefix_len,
                     scope: msg.header.scope,
+                    proto: proto.unwrap_or(0),
+                    label,
                     message: msg,
                 });
             }
@@ -140,8 +193,17 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Adds a VIP; re-adding one that is there is not an error (`replace`).
-    pub async fn add_vip(&self, link: &Link, vip: &Vip) -> Result<(), NetError> {
+    /// Adds a VIP, marked as ours; re-adding one of ours is not an error (`replace`). The same
+    /// address with the same prefix put there by someone else is left as it is.
+    pub async fn add_vip(&self, link: &Link, vip: &Vip) -> Result<Added, NetError> {
+        let foreign = self
+            .addresses(link)
+            .await?
+            .iter()
+            .any(|a| a.addr == vip.addr && a.prefix == vip.prefix && a.proto != VIP_PROTO);
+        if foreign {
+            return Ok(Added::Foreign);
+        }
         let mut req = self
             .handle
             .address()
@@ -163,6 +225,10 @@ impl Netlink {
         if let Some(brd) = vip.brd {
             msg.attributes.push(AddressAttribute::Broadcast(brd));
         }
+        msg.attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::Other(
+                VIP_PROTO,
+            )));
         if vip.addr.is_ipv6() {
             // No duplicate address detection for a VIP that moves between routers (keepalived
             // does the same): DAD would hold it "tentative" for a second after a failover.
@@ -170,28 +236,34 @@ impl Netlink {
                 netlink_packet_route::address::AddressFlags::Nodad,
             ));
         }
-        req.execute().await.map_err(|source| NetError::Netlink {
-            ifname: link.name.clone(),
-            op: "add VIP",
-            source,
-        })
+        req.execute()
+            .await
+            .map(|()| Added::Added)
+            .map_err(|source| NetError::Netlink {
+                ifname: link.name.clone(),
+                op: "add VIP",
+                source,
+            })
     }
 
-    /// Removes `addr` if `link` holds it; returns whether it was there.
-    pub async fn del_vip(&self, link: &Link, addr: IpAddr) -> Result<bool, NetError> {
+    /// Removes the VIP (its address, prefix and label) if `link` holds it and vrrpd added it.
+    pub async fn del_vip(&self, link: &Link, vip: &Vip) -> Result<Removed, NetError> {
         let present = self
             .addresses(link)
             .await?
             .into_iter()
-            .find(|a| a.addr == addr);
+            .find(|a| a.is(vip, link));
         let Some(found) = present else {
-            return Ok(false);
+            return Ok(Removed::Absent);
         };
+        if found.proto != VIP_PROTO {
+            return Ok(Removed::Foreign);
+        }
         match self.handle.address().del(found.message).execute().await {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Removed::Removed),
             // Gone in between (another process, a link flap): the goal is reached.
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {
-                Ok(false)
+                Ok(Removed::Absent)
             }
             Err(source) => Err(NetError::Netlink {
                 ifname: link.name.clone(),
