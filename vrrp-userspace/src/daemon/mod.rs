@@ -169,9 +169,14 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     for d in &diags.0 {
         warn!("{d}");
     }
+    let nofile = crate::northbound::doors::raise_nofile();
+    tracing::debug!(nofile, "RLIMIT_NOFILE");
     let mut daemon = Daemon::start(opts, config).await?;
     if let Some(path) = &daemon.opts.pid_file {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+        // 0644, as keepalived's: pid files are read by whoever signals the daemon. Through a
+        // fresh file and a rename, never through a symlink planted at the path.
+        let pid = format!("{}\n", std::process::id());
+        crate::sys::files::replace(path, pid.as_bytes(), 0o644).map_err(|source| {
             DaemonError::PidFile {
                 path: path.clone(),
                 source,

@@ -7,6 +7,10 @@
 use std::{
     io,
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -19,13 +23,20 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use super::status::{Diagnosis, Status};
+use super::{
+    doors::{self, Gate, Ticket},
+    status::{Diagnosis, Status},
+};
 use crate::wire::record::WireRecord;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
 const MAX_REQUEST: usize = 4096;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Open connections at once (see `doors`); `vrrpd watch` subscriptions among them at most
+/// `MAX_SUBSCRIBERS`, so that watchers cannot hold every slot.
+const MAX_CONNECTIONS: usize = 64;
+const MAX_SUBSCRIBERS: usize = 16;
 
 #[derive(Debug, Error)]
 pub enum ControlError {
@@ -137,10 +148,17 @@ pub async fn serve(
     let (tx, rx) = mpsc::channel(16);
     let requests = tx.clone();
     let me = nix::unistd::geteuid().as_raw();
+    let gate = Gate::new("control socket", MAX_CONNECTIONS);
+    let subscribers = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
+        let mut failures = 0;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    doors::accept_failed("control socket", &e, &mut failures).await;
+                    continue;
+                }
             };
             // Root, or the daemon's own user; the 0600 mode says the same to the kernel.
             match stream.peer_cred() {
@@ -155,8 +173,9 @@ pub async fn serve(
                 Err(_) => continue,
             }
             let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = handle(stream, tx).await {
+            let subscribers = Arc::clone(&subscribers);
+            gate.admit(|ticket| async move {
+                if let Err(e) = handle(stream, tx, &ticket, &subscribers).await {
                     debug!("control client: {e}");
                 }
             });
@@ -175,6 +194,26 @@ pub fn parse_request(raw: &[u8]) -> Result<Command, Reply> {
             r.version
         ))),
         Err(e) => Err(Reply::Error(format!("bad request: {e}"))),
+    }
+}
+
+/// One of at most `MAX_SUBSCRIBERS` subscriptions, for as long as it lives.
+struct Subscribed<'a>(&'a AtomicUsize);
+
+impl<'a> Subscribed<'a> {
+    fn new(count: &'a AtomicUsize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SUBSCRIBERS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for Subscribed<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -211,7 +250,12 @@ async fn ask_main_loop(
         .unwrap_or_else(|_| Reply::Error("the daemon is stopping".to_owned()))
 }
 
-async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    tx: mpsc::Sender<Pending>,
+    ticket: &Ticket,
+    subscribers: &AtomicUsize,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut raw = Vec::new();
     let mut reader = BufReader::new(read).take(u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX));
@@ -219,8 +263,16 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
     tokio::time::timeout(CLIENT_TIMEOUT, reader.read_until(b'\n', &mut raw))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
+    ticket.engaged();
     let answer = match parse_request(&raw) {
         Ok(Command::Subscribe) => {
+            let Some(_subscribed) = Subscribed::new(subscribers) else {
+                let busy = Reply::Error(format!(
+                    "{MAX_SUBSCRIBERS} subscribers already: try again when one has gone"
+                ));
+                write.write_all(line(busy).as_bytes()).await?;
+                return write.shutdown().await;
+            };
             let (stream_tx, mut stream_rx) = mpsc::channel::<String>(1024);
             let ack = ask_main_loop(&tx, Command::Subscribe, Some(stream_tx)).await;
             let refused = ack != Reply::Subscribed;

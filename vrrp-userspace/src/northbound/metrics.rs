@@ -13,24 +13,43 @@ use tracing::{info, warn};
 
 use super::{
     control::{Command, Pending, Reply},
+    doors::{self, Gate},
     status::{InstanceStatus, SourceStatus, Status},
 };
 use crate::protocol::{fsm::State, router::TrackedKind};
+
+/// Open scrapes at once (see `doors`), and how long a connection may take to send its request.
+const MAX_CONNECTIONS: usize = 64;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves `/metrics` on `addr`, asking the main loop through `tx` for each scrape.
 pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Pending>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     info!(%addr, "Prometheus metrics on /metrics");
+    let gate = Gate::new("metrics", MAX_CONNECTIONS);
     tokio::spawn(async move {
+        let mut failures = 0;
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    doors::accept_failed("metrics", &e, &mut failures).await;
+                    continue;
+                }
             };
             let tx = tx.clone();
-            tokio::spawn(async move {
+            gate.admit(|ticket| async move {
                 let work = async {
                     let mut buf = [0u8; 2048];
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    let n = tokio::time::timeout(REQUEST_TIMEOUT, stream.read(&mut buf))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    ticket.engaged();
                     let request = String::from_utf8_lossy(&buf[..n]);
                     let path = request.split_whitespace().nth(1).unwrap_or("/");
                     let (status, body) = if path == "/metrics" {
