@@ -123,26 +123,80 @@ impl Outcome {
     }
 }
 
-/// At most this many scripts (checks and notifies together) run at once: a thousand
-/// instances flapping together must not fork a thousand processes. The others wait their turn.
+/// At most this many health checks run at once: a thousand instances must not fork a
+/// thousand processes. The others wait their turn.
 pub const MAX_SCRIPTS: usize = 32;
-static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_SCRIPTS);
+/// Notify scripts have their own slots, so that hung ones never starve the health checks.
+pub const MAX_NOTIFIES: usize = 16;
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_SCRIPTS);
+static NOTIFIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_NOTIFIES);
 
-/// Scripts running now.
+/// A notify script still running after this long is killed (its whole process group) so
+/// that the transitions queued behind it get theirs. keepalived has no limit because it runs
+/// notifies concurrently and never waits for them; vrrpd runs an instance's notifies in the
+/// order of its transitions, so one that hangs must not hold the rest for ever.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bytes of a script's stdout and of its stderr kept for the log; the rest is read and
+/// discarded (a script's output never grows the daemon, and it never blocks on a full pipe).
+pub const MAX_OUTPUT: usize = 16 * 1024;
+
+/// Which slots a script takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    Check,
+    Notify,
+}
+
+impl Pool {
+    fn semaphore(self) -> &'static tokio::sync::Semaphore {
+        match self {
+            Self::Check => &CHECKS,
+            Self::Notify => &NOTIFIES,
+        }
+    }
+}
+
+/// Health checks running now.
 pub fn scripts_running() -> usize {
-    MAX_SCRIPTS - RUNNING.available_permits()
+    MAX_SCRIPTS - CHECKS.available_permits()
+}
+
+/// Notify scripts running now.
+pub fn notifies_running() -> usize {
+    MAX_NOTIFIES - NOTIFIES.available_permits()
+}
+
+/// Reads `r` to its end, keeping the first `MAX_OUTPUT` bytes.
+async fn read_bounded(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let mut kept = Vec::new();
+    let Some(mut r) = r else {
+        return kept;
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
 }
 
 /// Runs one command line to completion (or until `timeout`, then kills its process group),
-/// as `run_as`, logging its output at debug level. Waits for a slot among `MAX_SCRIPTS`
-/// first; the timeout counts from the start of the script.
+/// as `run_as`, logging its output at debug level. Waits for a slot of its `pool` first; the
+/// timeout counts from the start of the script.
 pub async fn run_once(
     command: &str,
     run_as: &RunAs,
     timeout: Option<Duration>,
+    pool: Pool,
     label: &str,
 ) -> Outcome {
-    let Ok(_slot) = RUNNING.acquire().await else {
+    let Ok(_slot) = pool.semaphore().acquire().await else {
         return Outcome::CannotRun("the script limiter is closed".to_owned());
     };
     let args = argv(command);
@@ -185,8 +239,18 @@ pub async fn run_once(
         }
         Err(e) => return Outcome::CannotRun(format!("{program}: {e}")),
     };
+    let mut child = child;
     let pid = child.id();
-    let wait = child.wait_with_output();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let wait = async {
+        let (out, err, status) =
+            tokio::join!(read_bounded(stdout), read_bounded(stderr), child.wait());
+        status.map(|status| std::process::Output {
+            status,
+            stdout: out,
+            stderr: err,
+        })
+    };
     let output = match timeout {
         Some(t) => {
             if let Ok(r) = tokio::time::timeout(t, wait).await {
@@ -320,7 +384,7 @@ pub fn spawn_script(
         let mut first = true;
         loop {
             ticker.tick().await;
-            let outcome = run_once(&script.command, &run_as, timeout, &label).await;
+            let outcome = run_once(&script.command, &run_as, timeout, Pool::Check, &label).await;
             match &outcome {
                 Outcome::CannotRun(why) if !reported_cannot_run => {
                     error!("{label}: cannot run the script: {why}");
@@ -380,7 +444,11 @@ impl Notifier {
         let worker = tokio::spawn(async move {
             while let Some(commands) = rx.recv().await {
                 for (c, run_as) in commands {
-                    match run_once(&c, &run_as, None, &label).await {
+                    match run_once(&c, &run_as, Some(NOTIFY_TIMEOUT), Pool::Notify, &label).await
+                    {
+                        Outcome::TimedOut => warn!(
+                            "{label}: {c}: still running after {NOTIFY_TIMEOUT:?}: killed, so that the next notifications run"
+                        ),
                         Outcome::Exited(0) => debug!("{label}: {c}: done"),
                         other => warn!("{label}: {c}: {other:?}"),
                     }
@@ -541,23 +609,74 @@ mod tests {
     async fn run_once_reports_exit_timeout_and_missing_script() {
         let root = RunAs::default();
         assert_eq!(
-            run_once("/bin/true", &root, None, "t").await,
+            run_once("/bin/true", &root, None, Pool::Check, "t").await,
             Outcome::Exited(0)
         );
         assert_eq!(
-            run_once("/bin/sh -c \"exit 3\"", &root, None, "t").await,
+            run_once("/bin/sh -c \"exit 3\"", &root, None, Pool::Check, "t").await,
             Outcome::Exited(3)
         );
         assert_eq!(
-            run_once("/bin/sleep 5", &root, Some(Duration::from_millis(100)), "t").await,
+            run_once("/bin/sleep 5", &root, Some(Duration::from_millis(100)), Pool::Check, "t").await,
             Outcome::TimedOut
         );
-        match run_once("/nonexistent/check.sh", &root, None, "t").await {
+        match run_once("/nonexistent/check.sh", &root, None, Pool::Check, "t").await {
             Outcome::CannotRun(why) => assert!(
                 why.starts_with("/nonexistent/check.sh: ") && why.contains("No such file"),
                 "{why}"
             ),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A script that writes without end is read to its end (it is not blocked, nor killed by
+    /// SIGPIPE) and what is kept is bounded.
+    #[tokio::test]
+    async fn a_scripts_output_is_bounded() {
+        use tokio::io::AsyncReadExt as _;
+        let out = read_bounded(Some(tokio::io::repeat(b'x').take(10 * 1024 * 1024))).await;
+        assert_eq!(out.len(), MAX_OUTPUT);
+        assert_eq!(
+            run_once(
+                "/bin/sh -c \"head -c 20000000 /dev/zero; exit 4\"",
+                &RunAs::default(),
+                Some(Duration::from_secs(20)),
+                Pool::Check,
+                "t"
+            )
+            .await,
+            Outcome::Exited(4),
+            "20 MB of output, then its own exit code"
+        );
+    }
+
+    /// Hung notify scripts take notify slots only: a health check still runs at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hung_notifies_do_not_starve_the_checks() {
+        let hung: Vec<_> = (0..MAX_NOTIFIES + 4)
+            .map(|_| {
+                tokio::spawn(async {
+                    run_once(
+                        "/bin/sleep 3",
+                        &RunAs::default(),
+                        Some(Duration::from_secs(2)),
+                        Pool::Notify,
+                        "n",
+                    )
+                    .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(notifies_running(), MAX_NOTIFIES);
+        let check = tokio::time::timeout(
+            Duration::from_secs(1),
+            run_once("/bin/true", &RunAs::default(), None, Pool::Check, "c"),
+        )
+        .await;
+        assert_eq!(check.ok(), Some(Outcome::Exited(0)), "the check waited");
+        for h in hung {
+            h.abort();
         }
     }
 
@@ -567,7 +686,7 @@ mod tests {
         let all: Vec<_> = (0..MAX_SCRIPTS + 8)
             .map(|_| {
                 let r = root.clone();
-                tokio::spawn(async move { run_once("/bin/sleep 0.5", &r, None, "t").await })
+                tokio::spawn(async move { run_once("/bin/sleep 0.5", &r, None, Pool::Check, "t").await })
             })
             .collect();
         let mut peak = 0;
@@ -635,7 +754,7 @@ mod tests {
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
         assert_eq!(
-            run_once(&script.display().to_string(), &RunAs::default(), None, "t").await,
+            run_once(&script.display().to_string(), &RunAs::default(), None, Pool::Check, "t").await,
             Outcome::Exited(7)
         );
         let _ = std::fs::remove_dir_all(&dir);
