@@ -801,3 +801,51 @@ fn an_address_configured_by_hand_survives_start_and_failover() {
         lb02.logs()
     );
 }
+
+/// A reload to a config that has lost its instances is refused, the running one kept: one with
+/// no vrrp_instance at all, and one with an include that reads nothing (here beside a change,
+/// a new priority, that must not apply either). A good change then applies.
+#[test]
+fn reload_to_a_config_that_lost_its_instances_is_refused() {
+    if !require_root("reload_to_a_config_that_lost_its_instances_is_refused") {
+        return;
+    }
+    use vrrp::northbound::status::Status;
+    let lab = Lab::seed();
+    let conf = seed("ch4-lb01.conf");
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    let status = || -> Status {
+        lab.ask_json(VRRPD, Host::Lb01, &["status"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let reload_to = |text: &str| {
+        lab.write("vrrpd-lb01.conf", text);
+        lb01.signal("HUP");
+        std::thread::sleep(Duration::from_millis(1500));
+    };
+    reload_to("global_defs {\n  router_id lb01\n}\n");
+    let st = status();
+    assert_eq!(st.instances.len(), 1, "{}", lb01.logs());
+    assert!(st.instances[0].holds_vips && lab.holds(Host::Lb01, VIP));
+    reload_to(&format!(
+        "include /nonexistent-vrrpd-dir/*.conf\n{}",
+        conf.replace("priority 150", "priority 160")
+    ));
+    let st = status();
+    assert_eq!(st.instances[0].priority.base, 150, "{}", lb01.logs());
+    reload_to(&conf.replace("priority 150", "priority 160"));
+    assert!(
+        wait_until(Duration::from_secs(3), || status().instances[0]
+            .priority
+            .base
+            == 160),
+        "a good reload did not apply\n{}",
+        lb01.logs()
+    );
+    assert!(lab.holds(Host::Lb01, VIP));
+}

@@ -602,7 +602,7 @@ impl<'a> Lexer<'a> {
                     // keepalived says "Config files missing" (and nothing for an empty
                     // wildcard) and goes on; a line here costs nothing at 3 a.m.
                     self.diags
-                        .warning(loc.clone(), format!("{message}: nothing read"));
+                        .include_read_nothing(loc.clone(), format!("{message}: nothing read"));
                 }
             }
             matched.extend(found);

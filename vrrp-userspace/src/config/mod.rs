@@ -86,6 +86,10 @@ pub struct Diagnostic {
     pub severity: Severity,
     pub loc: Loc,
     pub message: String,
+    /// An include that read nothing (no file matched, or none could be read) without being
+    /// an error: keepalived goes on, and so does a start, but a reload refuses it (a missing
+    /// directory must not silently drop the instances it held).
+    pub include_read_nothing: bool,
 }
 
 impl fmt::Display for Diagnostic {
@@ -130,6 +134,7 @@ impl Diagnostics {
             severity,
             loc,
             message,
+            include_read_nothing: false,
         });
     }
     pub fn error(&mut self, loc: Loc, message: String) {
@@ -137,6 +142,15 @@ impl Diagnostics {
     }
     pub fn warning(&mut self, loc: Loc, message: String) {
         self.push(Severity::Warning, loc, message);
+    }
+    /// A warning about an include that read nothing (see `Diagnostic::include_read_nothing`).
+    pub fn include_read_nothing(&mut self, loc: Loc, message: String) {
+        self.0.push(Diagnostic {
+            severity: Severity::Warning,
+            loc,
+            message,
+            include_read_nothing: true,
+        });
     }
     /// Errors that keep the config from loading (a security notice does not).
     pub fn has_errors(&self) -> bool {

@@ -1,6 +1,8 @@
 //! SIGHUP: re-read the config, resolve it, and let the router compute what is kept, changed,
 //! removed and added (by name and by interface, family and VRID). A config that does not load
-//! is refused whole: the running one stays.
+//! is refused whole: the running one stays. So is one that loads but has plainly lost its
+//! instances (none at all, or an include that read nothing): a reload is a change an operator
+//! asked for, and a half-mounted /etc/keepalived is not one.
 
 use tracing::{error, info, warn};
 
@@ -20,6 +22,10 @@ impl Daemon {
         for d in &diags.0 {
             warn!("{d}");
         }
+        if let Some(why) = incomplete(&config, &diags) {
+            error!("reload refused, keeping the running config: {why}");
+            return;
+        }
         let plan = match self.plan(&config, false).await {
             Ok(p) => p,
             Err(e) => {
@@ -33,4 +39,17 @@ impl Daemon {
         self.handle(clock::now(), Input::Configure(plan)).await;
         info!(instances = self.router.len(), "reload done");
     }
+}
+
+/// Why a config that loads is still not what the operator meant to reload to.
+fn incomplete(config: &config::Config, diags: &config::Diagnostics) -> Option<String> {
+    if let Some(d) = diags.0.iter().find(|d| d.include_read_nothing) {
+        return Some(format!(
+            "{d} (an include that reads nothing would drop what it held; fix the path or remove the include)"
+        ));
+    }
+    config
+        .instances
+        .is_empty()
+        .then(|| "the new config has no vrrp_instance (stop vrrpd to run none)".to_owned())
 }

@@ -444,8 +444,7 @@ impl Notifier {
         let worker = tokio::spawn(async move {
             while let Some(commands) = rx.recv().await {
                 for (c, run_as) in commands {
-                    match run_once(&c, &run_as, Some(NOTIFY_TIMEOUT), Pool::Notify, &label).await
-                    {
+                    match run_once(&c, &run_as, Some(NOTIFY_TIMEOUT), Pool::Notify, &label).await {
                         Outcome::TimedOut => warn!(
                             "{label}: {c}: still running after {NOTIFY_TIMEOUT:?}: killed, so that the next notifications run"
                         ),
@@ -617,7 +616,14 @@ mod tests {
             Outcome::Exited(3)
         );
         assert_eq!(
-            run_once("/bin/sleep 5", &root, Some(Duration::from_millis(100)), Pool::Check, "t").await,
+            run_once(
+                "/bin/sleep 5",
+                &root,
+                Some(Duration::from_millis(100)),
+                Pool::Check,
+                "t"
+            )
+            .await,
             Outcome::TimedOut
         );
         match run_once("/nonexistent/check.sh", &root, None, Pool::Check, "t").await {
@@ -686,7 +692,9 @@ mod tests {
         let all: Vec<_> = (0..MAX_SCRIPTS + 8)
             .map(|_| {
                 let r = root.clone();
-                tokio::spawn(async move { run_once("/bin/sleep 0.5", &r, None, Pool::Check, "t").await })
+                tokio::spawn(
+                    async move { run_once("/bin/sleep 0.5", &r, None, Pool::Check, "t").await },
+                )
             })
             .collect();
         let mut peak = 0;
@@ -754,7 +762,14 @@ mod tests {
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
         assert_eq!(
-            run_once(&script.display().to_string(), &RunAs::default(), None, Pool::Check, "t").await,
+            run_once(
+                &script.display().to_string(),
+                &RunAs::default(),
+                None,
+                Pool::Check,
+                "t"
+            )
+            .await,
             Outcome::Exited(7)
         );
         let _ = std::fs::remove_dir_all(&dir);
