@@ -338,7 +338,16 @@ impl Daemon {
                 if run_as.is_none() {
                     warn!("notify script {c} is not run: its user cannot be used");
                 }
-                Some((c, run_as?))
+                let run_as = run_as?;
+                // keepalived checks notify scripts as it checks vrrp_scripts.
+                if self.config.global.enable_script_security
+                    && run_as.uid.is_none()
+                    && let Some(why) = crate::sys::scripts::insecure_script(&c)
+                {
+                    error!("notify script {c} refused by enable_script_security: {why}");
+                    return None;
+                }
+                Some((c, run_as))
             })
             .collect()
     }

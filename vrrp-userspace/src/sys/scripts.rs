@@ -324,24 +324,124 @@ pub fn resolve_program(program: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// keepalived's `enable_script_security`: a script that a non-root user could change (the
-/// file, or any directory on its path, writable by group or others, or owned by someone else)
-/// must not run as root. Returns why, or None when it is safe.
+/// keepalived's `enable_script_security`: a script that a non-root user could change must
+/// not run as root. Checked: every component of the path as written (a directory a user can
+/// write lets them swap what follows, a symlink included) and, when a symlink leads
+/// elsewhere, every component of where it leads; a component that does not exist is
+/// insecure (whoever creates it decides what runs). A shell line (`/bin/sh -c ...`) is
+/// checked word by word: the program of each of its commands; a line whose commands vrrpd
+/// cannot tell (command substitution, a variable or a glob as a command, `eval`) is refused.
+/// Returns why, or None when it is safe.
 pub fn insecure_script(command: &str) -> Option<String> {
-    use std::os::unix::fs::MetadataExt as _;
     let args = argv(command);
-    // Through the shell: the line's own words are not a path to check.
-    if args.first().is_some_and(|a| a == "/bin/sh") && args.len() == 3 {
-        return None;
+    if args.len() == 3 && args[0] == "/bin/sh" && args[1] == "-c" {
+        return insecure_shell_line(&args[2]);
     }
     let program = args.first()?;
+    insecure_program(program)
+}
+
+/// The program named by a word: a path, or a bare name found on PATH.
+fn insecure_program(program: &str) -> Option<String> {
+    if !program.contains('/') {
+        return match resolve_program(program) {
+            Some(found) => insecure_path(&found),
+            None => Some(format!("{program} is not found on PATH")),
+        };
+    }
     let path = Path::new(program);
     if !path.is_absolute() {
         return Some(format!("{program} is not an absolute path"));
     }
-    let mut p = Some(path);
-    while let Some(cur) = p {
-        let meta = std::fs::metadata(cur).ok()?;
+    insecure_path(path)
+}
+
+/// Shell words that start no program of their own.
+const SHELL_KEYWORDS: &[&str] = &[
+    "!", "if", "then", "else", "elif", "fi", "while", "until", "do", "done", "for", "case", "esac",
+    "in", "{", "}", "[", "[[", "test", "true", "false", "exit", "return", "echo", "printf", ":",
+    "cd", "read", "set", "shift", "export", "local", "wait",
+];
+
+fn insecure_shell_line(line: &str) -> Option<String> {
+    if let Some(why) = insecure_path(Path::new("/bin/sh")) {
+        return Some(why);
+    }
+    for construct in ["$(", "`", "eval ", ". ", "source ", "exec "] {
+        if line.contains(construct) {
+            return Some(format!(
+                "the shell line {line:?} uses {construct:?}, which enable_script_security cannot check: put it in a script file"
+            ));
+        }
+    }
+    for segment in line.split(['|', '&', ';', '\n', '(', ')']) {
+        // Redirections and assignments before the command do not name it.
+        let word = segment.split_whitespace().find(|w| {
+            !w.contains('=')
+                && !w.starts_with(['<', '>'])
+                && !w
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '>' || c == '<')
+        });
+        let Some(word) = word else {
+            continue;
+        };
+        let word = word.trim_matches(['"', '\'']);
+        if SHELL_KEYWORDS.contains(&word) {
+            continue;
+        }
+        if word.contains(['$', '*', '?', '[', '~']) {
+            return Some(format!(
+                "the shell line {line:?} runs {word:?}, which enable_script_security cannot check: put it in a script file"
+            ));
+        }
+        if let Some(why) = insecure_program(word) {
+            return Some(why);
+        }
+    }
+    None
+}
+
+/// Every component of `path` and, through symlinks, of what it leads to.
+fn insecure_path(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut to_check: Vec<std::path::PathBuf> = path.ancestors().map(Path::to_path_buf).collect();
+    match std::fs::canonicalize(path) {
+        Ok(real) if real != path => to_check.extend(real.ancestors().map(Path::to_path_buf)),
+        Ok(_) => {}
+        Err(e) => {
+            return Some(format!(
+                "{}: {e}: a missing file is not a safe one",
+                path.display()
+            ));
+        }
+    }
+    for cur in &to_check {
+        if cur.as_os_str().is_empty() {
+            continue;
+        }
+        // The component itself (a symlink's own owner counts: lchown), not what it points to.
+        let meta = match std::fs::symlink_metadata(cur) {
+            Ok(m) => m,
+            Err(e) => {
+                return Some(format!(
+                    "{}: {e}: a missing component is not a safe one",
+                    cur.display()
+                ));
+            }
+        };
+        if meta.file_type().is_symlink() {
+            // A symlink's mode means nothing; its owner and its directory (checked as an
+            // ancestor) decide who can change it.
+            if meta.uid() != 0 {
+                return Some(format!(
+                    "{} is a symlink owned by uid {}: a non-root user could change what runs as root",
+                    cur.display(),
+                    meta.uid()
+                ));
+            }
+            continue;
+        }
         // A sticky directory (/tmp) is writable by others but protects what is in it.
         let sticky = meta.is_dir() && meta.mode() & 0o1000 != 0;
         let writable_by_others = meta.mode() & 0o022 != 0 && !sticky;
@@ -358,7 +458,6 @@ pub fn insecure_script(command: &str) -> Option<String> {
                 meta.uid()
             ));
         }
-        p = cur.parent();
     }
     None
 }
@@ -740,11 +839,51 @@ mod tests {
             insecure_script("relative/check.sh")
                 .is_some_and(|w| w.contains("not an absolute path"))
         );
-        assert_eq!(
-            insecure_script("pidof nginx || exit 1"),
-            None,
-            "a shell line has no single path"
-        );
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                insecure_script("pidof nginx || exit 1"),
+                None,
+                "a shell line's programs are checked: pidof is root's"
+            );
+            // A shell line that runs the world-writable script.
+            let line = format!("{} && exit 0", script.display());
+            assert!(insecure_script(&line).is_some_and(|w| w.contains("check.sh is")));
+            // What the shell would decide at run time cannot be checked.
+            for line in [
+                "$(cat /etc/x) || exit 1",
+                "`which nginx` | true",
+                "$CMD; exit 1",
+            ] {
+                assert!(
+                    insecure_script(line).is_some_and(|w| w.contains("cannot check")),
+                    "{line}"
+                );
+            }
+            // A missing component is not safe.
+            let missing = dir.join("nope").join("check.sh");
+            assert!(
+                insecure_script(&missing.display().to_string())
+                    .is_some_and(|w| w.contains("missing"))
+            );
+            // A root-owned symlink in a safe place, to a script in a directory a user owns.
+            let user_dir = dir.join("user");
+            std::fs::create_dir_all(&user_dir).expect("dir");
+            let target = user_dir.join("real.sh");
+            std::fs::write(&target, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+            nix::unistd::chown(&user_dir, Some(nix::unistd::Uid::from_raw(65534)), None)
+                .expect("chown");
+            let link = dir.join("link.sh");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link).expect("symlink");
+            let why = insecure_script(&link.display().to_string())
+                .expect("the symlink's target is in a user's directory");
+            assert!(
+                why.contains("user") && why.contains("not owned by root"),
+                "{why}"
+            );
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
