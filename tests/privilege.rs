@@ -39,6 +39,31 @@ fn thread_caps(pid: u32) -> Vec<(String, u64, u64)> {
     out
 }
 
+/// One field of every thread's /proc status, in hex (CapBnd) or decimal (NoNewPrivs).
+fn thread_field(pid: u32, name: &str, radix: u32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|t| {
+            std::fs::read_to_string(t.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| u64::from_str_radix(v.trim(), radix).ok())
+                .unwrap_or(u64::MAX)
+        })
+        .collect()
+}
+
+/// Every thread's bounding set within `KEPT` and no_new_privs set (a config without scripts:
+/// nothing it execs can gain anything), checked on the threads themselves.
+fn fully_confined(pid: u32) -> bool {
+    let bnd = thread_field(pid, "CapBnd:", 16);
+    let nnp = thread_field(pid, "NoNewPrivs:", 10);
+    !bnd.is_empty() && bnd.iter().all(|b| b & !KEPT == 0) && nnp.iter().all(|n| *n == 1)
+}
+
 #[test]
 fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
     if !require_root("capabilities_are_dropped_after_start_and_a_reload_still_works") {
@@ -102,6 +127,19 @@ fn capabilities_are_dropped_after_start_and_a_reload_still_works() {
     let eth1 = v.instances.iter().find(|i| i.interface == "eth1");
     assert_eq!(eth1.map(|i| i.state), Some(State::Master), "{v:?}");
     assert_eq!(v.capabilities.len(), 7, "{v:?}");
+    // Read from the threads after the reload, not from a list kept at start.
+    let t = thread_caps(lb01.pid());
+    assert!(
+        t.iter()
+            .all(|(_, eff, prm)| *eff & !KEPT == 0 && *prm & !KEPT == 0),
+        "after the reload: {t:x?}"
+    );
+    assert!(
+        fully_confined(lb01.pid()),
+        "no script: the bounding set is trimmed and no_new_privs set, after the reload too: {:x?} {:?}",
+        thread_field(lb01.pid(), "CapBnd:", 16),
+        thread_field(lb01.pid(), "NoNewPrivs:", 10)
+    );
     assert!(
         !lb01.stderr().contains("counting in the kernel failed"),
         "{}",
@@ -159,5 +197,69 @@ fn the_control_socket_refuses_other_users() {
             .contains("uid=65534")),
         "the refusal is logged with the uid\n{}",
         lb01.logs()
+    );
+}
+
+/// A config with a script that runs as root keeps the full bounding set (the script gets it
+/// back on exec, as keepalived's do) and no no_new_privs. One without scripts is confined for
+/// good, and a reload that would add a root script is refused: the instance keeps its
+/// priority and the script never runs.
+#[test]
+fn the_bounding_set_and_no_new_privs_follow_the_scripts() {
+    if !require_root("the_bounding_set_and_no_new_privs_follow_the_scripts") {
+        return;
+    }
+    let lab = Lab::seed();
+    let ran = lab.dir().join("root-script-ran");
+    let with_script = seed("ch4-lb02.conf").replace(
+        "vrrp_instance VI_1 {",
+        &format!(
+            "vrrp_script mark {{\n  script \"/usr/bin/touch {}\"\n  interval 1\n  weight 10\n}}\n\nvrrp_instance VI_1 {{\n    track_script {{\n      mark\n    }}",
+            ran.display()
+        ),
+    );
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &with_script);
+    assert!(
+        wait_until(Duration::from_secs(10), || ran.exists()),
+        "{}",
+        lb02.logs()
+    );
+    let bnd = thread_field(lb02.pid(), "CapBnd:", 16);
+    assert!(
+        bnd.iter().all(|b| b & (1 << 21) != 0),
+        "a root script needs the bounding set (CAP_SYS_ADMIN kept there): {bnd:x?}"
+    );
+    assert!(
+        thread_field(lb02.pid(), "NoNewPrivs:", 10)
+            .iter()
+            .all(|n| *n == 0)
+    );
+
+    let conf = seed("ch4-lb01.conf");
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || fully_confined(lb01.pid())),
+        "{:x?} {:?}\n{}",
+        thread_field(lb01.pid(), "CapBnd:", 16),
+        thread_field(lb01.pid(), "NoNewPrivs:", 10),
+        lb01.logs()
+    );
+    let ran01 = lab.dir().join("root-script-ran-on-lb01");
+    let ran_path = ran.display().to_string();
+    lab.write(
+        "vrrpd-lb01.conf",
+        &with_script
+            .replace("priority 100", "priority 160")
+            .replace(&ran_path, &ran01.display().to_string()),
+    );
+    lb01.signal("HUP");
+    std::thread::sleep(Duration::from_secs(3));
+    let v: Status = lab
+        .ask_json(VRRPD, Host::Lb01, &["status"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.instances[0].priority.base, 150, "{}", lb01.logs());
+    assert!(
+        !ran01.exists(),
+        "the refused config's root script ran on lb01"
     );
 }

@@ -144,6 +144,9 @@ struct Daemon {
     started: Instant,
     /// What `caps::drop_all_but` left, for `status`.
     caps_kept: Vec<&'static str>,
+    /// What the start gave up for good (see `caps::Confinement`); a reload that needs more is
+    /// refused.
+    confined: caps::Confinement,
     control_rx: Option<tokio::sync::mpsc::Receiver<Pending>>,
     subscribers: Vec<tokio::sync::mpsc::Sender<String>>,
     track_tx: tokio::sync::mpsc::Sender<TrackEvent>,
@@ -184,18 +187,30 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         })?;
     }
     // Everything that needed more is done: programs loaded, sockets bound, tracefs mounted.
-    match caps::drop_all_but(caps::RUNTIME) {
+    let confine = confinement(&daemon.config);
+    match caps::drop_all_but(caps::RUNTIME, confine) {
         Ok(kept) => {
             let names: Vec<&str> = kept.iter().map(|c| c.name()).collect();
             info!(
-                "capabilities: kept {}; dropped the rest (scripts run as root get the bounding set back on exec, as keepalived's do)",
+                "capabilities: kept {}; dropped the rest ({}{})",
                 if names.is_empty() {
                     "none".to_owned()
                 } else {
                     names.join(", ")
+                },
+                if confine.bounding_trimmed {
+                    "the bounding set too: no script runs as root"
+                } else {
+                    "scripts run as root get the bounding set back on exec, as keepalived's do"
+                },
+                if confine.no_new_privs {
+                    "; no_new_privs: no script at all"
+                } else {
+                    ""
                 }
             );
             daemon.caps_kept = names;
+            daemon.confined = confine;
             daemon.io.adverts.poke();
         }
         Err(e) => warn!("cannot drop capabilities, running with all of them: {e}"),
@@ -244,6 +259,7 @@ impl Daemon {
             config: Config::default(),
             started,
             caps_kept: Vec::new(),
+            confined: caps::Confinement::default(),
             control_rx: None,
             subscribers: Vec::new(),
             track_tx,
@@ -386,4 +402,25 @@ impl Daemon {
         self.io.finish_notifiers(Duration::from_secs(5)).await;
         info!("vrrpd stopped");
     }
+}
+
+/// What the config's scripts (vrrp_scripts, instance and group notifies) let the process give
+/// up: everything when there are none, the bounding set when none runs as root.
+pub(crate) fn confinement(config: &Config) -> caps::Confinement {
+    let users = config.scripts.values().map(|s| s.user.as_ref()).chain(
+        config
+            .instances
+            .iter()
+            .flat_map(|i| i.notify.scripts())
+            .chain(config.sync_groups.iter().flat_map(|g| g.notify.scripts()))
+            .map(|n| n.user.as_ref()),
+    );
+    let mut any_as_root = None;
+    for user in users {
+        // A script whose user cannot be used is not run at all.
+        let root = crate::sys::scripts::RunAs::resolve(user, &config.global)
+            .is_some_and(|r| r.uid.is_none());
+        any_as_root = Some(any_as_root.unwrap_or(false) || root);
+    }
+    caps::Confinement::for_scripts(any_as_root)
 }

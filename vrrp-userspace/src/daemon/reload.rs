@@ -26,6 +26,19 @@ impl Daemon {
             error!("reload refused, keeping the running config: {why}");
             return;
         }
+        let needed = super::confinement(&config);
+        if !self.confined.allows(needed) {
+            error!(
+                "reload refused, keeping the running config: its scripts need privileges the start gave up for good ({:?}: the config then ran {}); restart vrrpd to run them",
+                self.confined,
+                if self.confined.no_new_privs {
+                    "no script"
+                } else {
+                    "no script as root"
+                }
+            );
+            return;
+        }
         let plan = match self.plan(&config, false).await {
             Ok(p) => p,
             Err(e) => {

@@ -5,7 +5,7 @@
 use std::{
     cell::Cell,
     fmt,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
 };
 
 use thiserror::Error;
@@ -144,14 +144,61 @@ pub const RUNTIME: &[Cap] = &[
 /// compares with the one it applied (`apply_pending`, run by the runtime as threads start and
 /// wake), so that every thread ends up with the same reduced set.
 static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
+/// What a script the config runs may get back on exec (see [`Confinement`]).
+static BOUNDED: AtomicBool = AtomicBool::new(false);
+static NO_NEW_PRIVS: AtomicBool = AtomicBool::new(false);
+
+/// What the config's scripts allow the process to give up for good, beyond its own sets.
+/// Neither can be undone, so a reload that needs more is refused ([`Confinement::allows`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Confinement {
+    /// The bounding set trimmed to `RUNTIME`: allowed when no script runs as root (a root
+    /// script gets the bounding set back on exec, as keepalived's do, and needs it).
+    pub bounding_trimmed: bool,
+    /// PR_SET_NO_NEW_PRIVS: allowed when the config runs no script at all (a check script run
+    /// as a user may rely on a setuid or file-capability program, `ping` for one).
+    pub no_new_privs: bool,
+}
+
+impl Confinement {
+    /// From what the scripts run as: `None` for no script, else whether any runs as root.
+    pub const fn for_scripts(any_as_root: Option<bool>) -> Self {
+        match any_as_root {
+            None => Self {
+                bounding_trimmed: true,
+                no_new_privs: true,
+            },
+            Some(false) => Self {
+                bounding_trimmed: true,
+                no_new_privs: false,
+            },
+            Some(true) => Self {
+                bounding_trimmed: false,
+                no_new_privs: false,
+            },
+        }
+    }
+
+    /// Whether a process confined as `self` can run what `needed` describes.
+    pub const fn allows(self, needed: Self) -> bool {
+        (needed.bounding_trimmed || !self.bounding_trimmed)
+            && (needed.no_new_privs || !self.no_new_privs)
+    }
+}
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 thread_local! {
     static APPLIED: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Reduces this thread's (and, through `apply_pending`, every runtime thread's) effective and
-/// permitted sets to `keep`, minus what it does not have. Returns the capabilities kept.
-pub fn drop_all_but(keep: &[Cap]) -> Result<Vec<Cap>, caps::errors::CapsError> {
+/// permitted sets to `keep`, minus what it does not have, and confines them as `confine`
+/// says. Returns the capabilities kept.
+pub fn drop_all_but(
+    keep: &[Cap],
+    confine: Confinement,
+) -> Result<Vec<Cap>, caps::errors::CapsError> {
+    BOUNDED.store(confine.bounding_trimmed, Ordering::SeqCst);
+    NO_NEW_PRIVS.store(confine.no_new_privs, Ordering::SeqCst);
     let have = effective().unwrap_or(0);
     let kept: Vec<Cap> = keep
         .iter()
@@ -183,6 +230,18 @@ fn apply(mask: u64) -> Result<(), caps::errors::CapsError> {
         .filter(|c| mask & (1 << c.bit()) != 0)
         .map(|c| c.capability())
         .collect();
+    // The bounding set is per thread and inherited by what the thread execs; dropping from it
+    // needs CAP_SETPCAP, so it goes first, while this thread still has it.
+    if BOUNDED.load(Ordering::SeqCst) {
+        let bounding = caps::read(None, caps::CapSet::Bounding)?;
+        for cap in bounding.difference(&set) {
+            caps::drop(None, caps::CapSet::Bounding, *cap)?;
+        }
+    }
+    if NO_NEW_PRIVS.load(Ordering::SeqCst) {
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| caps::errors::CapsError::from(format!("PR_SET_NO_NEW_PRIVS: {e}")))?;
+    }
     // Effective first: it must stay within permitted at every step.
     caps::set(None, caps::CapSet::Effective, &set)?;
     caps::set(None, caps::CapSet::Permitted, &set)?;
