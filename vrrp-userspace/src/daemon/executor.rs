@@ -2,7 +2,6 @@
 
 use std::{
     net::IpAddr,
-    os::unix::fs::OpenOptionsExt as _,
     sync::{Arc, atomic::Ordering},
 };
 
@@ -354,7 +353,6 @@ impl Daemon {
 
     /// Writes a line to keepalived's notify_fifo / vrrp_notify_fifo, if configured and read.
     fn fifo(&self, line: &str) {
-        use std::io::Write as _;
         for (path, _) in [
             &self.config.global.notify_fifo,
             &self.config.global.vrrp_notify_fifo,
@@ -362,16 +360,13 @@ impl Daemon {
         .into_iter()
         .flatten()
         {
-            // O_NONBLOCK: a FIFO without a reader must not block the daemon.
-            let open = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path);
-            match open {
-                Ok(mut f) => {
-                    let _ = f.write_all(line.as_bytes());
+            match crate::sys::files::write_fifo(std::path::Path::new(path), line) {
+                Ok(()) => {}
+                Err(e @ crate::sys::files::FifoError::NotAFifo { .. }) => {
+                    error!("notify_fifo: {e}")
                 }
-                Err(e) => debug!("notify fifo {path}: {e}"),
+                // No reader yet: keepalived's FIFO readers come and go.
+                Err(e) => debug!("notify_fifo: {e}"),
             }
         }
     }

@@ -172,6 +172,15 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     for d in &diags.0 {
         warn!("{d}");
     }
+    // keepalived creates its notify FIFOs; something else already at the path is left alone.
+    for (path, _) in [&config.global.notify_fifo, &config.global.vrrp_notify_fifo]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = crate::sys::files::ensure_fifo(std::path::Path::new(path)) {
+            tracing::error!("notify_fifo: {e}");
+        }
+    }
     let nofile = crate::northbound::doors::raise_nofile();
     tracing::debug!(nofile, "RLIMIT_NOFILE");
     let mut daemon = Daemon::start(opts, config).await?;

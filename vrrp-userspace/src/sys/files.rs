@@ -59,6 +59,86 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Why a line did not reach a notify FIFO.
+#[derive(Debug, thiserror::Error)]
+pub enum FifoError {
+    /// Something else is at the path (a regular file, a symlink, a directory): it is left
+    /// untouched, never written over (keepalived refuses it too).
+    #[error("{path} is not a FIFO ({what}): not written")]
+    NotAFifo { path: String, what: &'static str },
+    /// No reader has the FIFO open (ENXIO), or another I/O error.
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// Creates the FIFO at `path` (mode 0600, as keepalived does) unless something is there.
+pub fn ensure_fifo(path: &Path) -> Result<(), FifoError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => check_fifo(
+            path,
+            &fs::symlink_metadata(path).map_err(|e| io_err(path, e))?,
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| io_err(path, io::Error::from(e)))
+        }
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Writes one line to the FIFO at `path` without blocking (a FIFO without a reader is
+/// skipped) and without ever following a symlink or writing into anything but a FIFO.
+pub fn write_fifo(path: &Path, line: &str) -> Result<(), FifoError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                FifoError::NotAFifo {
+                    path: path.display().to_string(),
+                    what: "a symlink",
+                }
+            } else {
+                io_err(path, e)
+            }
+        })?;
+    // Opened for writing, but nothing written yet: check what it is first.
+    let meta = f.metadata().map_err(|e| io_err(path, e))?;
+    if !meta.file_type().is_fifo() {
+        return check_fifo(path, &meta);
+    }
+    f.write_all(line.as_bytes()).map_err(|e| io_err(path, e))
+}
+
+fn check_fifo(path: &Path, meta: &fs::Metadata) -> Result<(), FifoError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = meta.file_type();
+    let what = if t.is_fifo() {
+        return Ok(());
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a FIFO"
+    };
+    Err(FifoError::NotAFifo {
+        path: path.display().to_string(),
+        what,
+    })
+}
+
+fn io_err(path: &Path, source: io::Error) -> FifoError {
+    FifoError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +160,57 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A regular file or a symlink planted at a notify_fifo path is never written; a missing
+    /// one is created as a FIFO; a FIFO without a reader does not block; one with a reader
+    /// gets the line.
+    #[test]
+    fn notify_fifos_are_written_only_when_they_are_fifos() {
+        let dir = std::env::temp_dir().join(format!("vrrpd-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("file");
+        fs::write(&file, "precious\n").expect("write");
+        assert!(matches!(
+            write_fifo(&file, "INSTANCE \"VI_1\" MASTER 150\n"),
+            Err(FifoError::NotAFifo {
+                what: "a regular file",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ensure_fifo(&file),
+            Err(FifoError::NotAFifo { .. })
+        ));
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert!(matches!(
+            write_fifo(&link, "x\n"),
+            Err(FifoError::NotAFifo {
+                what: "a symlink",
+                ..
+            })
+        ));
+        assert_eq!(fs::read_to_string(&file).expect("read"), "precious\n");
+        let fifo = dir.join("fifo");
+        ensure_fifo(&fifo).expect("mkfifo");
+        ensure_fifo(&fifo).expect("a FIFO already there is fine");
+        // No reader: ENXIO at once, not a hang.
+        assert!(matches!(
+            write_fifo(&fifo, "x\n"),
+            Err(FifoError::Io { .. })
+        ));
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("reader");
+        write_fifo(&fifo, "INSTANCE \"VI_1\" MASTER 150\n").expect("written");
+        let mut got = String::new();
+        io::Read::read_to_string(&mut &reader, &mut got).ok();
+        assert_eq!(got, "INSTANCE \"VI_1\" MASTER 150\n");
         let _ = fs::remove_dir_all(&dir);
     }
 }
