@@ -7,7 +7,6 @@ use std::{
     fs,
     net::{Ipv4Addr, SocketAddr, TcpStream},
     os::unix::net::UnixStream,
-    thread,
     time::Duration,
 };
 
@@ -24,20 +23,6 @@ const IDLE: usize = 5_000;
 
 fn seed(name: &str) -> String {
     fs::read_to_string(fixtures().join("seed").join(name)).expect("seed fixture")
-}
-
-/// Connections from a thread inside `ns` (a TCP socket belongs to the namespace it was made in).
-fn tcp_connections(ns: &str, to: SocketAddr, n: usize) -> Vec<TcpStream> {
-    let path = format!("/run/netns/{ns}");
-    thread::spawn(move || {
-        let f = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        (0..n)
-            .filter_map(|_| TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok())
-            .collect()
-    })
-    .join()
-    .expect("connect thread")
 }
 
 fn open_fds(pid: u32) -> usize {
@@ -89,11 +74,13 @@ fn five_thousand_idle_connections_to_each_door_move_nothing() {
     let unix: Vec<UnixStream> = (0..IDLE)
         .filter_map(|_| UnixStream::connect(&socket).ok())
         .collect();
-    let tcp = tcp_connections(
-        &lab.ns(Host::Lb01),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 9650)),
-        IDLE,
-    );
+    // A TCP socket belongs to the namespace it was made in.
+    let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, 9650));
+    let tcp: Vec<TcpStream> = lab.in_ns(Host::Lb01, move || {
+        (0..IDLE)
+            .filter_map(|_| TcpStream::connect_timeout(&metrics, Duration::from_secs(2)).ok())
+            .collect()
+    });
     eprintln!(
         "held {} control and {} metrics connections; lb01 has {} descriptors (was {fds_before})",
         unix.len(),

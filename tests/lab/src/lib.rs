@@ -944,13 +944,10 @@ exec /bin/ps "$@"
     /// A packet socket on `host`'s `ifname` that sends whole Ethernet frames as they are
     /// (hostile-input tests: any TTL, checksum or length).
     pub fn injector(&self, host: Host, ifname: &str) -> Injector {
-        let ns_path = format!("/run/netns/{}", self.ns(host));
+        let ns = self.ns(host);
         let ifname = ifname.to_owned();
-        thread::spawn(move || {
+        self.in_ns(host, move || {
             use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-            let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
-            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
             let fd = socket(
                 AddressFamily::Packet,
                 SockType::Raw,
@@ -962,22 +959,34 @@ exec /bin/ps "$@"
                 .expect("getifaddrs")
                 .filter(|i| i.interface_name == ifname)
                 .find_map(|i| i.address.and_then(|a| a.as_link_addr().copied()))
-                .unwrap_or_else(|| panic!("no link address for {ifname} in {ns_path}"));
+                .unwrap_or_else(|| panic!("no link address for {ifname} in {ns}"));
             Injector { fd, addr }
         })
+    }
+
+    /// Runs `f` on a thread inside `host`'s network namespace and returns what it returns:
+    /// sockets made there (packet, TCP) belong to that namespace for their whole life.
+    pub fn in_ns<T: Send + 'static>(
+        &self,
+        host: Host,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let ns_path = format!("/run/netns/{}", self.ns(host));
+        thread::spawn(move || {
+            let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
+            f()
+        })
         .join()
-        .expect("injector thread")
+        .expect("namespace thread")
     }
 
     /// A packet socket on `host` that sees every frame there (to time a forgery after a real
     /// advert).
     pub fn sniffer(&self, host: Host) -> Sniffer {
-        let ns_path = format!("/run/netns/{}", self.ns(host));
-        thread::spawn(move || {
+        self.in_ns(host, || {
             use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
-            let file = fs::File::open(&ns_path).unwrap_or_else(|e| panic!("{ns_path}: {e}"));
-            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .unwrap_or_else(|e| panic!("setns {ns_path}: {e}"));
             let fd = socket(
                 AddressFamily::Packet,
                 SockType::Raw,
@@ -990,8 +999,6 @@ exec /bin/ps "$@"
                 .expect("SO_RCVTIMEO");
             Sniffer { fd }
         })
-        .join()
-        .expect("sniffer thread")
     }
 
     /// Starts pinging `target` from `host` every `interval`.
