@@ -849,3 +849,90 @@ fn reload_to_a_config_that_lost_its_instances_is_refused() {
     );
     assert!(lab.holds(Host::Lb01, VIP));
 }
+
+/// lb01's eth0 is deleted and created again (a VLAN or bond rebuilt, a driver reloaded): once
+/// slowly (lb02 takes over meanwhile, lb01 sits in FAULT) and once faster than the link poller
+/// looks (no down ever seen). Each time lb01 picks up the new ifindex, XDP runs on it, and it
+/// is a master that holds the VIP on the new interface, with lb02 back to BACKUP: never a
+/// MASTER whose VIPs and adverts went to an interface that no longer exists.
+#[test]
+fn a_re_created_interface_is_picked_up_by_its_new_ifindex() {
+    if !require_root("a_re_created_interface_is_picked_up_by_its_new_ifindex") {
+        return;
+    }
+    use vrrp::{northbound::status::Status, protocol::fsm::State};
+    let lab = Lab::seed();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    let logs = || format!("{}\n{}", lb01.logs(), lb02.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !lab.holds(Host::Lb02, VIP)),
+        "{}",
+        logs()
+    );
+    let status = |host: Host| -> Status {
+        lab.ask_json(VRRPD, host, &["status"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ns = lab.ns(Host::Lb01);
+    let sw = lab.switch_ns();
+    let ifindex = || -> u32 {
+        let out = lab.exec(Host::Lb01, &["cat", "/sys/class/net/eth0/ifindex"]);
+        out.trim().parse().expect("an ifindex")
+    };
+    let recreate = format!(
+        "ip link add eth0 netns {ns} type veth peer name lb01-0 netns {sw} && \
+         ip -n {sw} link set lb01-0 master br0 up && \
+         ip -n {ns} addr add 10.0.0.5/24 dev eth0 && ip -n {ns} link set eth0 up"
+    );
+    let settled_on_the_new_interface = |round: &str| {
+        let index = ifindex();
+        let picked_up = wait_until(Duration::from_secs(15), || {
+            let st = status(Host::Lb01);
+            let i = &st.instances[0];
+            i.state == State::Master
+                && i.holds_vips
+                && st.interfaces.iter().any(|a| a.ifindex == index)
+                && lab.holds(Host::Lb01, VIP)
+                && !lab.holds(Host::Lb02, VIP)
+                && status(Host::Lb02).instances[0].state == State::Backup
+        });
+        assert!(
+            picked_up,
+            "{round}: lb01 did not come back as master on ifindex {index}: {:?}\n{}",
+            status(Host::Lb01),
+            logs()
+        );
+        assert!(!lab.xdp_programs(Host::Lb01).is_empty(), "{round}: no XDP");
+        assert!(
+            lb01.logs().contains("was re-created"),
+            "{round}: {}",
+            lb01.logs()
+        );
+    };
+    let before = ifindex();
+    lab.exec(Host::Lb01, &["ip", "link", "del", "eth0"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)),
+        "lb02 did not take over while lb01's eth0 was gone\n{}",
+        logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || status(Host::Lb01).instances[0]
+            .state
+            == State::Fault),
+        "{}",
+        logs()
+    );
+    lab.exec(Host::Lb01, &["sh", "-c", &recreate]);
+    assert_ne!(ifindex(), before);
+    settled_on_the_new_interface("slowly");
+    let before = ifindex();
+    lab.exec(
+        Host::Lb01,
+        &["sh", "-c", &format!("ip link del eth0 && {recreate}")],
+    );
+    assert_ne!(ifindex(), before);
+    settled_on_the_new_interface("at once");
+}

@@ -105,7 +105,9 @@ impl Daemon {
                             r.notifier.finish(std::time::Duration::from_secs(5)).await;
                         });
                     }
-                    info!("({name}) stopped by reload");
+                    info!(
+                        "({name}) stopped: gone from the plan (a reload, or its interface re-created)"
+                    );
                 }
             }
         }

@@ -45,6 +45,9 @@ impl AsRawFd for SockFd {
 /// Packets that reached the raw sockets per source: the post-netfilter view.
 pub(super) type SocketCounts = Arc<Mutex<HashMap<SourceKey, u64>>>;
 
+/// How often a plan with instances that did not resolve is tried again.
+const REPLAN_EVERY: Duration = Duration::from_secs(1);
+
 /// Sources the socket counts remember at most (as the kernel's LRU map).
 const MAX_COUNTED: usize = 4096;
 
@@ -67,6 +70,8 @@ pub(super) struct Io {
     pub scheduling: Scheduling,
     links: HashMap<String, Link>,
     pub sockets: HashMap<(u32, Family), Arc<AsyncFd<SockFd>>>,
+    /// The reader task of each socket that is read in userspace.
+    readers: HashMap<(u32, Family), tokio::task::JoinHandle<()>>,
     pub announcers: HashMap<u32, Arc<Announcer>>,
     pub instances: BTreeMap<String, Resources>,
     pub groups: BTreeMap<String, Notifier>,
@@ -92,6 +97,7 @@ impl Io {
             scheduling,
             links: HashMap::new(),
             sockets: HashMap::new(),
+            readers: HashMap::new(),
             announcers: HashMap::new(),
             instances: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -130,6 +136,24 @@ impl Io {
             }
             _ => Ok(default.clone()),
         }
+    }
+
+    /// Forgets everything held for interface `name` (its lookup, its XDP attachment, its
+    /// sockets and announcer): it was re-created, and the next resolution starts afresh.
+    /// Returns the ifindex it had.
+    pub fn forget_link(&mut self, name: &str) -> Option<u32> {
+        let old = self.links.remove(name)?.index;
+        self.datapath.detach(name);
+        self.sockets.retain(|(ifindex, _), _| *ifindex != old);
+        self.readers.retain(|(ifindex, _), h| {
+            let keep = *ifindex != old;
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        self.announcers.remove(&old);
+        Some(old)
     }
 
     /// The link an instance was resolved on.
@@ -179,11 +203,12 @@ impl Io {
             if counted_in_kernel {
                 self.kernel_socket_counts = true;
             } else {
-                tokio::spawn(read_socket(
+                let reader = tokio::spawn(read_socket(
                     Arc::clone(&fd),
                     Arc::clone(&self.socket_counts),
                     self.socket_tx.clone(),
                 ));
+                self.readers.insert(key, reader);
             }
             self.sockets.insert(key, fd);
         }
@@ -273,6 +298,7 @@ impl Daemon {
             scripts: config.scripts.clone(),
             ..Plan::default()
         };
+        let mut unresolved = std::collections::BTreeSet::new();
         for cfg in &config.instances {
             let fresh = self.router.get(&cfg.name).is_none();
             match self.resolve(cfg, &config.global, fresh).await {
@@ -283,9 +309,26 @@ impl Daemon {
                         source: Box::new(e),
                     });
                 }
-                Err(e) => tracing::error!("({}) not started: {e}", cfg.name),
+                Err(e) => {
+                    if self.unresolved.contains(&cfg.name) {
+                        tracing::debug!("({}) still not started: {e}", cfg.name);
+                    } else {
+                        tracing::error!(
+                            "({}) not started: {e}; tried again every second until it resolves",
+                            cfg.name
+                        );
+                    }
+                    unresolved.insert(cfg.name.clone());
+                }
             }
         }
+        for name in self.unresolved.difference(&unresolved) {
+            if config.instances.iter().any(|i| &i.name == name) {
+                info!("({name}) resolved: starting");
+            }
+        }
+        self.replan_at = (!unresolved.is_empty()).then(|| clock::now().plus(REPLAN_EVERY));
+        self.unresolved = unresolved;
         for l in tracked_links(config) {
             let up = self.io.netlink.link(&l).await.is_ok_and(|x| x.up);
             plan.links.insert(l, up);

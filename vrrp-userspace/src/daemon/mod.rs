@@ -156,6 +156,11 @@ struct Daemon {
     socket_rx: tokio::sync::mpsc::Receiver<RxAdvert>,
     /// What SIGRTMAX-1 cleared of keepalived's stats.
     stats_baseline: crate::northbound::keepalived_files::Baseline,
+    /// Instances of the config that did not resolve (their interface or its address is
+    /// missing), each reported once; while there are any, the plan is tried again at
+    /// `replan_at`.
+    unresolved: std::collections::BTreeSet<String>,
+    replan_at: Option<Instant>,
 }
 
 /// keepalived's state files.
@@ -277,6 +282,8 @@ impl Daemon {
             findings_rx,
             socket_rx,
             stats_baseline: crate::northbound::keepalived_files::Baseline::new(),
+            unresolved: std::collections::BTreeSet::new(),
+            replan_at: None,
             opts,
         };
         let plan = d.plan(&config, true).await?;
@@ -326,6 +333,9 @@ impl Daemon {
             if self.observe.sample_due(now) {
                 self.sample_and_diagnose(now);
             }
+            if self.replan_at.is_some_and(|at| now >= at) {
+                self.replan().await;
+            }
             let sleep = self.sleep_until(now);
             tokio::select! {
                 _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
@@ -348,12 +358,15 @@ impl Daemon {
                         .map(|i| (i.name.clone(), crate::northbound::keepalived_files::Stats::of(&i.counters)))
                         .collect();
                 }
-                Some(ev) = self.track_rx.recv() => {
-                    if let TrackEvent::Link { ifname, up } = &ev {
-                        info!("interface {ifname} is {}", if *up { "up" } else { "down" });
+                Some(ev) = self.track_rx.recv() => match ev {
+                    TrackEvent::Recreated { ifname } => self.relink(&ifname).await,
+                    ev => {
+                        if let TrackEvent::Link { ifname, up } = &ev {
+                            info!("interface {ifname} is {}", if *up { "up" } else { "down" });
+                        }
+                        self.handle(clock::now(), Input::Track(ev)).await;
                     }
-                    self.handle(clock::now(), Input::Track(ev)).await;
-                }
+                },
                 Some(found) = self.findings_rx.recv() => self.observe.update_findings(found),
                 Some(rx) = self.socket_rx.recv() => {
                     self.handle(clock::now(), Input::Advert(rx)).await;

@@ -54,6 +54,37 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// The running config resolved again: after an interface was re-created, and every second
+    /// while an instance does not resolve (its interface, or the interface's address, is not
+    /// there yet). Instances that resolve as before are left untouched.
+    pub(super) async fn replan(&mut self) {
+        let config = self.config.clone();
+        match self.plan(&config, false).await {
+            Ok(plan) => {
+                self.trackers
+                    .sync(&plan, &self.config, &self.io.netlink, &self.track_tx);
+                self.handle(clock::now(), Input::Configure(plan)).await;
+            }
+            Err(e) => error!("cannot resolve the config again: {e}"),
+        }
+    }
+
+    /// Interface `ifname` exists again under a new ifindex: the old one is gone, and with it
+    /// the XDP attachment, the sockets' device and any VIP that was on it. Its instances start
+    /// again on the new one (an instance keyed to a dead ifindex would become a MASTER that
+    /// holds nothing).
+    pub(super) async fn relink(&mut self, ifname: &str) {
+        let Some(old) = self.io.forget_link(ifname) else {
+            return;
+        };
+        warn!(
+            "interface {ifname} was re-created (ifindex {old} is gone): re-attaching XDP, reopening its sockets, starting its instances again"
+        );
+        self.replan().await;
+    }
+}
+
 /// Why a config that loads is still not what the operator meant to reload to.
 fn incomplete(config: &config::Config, diags: &config::Diagnostics) -> Option<String> {
     if let Some(d) = diags.0.iter().find(|d| d.include_read_nothing) {

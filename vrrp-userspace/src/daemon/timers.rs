@@ -14,6 +14,7 @@ impl Daemon {
         let next = [
             self.router.next_deadline(),
             Some(self.observe.next_sample()),
+            self.replan_at,
         ]
         .into_iter()
         .flatten()

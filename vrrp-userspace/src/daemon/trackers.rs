@@ -86,42 +86,56 @@ impl Trackers {
             let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
             self.scripts.insert(name, (handle, script));
         }
-        self.poll_links(
-            plan.links.keys().cloned().collect(),
-            &plan.links,
-            netlink,
-            tx,
-        );
+        let resolved: BTreeMap<String, u32> = plan
+            .instances
+            .iter()
+            .map(|s| (s.cfg.interface.clone(), s.ifindex))
+            .collect();
+        self.poll_links(&plan.links, resolved, netlink, tx);
     }
 
+    /// Polls the tracked interfaces for up/down, and the interfaces VRRP runs on for a new
+    /// ifindex (`resolved`: what the plan was resolved against).
     fn poll_links(
         &mut self,
-        links: BTreeSet<String>,
-        known: &BTreeMap<String, bool>,
+        tracked: &BTreeMap<String, bool>,
+        mut resolved: BTreeMap<String, u32>,
         netlink: &Netlink,
         tx: &mpsc::Sender<TrackEvent>,
     ) {
         if let Some(p) = self.link_poller.take() {
             p.abort();
         }
-        let (netlink, tx, mut known) = (netlink.clone(), tx.clone(), known.clone());
+        let links: BTreeSet<String> = tracked.keys().chain(resolved.keys()).cloned().collect();
+        let (netlink, tx, mut known) = (netlink.clone(), tx.clone(), tracked.clone());
         self.link_poller = Some(tokio::spawn(async move {
             // Polling rtnetlink 5 times a second: simple, and fast enough next to a
             // Master_Down_Interval; the XDP path sees traffic, not carrier.
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 for l in &links {
-                    let up = netlink.link(l).await.is_ok_and(|x| x.up);
-                    if known.get(l) != Some(&up) {
-                        known.insert(l.clone(), up);
-                        if tx
-                            .send(TrackEvent::Link {
-                                ifname: l.clone(),
-                                up,
-                            })
-                            .await
-                            .is_err()
-                        {
+                    let now = netlink.link(l).await.ok();
+                    // Re-created first: the instances move to the new interface before they
+                    // hear that it is up, so that none comes up on the old one.
+                    if let (Some(link), Some(was)) = (&now, resolved.get(l))
+                        && link.index != *was
+                    {
+                        resolved.insert(l.clone(), link.index);
+                        let ev = TrackEvent::Recreated { ifname: l.clone() };
+                        if tx.send(ev).await.is_err() {
+                            return;
+                        }
+                    }
+                    let up = now.is_some_and(|x| x.up);
+                    if let Some(was) = known.get_mut(l)
+                        && *was != up
+                    {
+                        *was = up;
+                        let ev = TrackEvent::Link {
+                            ifname: l.clone(),
+                            up,
+                        };
+                        if tx.send(ev).await.is_err() {
                             return;
                         }
                     }

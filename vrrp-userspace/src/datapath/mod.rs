@@ -15,11 +15,11 @@ use std::{collections::HashMap as StdHashMap, io, os::fd::AsRawFd as _};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{ProgramError, SocketFilter, TracePoint, Xdp, XdpMode},
+    programs::{ProgramError, SocketFilter, TracePoint, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use vrrp_common::{WatchKey, counter};
 
 use self::drops::{Drop, Format, KernelReason};
@@ -167,6 +167,8 @@ pub struct Datapath {
     /// The drop-reason probe's ring and reason names, or why it does not run.
     drops: Result<(RingBuf<MapData>, Format), String>,
     attached: Vec<Attached>,
+    /// The bpf link of each attachment, by ifindex, to detach one interface alone.
+    links: StdHashMap<u32, XdpLinkId>,
     names: StdHashMap<u32, String>,
     mode: ModePreference,
     ebpf: Ebpf,
@@ -296,6 +298,7 @@ impl Datapath {
             drops,
             mode: ModePreference::Auto,
             attached: Vec::new(),
+            links: StdHashMap::new(),
             names: StdHashMap::new(),
             ebpf,
         })
@@ -331,13 +334,13 @@ impl Datapath {
         let first = if generic_first {
             program
                 .attach_to_if_index(ifindex, XdpMode::Skb)
-                .map(|_| AttachMode::Generic)
+                .map(|l| (l, AttachMode::Generic))
         } else {
             program
                 .attach_to_if_index(ifindex, XdpMode::Driver)
-                .map(|_| AttachMode::Native)
+                .map(|l| (l, AttachMode::Native))
         };
-        let mode = match first {
+        let (link, mode) = match first {
             Ok(m) => m,
             Err(e) if generic_first || !may_fall_back => {
                 return Err(DatapathError::AttachIn {
@@ -348,17 +351,18 @@ impl Datapath {
             }
             Err(native) => {
                 warn!(ifname, error = %native, "native XDP refused, falling back to generic (skb) mode");
-                program
+                let link = program
                     .attach_to_if_index(ifindex, XdpMode::Skb)
                     .map_err(|source| DatapathError::Attach {
                         ifname: ifname.to_owned(),
                         native: Box::new(native),
                         source: Box::new(source),
                     })?;
-                AttachMode::Generic
+                (link, AttachMode::Generic)
             }
         };
         info!(ifname, ifindex, ?mode, "XDP attached");
+        self.links.insert(ifindex, link);
         self.names.insert(ifindex, ifname.to_owned());
         self.attached.push(Attached {
             ifname: ifname.to_owned(),
@@ -366,6 +370,28 @@ impl Datapath {
             mode,
         });
         Ok(self.attached.last().expect("just pushed"))
+    }
+
+    /// Forgets the attachment to `ifname`: the interface was deleted (the kernel detached the
+    /// program with it) or re-created under a new ifindex. Detaching a link whose device is gone
+    /// fails harmlessly; the link is released either way.
+    pub fn detach(&mut self, ifname: &str) {
+        let gone: Vec<u32> = self
+            .attached
+            .iter()
+            .filter(|a| a.ifname == ifname)
+            .map(|a| a.ifindex)
+            .collect();
+        self.attached.retain(|a| a.ifname != ifname);
+        for ifindex in gone {
+            self.names.remove(&ifindex);
+            if let Some(link) = self.links.remove(&ifindex)
+                && let Some(Ok(program)) = self.ebpf.program_mut(PROGRAM).map(<&mut Xdp>::try_from)
+                && let Err(e) = program.detach(link)
+            {
+                debug!(ifname, ifindex, "XDP detach: {e}");
+            }
+        }
     }
 
     pub fn attached(&self) -> &[Attached] {

@@ -337,6 +337,7 @@ impl Router {
                     TrackEvent::Link { ifname, up } => {
                         self.links.insert(ifname, up);
                     }
+                    TrackEvent::Recreated { .. } => {}
                 }
                 for name in self.names() {
                     self.apply_tracking(&name, now, &mut out);

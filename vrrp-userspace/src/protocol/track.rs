@@ -12,6 +12,10 @@ pub enum TrackEvent {
     Script { name: String, ok: bool },
     /// A tracked interface went up or down.
     Link { ifname: String, up: bool },
+    /// An interface VRRP runs on exists again under a new ifindex (deleted and created again:
+    /// a VLAN or bond rebuilt, a driver reloaded). The daemon re-resolves its instances and
+    /// hands the router a new plan; the router's tracking is unchanged by it.
+    Recreated { ifname: String },
 }
 
 /// A script's rise/fall counting (keepalived: `rise` consecutive successes to be OK, `fall`
