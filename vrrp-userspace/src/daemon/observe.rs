@@ -45,6 +45,10 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// The window is "now minus the newest sample at least this old" (4 to 9 s), so that a fixed
 /// problem clears soon.
 const WINDOW_MIN: Duration = Duration::from_secs(4);
+/// The diagnosis pings a silent router to tell a dead one from a lossy network; at most this
+/// many a second over every diagnosis (periodic and asked for), so that a flood of spoofed
+/// sources cannot turn vrrpd into a ping flooder.
+const PINGS_PER_SECOND: usize = 3;
 
 /// What the wire showed of one source.
 #[derive(Clone, Debug, Default)]
@@ -131,6 +135,11 @@ pub(super) struct Observation {
     pub findings: Vec<Finding>,
     /// Ring records that did not decode (userspace and XDP program disagree on the layout).
     pub bad_records: u64,
+    /// Sources one of our instances took for its master, and when last: with the configured
+    /// unicast peers, the only addresses the diagnosis may ping.
+    masters_seen: HashMap<(IpAddr, u8), Instant>,
+    /// When the last pings went out (the budget's window).
+    pinged: VecDeque<Instant>,
 }
 
 impl Observation {
@@ -144,6 +153,8 @@ impl Observation {
             cpu,
             findings: Vec::new(),
             bad_records: 0,
+            masters_seen: HashMap::new(),
+            pinged: VecDeque::new(),
         }
     }
 
@@ -230,6 +241,20 @@ impl Observation {
             .get(name)
             .map(|o| o.kernel_drops.clone())
             .unwrap_or_default()
+    }
+
+    /// How many of `want` pings may go out now, taken from the budget.
+    fn take_pings(&mut self, now: Instant, want: usize) -> usize {
+        while self
+            .pinged
+            .front()
+            .is_some_and(|t| now.since(*t) >= Duration::from_secs(1))
+        {
+            self.pinged.pop_front();
+        }
+        let n = want.min(PINGS_PER_SECOND.saturating_sub(self.pinged.len()));
+        self.pinged.extend(std::iter::repeat_n(now, n));
+        n
     }
 
     /// The sample the window starts at: the newest at least WINDOW_MIN old, else the oldest.
@@ -397,11 +422,23 @@ impl Daemon {
             .observe
             .cpu
             .sample(&[self.io.adverts.tid, nix::unistd::getpid().as_raw()]);
+        let mut peers = std::collections::HashSet::new();
+        for (_, v) in self.router.iter() {
+            peers.extend(v.spec.cfg.unicast_peers.iter().copied());
+            if let Some((src, ..)) = v.fsm.master {
+                self.observe
+                    .masters_seen
+                    .insert((src, v.spec.cfg.vrid), now);
+            }
+        }
+        self.observe
+            .masters_seen
+            .retain(|_, at| now.since(*at) < FORGET);
         let obs = &self.observe;
         let base = obs.base(now);
         let since = base.map_or(obs.started, |b| b.at);
         let window_s = now.since(since).as_secs();
-        let sources = obs
+        let sources: Vec<SourceWindow> = obs
             .sources
             .iter()
             .map(|(k, s)| {
@@ -448,6 +485,9 @@ impl Daemon {
                 }
             })
             .collect();
+        let ping = ping_targets(&sources, |s| {
+            peers.contains(&s.src) || obs.masters_seen.contains_key(&(s.src, s.vrid))
+        });
         let ours = self
             .router
             .iter()
@@ -500,8 +540,10 @@ impl Daemon {
             cgroup_dir: obs.cpu.cgroup_dir.as_ref().map(|d| d.display().to_string()),
             cgroup_v1: obs.cpu.v1,
         };
+        let allowed = self.observe.take_pings(now, ping.len());
         DiagnoseInput {
             window_s: window_s.max(1),
+            ping: ping.into_iter().take(allowed).collect(),
             sources,
             ours,
             cpu,
@@ -513,8 +555,21 @@ impl Daemon {
 pub(super) struct DiagnoseInput {
     window_s: u64,
     sources: Vec<SourceWindow>,
+    /// Which of `sources` to ping (see `ping_targets`), within the budget.
+    ping: Vec<usize>,
     ours: Vec<Ours>,
     cpu: Cpu,
+}
+
+/// The silent sources worth a ping, most recently silent first: only a router the config
+/// names (a unicast peer) or one that an instance of ours took for its master. Any other
+/// address is a stranger's, or spoofed, and is never pinged.
+fn ping_targets(sources: &[SourceWindow], known: impl Fn(&SourceWindow) -> bool) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..sources.len())
+        .filter(|&i| sources[i].silent && known(&sources[i]))
+        .collect();
+    v.sort_by(|&a, &b| sources[a].last_seen_s.total_cmp(&sources[b].last_seen_s));
+    v
 }
 
 /// Runs the diagnosis, asking the kernel what it needs (ping a silent router, rp_filter,
@@ -523,12 +578,15 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
     let DiagnoseInput {
         window_s,
         mut sources,
+        ping: targets,
         ours,
         cpu,
     } = input;
     // Is a silent router up? Ask it (ICMP echo, 300 ms).
-    for s in sources.iter_mut().filter(|s| s.silent) {
-        s.answers_ping = Some(ping(s.src, &s.ifname, Duration::from_millis(300)).await);
+    for i in targets {
+        if let Some(s) = sources.get_mut(i) {
+            s.answers_ping = Some(ping(s.src, &s.ifname, Duration::from_millis(300)).await);
+        }
     }
     let host = nix::unistd::gethostname()
         .ok()
@@ -587,5 +645,62 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
         findings: found,
         sources,
         drop_rules: kernel.drop_rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn silent(src: [u8; 4], last_seen_s: f64) -> SourceWindow {
+        SourceWindow {
+            ifname: "eth0".into(),
+            src: IpAddr::from(src),
+            vrid: 51,
+            version: 2,
+            priority: 100,
+            interval_cs: 100,
+            wire: 0,
+            socket: 0,
+            dropped: Vec::new(),
+            mismatched: Vec::new(),
+            auth: String::new(),
+            last_seen_s,
+            interval_mean_s: None,
+            interval_jitter_s: None,
+            wire_total: 1,
+            socket_total: 0,
+            silent: true,
+            answers_ping: None,
+            kernel_drops: Vec::new(),
+            dst: None,
+            gap_max_s: None,
+            bursts: 0,
+        }
+    }
+
+    #[test]
+    fn only_known_routers_are_pinged_most_recently_silent_first() {
+        let sources = vec![
+            silent([10, 0, 0, 5], 30.0),
+            silent([192, 0, 2, 77], 4.0),
+            silent([10, 0, 0, 6], 4.0),
+            SourceWindow {
+                silent: false,
+                ..silent([10, 0, 0, 7], 0.1)
+            },
+        ];
+        let known = |s: &SourceWindow| s.src.to_string().starts_with("10.");
+        assert_eq!(ping_targets(&sources, known), vec![2, 0]);
+    }
+
+    #[test]
+    fn the_ping_budget_is_a_few_a_second_over_every_diagnosis() {
+        let mut obs = Observation::new(CpuWatch::open(), Instant(0));
+        let t = |ms: u64| Instant(ms * 1_000_000);
+        assert_eq!(obs.take_pings(t(1000), 10), PINGS_PER_SECOND);
+        assert_eq!(obs.take_pings(t(1500), 10), 0, "the same second");
+        assert_eq!(obs.take_pings(t(2000), 1), 1, "a second later");
+        assert_eq!(obs.take_pings(t(2100), 10), PINGS_PER_SECOND - 1);
     }
 }
