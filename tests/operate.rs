@@ -557,3 +557,117 @@ fn keepalived_signals_write_its_files_and_no_stray_signal_ends_the_master() {
     assert!(!lab.holds(Host::Lb01, VIP));
     assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)));
 }
+
+/// The class of keepalived's CVE-2018-19044/19045/19046: before vrrpd starts, a symlink is
+/// planted at every path it writes (the pid file, `--dump-file`, keepalived.data, .stats and
+/// .json in `--dump-dir`, the control socket, a notify_fifo, `capture -w`), each pointing at a
+/// file of root's. After the start, every signal that writes a file, a transition that writes
+/// to the FIFO and a capture, each target is byte for byte and mode for mode as it was; each
+/// path holds vrrpd's own file in the symlink's place, except the FIFO and the capture, which
+/// are refused with an error naming the path.
+#[test]
+fn files_are_never_written_through_a_planted_symlink() {
+    if !require_root("files_are_never_written_through_a_planted_symlink") {
+        return;
+    }
+    use std::{
+        fs,
+        os::unix::fs::{FileTypeExt as _, PermissionsExt as _},
+        path::PathBuf,
+    };
+    let lab = Lab::seed();
+    let victims = lab.dir().join("victims");
+    fs::create_dir_all(&victims).expect("victims");
+    let dump_dir = lab.dump_dir(Host::Lb01);
+    fs::create_dir_all(&dump_dir).expect("dump dir");
+    let fifo = lab.dir().join("notify.fifo");
+    let capture = lab.dir().join("capture.pcap");
+    let planted: Vec<(PathBuf, PathBuf)> = [
+        lab.dir().join("vrrpd-lb01.pid"),
+        lab.dir().join("vrrpd-lb01.data"),
+        dump_dir.join("keepalived.data"),
+        dump_dir.join("keepalived.stats"),
+        dump_dir.join("keepalived.json"),
+        lab.control_socket(Host::Lb01),
+        fifo.clone(),
+        capture.clone(),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, path)| {
+        let victim = victims.join(format!("victim-{i}"));
+        fs::write(&victim, "precious\n").expect("victim");
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        (path, victim)
+    })
+    .collect();
+    let conf = seed("ch4-lb01.conf").replace(
+        "router_id lb01",
+        &format!("router_id lb01\n  notify_fifo {}", fifo.display()),
+    );
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    let regular = |p: &PathBuf| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    for signal in ["USR1", "USR2", &(libc::SIGRTMIN() + 2).to_string()] {
+        lb01.signal(signal);
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || planted[..5]
+            .iter()
+            .all(|(p, _)| regular(p))),
+        "the pid file and the dumps are not vrrpd's own files: {:?}\n{}",
+        planted[..5]
+            .iter()
+            .map(|(p, _)| fs::symlink_metadata(p).map(|m| m.file_type()))
+            .collect::<Vec<_>>(),
+        lb01.logs()
+    );
+    let pid = fs::read_to_string(&planted[0].0).expect("pid file");
+    assert_eq!(pid.trim(), lb01.pid().to_string());
+    assert!(
+        fs::symlink_metadata(&planted[5].0).is_ok_and(|m| m.file_type().is_socket()),
+        "the control socket is not in the symlink's place"
+    );
+    let st: Status = serde_json::from_str(&ask(&lab, Host::Lb01, "status", true)).expect("status");
+    assert_eq!(st.instances[0].state, State::Master);
+    let out = Command::new(VRRPD)
+        .arg("capture")
+        .arg("-w")
+        .arg(&capture)
+        .arg("-s")
+        .arg(lab.control_socket(Host::Lb01))
+        .args(["-c", "1"])
+        .output()
+        .expect("capture");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("symlink"), "{err}");
+    // The FIFO: refused at start and at the transition, the symlink left where it was.
+    assert!(
+        fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_symlink()),
+        "the notify_fifo symlink was replaced or removed"
+    );
+    assert!(
+        lb01.logs().contains("is not a FIFO (a symlink)"),
+        "{}",
+        lb01.logs()
+    );
+    lb01.signal("TERM");
+    assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
+    for (path, victim) in &planted {
+        let meta = fs::metadata(victim).expect("victim");
+        assert_eq!(
+            (
+                fs::read_to_string(victim).expect("victim").as_str(),
+                meta.permissions().mode() & 0o7777
+            ),
+            ("precious\n", 0o644),
+            "written through the symlink at {}",
+            path.display()
+        );
+    }
+}

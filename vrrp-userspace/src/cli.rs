@@ -684,8 +684,8 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::create(&args.write)
-        .with_context(|| format!("cannot create {}", args.write.display()))?;
+    let file = vrrp::sys::files::create_output(&args.write)
+        .with_context(|| format!("cannot write {}", args.write.display()))?;
     let mut pcap = pcap::Writer::new(std::io::BufWriter::new(file))
         .with_context(|| format!("writing {}", args.write.display()))?;
     let offset = clock::realtime_offset_ns();

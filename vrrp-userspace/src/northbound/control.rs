@@ -131,20 +131,48 @@ pub async fn serve(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err)?;
     }
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(ControlError::InUse {
-                path: path.to_path_buf(),
-            });
+    // What is at the path, never through a symlink: a socket is stale unless a daemon
+    // answers there; a symlink is replaced by the rename below (its target left alone);
+    // anything else is someone's file and stays.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt as _;
+            let t = meta.file_type();
+            if t.is_socket() && UnixStream::connect(path).await.is_ok() {
+                return Err(ControlError::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            if !t.is_socket() && !t.is_symlink() {
+                return Err(io_err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "something other than a socket is there: left in place",
+                )));
+            }
         }
-        std::fs::remove_file(path).map_err(io_err)?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
     }
-    let listener = UnixListener::bind(path).map_err(io_err)?;
-    std::fs::set_permissions(
-        path,
+    // Bound under a fresh name, made 0600, then renamed into place: the socket is never
+    // reachable at `path` with the umask's mode, and nothing planted at `path` is followed.
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(io_err)?;
+    let placed = std::fs::set_permissions(
+        &tmp,
         <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
     )
-    .map_err(io_err)?;
+    .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(e));
+    }
     let (tx, rx) = mpsc::channel(16);
     let requests = tx.clone();
     let me = nix::unistd::geteuid().as_raw();

@@ -59,6 +59,48 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens `path` to write a stream into (`capture -w`), as tcpdump's `-w` does, but safely:
+/// a new file is created 0600; an existing one is truncated only when it is a regular file
+/// of ours with no other name (a symlink is refused with ELOOP, never followed; someone
+/// else's file, a hard link or a device is refused and left as it was).
+pub fn create_output(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a symlink is there: refused, never followed",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = f.metadata()?;
+    let why = if !meta.file_type().is_file() {
+        Some("not a regular file")
+    } else if meta.uid() != nix::unistd::geteuid().as_raw() {
+        Some("someone else's file")
+    } else if meta.nlink() > 1 {
+        Some("a file with other names (a hard link)")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{why}: refused, left as it was"),
+        ));
+    }
+    f.set_len(0)?;
+    Ok(f)
+}
+
 /// Why a line did not reach a notify FIFO.
 #[derive(Debug, thiserror::Error)]
 pub enum FifoError {
@@ -159,6 +201,35 @@ mod tests {
                 .expect("meta")
                 .file_type()
                 .is_symlink()
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn capture_output_never_follows_a_symlink_nor_truncates_a_hard_link() {
+        let dir = std::env::temp_dir().join(format!("vrrpd-out-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").expect("victim");
+        let link = dir.join("link.pcap");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        assert!(create_output(&link).is_err());
+        let hard = dir.join("hard.pcap");
+        fs::hard_link(&victim, &hard).expect("hard link");
+        assert!(create_output(&hard).is_err());
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
+        let mine = dir.join("mine.pcap");
+        fs::write(&mine, "an old capture").expect("old");
+        let mut f = create_output(&mine).expect("our own file is reused");
+        f.write_all(b"new").expect("write");
+        assert_eq!(fs::read_to_string(&mine).expect("read"), "new");
+        let fresh = dir.join("fresh.pcap");
+        drop(create_output(&fresh).expect("new file"));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            fs::metadata(&fresh).expect("meta").permissions().mode() & 0o777,
+            0o600
         );
         let _ = fs::remove_dir_all(&dir);
     }
