@@ -1,12 +1,17 @@
 //! Issue 9: chaos in the seed's lab. vrrpd on lb01 (priority 150) and lb02 (100), VRRPv3 at
 //! advert_int 0.2, while random faults hit them one after another: kill -9 and restart,
 //! SIGSTOP/SIGCONT, eth0/eth1 down and up, loss on the switch, SIGHUP reloads that swap the
-//! priorities. An observer with its own netlink sockets samples every 2 ms who holds the VIP.
+//! priorities, SIGHUP reloads on both boxes into a sync group with an eth1 instance and back,
+//! and keepalived's state signals (USR1, USR2, SIGJSON, SIGRTMAX-1), which must change nothing
+//! at all: they get no fault window. Every kind happens at least once (the first faults are
+//! a shuffle of all of them). An observer with its own netlink sockets samples every 2 ms who
+//! holds the VIP.
 //!
 //! Invariants: outside each fault and the time the protocol then needs (the fault's span plus
 //! GRACE: Master_Down_Interval, a restart, and the preemption back), never two holders and never
-//! none; afterwards the preferred master (lb01) holds the VIP alone; stopped cleanly, nobody
-//! holds it, no XDP program is left on an interface and no process is left in the namespaces.
+//! none; afterwards the preferred master (lb01) holds the VIP alone; stopped cleanly, each
+//! master sends priority 0 on the wire as it goes, nobody holds the VIP, no XDP program is
+//! left on an interface and no process is left in the namespaces.
 //!
 //! CI runs 40 s. `VRRPD_CHAOS_SECS=600` (or `cargo xtask bench --chaos`) runs longer;
 //! `VRRPD_CHAOS_SEED` replays a run (the seed is printed).
@@ -36,6 +41,17 @@ fn config(host: Host, priority: u8) -> String {
         .replace(&format!("priority {base}"), &format!("priority {priority}"))
 }
 
+/// `config` with VI_1 in a sync group beside an instance on eth1 (VRID 51, 172.16.1.3).
+fn sync_config(host: Host, priority: u8) -> String {
+    format!(
+        "{}\nvrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\nvrrp_instance VI_2 {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 51\n  priority {priority}\n  advert_int {ADVERT_INT}\n  virtual_ipaddress {{\n    172.16.1.3/24\n  }}\n}}\n",
+        config(host, priority)
+    )
+}
+
+/// The kinds of fault, by number.
+const KINDS: u64 = 7;
+
 /// xorshift64*: reproducible from the printed seed, no dependency.
 struct Rng(u64);
 impl Rng {
@@ -60,7 +76,23 @@ struct Tally {
     link: u32,
     loss: u32,
     reload: u32,
+    sync_reload: u32,
+    signals: u32,
     orphan_xdp: u32,
+}
+
+impl Tally {
+    fn of(&self, kind: u64) -> u32 {
+        match kind {
+            0 => self.kill,
+            1 => self.stop,
+            2 => self.link,
+            3 => self.loss,
+            4 => self.reload,
+            5 => self.sync_reload,
+            _ => self.signals,
+        }
+    }
 }
 
 struct Chaos<'a> {
@@ -87,11 +119,12 @@ impl Chaos<'_> {
         self.daemons[i].as_ref().expect("running")
     }
 
-    /// One random fault, from its start to its end (the caller adds the protocol's time).
-    fn fault(&mut self) -> String {
+    /// One fault of `kind` on a random host, from its start to its end; whether it needs a
+    /// window (the caller adds the protocol's time).
+    fn fault(&mut self, kind: u64) -> (String, bool) {
         let i = usize::try_from(self.rng.below(2)).unwrap_or(0);
         let host = HOSTS[i];
-        match self.rng.below(5) {
+        let what = match kind {
             0 => {
                 self.tally.kill += 1;
                 if let Some(mut d) = self.daemons[i].take() {
@@ -139,6 +172,52 @@ impl Chaos<'_> {
                 self.heal(&sw, &port);
                 format!("{how} towards {} for {d:?}", host.name())
             }
+            5 => {
+                self.tally.sync_reload += 1;
+                // Both boxes, one after the other, as an operator rolls a change out.
+                for (j, h) in HOSTS.iter().enumerate() {
+                    self.lab.write(
+                        &format!("vrrpd-{}.conf", h.name()),
+                        &sync_config(*h, PRIORITY[j]),
+                    );
+                    self.daemon(j).signal("HUP");
+                }
+                let d = self.rng.millis(1000, 2000);
+                std::thread::sleep(d);
+                for (j, h) in HOSTS.iter().enumerate() {
+                    self.lab.write(
+                        &format!("vrrpd-{}.conf", h.name()),
+                        &config(*h, PRIORITY[j]),
+                    );
+                    self.daemon(j).signal("HUP");
+                }
+                format!("SIGHUP both into sync group G (VI_1, VI_2 on eth1) for {d:?}, then back")
+            }
+            6 => {
+                self.tally.signals += 1;
+                for s in [
+                    "USR1".to_owned(),
+                    "USR2".to_owned(),
+                    (libc::SIGRTMIN() + 2).to_string(),
+                    (libc::SIGRTMAX() - 1).to_string(),
+                ] {
+                    self.daemon(i).signal(&s);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                let alive = self.daemons[i].as_mut().is_some_and(Proc::running);
+                assert!(
+                    alive,
+                    "keepalived's state signals ended vrrpd on {}",
+                    host.name()
+                );
+                return (
+                    format!(
+                        "USR1, USR2, SIGJSON, SIGRTMAX-1 to {} (no window: nothing may move)",
+                        host.name()
+                    ),
+                    false,
+                );
+            }
             _ => {
                 self.tally.reload += 1;
                 // Swap the roles, then swap them back.
@@ -154,7 +233,8 @@ impl Chaos<'_> {
                 self.daemon(i).signal("HUP");
                 format!("SIGHUP {name} with priority {swapped} for {d:?}, then back")
             }
-        }
+        };
+        (what, true)
     }
 
     /// 25 % loss (and 10 ms delay where netem exists) on the switch port towards a host.
@@ -256,11 +336,22 @@ fn chaos_keeps_one_master() {
     let mut windows = Vec::new();
     let mut log = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
+    // Every kind first, in an order the seed shuffles (Fisher-Yates), then random ones; the
+    // run lasts until every kind has happened.
+    let mut first: Vec<u64> = (0..KINDS).collect();
+    for k in (1..first.len()).rev() {
+        let j = usize::try_from(chaos.rng.below(k as u64 + 1)).unwrap_or(0);
+        first.swap(k, j);
+    }
+    let mut first = first.into_iter();
+    while start.elapsed() < Duration::from_secs(secs) || first.len() > 0 {
+        let kind = first.next().unwrap_or_else(|| chaos.rng.below(KINDS));
         let t0 = observer.now();
-        let what = chaos.fault();
+        let (what, window) = chaos.fault(kind);
         let t1 = observer.now();
-        windows.push((t0, t1 + GRACE));
+        if window {
+            windows.push((t0, t1 + GRACE));
+        }
         log.push(format!(
             "{:>8.3}s..{:>8.3}s {what}",
             t0.as_secs_f64(),
@@ -316,9 +407,23 @@ fn chaos_keeps_one_master() {
         chaos.tally.orphan_xdp, 0,
         "XDP left on an interface after kill -9"
     );
+    for kind in 0..KINDS {
+        assert!(
+            chaos.tally.of(kind) > 0,
+            "fault kind {kind} never happened: {:?}",
+            chaos.tally
+        );
+    }
+    // 2 ms sampling: a run without samples observed nothing.
+    assert!(
+        samples > secs * 100,
+        "the observer took {samples} samples in {secs} s"
+    );
 
-    // Stop cleanly: priority 0, VIPs removed, nothing left behind.
-    for i in 0..2 {
+    // Stop cleanly, the master first: priority 0 on the wire as it goes (RFC 5798 6.4.3), then
+    // the backup takes over and does the same; VIPs removed, nothing left behind.
+    for (i, src) in [(0, [10, 0, 0, 5]), (1, [10, 0, 0, 6])] {
+        let sniffer = lab.sniffer(Host::Client);
         let d = chaos.daemons[i].as_mut().expect("running");
         d.signal("TERM");
         let status = d.wait_exit(Duration::from_secs(5));
@@ -328,6 +433,18 @@ fn chaos_keeps_one_master() {
             HOSTS[i].name(),
             d.logs()
         );
+        assert!(
+            sniffer.saw_priority(Ipv4Addr::from(src), 0, Duration::from_secs(1)),
+            "{} left as master without priority 0 on the wire\n{}",
+            HOSTS[i].name(),
+            d.logs()
+        );
+        if i == 0 {
+            assert!(
+                wait_until(Duration::from_secs(5), || lab.holds(Host::Lb02, VIP)),
+                "lb02 did not take over at lb01's stop"
+            );
+        }
     }
     for host in HOSTS {
         assert!(!lab.holds(host, VIP), "stale VIP on {}", host.name());

@@ -1106,7 +1106,6 @@ impl Sniffer {
     /// before is skipped); false after `timeout`.
     pub fn next_vrrp_from(&self, src: std::net::Ipv4Addr, timeout: Duration) -> bool {
         use std::os::fd::AsRawFd as _;
-        let end = Instant::now() + timeout;
         let mut buf = [0u8; 2048];
         while nix::sys::socket::recv(
             self.fd.as_raw_fd(),
@@ -1115,6 +1114,26 @@ impl Sniffer {
         )
         .is_ok()
         {}
+        self.vrrp_from(src, timeout, |_| true)
+    }
+
+    /// Whether an IPv4 VRRP packet from `src` with `priority` came since the sniffer was
+    /// opened (what queued counts), waiting up to `timeout` for it.
+    pub fn saw_priority(&self, src: std::net::Ipv4Addr, priority: u8, timeout: Duration) -> bool {
+        self.vrrp_from(src, timeout, |vrrp| vrrp.get(2) == Some(&priority))
+    }
+
+    /// The next VRRP packet from `src` whose message (after an option-less IPv4 header)
+    /// satisfies `want`, queued or arriving within `timeout`.
+    fn vrrp_from(
+        &self,
+        src: std::net::Ipv4Addr,
+        timeout: Duration,
+        want: impl Fn(&[u8]) -> bool,
+    ) -> bool {
+        use std::os::fd::AsRawFd as _;
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 2048];
         while Instant::now() < end {
             let Ok(n) = nix::sys::socket::recv(
                 self.fd.as_raw_fd(),
@@ -1125,7 +1144,12 @@ impl Sniffer {
             };
             let f = &buf[..n];
             // Ethernet, IPv4 (0x0800), protocol 112, source address.
-            if n >= 34 && f[12..14] == [0x08, 0x00] && f[23] == 112 && f[26..30] == src.octets() {
+            if n >= 34
+                && f[12..14] == [0x08, 0x00]
+                && f[23] == 112
+                && f[26..30] == src.octets()
+                && want(&f[34..])
+            {
                 return true;
             }
         }

@@ -86,7 +86,11 @@ impl HolderObserver {
                 }
             }
         });
-        let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+        // An observer that cannot see is no observer: a test that relied on it would pass
+        // on an empty timeline.
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("the holder observer did not start in {namespaces:?}: {e}"));
         Self {
             start,
             stop,
