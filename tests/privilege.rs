@@ -263,3 +263,87 @@ fn the_bounding_set_and_no_new_privs_follow_the_scripts() {
         "the refused config's root script ran on lb01"
     );
 }
+
+/// global_defs' `script_user` is part of how a check runs: a reload that sets it restarts the
+/// runner under the new user (the script's own block did not change), and one that takes it
+/// away brings root back.
+#[test]
+fn a_reload_that_changes_script_user_runs_the_checks_as_the_new_user() {
+    if !require_root("a_reload_that_changes_script_user_runs_the_checks_as_the_new_user") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = Lab::seed();
+    // Readable and writable by nobody: the script and where it says who ran it.
+    let dir = lab.dir().join("whoami");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    // One file per user that ran it: a file root wrote is not nobody's to overwrite.
+    let script = dir.join("whoami.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch {}/ran-as-$(id -u)\n", dir.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut parent = lab.dir().to_path_buf();
+    while parent.parent().is_some() {
+        // Each ancestor must let nobody through to the script.
+        let mode = std::fs::metadata(&parent).map_or(0, |m| m.permissions().mode());
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(mode | 0o011))
+                .expect("chmod");
+        }
+        if !parent.pop() {
+            break;
+        }
+    }
+    let conf = |global: &str| {
+        seed("ch4-lb02.conf")
+            .replace("router_id lb02", &format!("router_id lb02\n{global}"))
+            .replace(
+                "vrrp_instance VI_1 {",
+                &format!(
+                    "vrrp_script whoami {{\n  script \"{}\"\n  interval 1\n}}\n\nvrrp_instance VI_1 {{\n    track_script {{\n      whoami\n    }}",
+                    script.display()
+                ),
+            )
+    };
+    let ran_as = |uid: &str| dir.join(format!("ran-as-{uid}"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &conf(""));
+    assert!(
+        wait_until(Duration::from_secs(10), || ran_as("0").exists()),
+        "as root first\n{}",
+        lb02.logs()
+    );
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("a nobody user")
+        .uid
+        .to_string();
+    lab.write("vrrpd-lb02.conf", &conf("  script_user nobody"));
+    lb02.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || ran_as(&nobody).exists()),
+        "script_user nobody did not take effect\n{}",
+        lb02.logs()
+    );
+    // The check kept succeeding through the change: no FAULT.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!lb02.logs().contains("FAULT"), "{}", lb02.logs());
+    std::fs::remove_file(ran_as("0")).expect("rm");
+    std::fs::remove_file(ran_as(&nobody)).expect("rm");
+    lab.write("vrrpd-lb02.conf", &conf(""));
+    lb02.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || ran_as("0").exists()),
+        "back to root\n{}",
+        lb02.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !ran_as(&nobody).exists(),
+        "the runner as nobody was not stopped"
+    );
+}

@@ -19,10 +19,32 @@ use crate::{
     },
 };
 
+/// Who runs a script and under which rules: from the global section, not the script's own
+/// block, and part of what a reload compares (a new `script_user` restarts the runners).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Runs {
+    /// (uid, gid) as resolved (None: not run at all; (None, None): root).
+    who: Option<(Option<u32>, Option<u32>)>,
+    secure: bool,
+}
+
+impl Runs {
+    fn of(script: &Script, config: &Config) -> (Self, Option<RunAs>) {
+        let run_as = RunAs::resolve(script.user.as_ref(), &config.global);
+        (
+            Self {
+                who: run_as.as_ref().map(|r| (r.uid, r.gid)),
+                secure: config.global.enable_script_security,
+            },
+            run_as,
+        )
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Trackers {
-    /// vrrp_script name -> its runner, and the config it runs with.
-    scripts: BTreeMap<String, (JoinHandle<()>, Script)>,
+    /// vrrp_script name -> its runner, the config it runs with, and as whom.
+    scripts: BTreeMap<String, (JoinHandle<()>, Script, Runs)>,
     link_poller: Option<JoinHandle<()>>,
 }
 
@@ -37,20 +59,25 @@ impl Trackers {
         tx: &mpsc::Sender<TrackEvent>,
     ) {
         let wanted = plan.scripts_in_use();
+        let mut runs: BTreeMap<String, (Runs, Option<RunAs>)> = wanted
+            .iter()
+            .filter_map(|n| Some((n.clone(), Runs::of(plan.scripts.get(n)?, config))))
+            .collect();
         let stale: Vec<String> = self
             .scripts
             .iter()
-            .filter(|(name, (_, cfg))| {
+            .filter(|(name, (_, cfg, how))| {
                 !wanted.contains(*name)
                     || plan
                         .scripts
                         .get(*name)
                         .is_none_or(|new| !same_script(new, cfg))
+                    || runs.get(*name).is_none_or(|(now, _)| now != how)
             })
             .map(|(name, _)| name.clone())
             .collect();
         for name in stale {
-            if let Some((h, _)) = self.scripts.remove(&name) {
+            if let Some((h, ..)) = self.scripts.remove(&name) {
                 h.abort();
             }
         }
@@ -58,7 +85,9 @@ impl Trackers {
             if self.scripts.contains_key(&name) {
                 continue;
             }
-            let Some(script) = plan.scripts.get(&name).cloned() else {
+            let (Some(script), Some((how, run_as))) =
+                (plan.scripts.get(&name).cloned(), runs.remove(&name))
+            else {
                 continue;
             };
             // keepalived refuses such scripts under enable_script_security; so does vrrpd, and
@@ -71,20 +100,22 @@ impl Trackers {
                     name: name.clone(),
                     ok: false,
                 });
-                self.scripts.insert(name, (tokio::spawn(async {}), script));
+                self.scripts
+                    .insert(name, (tokio::spawn(async {}), script, how));
                 continue;
             }
-            let Some(run_as) = RunAs::resolve(script.user.as_ref(), &config.global) else {
+            let Some(run_as) = run_as else {
                 error!("VRRP_Script({name}) is not run: its user cannot be used");
                 let _ = tx.try_send(TrackEvent::Script {
                     name: name.clone(),
                     ok: false,
                 });
-                self.scripts.insert(name, (tokio::spawn(async {}), script));
+                self.scripts
+                    .insert(name, (tokio::spawn(async {}), script, how));
                 continue;
             };
             let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
-            self.scripts.insert(name, (handle, script));
+            self.scripts.insert(name, (handle, script, how));
         }
         let resolved: BTreeMap<String, u32> = plan
             .instances
