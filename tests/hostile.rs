@@ -381,3 +381,162 @@ fn a_forged_priority_zero_right_after_the_masters_advert_is_answered() {
     );
     p.check_one_holder();
 }
+
+/// Where the flood's spoofed sources come from: 198.18.0.0/15, the benchmarking range.
+const SPOOFED: &str = "198.18.0.0/15";
+
+/// Makes `host` able to reach the spoofed range (so that a ping to one of them would leave,
+/// not fail for want of a route) and counts, in nftables on output, every echo request to it.
+fn watch_pings_to_spoofed(lab: &Lab, host: Host) {
+    lab.exec(host, &["ip", "route", "add", SPOOFED, "dev", "eth0"]);
+    lab.exec(
+        host,
+        &[
+            "nft",
+            &format!(
+                "add table inet pingwatch; add chain inet pingwatch out {{ type filter hook output priority 0; }}; add rule inet pingwatch out ip daddr {SPOOFED} icmp type echo-request counter"
+            ),
+        ],
+    );
+}
+
+/// Echo requests `host` sent to the spoofed range (see `watch_pings_to_spoofed`).
+fn pings_to_spoofed(lab: &Lab, host: Host) -> u64 {
+    let table = lab.exec(host, &["nft", "list", "table", "inet", "pingwatch"]);
+    table
+        .split("counter packets ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {table}"))
+}
+
+/// ICMP echo requests `host` has sent so far (/proc/net/snmp of its namespace).
+fn echoes_sent(lab: &Lab, host: Host) -> u64 {
+    let snmp = lab.exec(host, &["cat", "/proc/net/snmp"]);
+    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
+    let (Some(names), Some(values)) = (icmp.next(), icmp.next()) else {
+        panic!("no Icmp lines in /proc/net/snmp: {snmp}");
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "OutEchos")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no OutEchos: {snmp}"))
+}
+
+/// Spoofed adverts for VRID 50 (priority 200, a wrong password), each from a new random
+/// source, from two threads as fast as packet sockets send: every source stays within its
+/// own budget, so the ring fills. Each daemon sees ring_full rise, takes eth0 off the ring,
+/// and hears its socket instead, with a ring-full finding naming eth0; the VIP never moves;
+/// when the flood has been over for 5 s, eth0 is back on the ring and the finding clears.
+/// Thousands of sources went silent meanwhile, and the diagnosis pinged none of them (the
+/// lab routes their range, so a ping would have left, and nftables counts them on output).
+#[test]
+fn a_flood_from_random_sources_falls_back_to_the_socket_and_moves_nothing() {
+    if !require_root("a_flood_from_random_sources_falls_back_to_the_socket_and_moves_nothing") {
+        return;
+    }
+    use vrrp::northbound::{diagnose::FindingKind, status::Diagnosis};
+    let p = pair();
+    for host in [Host::Lb01, Host::Lb02] {
+        watch_pings_to_spoofed(&p.lab, host);
+    }
+    let echoes = [
+        echoes_sent(&p.lab, Host::Lb01),
+        echoes_sent(&p.lab, Host::Lb02),
+    ];
+    let started = Instant::now();
+    let bytes = good_bytes(&advert(50, 200, "9999"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let floods: Vec<_> = (0..2u64)
+        .map(|t| {
+            let inj = p.lab.injector(Host::Client, "eth0");
+            let bytes = bytes.clone();
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1);
+                let mut sent = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // 198.18.0.0/15, the benchmarking range: never a lab address.
+                    let b = x.to_be_bytes();
+                    let src = [198, 18 | (b[0] & 1), b[1], b[2].max(1)];
+                    if inj.send(&frame_from(src, &bytes, 255)) {
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let fell_back = wait_until(Duration::from_secs(10), || {
+        status(&p.lab, Host::Lb02).elections_from_socket == ["eth0"]
+    });
+    // Under the flood still: the diagnosis names it.
+    let d: Diagnosis = p
+        .lab
+        .ask_json(VRRPD, Host::Lb02, &["diagnose"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: u64 = floods.into_iter().map(|f| f.join().unwrap_or(0)).sum();
+    let st = status(&p.lab, Host::Lb02);
+    eprintln!(
+        "flood: {sent} frames; lb02 XDP emitted {} ring_full {} rate_limited {}; findings {:?}",
+        st.xdp.get(counter::EMITTED),
+        st.xdp.get(counter::RING_FULL),
+        st.xdp.get(counter::RATE_LIMITED),
+        d.findings.iter().map(|f| f.kind).collect::<Vec<_>>()
+    );
+    assert!(
+        fell_back,
+        "lb02 did not take eth0 off the ring: {st:?}\n{}",
+        p.lb02.logs()
+    );
+    assert!(st.xdp.get(counter::RING_FULL) > 0, "{:?}", st.xdp);
+    assert!(
+        d.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::RingFull && f.ifname == "eth0"),
+        "{:?}",
+        d.findings
+    );
+    assert!(
+        p.lb02.logs().contains("elections hear the socket"),
+        "{}",
+        p.lb02.logs()
+    );
+    // Quiet for 5 s: back on the ring, the finding gone (the next periodic diagnosis).
+    let back = wait_until(Duration::from_secs(20), || {
+        let st = status(&p.lab, Host::Lb02);
+        st.elections_from_socket.is_empty()
+            && !st.findings.iter().any(|f| f.kind == FindingKind::RingFull)
+    });
+    assert!(back, "{:?}\n{}", status(&p.lab, Host::Lb02), p.lb02.logs());
+    assert!(p.lb02.logs().contains("its elections hear the ring again"));
+    // lb01's adverts reach the ring again: lb02 still follows it.
+    let st = status(&p.lab, Host::Lb02);
+    assert_eq!(st.instances[0].state, State::Backup);
+    assert_eq!(
+        st.instances[0].master.as_ref().map(|m| m.address),
+        Some(v4([10, 0, 0, 5]))
+    );
+    // Only a router the config names or that was master may be pinged (lb01, when the flood
+    // delays its adverts), and a few a second at most; no spoofed source ever.
+    let budget = 3 * started.elapsed().as_secs() + 3;
+    for (host, before) in [Host::Lb01, Host::Lb02].into_iter().zip(echoes) {
+        assert_eq!(
+            pings_to_spoofed(&p.lab, host),
+            0,
+            "{} pinged a spoofed source",
+            host.name()
+        );
+        let sent = echoes_sent(&p.lab, host) - before;
+        assert!(sent <= budget, "{} sent {sent} pings", host.name());
+    }
+    p.check_one_holder();
+}

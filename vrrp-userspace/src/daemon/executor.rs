@@ -25,7 +25,7 @@ use crate::{
     wire::vrrp::Family,
 };
 
-fn watch_key(k: InstanceKey) -> WatchKey {
+pub(super) fn watch_key(k: InstanceKey) -> WatchKey {
     let family = match k.family {
         Family::V4 => vrrp_common::AF_INET,
         Family::V6 => vrrp_common::AF_INET6,

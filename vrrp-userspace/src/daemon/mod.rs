@@ -27,8 +27,14 @@
 //! Elections are fed from the ring buffer, the wire's truth before any firewall. Before a
 //! timer may declare a master down, the ring is drained, so that a daemon that was
 //! descheduled does not fail over while the adverts that prove the master alive wait there.
+//! When a flood from many sources overflows the ring, the interfaces that carry it leave the
+//! ring for a socket of their own until it ends (`flood`).
+//!
+//! An interface VRRP runs on that is deleted and created again (a new ifindex) is resolved
+//! afresh: XDP, sockets and announcer follow it, and its instances start again there.
 
 mod executor;
+mod flood;
 mod instances;
 mod observe;
 mod reload;
@@ -161,6 +167,8 @@ struct Daemon {
     /// `replan_at`.
     unresolved: std::collections::BTreeSet<String>,
     replan_at: Option<Instant>,
+    /// Interfaces whose elections left the ring for a socket while a flood fills it.
+    flood: flood::Flood,
 }
 
 /// keepalived's state files.
@@ -284,6 +292,7 @@ impl Daemon {
             stats_baseline: crate::northbound::keepalived_files::Baseline::new(),
             unresolved: std::collections::BTreeSet::new(),
             replan_at: None,
+            flood: flood::Flood::new(started),
             opts,
         };
         let plan = d.plan(&config, true).await?;
@@ -371,6 +380,7 @@ impl Daemon {
                 Some(rx) = self.socket_rx.recv() => {
                     self.handle(clock::now(), Input::Advert(rx)).await;
                 }
+                Some(rx) = self.flood.rx.recv() => self.on_fallback_advert(rx).await,
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     self.answer(req);
                 }

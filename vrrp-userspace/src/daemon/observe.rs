@@ -17,7 +17,7 @@ use super::Daemon;
 use crate::{
     datapath::drops::KernelDrops,
     northbound::{
-        diagnose::{self, Cpu, Finding, FindingKind, Kernel, Ours, SourceWindow},
+        diagnose::{self, Cpu, Finding, FindingKind, Kernel, Ours, Ring, SourceWindow},
         status::Diagnosis,
     },
     protocol::{
@@ -108,6 +108,7 @@ struct Sample {
     sources: HashMap<SourceKey, SourceTotals>,
     ours: HashMap<String, OurTotals>,
     cpu: CpuSample,
+    ring_full: u64,
 }
 
 struct SourceTotals {
@@ -292,6 +293,9 @@ impl Daemon {
         self.io.refresh_socket_counts();
         self.take_sample(now);
         self.observe.next_sample = now.plus(SAMPLE_EVERY);
+        if self.opts.elections == super::Elections::Wire {
+            self.check_flood(now);
+        }
         let input = self.diagnose_input(now);
         let tx = self.findings_tx.clone();
         tokio::spawn(async move {
@@ -407,6 +411,7 @@ impl Daemon {
             sources,
             ours,
             cpu,
+            ring_full: self.flood.ring_full(),
         });
         while obs.samples.len() > 4 {
             obs.samples.pop_front();
@@ -540,9 +545,19 @@ impl Daemon {
             cgroup_dir: obs.cpu.cgroup_dir.as_ref().map(|d| d.display().to_string()),
             cgroup_v1: obs.cpu.v1,
         };
+        let ring_full = self
+            .io
+            .datapath
+            .counter(vrrp_common::counter::RING_FULL)
+            .unwrap_or_else(|| self.flood.ring_full());
+        let ring = Ring {
+            lost: ring_full.saturating_sub(base.map_or(0, |b| b.ring_full)),
+            fallback: self.flood.interfaces(),
+        };
         let allowed = self.observe.take_pings(now, ping.len());
         DiagnoseInput {
             window_s: window_s.max(1),
+            ring,
             ping: ping.into_iter().take(allowed).collect(),
             sources,
             ours,
@@ -557,6 +572,7 @@ pub(super) struct DiagnoseInput {
     sources: Vec<SourceWindow>,
     /// Which of `sources` to ping (see `ping_targets`), within the budget.
     ping: Vec<usize>,
+    ring: Ring,
     ours: Vec<Ours>,
     cpu: Cpu,
 }
@@ -579,6 +595,7 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
         window_s,
         mut sources,
         ping: targets,
+        ring,
         ours,
         cpu,
     } = input;
@@ -594,6 +611,7 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
         .unwrap_or_default();
     let mut kernel = Kernel {
         cpu,
+        ring,
         ..Kernel::default()
     };
     for s in &sources {

@@ -78,6 +78,7 @@ impl Daemon {
         let Some(old) = self.io.forget_link(ifname) else {
             return;
         };
+        self.forget_flood(old);
         warn!(
             "interface {ifname} was re-created (ifindex {old} is gone): re-attaching XDP, reopening its sockets, starting its instances again"
         );

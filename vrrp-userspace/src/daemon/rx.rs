@@ -29,9 +29,13 @@ impl Daemon {
                     )
                 });
             }
-            if self.opts.elections == Elections::Wire {
+            // A flooded interface's elections hear its socket instead (see `flood`).
+            if self.flood.note_record(w.ifindex) && self.opts.elections == Elections::Wire {
                 self.handle(now, Input::Advert(rx)).await;
             }
+        }
+        if self.opts.elections == Elections::Wire && self.flood.check_due(now) {
+            self.check_flood(now);
         }
     }
 }

@@ -158,6 +158,7 @@ impl Daemon {
             sources,
             findings: self.observe.findings.clone(),
             interfaces: self.io.datapath.attached().to_vec(),
+            elections_from_socket: self.flood.interfaces(),
             drop_probe: match self.io.datapath.drop_probe() {
                 Ok(()) => DropProbe::Running,
                 Err(why) => DropProbe::Unavailable(why.to_owned()),

@@ -422,6 +422,14 @@ impl Datapath {
         }
     }
 
+    /// One counter (`vrrp_common::counter`), summed over CPUs: one map lookup.
+    pub fn counter(&self, index: u32) -> Option<u64> {
+        self.counters
+            .get(&index, 0)
+            .ok()
+            .map(|per_cpu| per_cpu.iter().sum())
+    }
+
     pub fn counters(&self) -> Result<Counters, DatapathError> {
         let mut out = Counters::default();
         for (i, slot) in out.0.iter_mut().enumerate() {

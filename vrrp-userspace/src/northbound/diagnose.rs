@@ -34,6 +34,9 @@ pub enum FindingKind {
     TwoMasters,
     /// Our own adverts leave late.
     AdvertsLate,
+    /// The XDP ring overflowed (a flood from many sources): adverts were lost before vrrpd
+    /// read them, and the flooded interfaces' elections hear their socket.
+    RingFull,
 }
 
 impl FindingKind {
@@ -52,6 +55,7 @@ impl FindingKind {
             Self::PeerLate => "peer-late",
             Self::TwoMasters => "two-masters",
             Self::AdvertsLate => "adverts-late",
+            Self::RingFull => "ring-full",
         }
     }
 }
@@ -167,6 +171,16 @@ pub struct Kernel {
     /// (interface, group) memberships from /proc/net/igmp and igmp6; None when unreadable.
     pub groups: Option<Vec<(String, IpAddr)>>,
     pub cpu: Cpu,
+    pub ring: Ring,
+}
+
+/// The XDP ring over the window.
+#[derive(Clone, Debug, Default)]
+pub struct Ring {
+    /// Records that did not fit (`ring_full`).
+    pub lost: u64,
+    /// The interfaces whose elections hear their socket until the flood ends.
+    pub fallback: Vec<String>,
 }
 
 /// The multicast groups each interface has joined, from /proc/net/igmp and /proc/net/igmp6.
@@ -387,7 +401,91 @@ pub fn findings(
             out.push(adverts_late(host, window_s, o, &kernel.cpu));
         }
     }
+    // 7. The ring overflowed: what XDP saw did not all reach the elections.
+    if kernel.ring.lost > 0 || !kernel.ring.fallback.is_empty() {
+        out.extend(ring_full(host, window_s, &kernel.ring));
+    }
+    summarize_floods(host, out)
+}
+
+/// Findings listed one by one for this many sources of a kind (per interface and VRID) at
+/// most; the rest become one summary. A flood of spoofed sources must not become a flood of
+/// findings (each one logged).
+const SOURCES_PER_KIND: usize = 5;
+
+fn summarize_floods(host: &str, found: Vec<Finding>) -> Vec<Finding> {
+    let mut seen: HashMap<(FindingKind, String, u8), usize> = HashMap::new();
+    let mut out = Vec::with_capacity(found.len().min(64));
+    for f in found {
+        if f.source.is_none() {
+            out.push(f);
+            continue;
+        }
+        let n = seen.entry((f.kind, f.ifname.clone(), f.vrid)).or_default();
+        *n += 1;
+        if *n <= SOURCES_PER_KIND {
+            out.push(f);
+        }
+    }
+    let mut more: Vec<_> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > SOURCES_PER_KIND)
+        .collect();
+    more.sort();
+    for ((kind, ifname, vrid), n) in more {
+        out.push(Finding {
+            kind,
+            ifname: ifname.clone(),
+            source: None,
+            vrid,
+            message: format!(
+                "{host} {ifname}: {} more sources for VRID {vrid} with the same finding ({kind}), not listed one by one: that many routers at once is a flood of spoofed adverts (`vrrpd watch` shows them).",
+                n - SOURCES_PER_KIND
+            ),
+            fix: Vec::new(),
+        });
+    }
     out
+}
+
+fn ring_full(host: &str, window_s: u64, ring: &Ring) -> Vec<Finding> {
+    let lost = if ring.lost > 0 {
+        format!(
+            "the XDP ring overflowed: {} adverts were lost before vrrpd read them in the last {window_s} s",
+            ring.lost
+        )
+    } else {
+        "the XDP ring overflowed".to_owned()
+    };
+    let fix = vec![
+        "find the flood's origin: `vrrpd capture -w flood.pcap -i IFNAME` shows the sources and MACs".to_owned(),
+        "filter VRRP to the routers of the pair at the switch (an ACL on protocol 112), or use unicast_peer so that only the peers count".to_owned(),
+    ];
+    if ring.fallback.is_empty() {
+        return vec![Finding {
+            kind: FindingKind::RingFull,
+            ifname: String::new(),
+            source: None,
+            vrid: 0,
+            message: format!(
+                "{host}: {lost}, a flood from many sources (each within its own budget), spread over every interface."
+            ),
+            fix,
+        }];
+    }
+    ring.fallback
+        .iter()
+        .map(|ifname| Finding {
+            kind: FindingKind::RingFull,
+            ifname: ifname.clone(),
+            source: None,
+            vrid: 0,
+            message: format!(
+                "{host} {ifname}: {lost}, most from {ifname}: a flood from many sources, each within its own budget. {ifname}'s elections hear its VRRP socket (after netfilter, as keepalived's do) until it has been quiet for 5 s; the other interfaces keep the ring."
+            ),
+            fix: fix.clone(),
+        })
+        .collect()
 }
 
 fn family_words(src: IpAddr) -> (&'static str, &'static str, &'static str, &'static str) {
@@ -779,6 +877,45 @@ mod tests {
             &Kernel::default(),
         );
         assert_eq!(f[0].kind, FindingKind::AuthMismatch);
+    }
+
+    /// 2000 spoofed sources with the wrong password: five findings and one summary, not 2000
+    /// (each would be logged); a ring that overflowed names the interface that left it.
+    #[test]
+    fn a_flood_of_sources_is_summarized_and_the_ring_named() {
+        let many: Vec<SourceWindow> = (0..2000u32)
+            .map(|i| {
+                let mut s = src(3, 3, vec![(DropReason::AuthMismatch, 3)]);
+                s.src = IpAddr::from((0xc612_0000 + i).to_be_bytes());
+                s
+            })
+            .collect();
+        let kernel = Kernel {
+            ring: Ring {
+                lost: 1500,
+                fallback: vec!["eth0".into()],
+            },
+            ..Kernel::default()
+        };
+        let f = findings("lb02", 5, &many, &[ours(false)], &kernel);
+        let auth: Vec<&Finding> = f
+            .iter()
+            .filter(|f| f.kind == FindingKind::AuthMismatch)
+            .collect();
+        assert_eq!(auth.len(), SOURCES_PER_KIND + 1, "{f:#?}");
+        let summary = auth.iter().find(|f| f.source.is_none()).expect("a summary");
+        assert!(
+            summary.message.contains("1995 more sources"),
+            "{}",
+            summary.message
+        );
+        let ring: Vec<&Finding> = f
+            .iter()
+            .filter(|f| f.kind == FindingKind::RingFull)
+            .collect();
+        assert_eq!(ring.len(), 1);
+        assert_eq!(ring[0].ifname, "eth0");
+        assert!(ring[0].message.contains("1500 adverts were lost"));
     }
 
     #[test]

@@ -376,6 +376,7 @@ mod tests {
             sources: Vec::new(),
             findings: Vec::new(),
             interfaces: Vec::new(),
+            elections_from_socket: Vec::new(),
             drop_probe: DropProbe::Running,
             xdp,
             capabilities: Vec::new(),

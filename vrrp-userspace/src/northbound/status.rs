@@ -26,6 +26,10 @@ pub struct Status {
     /// The findings of the periodic diagnosis, as `vrrpd diagnose` would print them.
     pub findings: Vec<Finding>,
     pub interfaces: Vec<Attached>,
+    /// Interfaces whose elections hear their VRRP socket instead of the ring while a flood
+    /// fills it (see the `ring-full` finding).
+    #[serde(default)]
+    pub elections_from_socket: Vec<String>,
     /// Whether the kernel's drop reasons are read (the skb:kfree_skb probe), or why not.
     pub drop_probe: DropProbe,
     /// The XDP program's counters, summed over CPUs and interfaces.

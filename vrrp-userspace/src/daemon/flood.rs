@@ -1,0 +1,318 @@
+//! A flood the per-source budget cannot stop: spoofed adverts from many sources, each within
+//! its own budget, fill the ring faster than the daemon reads it, and the real master's
+//! adverts are lost with the rest (`ring_full`). The interfaces that carry most of the
+//! records then leave the ring: their watch keys are taken out of the XDP map (so that the
+//! ring keeps room for the other interfaces' adverts) and their elections hear a raw socket
+//! of their own instead, after netfilter, as keepalived does, with a finding saying so. When
+//! the socket has been quiet for `CLEAR_AFTER`, the interface returns to the ring.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
+use tracing::{info, warn};
+
+use super::{Daemon, instances::SockFd};
+use crate::{
+    protocol::{
+        event::{InstanceKey, RxAdvert},
+        router::Input,
+    },
+    sys::{clock, socket::VrrpSocket},
+    time::Instant,
+    wire::vrrp::Family,
+};
+
+/// How often the ring's overflow counter is read while records arrive.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+/// An interface whose share of the records read since the last check is at least 1 / this
+/// when the ring overflows is taken off it.
+const SHARE: u64 = 4;
+/// A socket busier than this (packets a second) is still flooded: four times the fastest
+/// legal sender (VRRPv3 at 0.01 s), for 25 routers.
+const FLOODED_PPS: u64 = 10_000;
+/// Quiet this long, an interface returns to the ring.
+const CLEAR_AFTER: Duration = Duration::from_secs(5);
+/// The fallback socket's receive buffer: room for a burst while the loop catches up.
+const RCVBUF: usize = 4 << 20;
+
+/// One interface whose elections hear a socket.
+struct Fallback {
+    ifname: String,
+    since: Instant,
+    /// The last time it was flooded (the ring overflowed with its records, or its socket was
+    /// busier than `FLOODED_PPS`).
+    busy: Instant,
+    readers: Vec<JoinHandle<()>>,
+    packets: Arc<AtomicU64>,
+    packets_then: u64,
+}
+
+pub(super) struct Flood {
+    ring_full: u64,
+    checked: Instant,
+    /// Records read per ifindex since the last check.
+    records: HashMap<u32, u64>,
+    fallback: BTreeMap<u32, Fallback>,
+    tx: mpsc::Sender<RxAdvert>,
+    pub rx: mpsc::Receiver<RxAdvert>,
+}
+
+impl Flood {
+    pub fn new(now: Instant) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        Self {
+            ring_full: 0,
+            checked: now,
+            records: HashMap::new(),
+            fallback: BTreeMap::new(),
+            tx,
+            rx,
+        }
+    }
+
+    /// A record from the ring; whether its interface's elections still hear the ring.
+    pub fn note_record(&mut self, ifindex: u32) -> bool {
+        *self.records.entry(ifindex).or_default() += 1;
+        !self.fallback.contains_key(&ifindex)
+    }
+
+    /// Whether adverts read from `ifindex`'s fallback socket count in the elections.
+    pub fn hears_socket(&self, ifindex: u32) -> bool {
+        self.fallback.contains_key(&ifindex)
+    }
+
+    /// The ring's overflows since start, as last read.
+    pub fn ring_full(&self) -> u64 {
+        self.ring_full
+    }
+
+    /// The interfaces whose elections hear their socket, by name.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.fallback.values().map(|f| f.ifname.clone()).collect()
+    }
+
+    pub fn check_due(&self, now: Instant) -> bool {
+        now.since(self.checked) >= CHECK_EVERY
+    }
+}
+
+impl Daemon {
+    /// Reads the ring's overflow counter: takes the flooded interfaces off the ring, and
+    /// brings back those that have been quiet for `CLEAR_AFTER`.
+    pub(super) fn check_flood(&mut self, now: Instant) {
+        let full = self
+            .io
+            .datapath
+            .counter(vrrp_common::counter::RING_FULL)
+            .unwrap_or(self.flood.ring_full);
+        let f = &mut self.flood;
+        let elapsed = now.since(f.checked).as_secs_f64().max(0.001);
+        let records = std::mem::take(&mut f.records);
+        f.checked = now;
+        if full > f.ring_full {
+            let lost = full - f.ring_full;
+            let total: u64 = records.values().sum();
+            let flooded: Vec<u32> = records
+                .iter()
+                .filter(|(_, n)| **n * SHARE >= total)
+                .map(|(i, _)| *i)
+                .collect();
+            for ifindex in flooded {
+                if let Some(fb) = self.flood.fallback.get_mut(&ifindex) {
+                    fb.busy = now;
+                } else {
+                    self.enter_fallback(ifindex, lost, now);
+                }
+            }
+        }
+        self.flood.ring_full = full;
+        let mut cleared = Vec::new();
+        for (ifindex, fb) in &mut self.flood.fallback {
+            let packets = fb.packets.load(Relaxed);
+            let pps = (packets - fb.packets_then) as f64 / elapsed;
+            fb.packets_then = packets;
+            if pps > FLOODED_PPS as f64 {
+                fb.busy = now;
+            } else if now.since(fb.busy) >= CLEAR_AFTER {
+                cleared.push(*ifindex);
+            }
+        }
+        for ifindex in cleared {
+            self.leave_fallback(ifindex, now);
+        }
+    }
+
+    fn enter_fallback(&mut self, ifindex: u32, lost: u64, now: Instant) {
+        let Some(ifname) = self.io.datapath.ifname(ifindex).map(str::to_owned) else {
+            return;
+        };
+        let Some(link) = self.io.link(&ifname).cloned() else {
+            return;
+        };
+        let mut keys = Vec::new();
+        let mut opened: BTreeMap<Family, VrrpSocket> = BTreeMap::new();
+        for (_, v) in self
+            .router
+            .iter()
+            .filter(|(_, v)| v.spec.ifindex == ifindex)
+        {
+            keys.push(v.spec.key());
+            let family = v.spec.cfg.family;
+            if opened.contains_key(&family) {
+                continue;
+            }
+            let group = super::instances::group_address(&v.spec.cfg, &self.config.global);
+            match VrrpSocket::open(&link, family, v.spec.src, group) {
+                Ok(s) => {
+                    force_rcvbuf(&s);
+                    opened.insert(family, s);
+                }
+                Err(e) => warn!("{ifname}: the ring overflows, and no socket to fall back to: {e}"),
+            }
+        }
+        if opened.is_empty() {
+            return;
+        }
+        let packets = Arc::new(AtomicU64::new(0));
+        let readers = opened
+            .into_values()
+            .filter_map(|s| {
+                #[expect(
+                    deprecated,
+                    reason = "AsyncFd::register is unsafe; the AsyncFd owns the socket it registers"
+                )]
+                let fd = AsyncFd::new(SockFd(s)).ok()?;
+                Some(tokio::spawn(read_fallback(
+                    fd,
+                    Arc::clone(&packets),
+                    self.flood.tx.clone(),
+                )))
+            })
+            .collect();
+        for k in &keys {
+            if let Err(e) = self.io.datapath.unwatch(&super::executor::watch_key(*k)) {
+                warn!("{ifname}: cannot take VRID {} off the ring: {e}", k.vrid);
+            }
+        }
+        warn!(
+            "{ifname}: the XDP ring overflowed ({lost} adverts lost before vrrpd read them), mostly with {ifname}'s: a flood from many sources. Its elections hear the socket (after netfilter) until it has been quiet for {} s",
+            CLEAR_AFTER.as_secs()
+        );
+        self.flood.fallback.insert(
+            ifindex,
+            Fallback {
+                ifname,
+                since: now,
+                busy: now,
+                readers,
+                packets,
+                packets_then: 0,
+            },
+        );
+    }
+
+    fn leave_fallback(&mut self, ifindex: u32, now: Instant) {
+        let Some(fb) = self.flood.fallback.remove(&ifindex) else {
+            return;
+        };
+        for r in &fb.readers {
+            r.abort();
+        }
+        // The instances there now (a reload may have changed them), not those of the start.
+        let keys: Vec<InstanceKey> = self
+            .router
+            .iter()
+            .filter(|(_, v)| v.spec.ifindex == ifindex)
+            .map(|(_, v)| v.spec.key())
+            .collect();
+        for k in &keys {
+            if let Err(e) = self.io.datapath.watch(super::executor::watch_key(*k)) {
+                warn!(
+                    "{}: cannot put VRID {} back on the ring: {e}",
+                    fb.ifname, k.vrid
+                );
+            }
+        }
+        info!(
+            "{}: quiet for {} s: its elections hear the ring again (after {:.0} s on the socket, {} packets read there)",
+            fb.ifname,
+            CLEAR_AFTER.as_secs(),
+            now.since(fb.since).as_secs_f64(),
+            fb.packets.load(Relaxed)
+        );
+    }
+
+    /// An interface is gone (re-created): its fallback, if any, goes with it.
+    pub(super) fn forget_flood(&mut self, ifindex: u32) {
+        if let Some(fb) = self.flood.fallback.remove(&ifindex) {
+            for r in &fb.readers {
+                r.abort();
+            }
+        }
+    }
+
+    /// An advert from a fallback socket: observed as the ring would have, then to the router.
+    pub(super) async fn on_fallback_advert(&mut self, rx: RxAdvert) {
+        if !self.flood.hears_socket(rx.ifindex) {
+            return;
+        }
+        let ifname = self
+            .io
+            .datapath
+            .ifname(rx.ifindex)
+            .unwrap_or("?")
+            .to_owned();
+        self.observe.note_wire(&rx, &ifname);
+        self.handle(clock::now(), Input::Advert(rx)).await;
+    }
+}
+
+/// SO_RCVBUFFORCE (CAP_NET_ADMIN, kept) past net.core.rmem_max: a flood's burst waits in the
+/// kernel instead of taking the real master's adverts with it.
+fn force_rcvbuf(s: &VrrpSocket) {
+    let forced =
+        nix::sys::socket::setsockopt(&s.socket, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF);
+    if forced.is_err() {
+        let _ = s.socket.set_recv_buffer_size(RCVBUF);
+    }
+}
+
+/// Reads a fallback socket: each advert to the main loop (a full channel loses it, as a full
+/// socket buffer would), each packet counted for the flood's end.
+async fn read_fallback(fd: AsyncFd<SockFd>, packets: Arc<AtomicU64>, tx: mpsc::Sender<RxAdvert>) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok(mut guard) = fd.readable().await else {
+            return;
+        };
+        loop {
+            let sock = &guard.get_inner().0;
+            match sock.recv(&mut buf) {
+                Ok((n, Some(src))) => {
+                    packets.fetch_add(1, Relaxed);
+                    let rx = RxAdvert::from_socket(
+                        sock.ifindex,
+                        sock.family,
+                        src,
+                        &buf[..n],
+                        clock::now(),
+                    );
+                    let _ = tx.try_send(rx);
+                }
+                Ok((_, None)) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
