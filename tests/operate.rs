@@ -629,6 +629,12 @@ fn files_are_never_written_through_a_planted_symlink() {
     );
     let pid = fs::read_to_string(&planted[0].0).expect("pid file");
     assert_eq!(pid.trim(), lb01.pid().to_string());
+    // 0644 for the pid file (keepalived's pidfile.c), 0600 for every dump (its fopen_safe).
+    let modes: Vec<u32> = planted[..5]
+        .iter()
+        .map(|(p, _)| fs::metadata(p).map_or(0, |m| m.permissions().mode() & 0o777))
+        .collect();
+    assert_eq!(modes, [0o644, 0o600, 0o600, 0o600, 0o600]);
     assert!(
         fs::symlink_metadata(&planted[5].0).is_ok_and(|m| m.file_type().is_socket()),
         "the control socket is not in the symlink's place"

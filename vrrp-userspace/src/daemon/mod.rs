@@ -395,7 +395,7 @@ impl Daemon {
 
     /// One of keepalived's files in `--dump-dir`, replaced whole (written to a new file that
     /// no one else can have planted, then renamed over the old one: a symlink there is
-    /// replaced, never followed).
+    /// replaced, never followed), 0600 as keepalived's `fopen_safe` makes them.
     fn write_keepalived_file(&self, file: KeepalivedFile) {
         use crate::northbound::keepalived_files as ka;
         let status = self.status(clock::now());
@@ -405,7 +405,7 @@ impl Daemon {
             KeepalivedFile::Json => ("keepalived.json", ka::json(&status, &self.stats_baseline)),
         };
         let path = self.opts.dump_dir.join(name);
-        match crate::sys::files::replace(&path, text.as_bytes(), 0o644) {
+        match crate::sys::files::replace(&path, text.as_bytes(), 0o600) {
             Ok(()) => info!("{} written", path.display()),
             Err(e) => warn!("cannot write {}: {e}", path.display()),
         }
