@@ -722,6 +722,49 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "sync_group_tracking_weight",
             "",
         ),
+        (
+            "global_defs",
+            "vrrp_garp_lower_prio_delay",
+            "vrrp_garp_lower_prio_delay 3",
+            "",
+        ),
+        (
+            "global_defs",
+            "vrrp_garp_lower_prio_repeat",
+            "vrrp_garp_lower_prio_repeat 2",
+            "",
+        ),
+        (
+            "global_defs",
+            "vrrp_down_timer_adverts",
+            "vrrp_down_timer_adverts 5",
+            "",
+        ),
+        ("global_defs", "vrrp_rt_priority", "vrrp_rt_priority 30", ""),
+        (
+            "vrrp_instance",
+            "promote_secondaries",
+            "promote_secondaries",
+            "",
+        ),
+        (
+            "vrrp_instance",
+            "garp_lower_prio_delay",
+            "garp_lower_prio_delay 3",
+            "",
+        ),
+        (
+            "vrrp_instance",
+            "garp_lower_prio_repeat",
+            "garp_lower_prio_repeat 2",
+            "",
+        ),
+        (
+            "vrrp_instance",
+            "down_timer_adverts",
+            "down_timer_adverts 5",
+            "",
+        ),
     ];
     // Acted on, but their effect is not a field of the config: why, and where it is tested.
     let structural: &[(&str, &str, &str)] = &[
@@ -751,6 +794,26 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "vrrp_instance",
             "native_ipv6",
             "makes the instance IPv6 before its first address: checked below",
+        ),
+        (
+            "root",
+            "track_file",
+            "the block itself: track_file_blocks_and_their_use_are_read below",
+        ),
+        (
+            "root",
+            "vrrp_track_file",
+            "the block itself: track_file_blocks_and_their_use_are_read below",
+        ),
+        (
+            "vrrp_instance",
+            "track_file",
+            "names a track_file block defined before the instance: track_file_blocks_and_their_use_are_read below",
+        ),
+        (
+            "vrrp_sync_group",
+            "track_file",
+            "names a track_file block defined before the group: track_file_blocks_and_their_use_are_read below",
         ),
     ];
     let (_, e) = effect(&keyword_config("", "", "", "").replace(
@@ -858,4 +921,50 @@ fn every_keyword_is_acted_on_or_warned_about() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// track_file blocks (and the old name vrrp_track_file) and their use in an instance and a
+/// sync group are read into the config, as keepalived reads them: weight and reverse,
+/// init_file with its value and overwrite, the instance's weight override.
+#[test]
+fn track_file_blocks_and_their_use_are_read() {
+    let text = "track_file drain {\n  file /run/drain\n  weight -60 reverse\n  init_file 2 overwrite\n}\n\
+        vrrp_track_file old {\n  file /run/old\n}\n\
+        vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 50\n  priority 150\n  virtual_ipaddress {\n    10.0.0.3\n  }\n  track_file {\n    drain weight 5\n  }\n}\n\
+        vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    10.0.0.4\n  }\n}\n\
+        vrrp_sync_group G {\n  group {\n    VI_1\n    VI_2\n  }\n  track_file {\n    old\n  }\n}\n";
+    let (c, d) = config::load_str(text, "t.conf", &opts());
+    assert_eq!(d.errors().count(), 0, "{d:?}");
+    let drain = &c.track_files["drain"];
+    assert_eq!(drain.path, std::path::PathBuf::from("/run/drain"));
+    assert_eq!((drain.weight, drain.reverse), (-60, true));
+    assert_eq!(
+        drain.init,
+        Some(vrrp::config::InitFile {
+            value: 2,
+            overwrite: true
+        })
+    );
+    assert_eq!(c.track_files["old"].weight, 1);
+    assert!(
+        d.0.iter().any(|x| x.message.contains("\"vrrp_track_file\" is deprecated")),
+        "{d:?}"
+    );
+    // In a sync group without sync_group_tracking_weight, keepalived drops a weighted file
+    // from a member (and the group's own default weight stays the group's).
+    assert!(c.instances[0].track_files.is_empty(), "{:?}", c.instances[0].track_files);
+    assert_eq!(c.sync_groups[0].track_files[0].name, "old");
+    let (c, _) = config::load_str(
+        &text.replace("    drain weight 5\n", "    drain\n"),
+        "t.conf",
+        &opts(),
+    );
+    assert!(c.instances[0].track_files.is_empty(), "weight -60: dropped");
+    let solo = text
+        .split("vrrp_sync_group")
+        .next()
+        .expect("before the group")
+        .to_owned();
+    let (c, _) = config::load_str(&solo, "t.conf", &opts());
+    assert_eq!(c.instances[0].track_files[0].weight, Some(5));
 }

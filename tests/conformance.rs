@@ -121,6 +121,7 @@ impl Case {
             instances,
             groups: config.sync_groups.clone(),
             scripts: config.scripts.clone(),
+            files: config.track_files.clone(),
             links,
         }
     }

@@ -75,6 +75,7 @@ fn params(version: Version, interval_cs: u16, priority: u8, preempt: bool, i: us
         addresses: vec![IpAddr::from([10, 0, 0, 3])],
         peers: Vec::new(),
         strict_addresses: true,
+        down_timer_adverts: 3,
         auth: if version == Version::V2 {
             Auth::pass("1111")
         } else {

@@ -358,3 +358,93 @@ fn notify_scripts_run_in_transition_order_with_keepalived_arguments() {
         lb01.logs()
     );
 }
+
+/// track_file as keepalived does it: `init_file` writes 0 (0600) at start; `echo 1 >` the
+/// drain file lowers lb01 by its weight (-60: 150 to 90) and lb02 takes over, `echo 0 >`
+/// gives it back; a weight-0 file puts lb01 in FAULT while it holds a number other than 0,
+/// and removing it ends the FAULT. Each change is seen when it is written (inotify), and
+/// `status` shows the number.
+#[test]
+fn track_file_changes_priority_and_weight_0_means_fault() {
+    if !require_root("track_file_changes_priority_and_weight_0_means_fault") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use vrrp::{
+        northbound::status::Status,
+        protocol::{fsm::State, router::TrackedKind},
+    };
+    let lab = Lab::seed();
+    let drain = lab.dir().join("lb01.drain");
+    let fault = lab.dir().join("lb01.fault");
+    let conf = seed("ch4-lb01.conf")
+        .replace(
+            "vrrp_instance VI_1 {",
+            &format!(
+                "track_file drain {{\n  file {}\n  weight -60\n  init_file 0\n}}\n\ntrack_file fault {{\n  file {}\n  weight 0\n}}\n\nvrrp_instance VI_1 {{\n    track_file {{\n      drain\n      fault\n    }}",
+                drain.display(),
+                fault.display()
+            ),
+        );
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    let logs = || format!("{}\n{}", lb01.logs(), lb02.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !lab.holds(Host::Lb02, VIP)),
+        "{}",
+        logs()
+    );
+    assert_eq!(std::fs::read_to_string(&drain).expect("init_file"), "0\n");
+    assert_eq!(
+        std::fs::metadata(&drain)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let status = || -> Status {
+        lab.ask_json(VRRPD, Host::Lb01, &["status"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let moved_to = |holder: Host, other: Host| {
+        wait_until(Duration::from_secs(10), || {
+            lab.holds(holder, VIP) && !lab.holds(other, VIP)
+        })
+    };
+    std::fs::write(&drain, "1\n").expect("drain");
+    assert!(
+        wait_until(Duration::from_secs(3), || status().instances[0]
+            .priority
+            .effective
+            == 90),
+        "{:?}\n{}",
+        status().instances[0].priority,
+        logs()
+    );
+    let st = status();
+    let t = st.instances[0]
+        .priority
+        .tracking
+        .iter()
+        .find(|t| t.kind == TrackedKind::File && t.name == "drain")
+        .expect("drain in status");
+    assert_eq!((t.value, t.weight), (Some(1), Some(-60)));
+    assert!(moved_to(Host::Lb02, Host::Lb01), "{}", logs());
+    std::fs::write(&drain, "0\n").expect("undrain");
+    assert!(moved_to(Host::Lb01, Host::Lb02), "{}", logs());
+
+    std::fs::write(&fault, "1\n").expect("fault");
+    assert!(
+        wait_until(Duration::from_secs(3), || status().instances[0].state
+            == State::Fault),
+        "{}",
+        logs()
+    );
+    assert!(moved_to(Host::Lb02, Host::Lb01), "{}", logs());
+    std::fs::remove_file(&fault).expect("rm");
+    assert!(moved_to(Host::Lb01, Host::Lb02), "{}", logs());
+    assert_eq!(status().instances[0].priority.effective, 150);
+}

@@ -464,13 +464,28 @@ fn status_text(s: &Status) -> String {
             i.advert_int_s, i.master_down_interval_s
         );
         for t in &p.tracking {
+            let file_state;
             let (kind, ok) = match (t.kind, t.ok) {
                 (TrackedKind::Script, Some(true)) => ("script", "succeeded"),
                 (TrackedKind::Script, Some(false)) => ("script", "failed"),
                 (TrackedKind::Interface, Some(true)) => ("interface", "up"),
                 (TrackedKind::Interface, Some(false)) => ("interface", "down"),
-                (TrackedKind::Script, None) => ("script", "no result yet"),
-                (TrackedKind::Interface, None) => ("interface", "no result yet"),
+                (TrackedKind::Script | TrackedKind::Interface, None) => (
+                    if t.kind == TrackedKind::Script {
+                        "script"
+                    } else {
+                        "interface"
+                    },
+                    "no result yet",
+                ),
+                (TrackedKind::File, ok) => {
+                    file_state = match (t.value, ok) {
+                        (None, _) => "not read yet".to_owned(),
+                        (Some(v), Some(false)) => format!("{v} (FAULT)"),
+                        (Some(v), _) => v.to_string(),
+                    };
+                    ("file", file_state.as_str())
+                }
             };
             let weight = t
                 .weight

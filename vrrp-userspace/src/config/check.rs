@@ -296,6 +296,7 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
     // and runs: a weighted interface becomes unweighted for a member (FAULT when down) and
     // is dropped for an owner; a weighted script is dropped. vrrpd does the same.
     let scripts = c.scripts.clone();
+    let files = c.track_files.clone();
     let groups = c.sync_groups.clone();
     for i in &mut c.instances {
         let group = groups.iter().find(|g| g.members.contains(&i.name));
@@ -317,6 +318,26 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
                 cx.ignored(&t.loc, format!("({name}) track_script {} with weight {w} is not used: {why} (give it weight 0 to make it a FAULT)", t.name));
             }
             w == 0
+        });
+        // keepalived's track_file rule: the default weight 1 becomes 0 (FAULT while the
+        // number is not 0), any other weight drops the file.
+        i.track_files.retain_mut(|t| {
+            let w = t
+                .weight
+                .or_else(|| files.get(&t.name).map(|f| f.weight))
+                .unwrap_or(1);
+            match w {
+                0 => true,
+                1 => {
+                    cx.ignored(&t.loc, format!("({name}) track_file {}: its weight is not used ({why}): weight 0, FAULT while the file's number is not 0 (keepalived: specify weight 0)", t.name));
+                    t.weight = Some(0);
+                    true
+                }
+                _ => {
+                    cx.ignored(&t.loc, format!("({name}) track_file {} with weight {w} is not used: {why}", t.name));
+                    false
+                }
+            }
         });
         i.track_interfaces.retain_mut(|t| {
             let Some(w) = t.weight.filter(|w| *w != 0) else {

@@ -84,18 +84,8 @@ pub const ROOT: &[Keyword] = &[
             "vrrpd does not track processes yet: the instances that name it in track_process ignore it",
         ),
     ),
-    block(
-        "track_file",
-        Warned(
-            "vrrpd does not track files yet: the instances that name it in track_file ignore it",
-        ),
-    ),
-    block(
-        "vrrp_track_file",
-        Warned(
-            "vrrpd does not track files yet (vrrp_track_file is keepalived's old name of track_file): the instances that name it ignore it",
-        ),
-    ),
+    block("track_file", Acted),
+    block("vrrp_track_file", Acted),
     block("bfd_instance", BFD),
     block("virtual_server", LVS),
     block("virtual_server_group", LVS),
@@ -181,18 +171,9 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
             "of strict mode vrrpd applies its config checks and drops adverts with another address list; it adds no firewall rules for non-accepted VIPs yet",
         ),
     ),
-    line(
-        "vrrp_garp_lower_prio_delay",
-        Warned("vrrpd does not re-announce after a lower-priority advert yet"),
-    ),
-    line(
-        "vrrp_garp_lower_prio_repeat",
-        Warned("vrrpd does not re-announce after a lower-priority advert yet"),
-    ),
-    line(
-        "vrrp_down_timer_adverts",
-        Warned("vrrpd uses RFC 5798's Master_Down_Interval (3 adverts plus Skew_Time)"),
-    ),
+    line("vrrp_garp_lower_prio_delay", Acted),
+    line("vrrp_garp_lower_prio_repeat", Acted),
+    line("vrrp_down_timer_adverts", Acted),
     line(
         "vrrp_garp_extra_if",
         Warned("vrrpd sends gratuitous ARPs on the instance's interface only"),
@@ -251,12 +232,7 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
         "vrrp_no_swap",
         Warned("vrrpd locks the advert thread's memory where permitted"),
     ),
-    line(
-        "vrrp_rt_priority",
-        Warned(
-            "vrrpd's advert thread is SCHED_FIFO at priority 50 where permitted (--no-realtime turns it off)",
-        ),
-    ),
+    line("vrrp_rt_priority", Acted),
     line("vrrp_cpu_affinity", PROCESS),
     line("vrrp_rlimit_rttime", PROCESS),
     line("vrrp_rlimit_rtime", PROCESS),
@@ -440,7 +416,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
     line("garp_master_refresh", Acted),
     line("garp_master_refresh_repeat", Acted),
     line("v3_checksum_as_v2", Acted),
-    block("track_file", Warned(NOT_YET_TRACKED)),
+    block("track_file", Acted),
     block("track_process", Warned(NOT_YET_TRACKED)),
     block(
         "track_bfd",
@@ -490,10 +466,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         "track_src_ip",
         Warned("vrrpd does not track the source address"),
     ),
-    line(
-        "promote_secondaries",
-        Warned("vrrpd does not set promote_secondaries on the interface"),
-    ),
+    line("promote_secondaries", Acted),
     line(
         "linkbeat_use_polling",
         Refused("keepalived 2.2.7 refuses it too (deprecated): use the linkbeat_interfaces block"),
@@ -546,18 +519,9 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         "lvs_sync_daemon_interface",
         Refused("keepalived 2.2.7 refuses it too (deprecated): use lvs_sync_daemon in global_defs"),
     ),
-    line(
-        "garp_lower_prio_delay",
-        Warned("vrrpd does not re-announce after a lower-priority advert yet"),
-    ),
-    line(
-        "garp_lower_prio_repeat",
-        Warned("vrrpd does not re-announce after a lower-priority advert yet"),
-    ),
-    line(
-        "down_timer_adverts",
-        Warned("vrrpd uses RFC 5798's Master_Down_Interval (3 adverts plus Skew_Time)"),
-    ),
+    line("garp_lower_prio_delay", Acted),
+    line("garp_lower_prio_repeat", Acted),
+    line("down_timer_adverts", Acted),
     line(
         "garp_extra_if",
         Warned("vrrpd sends gratuitous ARPs on the instance's interface only"),
@@ -593,7 +557,7 @@ pub const VRRP_SYNC_GROUP: &[Keyword] = &[
     line("notify_stop", Acted),
     line("notify", Acted),
     line("sync_group_tracking_weight", Acted),
-    block("track_file", Warned(NOT_YET_TRACKED)),
+    block("track_file", Acted),
     block("track_process", Warned(NOT_YET_TRACKED)),
     block(
         "track_bfd",
@@ -638,9 +602,9 @@ pub const VRRP_TRACK_PROCESS: &[Keyword] = &[
 ];
 
 pub const TRACK_FILE: &[Keyword] = &[
-    line("file", CHECKED),
-    line("weight", CHECKED),
-    line("init_file", CHECKED),
+    line("file", Acted),
+    line("weight", Acted),
+    line("init_file", Acted),
 ];
 
 pub const GARP_GROUP: &[Keyword] = &[

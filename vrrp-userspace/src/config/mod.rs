@@ -195,6 +195,8 @@ pub struct ConfigError(pub Diagnostics);
 pub struct Config {
     pub global: Global,
     pub scripts: BTreeMap<String, Script>,
+    /// `track_file` blocks (keepalived's old name: `vrrp_track_file`), by name.
+    pub track_files: BTreeMap<String, TrackFile>,
     pub instances: Vec<Instance>,
     pub sync_groups: Vec<SyncGroup>,
     /// The keywords the config uses, by what vrrpd does with them (for `vrrpd check --dump`).
@@ -280,6 +282,9 @@ pub struct Global {
     /// keepalived's strict mode: vrrpd checks what keepalived checks in it (and warns that
     /// it applies none of it yet).
     pub vrrp_strict: bool,
+    /// `vrrp_rt_priority`: the advert thread's SCHED_FIFO priority (1..=99; vrrpd's default
+    /// 50, keepalived's: none unless set).
+    pub rt_priority: Option<u8>,
     pub garp: Garp,
     pub mcast_group4: Ipv4Addr,
     pub mcast_group6: Ipv6Addr,
@@ -293,6 +298,8 @@ pub struct Global {
     pub checksum_as_v2: bool,
     /// `vrrp_check_unicast_src`: every unicast instance checks its sources.
     pub check_unicast_src: bool,
+    /// `vrrp_down_timer_adverts`: adverts a backup misses before the master is down (3).
+    pub down_timer_adverts: u32,
 }
 
 impl Default for Global {
@@ -301,6 +308,7 @@ impl Default for Global {
             router_id: None,
             vrrp_version: Version::V2,
             vrrp_strict: false,
+            rt_priority: None,
             garp: Garp::default(),
             mcast_group4: crate::wire::vrrp::MCAST_V4,
             mcast_group6: crate::wire::vrrp::MCAST_V6,
@@ -311,6 +319,7 @@ impl Default for Global {
             vrrp_notify_fifo: None,
             checksum_as_v2: false,
             check_unicast_src: false,
+            down_timer_adverts: 3,
         }
     }
 }
@@ -332,6 +341,27 @@ pub struct Script {
     pub fall: u32,
     pub user: Option<RunUser>,
     pub init_fail: bool,
+}
+
+/// `track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`: the
+/// number in a file, times the weight, added to the priority (keepalived's track_file.c).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrackFile {
+    pub name: String,
+    pub loc: Loc,
+    pub path: PathBuf,
+    /// Default 1, within -254..=254; 0: FAULT while the number is not 0.
+    pub weight: i32,
+    pub reverse: bool,
+    /// `init_file`: the value written at start when the file is missing (or always, with
+    /// `overwrite`).
+    pub init: Option<InitFile>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct InitFile {
+    pub value: i64,
+    pub overwrite: bool,
 }
 
 /// keepalived's `state`: where an instance wants to start.
@@ -430,10 +460,14 @@ pub struct Instance {
     pub peer_ttl: Vec<(IpAddr, u8, u8)>,
     /// keepalived's `check_unicast_src`: unicast adverts only from the peers, and within their
     /// min_ttl / max_ttl.
+    /// `down_timer_adverts` (else the global one): Master_Down_Interval is this many
+    /// Master_Adver_Intervals plus Skew_Time (RFC 5798: 3).
+    pub down_timer_adverts: u32,
     pub check_unicast_src: bool,
     pub mcast_src_ip: Option<IpAddr>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
+    pub track_files: Vec<Tracked>,
     pub notify: Notify,
     pub garp: Garp,
     pub dont_track_primary: bool,
@@ -441,6 +475,9 @@ pub struct Instance {
     /// keepalived's strict mode for this instance (`strict_mode`, else `vrrp_strict`): checked,
     /// not applied yet.
     pub strict: bool,
+    /// `promote_secondaries`: net.ipv4.conf.IF.promote_secondaries is set while the instance
+    /// runs, so that removing the interface's primary address keeps the VIPs of its subnet.
+    pub promote_secondaries: bool,
 }
 
 impl Instance {
@@ -461,6 +498,7 @@ impl Instance {
             .track_interfaces
             .iter_mut()
             .chain(c.track_scripts.iter_mut())
+            .chain(c.track_files.iter_mut())
         {
             t.loc = nowhere.clone();
         }
@@ -485,6 +523,7 @@ pub struct SyncGroup {
     pub notify: Notify,
     pub track_scripts: Vec<Tracked>,
     pub track_interfaces: Vec<Tracked>,
+    pub track_files: Vec<Tracked>,
     /// keepalived's `sync_group_tracking_weight`: weights of the members' tracking apply
     /// (without it keepalived refuses weighted tracking in a group's members).
     pub tracking_weight: bool,

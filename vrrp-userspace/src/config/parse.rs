@@ -5,12 +5,13 @@
 use std::{
     collections::{BTreeSet, HashSet},
     net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
     time::Duration,
 };
 
 use super::{
-    Config, Diagnostics, Global, InitialState, Instance, Loc, Node, Notify, NotifyScript, RunUser,
-    Script, SyncGroup, Tracked, Vip,
+    Config, Diagnostics, Global, InitFile, InitialState, Instance, Loc, Node, Notify, NotifyScript,
+    RunUser, Script, SyncGroup, TrackFile, Tracked, Vip,
     keywords::{self, Disposition, Keyword},
     lex::script_words,
 };
@@ -375,7 +376,21 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
                 }
             }
             "vrrp_track_process" => track_process(&mut cx, node),
-            "track_file" | "vrrp_track_file" => track_file(&mut cx, node),
+            "track_file" | "vrrp_track_file" => {
+                if let Some(f) = track_file(&mut cx, node) {
+                    if config.track_files.contains_key(&f.name) {
+                        cx.warn(
+                            node.loc(),
+                            format!(
+                                "track_file {} is defined again: the first definition is used",
+                                f.name
+                            ),
+                        );
+                    } else {
+                        config.track_files.insert(f.name.clone(), f);
+                    }
+                }
+            }
             "bfd_instance" => {
                 if let Some(name) = node.args.first() {
                     cx.defined.bfds.insert(name.text.clone());
@@ -613,7 +628,9 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
             "vrrp_rt_priority" => {
                 if let Some(text) = cx.arg(n).map(str::to_owned) {
                     // keepalived clamps to [1, 99] and counts an error when it must.
-                    let _ = cx.int(n, &text, 1, 99);
+                    if let Some(p) = cx.int(n, &text, 1, 99) {
+                        g.rt_priority = u8::try_from(p).ok();
+                    }
                 }
             }
             "vrrp_startup_delay" => {
@@ -630,7 +647,9 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
                 }
             }
             "vrrp_down_timer_adverts" => {
-                let _ = cx.unsigned(n, 1, 100);
+                if let Some(d) = cx.unsigned(n, 1, 100) {
+                    g.down_timer_adverts = u32::try_from(d).unwrap_or(3);
+                }
             }
             "notify_fifo_script" | "vrrp_notify_fifo_script" => {
                 let _ = cx.notify_script(n);
@@ -826,31 +845,76 @@ fn track_process(cx: &mut Cx<'_>, node: &Node) {
     cx.defined.processes.insert(name);
 }
 
-fn track_file(cx: &mut Cx<'_>, node: &Node) {
+fn track_file(cx: &mut Cx<'_>, node: &Node) -> Option<TrackFile> {
     let Some(name) = node.args.first().map(|t| t.text.clone()) else {
         cx.err(node.loc(), format!("{} needs a name", node.name()));
-        return;
+        return None;
     };
-    let Some(block) = &node.block else {
-        return;
-    };
+    if node.name() == "vrrp_track_file" {
+        cx.warn(
+            node.loc(),
+            "\"vrrp_track_file\" is deprecated, please use \"track_file\" (keepalived says so too)",
+        );
+    }
+    let block = node.block.as_ref()?;
     let nodes = cx.keywords(
         &format!("{} {name}", node.name()),
         keywords::TRACK_FILE,
         block,
     );
-    if !nodes.iter().any(|n| n.name() == "file") {
-        cx.err(node.loc(), format!("track_file {name}: no file given"));
-        return;
-    }
+    let mut f = TrackFile {
+        name: name.clone(),
+        loc: node.loc().clone(),
+        path: PathBuf::new(),
+        weight: 1,
+        reverse: false,
+        init: None,
+    };
     for n in nodes {
-        if n.name() == "weight"
-            && let Some(text) = cx.arg(n).map(str::to_owned)
-        {
-            let _ = cx.int(n, &text, -254, 254);
+        match n.name() {
+            "file" => {
+                if f.path.as_os_str().is_empty()
+                    && let Some(p) = cx.arg(n)
+                {
+                    f.path = PathBuf::from(p);
+                }
+            }
+            "weight" => {
+                if let Some(text) = cx.arg(n).map(str::to_owned)
+                    && let Some(w) = cx.int(n, &text, -254, 254)
+                {
+                    f.weight = i32::try_from(w).unwrap_or(1);
+                    f.reverse = n.args.get(1).is_some_and(|t| t.text == "reverse");
+                }
+            }
+            "init_file" => {
+                let mut init = InitFile {
+                    value: 0,
+                    overwrite: false,
+                };
+                for w in &n.args {
+                    if w.text == "overwrite" {
+                        init.overwrite = true;
+                    } else if let Ok(v) = w.text.parse::<i32>() {
+                        init.value = i64::from(v);
+                    } else {
+                        cx.err(
+                            n.loc(),
+                            format!("track_file {name}: init_file '{}' is not a number", w.text),
+                        );
+                    }
+                }
+                f.init = Some(init);
+            }
+            _ => {}
         }
     }
+    if f.path.as_os_str().is_empty() {
+        cx.err(node.loc(), format!("track_file {name}: no file given"));
+        return None;
+    }
     cx.defined.files.insert(name);
+    Some(f)
 }
 
 /// keepalived's ip-addr syntax: `ADDR[/PREFIX] [dev IF] [brd X|+|-] [scope S] [label L]
@@ -1187,12 +1251,15 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         mcast_src_ip: None,
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
+        track_files: Vec::new(),
         notify: Notify::default(),
         garp: g.garp.for_instance(),
         dont_track_primary: false,
         checksum_as_v2: g.checksum_as_v2,
         check_unicast_src: g.check_unicast_src,
+        down_timer_adverts: g.down_timer_adverts,
         strict: g.vrrp_strict,
+        promote_secondaries: false,
     };
     let Some(block) = &node.block else {
         return None;
@@ -1410,10 +1477,14 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             "track_script" => {
                 i.track_scripts = tracked(cx, n.block.as_deref().unwrap_or_default(), "track_script", name);
             }
-            "track_file" | "track_process" | "track_bfd" => {
+            "track_file" => {
+                i.track_files = tracked(cx, n.block.as_deref().unwrap_or_default(), "track_file", name);
+            }
+            "track_process" | "track_bfd" => {
                 let _ = tracked(cx, n.block.as_deref().unwrap_or_default(), n.name(), name);
             }
             "dont_track_primary" => i.dont_track_primary = true,
+            "promote_secondaries" => i.promote_secondaries = true,
             "nopreempt" => i.preempt = false,
             "preempt" => i.preempt = true,
             "preempt_delay" => {
@@ -1454,7 +1525,9 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
                 }
             }
             "down_timer_adverts" => {
-                let _ = cx.unsigned(n, 1, 100);
+                if let Some(d) = cx.unsigned(n, 1, 100) {
+                    i.down_timer_adverts = u32::try_from(d).unwrap_or(3);
+                }
             }
             "debug" => {
                 let _ = cx.unsigned(n, 0, 4);
@@ -1829,6 +1902,7 @@ fn sync_group(cx: &mut Cx<'_>, node: &Node, name: &str) -> Option<SyncGroup> {
         notify: Notify::default(),
         track_scripts: Vec::new(),
         track_interfaces: Vec::new(),
+        track_files: Vec::new(),
         tracking_weight: false,
     };
     let Some(block) = &node.block else {
@@ -1881,7 +1955,15 @@ fn sync_group(cx: &mut Cx<'_>, node: &Node, name: &str) -> Option<SyncGroup> {
                     name,
                 );
             }
-            "track_file" | "track_process" | "track_bfd" => {
+            "track_file" => {
+                g.track_files = tracked(
+                    cx,
+                    n.block.as_deref().unwrap_or_default(),
+                    "track_file",
+                    name,
+                );
+            }
+            "track_process" | "track_bfd" => {
                 let _ = tracked(cx, n.block.as_deref().unwrap_or_default(), n.name(), name);
             }
             "sync_group_tracking_weight" => g.tracking_weight = true,

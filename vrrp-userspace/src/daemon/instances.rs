@@ -70,6 +70,8 @@ pub(super) struct Io {
     pub scheduling: Scheduling,
     links: HashMap<String, Link>,
     pub sockets: HashMap<(u32, Family), Arc<AsyncFd<SockFd>>>,
+    /// Interfaces whose promote_secondaries vrrpd set, with the value it had before.
+    pub promoted: BTreeMap<String, String>,
     /// The reader task of each socket that is read in userspace.
     readers: HashMap<(u32, Family), tokio::task::JoinHandle<()>>,
     pub announcers: HashMap<u32, Arc<Announcer>>,
@@ -98,6 +100,7 @@ impl Io {
             links: HashMap::new(),
             sockets: HashMap::new(),
             readers: HashMap::new(),
+            promoted: BTreeMap::new(),
             announcers: HashMap::new(),
             instances: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -243,6 +246,32 @@ impl Io {
             .unwrap_or(0)
     }
 
+    /// keepalived's `promote_secondaries`: set on the interface while vrrpd runs (the old
+    /// value is put back at stop), so that when its primary address goes, the kernel promotes
+    /// a VIP of the same subnet instead of deleting it with the primary.
+    fn promote_secondaries(&mut self, ifname: &str) {
+        if self.promoted.contains_key(ifname) {
+            return;
+        }
+        let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "0".to_owned());
+        match std::fs::write(&path, "1") {
+            Ok(()) => {
+                self.promoted
+                    .insert(ifname.to_owned(), old.trim().to_owned());
+            }
+            Err(e) => warn!("{ifname}: cannot set promote_secondaries: {e}"),
+        }
+    }
+
+    /// Puts back the promote_secondaries values vrrpd changed.
+    pub fn restore_sysctls(&mut self) {
+        for (ifname, old) in std::mem::take(&mut self.promoted) {
+            let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
+            let _ = std::fs::write(&path, old);
+        }
+    }
+
     /// Lets every queued notify script finish (notify_stop at shutdown), for at most `limit`.
     pub async fn finish_notifiers(&mut self, limit: Duration) {
         for r in self.instances.values_mut() {
@@ -296,6 +325,7 @@ impl Daemon {
         let mut plan = Plan {
             groups: config.sync_groups.clone(),
             scripts: config.scripts.clone(),
+            files: config.track_files.clone(),
             ..Plan::default()
         };
         let mut unresolved = std::collections::BTreeSet::new();
@@ -387,6 +417,9 @@ impl Daemon {
                     Removed::Absent => {}
                 }
             }
+        }
+        if cfg.promote_secondaries {
+            self.io.promote_secondaries(&link.name);
         }
         let group = group_address(cfg, global);
         self.io.open_sockets(&link, cfg.family, src, group)?;

@@ -254,7 +254,11 @@ impl Daemon {
         let netlink = Netlink::connect()?;
         let mut datapath = Datapath::load_with_drop_reasons()?;
         datapath.set_mode(opts.xdp_mode);
-        let (adverts, scheduling) = AdvertThread::start(opts.realtime);
+        let priority = config
+            .global
+            .rt_priority
+            .unwrap_or(crate::sys::advert_thread::RT_PRIORITY);
+        let (adverts, scheduling) = AdvertThread::start(opts.realtime.then_some(priority));
         match &scheduling {
             Scheduling::Fifo(p) => {
                 info!(
@@ -432,6 +436,7 @@ impl Daemon {
         self.handle(clock::now(), Input::Shutdown).await;
         // notify_stop and friends run to the end (bounded), as keepalived's do.
         self.io.finish_notifiers(Duration::from_secs(5)).await;
+        self.io.restore_sysctls();
         info!("vrrpd stopped");
     }
 }

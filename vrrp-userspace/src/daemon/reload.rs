@@ -26,6 +26,11 @@ impl Daemon {
             error!("reload refused, keeping the running config: {why}");
             return;
         }
+        if config.global.rt_priority != self.config.global.rt_priority {
+            warn!(
+                "vrrp_rt_priority changed: the advert thread keeps its priority until vrrpd restarts"
+            );
+        }
         let needed = super::confinement(&config);
         if !self.confined.allows(needed) {
             error!(

@@ -11,11 +11,12 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::error;
 
 use crate::{
-    config::{Config, Script},
+    config::{Config, Script, TrackFile},
     protocol::{router::Plan, track::TrackEvent},
     sys::{
         netlink::Netlink,
         scripts::{self, RunAs},
+        track_file,
     },
 };
 
@@ -45,6 +46,10 @@ impl Runs {
 pub(super) struct Trackers {
     /// vrrp_script name -> its runner, the config it runs with, and as whom.
     scripts: BTreeMap<String, (JoinHandle<()>, Script, Runs)>,
+    /// track_file name -> its watcher and the config it watches with.
+    files: BTreeMap<String, (JoinHandle<()>, TrackFile)>,
+    /// The first sync is the start (keepalived's init_file differs there).
+    started: bool,
     link_poller: Option<JoinHandle<()>>,
 }
 
@@ -117,12 +122,57 @@ impl Trackers {
             let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
             self.scripts.insert(name, (handle, script, how));
         }
+        self.sync_files(plan, tx);
         let resolved: BTreeMap<String, u32> = plan
             .instances
             .iter()
             .map(|s| (s.cfg.interface.clone(), s.ifindex))
             .collect();
         self.poll_links(&plan.links, resolved, netlink, tx);
+    }
+
+    /// Watches exactly the track_files `plan` uses; one whose config is unchanged keeps its
+    /// watcher. A file's number goes to the router at once and then at each change.
+    fn sync_files(&mut self, plan: &Plan, tx: &mpsc::Sender<TrackEvent>) {
+        let wanted = plan.files_in_use();
+        let at_start = !self.started;
+        self.started = true;
+        let stale: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(name, (_, cfg))| {
+                !wanted.contains(*name)
+                    || plan.files.get(*name).is_none_or(|new| {
+                        let mut old = cfg.clone();
+                        old.loc.clone_from(&new.loc);
+                        old != *new
+                    })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some((h, _)) = self.files.remove(&name) {
+                h.abort();
+            }
+        }
+        for name in wanted {
+            let Some(file) = plan.files.get(&name) else {
+                continue;
+            };
+            track_file::init(file, at_start);
+            if self.files.contains_key(&name) {
+                continue;
+            }
+            match track_file::spawn(file, tx.clone()) {
+                Ok(h) => {
+                    self.files.insert(name, (h, file.clone()));
+                }
+                Err(e) => error!(
+                    "track_file {name}: cannot watch {}: {e}; it bears on nothing (keepalived drops it too)",
+                    file.path.display()
+                ),
+            }
+        }
     }
 
     /// Polls the tracked interfaces for up/down, and the interfaces VRRP runs on for a new

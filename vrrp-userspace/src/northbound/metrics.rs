@@ -218,6 +218,7 @@ pub fn render(status: &Status) -> String {
                 let kind = match t.kind {
                     TrackedKind::Script => "script",
                     TrackedKind::Interface => "interface",
+                    TrackedKind::File => "file",
                 };
                 tracked.push((
                     format!("{{{},kind=\"{kind}\",name=\"{}\"}}", id(i), label(&t.name)),
@@ -229,7 +230,7 @@ pub fn render(status: &Status) -> String {
     family(
         "vrrpd_track_up",
         "gauge",
-        "1 while a tracked script succeeds or a tracked interface is up.",
+        "1 while a tracked script succeeds, a tracked interface is up, or a tracked file keeps the instance out of FAULT.",
         tracked,
     );
     let sid = |s: &SourceStatus| {
@@ -360,6 +361,7 @@ mod tests {
                         name: "check_web".into(),
                         ok: Some(true),
                         weight: Some(50),
+                        value: None,
                     }],
                 },
                 source: IpAddr::from([10, 0, 0, 5]),

@@ -95,6 +95,9 @@ pub struct Params {
     /// it is acted on and reported: RFC 5798 7.1 makes the check a MAY and asks for a log, and
     /// a pair half-way through a rolling change of its VIPs must not elect two masters.
     pub strict_addresses: bool,
+    /// Adverts missed before the master is down (keepalived's `down_timer_adverts`; RFC
+    /// 5798's 3).
+    pub down_timer_adverts: u32,
     /// v2 authentication we send and require.
     pub auth: Auth,
 }
@@ -306,7 +309,7 @@ impl Instance {
             Version::V3 => self.master_adver_interval_cs,
             Version::V2 => self.params.advert_interval_cs,
         };
-        centis(interval) * 3 + self.skew_time()
+        centis(interval) * self.params.down_timer_adverts.max(1) + self.skew_time()
     }
 
     /// The earliest pending deadline (a backup's Master_Down_Timer, a master's deferred
@@ -749,6 +752,7 @@ mod tests {
             addresses: vec![ip(3)],
             peers: Vec::new(),
             strict_addresses: true,
+            down_timer_adverts: 3,
             auth: if version == Version::V2 {
                 Auth::pass("1111")
             } else {

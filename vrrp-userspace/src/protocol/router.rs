@@ -29,7 +29,7 @@ use super::{
     fsm::{self, Action, Event, RxError, State},
     stats::InstanceStats,
     sync_group::SyncGroup,
-    track::{TrackEvent, Weighted, effective_priority},
+    track::{TrackEvent, Weighted, effective_priority, file_weighted},
 };
 use crate::{
     config::{self, InitialState},
@@ -90,6 +90,7 @@ impl Spec {
             addresses: c.vips.iter().map(|v| v.addr).collect(),
             peers: c.unicast_peers.clone(),
             strict_addresses: c.strict,
+            down_timer_adverts: c.down_timer_adverts,
             auth: c.wire_auth(),
         }
     }
@@ -109,6 +110,7 @@ pub struct Plan {
     pub instances: Vec<Spec>,
     pub groups: Vec<config::SyncGroup>,
     pub scripts: BTreeMap<String, config::Script>,
+    pub files: BTreeMap<String, config::TrackFile>,
     /// Every tracked interface (see [`tracked_links`]) and whether it is up now.
     pub links: BTreeMap<String, bool>,
 }
@@ -124,6 +126,19 @@ impl Plan {
             out.extend(g.track_scripts.iter().map(|t| t.name.clone()));
         }
         out.retain(|n| self.scripts.contains_key(n));
+        out
+    }
+
+    /// The track_files some instance or group tracks.
+    pub fn files_in_use(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for s in &self.instances {
+            out.extend(s.cfg.track_files.iter().map(|t| t.name.clone()));
+        }
+        for g in &self.groups {
+            out.extend(g.track_files.iter().map(|t| t.name.clone()));
+        }
+        out.retain(|n| self.files.contains_key(n));
         out
     }
 }
@@ -269,6 +284,9 @@ pub struct Tracked {
     /// None: no result yet.
     pub ok: Option<bool>,
     pub weight: Option<i32>,
+    /// A tracked file's number (None: not read yet, or not a file).
+    #[serde(default)]
+    pub value: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -276,6 +294,7 @@ pub struct Tracked {
 pub enum TrackedKind {
     Script,
     Interface,
+    File,
 }
 
 struct Entry {
@@ -313,6 +332,9 @@ pub struct Router {
     script_ok: BTreeMap<String, Option<bool>>,
     /// Tracked interface -> up?
     links: BTreeMap<String, bool>,
+    files: BTreeMap<String, config::TrackFile>,
+    /// track_file name -> its number (None until first read).
+    file_values: BTreeMap<String, Option<i64>>,
 }
 
 impl Router {
@@ -336,6 +358,11 @@ impl Router {
                     }
                     TrackEvent::Link { ifname, up } => {
                         self.links.insert(ifname, up);
+                    }
+                    TrackEvent::File { name, value } => {
+                        if let Some(v) = self.file_values.get_mut(&name) {
+                            *v = Some(value);
+                        }
                     }
                     TrackEvent::Recreated { .. } => {}
                 }
@@ -423,6 +450,7 @@ impl Router {
                 weight: t
                     .weight
                     .or_else(|| self.scripts.get(&t.name).map(|s| s.weight)),
+                value: None,
             })
             .collect();
         out.extend(e.spec.cfg.track_interfaces.iter().map(|t| Tracked {
@@ -430,6 +458,21 @@ impl Router {
             name: t.name.clone(),
             ok: self.links.get(&t.name).copied(),
             weight: t.weight,
+            value: None,
+        }));
+        out.extend(e.spec.cfg.track_files.iter().filter_map(|t| {
+            let f = self.files.get(&t.name)?;
+            let value = self.file_values.get(&t.name).copied().flatten();
+            let weight = t.weight.unwrap_or(f.weight);
+            let w = file_weighted(value, weight, t.reverse || f.reverse);
+            Some(Tracked {
+                kind: TrackedKind::File,
+                name: t.name.clone(),
+                // Not in FAULT for it.
+                ok: w.ok.map(|ok| ok || w.weight != Some(0)),
+                weight: Some(weight),
+                value,
+            })
         }));
         out
     }
@@ -478,7 +521,13 @@ impl Router {
                     .or_insert_with(|| super::track::ScriptState::new(s.init_fail).ok);
             }
         }
+        let files = plan.files_in_use();
         self.scripts = plan.scripts;
+        self.file_values.retain(|n, _| files.contains(n));
+        for name in files {
+            self.file_values.entry(name).or_insert(None);
+        }
+        self.files = plan.files;
         // Read at resolution: fresher than what the poller last said.
         self.links.extend(plan.links);
         let stopping: Vec<String> = self
@@ -809,6 +858,21 @@ impl Router {
                 reverse: t.reverse || s.weight_reverse,
                 ok: self.script_ok.get(&t.name).copied().flatten(),
             });
+        }
+        let files = cfg
+            .track_files
+            .iter()
+            .chain(group.into_iter().flat_map(|g| g.track_files.iter()));
+        for t in files {
+            let Some(f) = self.files.get(&t.name) else {
+                continue;
+            };
+            let value = self.file_values.get(&t.name).copied().flatten();
+            out.push(file_weighted(
+                value,
+                t.weight.unwrap_or(f.weight),
+                t.reverse || f.reverse,
+            ));
         }
         let ifaces = cfg
             .track_interfaces

@@ -12,6 +12,8 @@ pub enum TrackEvent {
     Script { name: String, ok: bool },
     /// A tracked interface went up or down.
     Link { ifname: String, up: bool },
+    /// A tracked file (`track_file`) holds a new number (0 when it is missing or not a number).
+    File { name: String, value: i64 },
     /// An interface VRRP runs on exists again under a new ifindex (deleted and created again:
     /// a VLAN or bond rebuilt, a driver reloaded). The daemon re-resolves its instances and
     /// hands the router a new plan; the router's tracking is unchanged by it.
@@ -68,6 +70,57 @@ pub struct Weighted {
     pub reverse: bool,
     /// None: no result yet (counts neither way).
     pub ok: Option<bool>,
+}
+
+/// How a tracked file bears on an instance (keepalived's track_file.c): the file's number
+/// times the weight, negated by `reverse`, taken within -254..=253, where -254 means FAULT;
+/// with weight 0, FAULT while the number is not 0 (while it is 0, with `reverse`). None: not
+/// read yet, no bearing.
+pub fn file_weighted(value: Option<i64>, weight: i32, reverse: bool) -> Weighted {
+    let fault = Weighted {
+        weight: Some(0),
+        reverse: false,
+        ok: Some(false),
+    };
+    let Some(value) = value else {
+        return Weighted {
+            weight: Some(0),
+            reverse: false,
+            ok: None,
+        };
+    };
+    if weight == 0 {
+        return if (value != 0) != reverse {
+            fault
+        } else {
+            Weighted {
+                weight: Some(0),
+                reverse: false,
+                ok: Some(true),
+            }
+        };
+    }
+    let sign = if reverse { -1 } else { 1 };
+    let delta = value
+        .saturating_mul(i64::from(weight))
+        .saturating_mul(sign)
+        .clamp(-254, 253);
+    if delta == -254 {
+        return fault;
+    }
+    if delta == 0 {
+        return Weighted {
+            weight: Some(0),
+            reverse: false,
+            ok: Some(true),
+        };
+    }
+    // As a weight that applies: a positive one while "up", a negative one while "down".
+    Weighted {
+        weight: Some(i32::try_from(delta).unwrap_or(0)),
+        reverse: false,
+        ok: Some(delta > 0),
+    }
 }
 
 /// The effective priority (keepalived's rules): a positive weight is added while the tracked
@@ -127,6 +180,40 @@ mod tests {
             ScriptState::new(true).ok,
             Some(false),
             "init_fail starts failed"
+        );
+    }
+
+    #[test]
+    fn track_files_follow_keepalived() {
+        let p = |value, weight, reverse| {
+            effective_priority(100, &[file_weighted(value, weight, reverse)])
+        };
+        assert_eq!(p(None, 10, false), Some(100), "not read yet");
+        assert_eq!(p(Some(3), 10, false), Some(130));
+        assert_eq!(p(Some(3), 10, true), Some(70), "reverse");
+        assert_eq!(p(Some(-2), 10, false), Some(80));
+        assert_eq!(p(Some(0), 10, false), Some(100));
+        assert_eq!(
+            p(Some(25), 10, false),
+            Some(254),
+            "253 at most, then clamped"
+        );
+        assert_eq!(p(Some(-25), 10, false), Some(1), "-250: clamped to 1");
+        assert_eq!(p(Some(-26), 10, false), None, "-254 or less: FAULT");
+        assert_eq!(p(Some(-26), 10, true), Some(254));
+        assert_eq!(p(Some(1), 0, false), None, "weight 0: FAULT while not 0");
+        assert_eq!(p(Some(0), 0, false), Some(100));
+        assert_eq!(p(Some(0), 0, true), None, "weight 0 reverse: FAULT while 0");
+        assert_eq!(p(Some(7), 0, true), Some(100));
+        assert_eq!(
+            effective_priority(255, &[file_weighted(Some(-3), 10, false)]),
+            Some(255),
+            "the owner is not adjusted"
+        );
+        assert_eq!(
+            effective_priority(255, &[file_weighted(Some(1), 0, false)]),
+            None,
+            "but it does go to FAULT"
         );
     }
 

@@ -84,16 +84,17 @@ pub enum Scheduling {
 }
 
 impl AdvertThread {
-    /// Starts the thread; `realtime` asks for SCHED_FIFO at `RT_PRIORITY`.
-    pub fn start(realtime: bool) -> (Self, Scheduling) {
+    /// Starts the thread; `realtime` asks for SCHED_FIFO at that priority (`RT_PRIORITY`
+    /// unless the config's `vrrp_rt_priority` says otherwise).
+    pub fn start(realtime: Option<u8>) -> (Self, Scheduling) {
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("vrrpd-adverts".to_owned())
             .spawn(move || {
-                let sched = if realtime {
-                    make_realtime()
+                let sched = if let Some(priority) = realtime {
+                    make_realtime(priority)
                 } else {
                     Scheduling::Normal("--no-realtime".to_owned())
                 };
@@ -162,12 +163,12 @@ impl Drop for AdvertThread {
     }
 }
 
-fn make_realtime() -> Scheduling {
+fn make_realtime(priority: u8) -> Scheduling {
     use thread_priority::{
         RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,
     };
-    let value = ThreadPriorityValue::try_from(RT_PRIORITY).unwrap_or_default();
+    let value = ThreadPriorityValue::try_from(priority).unwrap_or_default();
     match set_thread_priority_and_policy(
         thread_native_id(),
         ThreadPriority::Crossplatform(value),
@@ -189,7 +190,7 @@ fn make_realtime() -> Scheduling {
                     "adverts: memory not locked ({e}); grant CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK for that"
                 );
             }
-            Scheduling::Fifo(RT_PRIORITY)
+            Scheduling::Fifo(priority)
         }
         Err(e) => Scheduling::Normal(format!(
             "SCHED_FIFO refused ({}): grant CAP_SYS_NICE, and real-time runtime to vrrpd's cgroup (cgroup v1: cpu.rt_runtime_us, e.g. 10000; systemd: CPUSchedulingPolicy=fifo), or a CPU-throttled cgroup will delay its adverts",

@@ -15,3 +15,4 @@ pub mod ping;
 pub mod scripts;
 pub mod signals;
 pub mod socket;
+pub mod track_file;

@@ -1,0 +1,142 @@
+//! Issue 17: keepalived.conf settings that vrrpd parses are in force, each shown where it
+//! acts: on the wire, in the kernel's tables, or in the scheduler.
+
+use std::time::{Duration, Instant};
+
+use vrrp::{northbound::status::Status, sys::advert_thread::Scheduling};
+use vrrpd_lab::{Host, Lab, ch4_config, fixtures, require_root, wait_until};
+
+const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
+const VIP: &str = "10.0.0.3";
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join("seed").join(name)).expect("seed fixture")
+}
+
+fn status(lab: &Lab, host: Host) -> Status {
+    lab.ask_json(VRRPD, host, &["status"])
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `down_timer_adverts 10` on lb02 at advert_int 0.1: its Master_Down_Interval is ten
+/// intervals plus Skew_Time (1.061 s, not RFC 5798's 0.361 s), and after lb01 dies it waits
+/// that long before it takes over.
+#[test]
+fn down_timer_adverts_stretches_the_master_down_interval() {
+    if !require_root("down_timer_adverts_stretches_the_master_down_interval") {
+        return;
+    }
+    let lab = Lab::seed();
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &ch4_config(Host::Lb01, 0.1));
+    let lb02 = lab.vrrpd(
+        VRRPD,
+        Host::Lb02,
+        &ch4_config(Host::Lb02, 0.1).replace(
+            "    priority 100",
+            "    priority 100\n    down_timer_adverts 10",
+        ),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !lab.holds(Host::Lb02, VIP)),
+        "{}",
+        lb02.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let mdi = status(&lab, Host::Lb02).instances[0].master_down_interval_s;
+    let expected = 10.0 * 0.1 + (256.0 - 100.0) / 256.0 * 0.1;
+    assert!((mdi - expected).abs() < 0.001, "{mdi} vs {expected}");
+    let t0 = Instant::now();
+    lb01.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)),
+        "{}",
+        lb02.logs()
+    );
+    let took = t0.elapsed();
+    // No earlier than ten missed adverts (less the last one's age, at most an interval).
+    assert!(
+        took >= Duration::from_millis(900),
+        "lb02 took over after {took:?}, before ten adverts were missed"
+    );
+}
+
+/// `vrrp_rt_priority 30`: the advert thread runs SCHED_FIFO at 30, as /proc says.
+#[test]
+fn vrrp_rt_priority_is_the_advert_thread_s_priority() {
+    if !require_root("vrrp_rt_priority_is_the_advert_thread_s_priority") {
+        return;
+    }
+    let lab = Lab::seed();
+    let conf =
+        seed("ch4-lb01.conf").replace("router_id lb01", "router_id lb01\n  vrrp_rt_priority 30");
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert_eq!(status(&lab, Host::Lb01).advert_thread, Scheduling::Fifo(30));
+    // rt_priority is the 40th field of /proc/PID/task/TID/stat (after the command's parens).
+    let rt: Vec<(String, u64)> = std::fs::read_dir(format!("/proc/{}/task", lb01.pid()))
+        .expect("tasks")
+        .filter_map(Result::ok)
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let rt = rest.split_whitespace().nth(37)?.parse().ok()?;
+            Some((comm.trim().to_owned(), rt))
+        })
+        .collect();
+    assert!(
+        rt.iter()
+            .any(|(comm, p)| comm == "vrrpd-adverts" && *p == 30),
+        "{rt:?}"
+    );
+}
+
+/// `promote_secondaries`: set on eth0 while vrrpd runs, so that when the primary address
+/// (10.0.0.5/24) is removed, the kernel keeps the VIP of its subnet (10.0.0.3/24) instead of
+/// deleting it with the primary; put back at stop.
+#[test]
+fn promote_secondaries_keeps_the_vip_when_the_primary_goes() {
+    if !require_root("promote_secondaries_keeps_the_vip_when_the_primary_goes") {
+        return;
+    }
+    let lab = Lab::seed();
+    let sysctl = || {
+        lab.exec(
+            Host::Lb01,
+            &["cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"],
+        )
+        .trim()
+        .to_owned()
+    };
+    let before = sysctl();
+    let conf = seed("ch4-lb01.conf")
+        .replace(
+            "    priority 150",
+            "    priority 150\n    promote_secondaries",
+        )
+        .replace("      10.0.0.3\n", "      10.0.0.3/24\n");
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert_eq!(sysctl(), "1");
+    lab.exec(
+        Host::Lb01,
+        &["ip", "addr", "del", "10.0.0.5/24", "dev", "eth0"],
+    );
+    assert!(
+        lab.holds(Host::Lb01, VIP),
+        "the VIP went with the primary address: {:?}",
+        lab.addresses(Host::Lb01, "eth0")
+    );
+    lb01.signal("TERM");
+    assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(sysctl(), before, "promote_secondaries not put back");
+}
