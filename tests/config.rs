@@ -742,6 +742,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
         ),
         ("global_defs", "vrrp_rt_priority", "vrrp_rt_priority 30", ""),
         (
+            "global_defs",
+            "vrrp_startup_delay",
+            "vrrp_startup_delay 5",
+            "",
+        ),
+        (
             "vrrp_instance",
             "promote_secondaries",
             "promote_secondaries",
@@ -764,6 +770,13 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "down_timer_adverts",
             "down_timer_adverts 5",
             "",
+        ),
+        ("vrrp_instance", "use_vmac", "use_vmac", ""),
+        (
+            "vrrp_instance",
+            "vmac_xmit_base",
+            "use_vmac\n    vmac_xmit_base",
+            "use_vmac",
         ),
     ];
     // Acted on, but their effect is not a field of the config: why, and where it is tested.
@@ -947,12 +960,17 @@ fn track_file_blocks_and_their_use_are_read() {
     );
     assert_eq!(c.track_files["old"].weight, 1);
     assert!(
-        d.0.iter().any(|x| x.message.contains("\"vrrp_track_file\" is deprecated")),
+        d.0.iter()
+            .any(|x| x.message.contains("\"vrrp_track_file\" is deprecated")),
         "{d:?}"
     );
     // In a sync group without sync_group_tracking_weight, keepalived drops a weighted file
     // from a member (and the group's own default weight stays the group's).
-    assert!(c.instances[0].track_files.is_empty(), "{:?}", c.instances[0].track_files);
+    assert!(
+        c.instances[0].track_files.is_empty(),
+        "{:?}",
+        c.instances[0].track_files
+    );
     assert_eq!(c.sync_groups[0].track_files[0].name, "old");
     let (c, _) = config::load_str(
         &text.replace("    drain weight 5\n", "    drain\n"),

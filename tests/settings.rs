@@ -140,3 +140,39 @@ fn promote_secondaries_keeps_the_vip_when_the_primary_goes() {
     assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
     assert_eq!(sysctl(), before, "promote_secondaries not put back");
 }
+
+/// `vrrp_startup_delay 2`: lb01 (`state MASTER`, which takes over at once) holds nothing for
+/// two seconds after it starts, then takes the VIP.
+#[test]
+fn vrrp_startup_delay_holds_the_instances_back() {
+    if !require_root("vrrp_startup_delay_holds_the_instances_back") {
+        return;
+    }
+    let lab = Lab::seed();
+    let conf =
+        seed("ch4-lb01.conf").replace("router_id lb01", "router_id lb01\n  vrrp_startup_delay 2");
+    let t0 = Instant::now();
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(
+        wait_until(Duration::from_secs(10), || lb01
+            .logs()
+            .contains("the instances start in 2.000 s")),
+        "{}",
+        lb01.logs()
+    );
+    while t0.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            !lab.holds(Host::Lb01, VIP),
+            "the VIP came {:?} after the start\n{}",
+            t0.elapsed(),
+            lb01.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+}

@@ -521,11 +521,18 @@ impl Lab {
             .collect()
     }
 
-    /// Whether `host` holds `addr` on any interface.
+    /// Whether `host` holds `addr` on any interface (a VMAC's included).
     pub fn holds(&self, host: Host, addr: &str) -> bool {
-        host.interfaces()
-            .iter()
-            .any(|(ifname, _)| self.addresses(host, ifname).iter().any(|a| a == addr))
+        let Ok(out) = self.try_exec(host, &["ip", "-j", "addr", "show"]) else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .into_iter()
+            .flatten()
+            .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
+            .any(|a| a["local"].as_str() == Some(addr))
     }
 
     /// The XDP program ids attached to `host`'s interfaces, via `ip -j link`.

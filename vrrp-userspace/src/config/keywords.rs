@@ -258,10 +258,7 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
     ),
     line("lvs_notify_fifo", LVS_GLOBAL),
     line("lvs_notify_fifo_script", LVS_GLOBAL),
-    line(
-        "vrrp_startup_delay",
-        Warned("vrrpd does not delay its start yet"),
-    ),
+    line("vrrp_startup_delay", Acted),
     line(
         "log_unknown_vrids",
         Warned(
@@ -357,11 +354,11 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
     line("vrrp_rx_bufs_multiplier", NETLINK_BUFS),
     line(
         "vmac_prefix",
-        Warned("vrrpd creates no virtual MAC interfaces yet"),
+        Warned("vrrpd names a VMAC vrrp.VRID unless use_vmac names it"),
     ),
     line(
         "vmac_addr_prefix",
-        Warned("vrrpd creates no virtual MAC interfaces yet"),
+        Warned("vrrpd makes no VMAC for addresses on other interfaces (use_vmac_addr)"),
     ),
     line(
         "umask",
@@ -422,22 +419,14 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         "track_bfd",
         Warned("vrrpd has no BFD: instances ignore track_bfd"),
     ),
-    line(
-        "use_vmac",
-        Warned(
-            "vrrpd creates no virtual MAC interface yet: the VIPs go on the instance's interface, adverts leave from its own MAC",
-        ),
-    ),
+    line("use_vmac", Acted),
     line(
         "use_vmac_addr",
-        Warned("vrrpd creates no virtual MAC interface yet"),
-    ),
-    line(
-        "vmac_xmit_base",
         Warned(
-            "vrrpd creates no virtual MAC interface yet: adverts leave from the instance's interface",
+            "vrrpd makes a VMAC for the instance's interface only: VIPs with another dev go there as they are",
         ),
     ),
+    line("vmac_xmit_base", Acted),
     line(
         "use_ipvlan",
         Warned("vrrpd creates no ipvlan interface: the VIPs go on the instance's interface"),

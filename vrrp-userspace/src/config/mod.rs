@@ -285,6 +285,9 @@ pub struct Global {
     /// `vrrp_rt_priority`: the advert thread's SCHED_FIFO priority (1..=99; vrrpd's default
     /// 50, keepalived's: none unless set).
     pub rt_priority: Option<u8>,
+    /// `vrrp_startup_delay`: how long the instances wait after the start (a host whose
+    /// network comes up after the daemon).
+    pub startup_delay: Option<Duration>,
     pub garp: Garp,
     pub mcast_group4: Ipv4Addr,
     pub mcast_group6: Ipv6Addr,
@@ -309,6 +312,7 @@ impl Default for Global {
             vrrp_version: Version::V2,
             vrrp_strict: false,
             rt_priority: None,
+            startup_delay: None,
             garp: Garp::default(),
             mcast_group4: crate::wire::vrrp::MCAST_V4,
             mcast_group6: crate::wire::vrrp::MCAST_V6,
@@ -475,6 +479,11 @@ pub struct Instance {
     /// keepalived's strict mode for this instance (`strict_mode`, else `vrrp_strict`): checked,
     /// not applied yet.
     pub strict: bool,
+    /// `use_vmac [NAME]`: the virtual MAC interface (a macvlan on `interface` carrying
+    /// 00:00:5e:00:01:VRID) the VIPs go on and the adverts leave from; its name.
+    pub vmac: Option<String>,
+    /// `vmac_xmit_base`: adverts leave from the base interface, the VIPs stay on the VMAC.
+    pub vmac_xmit_base: bool,
     /// `promote_secondaries`: net.ipv4.conf.IF.promote_secondaries is set while the instance
     /// runs, so that removing the interface's primary address keeps the VIPs of its subnet.
     pub promote_secondaries: bool,

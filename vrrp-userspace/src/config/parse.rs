@@ -634,7 +634,7 @@ fn global_defs(cx: &mut Cx<'_>, node: &Node, g: &mut Global) {
                 }
             }
             "vrrp_startup_delay" => {
-                let _ = cx.seconds(n, 0.001, 4294.967_295);
+                g.startup_delay = cx.seconds(n, 0.001, 4294.967_295);
             }
             "vrrp_garp_lower_prio_delay" => {
                 if let Some(d) = cx.unsigned(n, 0, 4294) {
@@ -1260,6 +1260,8 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         down_timer_adverts: g.down_timer_adverts,
         strict: g.vrrp_strict,
         promote_secondaries: false,
+        vmac: None,
+        vmac_xmit_base: false,
     };
     let Some(block) = &node.block else {
         return None;
@@ -1485,6 +1487,16 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             }
             "dont_track_primary" => i.dont_track_primary = true,
             "promote_secondaries" => i.promote_secondaries = true,
+            "use_vmac" => {
+                // Named after the VRID once the block is read.
+                let name = n.args.first().map_or_else(String::new, |t| t.text.clone());
+                if name.len() > 15 || name.contains('/') || name.contains(char::is_whitespace) {
+                    cx.err(n.loc(), format!("({}) use_vmac '{name}': not an interface name (at most 15 characters)", i.name));
+                } else {
+                    i.vmac = Some(name);
+                }
+            }
+            "vmac_xmit_base" => i.vmac_xmit_base = true,
             "nopreempt" => i.preempt = false,
             "preempt" => i.preempt = true,
             "preempt_delay" => {
@@ -1647,7 +1659,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         };
         i.advert_int_cs = u16::try_from(cs.max(1)).unwrap_or(100);
     }
-    super::check::instance(
+    let mut checked = super::check::instance(
         cx,
         &mut i,
         node,
@@ -1661,7 +1673,14 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             mcast_dst: seen.mcast_dst,
             state_given: state,
         },
-    )
+    );
+    // keepalived's default VMAC name: vrrp.VRID.
+    if let Some(i) = checked.as_mut()
+        && i.vmac.as_deref() == Some("")
+    {
+        i.vmac = Some(format!("vrrp.{}", i.vrid));
+    }
+    checked
 }
 
 /// What the checks of an instance need beside the instance.

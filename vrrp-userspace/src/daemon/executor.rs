@@ -99,6 +99,11 @@ impl Daemon {
                 Output::Update(name) => self.renew_resources(&name),
                 Output::Retire(name) => {
                     self.io.adverts.set(&name, None);
+                    let vmac = self
+                        .io
+                        .instances
+                        .get(&name)
+                        .and_then(|r| r.spec.cfg.vmac.clone());
                     if let Some(mut r) = self.io.instances.remove(&name) {
                         // Its notify_stop runs to the end in the background.
                         tokio::spawn(async move {
@@ -108,6 +113,16 @@ impl Daemon {
                     info!(
                         "({name}) stopped: gone from the plan (a reload, or its interface re-created)"
                     );
+                    // Its VMAC goes with it, unless another instance (or itself, renamed)
+                    // still has it.
+                    if let Some(vmac) = vmac
+                        && !self
+                            .router
+                            .iter()
+                            .any(|(_, v)| v.spec.cfg.vmac.as_ref() == Some(&vmac))
+                    {
+                        self.io.drop_vmac(&vmac).await;
+                    }
                 }
             }
         }
@@ -159,8 +174,13 @@ impl Daemon {
         let Some(r) = self.resources(name) else {
             return;
         };
-        let (spec, dsts, stats) = (r.spec.clone(), r.dsts.clone(), Arc::clone(&r.stats));
-        let Some(sock) = self.io.sockets.get(&(spec.ifindex, spec.cfg.family)) else {
+        let (spec, dsts, stats, tx) = (
+            r.spec.clone(),
+            r.dsts.clone(),
+            Arc::clone(&r.stats),
+            r.tx_ifindex,
+        );
+        let Some(sock) = self.io.sockets.get(&(tx, spec.cfg.family)) else {
             return;
         };
         for (dst, bytes) in packets(&spec, &dsts, priority) {
@@ -201,8 +221,13 @@ impl Daemon {
         let Some(r) = self.resources(name) else {
             return;
         };
-        let (spec, dsts, stats) = (r.spec.clone(), r.dsts.clone(), Arc::clone(&r.stats));
-        let Some(sock) = self.io.sockets.get(&(spec.ifindex, spec.cfg.family)) else {
+        let (spec, dsts, stats, tx) = (
+            r.spec.clone(),
+            r.dsts.clone(),
+            Arc::clone(&r.stats),
+            r.tx_ifindex,
+        );
+        let Some(sock) = self.io.sockets.get(&(tx, spec.cfg.family)) else {
             return;
         };
         let socket = match sock.get_ref().0.tx_clone() {

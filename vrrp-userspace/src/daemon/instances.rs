@@ -55,7 +55,11 @@ const MAX_COUNTED: usize = 4096;
 /// last step (a reload's stop), which is why they hold their own copy of its spec.
 pub(super) struct Resources {
     pub spec: Spec,
+    /// Where its VIPs go and its gratuitous ARPs leave from: its interface, or its VMAC.
     pub link: Link,
+    /// The interface its adverts leave from (the socket's key): its interface, or its VMAC
+    /// (unless `vmac_xmit_base`).
+    pub tx_ifindex: u32,
     /// Where its adverts go: the group, or each unicast peer.
     pub dsts: Vec<IpAddr>,
     /// Its sends, periodic (the advert thread) and immediate (the executor).
@@ -70,8 +74,11 @@ pub(super) struct Io {
     pub scheduling: Scheduling,
     links: HashMap<String, Link>,
     pub sockets: HashMap<(u32, Family), Arc<AsyncFd<SockFd>>>,
-    /// Interfaces whose promote_secondaries vrrpd set, with the value it had before.
-    pub promoted: BTreeMap<String, String>,
+    /// Sysctls vrrpd set (promote_secondaries, a VMAC's base's arp_ignore, ...), with the
+    /// value each had before, put back at stop.
+    pub sysctls: BTreeMap<String, String>,
+    /// The virtual MAC interfaces vrrpd created, by name, with their base's ifindex.
+    pub vmacs: BTreeMap<String, (Link, u32)>,
     /// The reader task of each socket that is read in userspace.
     readers: HashMap<(u32, Family), tokio::task::JoinHandle<()>>,
     pub announcers: HashMap<u32, Arc<Announcer>>,
@@ -100,7 +107,8 @@ impl Io {
             links: HashMap::new(),
             sockets: HashMap::new(),
             readers: HashMap::new(),
-            promoted: BTreeMap::new(),
+            sysctls: BTreeMap::new(),
+            vmacs: BTreeMap::new(),
             announcers: HashMap::new(),
             instances: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -156,7 +164,39 @@ impl Io {
             keep
         });
         self.announcers.remove(&old);
+        // Its VMACs went with it (the kernel deletes a macvlan with its base).
+        let gone: Vec<String> = self
+            .vmacs
+            .iter()
+            .filter(|(_, (_, b))| *b == old)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            if let Some((link, _)) = self.vmacs.remove(&name) {
+                self.links.remove(&name);
+                self.sockets.retain(|(i, _), _| *i != link.index);
+                self.announcers.remove(&link.index);
+            }
+        }
         Some(old)
+    }
+
+    /// Where an instance's VIPs go (its VMAC, or its interface) and the ifindex its adverts
+    /// leave from.
+    pub fn homes(&self, spec: &Spec) -> Option<(Link, u32)> {
+        let base = self.link(&spec.cfg.interface)?;
+        let vmac = spec
+            .cfg
+            .vmac
+            .as_ref()
+            .and_then(|n| self.vmacs.get(n))
+            .filter(|(_, b)| *b == base.index)
+            .map(|(l, _)| l);
+        Some(match vmac {
+            Some(v) if spec.cfg.vmac_xmit_base => (v.clone(), base.index),
+            Some(v) => (v.clone(), v.index),
+            None => (base.clone(), base.index),
+        })
     }
 
     /// The link an instance was resolved on.
@@ -210,6 +250,7 @@ impl Io {
                     Arc::clone(&fd),
                     Arc::clone(&self.socket_counts),
                     self.socket_tx.clone(),
+                    self.base_of(link.index),
                 ));
                 self.readers.insert(key, reader);
             }
@@ -231,10 +272,15 @@ impl Io {
         *self
             .socket_counts
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = counts
-            .into_iter()
-            .map(|((ifindex, src, vrid), n)| (SourceKey { ifindex, src, vrid }, n))
-            .collect();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            counts
+                .into_iter()
+                .fold(HashMap::new(), |mut m, ((ifindex, src, vrid), n)| {
+                    // A VMAC's socket hears what XDP saw on its base: counted under the base.
+                    let ifindex = self.base_of(ifindex);
+                    *m.entry(SourceKey { ifindex, src, vrid }).or_insert(0) += n;
+                    m
+                });
     }
 
     pub fn socket_count(&self, key: &SourceKey) -> u64 {
@@ -246,30 +292,187 @@ impl Io {
             .unwrap_or(0)
     }
 
-    /// keepalived's `promote_secondaries`: set on the interface while vrrpd runs (the old
-    /// value is put back at stop), so that when its primary address goes, the kernel promotes
-    /// a VIP of the same subnet instead of deleting it with the primary.
+    /// Sets a sysctl under /proc/sys/net, remembering the value it had the first time, to be
+    /// put back at stop.
+    fn set_sysctl(&mut self, path: &str, value: &str) -> std::io::Result<()> {
+        let full = format!("/proc/sys/net/{path}");
+        let old = std::fs::read_to_string(&full)?;
+        std::fs::write(&full, value)?;
+        self.sysctls
+            .entry(full)
+            .or_insert_with(|| old.trim().to_owned());
+        Ok(())
+    }
+
+    /// keepalived's `promote_secondaries`: set on the interface while vrrpd runs, so that when
+    /// its primary address goes, the kernel promotes a VIP of the same subnet instead of
+    /// deleting it with the primary.
     fn promote_secondaries(&mut self, ifname: &str) {
-        if self.promoted.contains_key(ifname) {
-            return;
-        }
-        let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "0".to_owned());
-        match std::fs::write(&path, "1") {
-            Ok(()) => {
-                self.promoted
-                    .insert(ifname.to_owned(), old.trim().to_owned());
-            }
-            Err(e) => warn!("{ifname}: cannot set promote_secondaries: {e}"),
+        if let Err(e) = self.set_sysctl(&format!("ipv4/conf/{ifname}/promote_secondaries"), "1") {
+            warn!("{ifname}: cannot set promote_secondaries: {e}");
         }
     }
 
-    /// Puts back the promote_secondaries values vrrpd changed.
+    /// Puts back the sysctls vrrpd changed (those of a VMAC it deleted are gone with it).
     pub fn restore_sysctls(&mut self) {
-        for (ifname, old) in std::mem::take(&mut self.promoted) {
-            let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
+        for (path, old) in std::mem::take(&mut self.sysctls) {
             let _ = std::fs::write(&path, old);
         }
+    }
+
+    /// The virtual MAC interface of an instance (RFC 5798 7.3, keepalived's `use_vmac`): a
+    /// private macvlan on `base` carrying 00:00:5e:00:01:VRID, up from the start (the VIPs
+    /// come and go with mastership, not the interface), with keepalived's sysctls: on the
+    /// VMAC arp_ignore 1, accept_local 1, rp_filter 0, promote_secondaries 1 and no IPv6 (so
+    /// that a backup's VMAC sends nothing: no NDP, no MLD); on the base arp_ignore 1 and
+    /// arp_filter 1 (the base never answers ARP for the VIPs) and arp_announce 2, put back at
+    /// stop. One that a
+    /// crash left behind is deleted and made again; an interface of that name that is not a
+    /// macvlan on `base` is an error.
+    pub async fn ensure_vmac(
+        &mut self,
+        name: &str,
+        base: &Link,
+        vrid: u8,
+    ) -> Result<Link, DaemonError> {
+        if let Some((link, b)) = self.vmacs.get(name)
+            && *b == base.index
+        {
+            return Ok(link.clone());
+        }
+        match self.netlink.macvlan_base(name).await {
+            None => {}
+            Some(Some(b)) if b == base.index => {
+                if let Ok(stale) = self.netlink.link(name).await {
+                    info!(
+                        "VMAC {name} on {} left behind (a crash?): deleted and made again",
+                        base.name
+                    );
+                    self.netlink.del_link(&stale).await?;
+                }
+            }
+            Some(_) => {
+                return Err(DaemonError::Net(NetError::Vmac {
+                    ifname: name.to_owned(),
+                    why: format!(
+                        "an interface of that name exists and is not a macvlan on {}",
+                        base.name
+                    ),
+                }));
+            }
+        }
+        let mac = [0x00, 0x00, 0x5e, 0x00, 0x01, vrid];
+        let link = self.netlink.add_macvlan(name, base, mac).await?;
+        for (path, value) in [
+            (format!("ipv4/conf/{name}/arp_ignore"), "1"),
+            (format!("ipv4/conf/{name}/accept_local"), "1"),
+            (format!("ipv4/conf/{name}/rp_filter"), "0"),
+            (format!("ipv4/conf/{name}/promote_secondaries"), "1"),
+            (format!("ipv6/conf/{name}/disable_ipv6"), "1"),
+            (format!("ipv4/conf/{}/arp_ignore", base.name), "1"),
+            (format!("ipv4/conf/{}/arp_filter", base.name), "1"),
+            // Beyond keepalived: the base's own ARP requests (for a client the master answers
+            // from the VIP) take the base's address as sender, not the VIP, which would
+            // otherwise teach every host the base's MAC for the VIP.
+            (format!("ipv4/conf/{}/arp_announce", base.name), "2"),
+        ] {
+            if let Err(e) = self.set_sysctl(&path, value) {
+                warn!(
+                    "VMAC {name}: cannot set net.{}: {e}",
+                    path.replace('/', ".")
+                );
+            }
+        }
+        // The VMAC's own sysctls die with it: only the base's are put back.
+        self.sysctls
+            .retain(|p, _| !p.contains(&format!("/conf/{name}/")));
+        self.clear_all_rp_filter();
+        self.netlink.set_up(&link).await?;
+        let link = self.netlink.link(name).await?;
+        info!(
+            "VMAC {name} on {}: {}",
+            base.name,
+            mac.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+        self.vmacs
+            .insert(name.to_owned(), (link.clone(), base.index));
+        self.links.insert(name.to_owned(), link.clone());
+        Ok(link)
+    }
+
+    /// keepalived's clear_rp_filter: traffic for a VIP arrives on the VMAC while the route
+    /// back leaves from the base, which a strict `all.rp_filter` drops; each interface (and
+    /// `default`) keeps at least the filtering `all` gave it, and `all` goes to 0.
+    fn clear_all_rp_filter(&mut self) {
+        let all = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter")
+            .ok()
+            .and_then(|v| v.trim().parse::<u8>().ok())
+            .unwrap_or(0);
+        if all == 0 {
+            return;
+        }
+        let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv4/conf") else {
+            return;
+        };
+        for entry in dir.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "all" || self.vmacs.contains_key(&name) {
+                continue;
+            }
+            let path = format!("ipv4/conf/{name}/rp_filter");
+            let now = std::fs::read_to_string(format!("/proc/sys/net/{path}"))
+                .ok()
+                .and_then(|v| v.trim().parse::<u8>().ok())
+                .unwrap_or(0);
+            if now < all {
+                let _ = self.set_sysctl(&path, &all.to_string());
+            }
+        }
+        warn!(
+            "NOTICE: setting sysctl net.ipv4.conf.all.rp_filter from {all} to 0 (the VMAC's VIPs are reached through it); each interface keeps {all}"
+        );
+        let _ = self.set_sysctl("ipv4/conf/all/rp_filter", "0");
+    }
+
+    /// Deletes a VMAC vrrpd made, and what it held for it.
+    pub async fn drop_vmac(&mut self, name: &str) {
+        let Some((link, _)) = self.vmacs.remove(name) else {
+            return;
+        };
+        self.links.remove(name);
+        self.sockets
+            .retain(|(ifindex, _), _| *ifindex != link.index);
+        self.readers.retain(|(ifindex, _), h| {
+            let keep = *ifindex != link.index;
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        self.announcers.remove(&link.index);
+        match self.netlink.del_link(&link).await {
+            Ok(()) => info!("VMAC {name} deleted"),
+            Err(e) => warn!("VMAC {name}: {e}"),
+        }
+    }
+
+    /// Deletes every VMAC vrrpd made (at stop).
+    pub async fn drop_vmacs(&mut self) {
+        let names: Vec<String> = self.vmacs.keys().cloned().collect();
+        for name in names {
+            self.drop_vmac(&name).await;
+        }
+    }
+
+    /// The base interface's ifindex of the VMAC `ifindex` (or `ifindex` itself).
+    fn base_of(&self, ifindex: u32) -> u32 {
+        self.vmacs
+            .values()
+            .find(|(l, _)| l.index == ifindex)
+            .map_or(ifindex, |(_, b)| *b)
     }
 
     /// Lets every queued notify script finish (notify_stop at shutdown), for at most `limit`.
@@ -373,6 +576,22 @@ impl Daemon {
         fresh: bool,
     ) -> Result<Spec, DaemonError> {
         let link = self.io.vrrp_link(&cfg.interface).await?;
+        // The VIPs' interface: the VMAC (made now, whatever the state), or the interface.
+        let vip_home = match &cfg.vmac {
+            Some(name) if cfg.family == Family::V4 => {
+                self.io.ensure_vmac(name, &link, cfg.vrid).await?
+            }
+            Some(name) => {
+                if fresh {
+                    warn!(
+                        "({}) use_vmac {name}: vrrpd makes no IPv6 VMAC yet; the VIPs go on {} and the adverts leave from its own MAC",
+                        cfg.name, link.name
+                    );
+                }
+                link.clone()
+            }
+            None => link.clone(),
+        };
         let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let src = match cfg.unicast_src_ip.or(cfg.mcast_src_ip) {
             Some(a) => a,
@@ -404,7 +623,7 @@ impl Daemon {
             // Left behind by a crash (or by keepalived): an address we would hold only as master.
             // Only what vrrpd (or keepalived) added: an address configured by hand stays.
             for v in cfg.vips.iter().chain(&cfg.excluded_vips) {
-                let on = self.io.vip_link(&link, v).await?;
+                let on = self.io.vip_link(&vip_home, v).await?;
                 match self.io.netlink.del_vip(&on, v).await? {
                     Removed::Removed => info!(
                         "({}) removed stale VIP {}/{} from {}",
@@ -423,6 +642,11 @@ impl Daemon {
         }
         let group = group_address(cfg, global);
         self.io.open_sockets(&link, cfg.family, src, group)?;
+        if vip_home.index != link.index {
+            // Adverts and gratuitous ARPs from the virtual MAC (adverts from the base with
+            // vmac_xmit_base); what the VMAC's socket hears counts under the base.
+            self.io.open_sockets(&vip_home, cfg.family, src, group)?;
+        }
         Ok(Spec {
             cfg: cfg.clone(),
             ifindex: link.index,
@@ -434,7 +658,7 @@ impl Daemon {
     pub(super) fn resources(&mut self, name: &str) -> Option<&mut Resources> {
         if !self.io.instances.contains_key(name) {
             let spec = self.router.get(name)?.spec.clone();
-            let link = self.io.link(&spec.cfg.interface)?.clone();
+            let (link, tx_ifindex) = self.io.homes(&spec)?;
             let dsts = if spec.cfg.unicast_peers.is_empty() {
                 vec![group_address(&spec.cfg, &self.config.global)]
             } else {
@@ -446,6 +670,7 @@ impl Daemon {
                 Resources {
                     spec,
                     link,
+                    tx_ifindex,
                     dsts,
                     stats: Arc::default(),
                     notifier,
@@ -466,7 +691,12 @@ impl Daemon {
         } else {
             spec.cfg.unicast_peers.clone()
         };
+        let homes = self.io.homes(&spec);
         if let Some(r) = self.io.instances.get_mut(name) {
+            if let Some((link, tx_ifindex)) = homes {
+                r.link = link;
+                r.tx_ifindex = tx_ifindex;
+            }
             r.spec = spec;
             r.dsts = dsts;
         }
@@ -488,6 +718,8 @@ async fn read_socket(
     fd: Arc<AsyncFd<SockFd>>,
     counts: SocketCounts,
     forward: Option<tokio::sync::mpsc::Sender<RxAdvert>>,
+    // The interface the elections know the adverts by (a VMAC's base).
+    ifindex: u32,
 ) {
     let mut buf = [0u8; 2048];
     loop {
@@ -498,13 +730,8 @@ async fn read_socket(
             match guard.get_inner().0.recv(&mut buf) {
                 Ok((n, Some(src))) => {
                     let sock = &guard.get_inner().0;
-                    let rx = RxAdvert::from_socket(
-                        sock.ifindex,
-                        sock.family,
-                        src,
-                        &buf[..n],
-                        clock::now(),
-                    );
+                    let rx =
+                        RxAdvert::from_socket(ifindex, sock.family, src, &buf[..n], clock::now());
                     {
                         let key = rx.source();
                         let mut c = counts

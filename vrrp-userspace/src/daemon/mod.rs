@@ -59,7 +59,7 @@ use crate::{
     },
     protocol::{
         event::RxAdvert,
-        router::{Input, Router},
+        router::{Input, Plan, Router},
         track::TrackEvent,
     },
     sys::{
@@ -167,6 +167,8 @@ struct Daemon {
     /// `replan_at`.
     unresolved: std::collections::BTreeSet<String>,
     replan_at: Option<Instant>,
+    /// `vrrp_startup_delay`: the first plan, and when the instances may start.
+    delayed: Option<(Instant, Plan)>,
     /// Interfaces whose elections left the ring for a socket while a flood fills it.
     flood: flood::Flood,
 }
@@ -296,6 +298,7 @@ impl Daemon {
             stats_baseline: crate::northbound::keepalived_files::Baseline::new(),
             unresolved: std::collections::BTreeSet::new(),
             replan_at: None,
+            delayed: None,
             flood: flood::Flood::new(started),
             opts,
         };
@@ -313,7 +316,15 @@ impl Daemon {
                 .map_err(|source| DaemonError::Metrics { addr, source })?;
         }
         let now = clock::now();
-        d.handle(now, Input::Configure(plan)).await;
+        if let Some(delay) = d.config.global.startup_delay {
+            info!(
+                "vrrp_startup_delay: the instances start in {:.3} s",
+                delay.as_secs_f64()
+            );
+            d.delayed = Some((now.plus(delay), plan));
+        } else {
+            d.handle(now, Input::Configure(plan)).await;
+        }
         info!(instances = d.router.len(), "vrrpd started");
         Ok(d)
     }
@@ -345,6 +356,12 @@ impl Daemon {
             let now = clock::now();
             if self.observe.sample_due(now) {
                 self.sample_and_diagnose(now);
+            }
+            if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at)
+                && let Some((_, plan)) = self.delayed.take()
+            {
+                info!("vrrp_startup_delay over: the instances start");
+                self.handle(now, Input::Configure(plan)).await;
             }
             if self.replan_at.is_some_and(|at| now >= at) {
                 self.replan().await;
@@ -436,6 +453,7 @@ impl Daemon {
         self.handle(clock::now(), Input::Shutdown).await;
         // notify_stop and friends run to the end (bounded), as keepalived's do.
         self.io.finish_notifiers(Duration::from_secs(5)).await;
+        self.io.drop_vmacs().await;
         self.io.restore_sysctls();
         info!("vrrpd stopped");
     }

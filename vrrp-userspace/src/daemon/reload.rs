@@ -52,6 +52,9 @@ impl Daemon {
             }
         };
         self.config = config;
+        if self.delayed.take().is_some() {
+            info!("reload during vrrp_startup_delay: the instances start now");
+        }
         self.trackers
             .sync(&plan, &self.config, &self.io.netlink, &self.track_tx);
         self.handle(clock::now(), Input::Configure(plan)).await;

@@ -15,6 +15,7 @@ impl Daemon {
             self.router.next_deadline(),
             Some(self.observe.next_sample()),
             self.replan_at,
+            self.delayed.as_ref().map(|(at, _)| *at),
         ]
         .into_iter()
         .flatten()

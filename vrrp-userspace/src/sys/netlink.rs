@@ -31,6 +31,8 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    #[error("VMAC {ifname}: {why}")]
+    Vmac { ifname: String, why: String },
     #[error("interface {ifname} has no {family} address to send adverts from{hint}")]
     NoSource {
         ifname: String,
@@ -145,6 +147,82 @@ impl Netlink {
             mac,
             up: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp),
         })
+    }
+
+    /// Whether `name` is a macvlan, and on which interface (None: no such interface).
+    pub async fn macvlan_base(&self, name: &str) -> Option<Option<u32>> {
+        use netlink_packet_route::link::{InfoKind, LinkInfo};
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        let msg = links.try_next().await.ok().flatten()?;
+        let macvlan = msg.attributes.iter().any(|a| {
+            matches!(a, LinkAttribute::LinkInfo(info)
+                if info.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::MacVlan))))
+        });
+        let base = msg.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Link(i) => Some(*i),
+            _ => None,
+        });
+        Some(if macvlan { base } else { None })
+    }
+
+    /// Creates the macvlan `name` on `base` (private mode: it hears the wire, not its
+    /// siblings) with `mac`, down (`set_up` once its sysctls are set).
+    pub async fn add_macvlan(
+        &self,
+        name: &str,
+        base: &Link,
+        mac: [u8; 6],
+    ) -> Result<Link, NetError> {
+        use netlink_packet_route::link::MacVlanMode;
+        let msg = rtnetlink::LinkMacVlan::new(name, base.index, MacVlanMode::Private)
+            .address(mac.to_vec())
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|source| NetError::Netlink {
+                ifname: name.to_owned(),
+                op: "create the virtual MAC interface (macvlan)",
+                source,
+            })?;
+        self.link(name).await
+    }
+
+    /// Brings `link` up.
+    pub async fn set_up(&self, link: &Link) -> Result<(), NetError> {
+        let msg = rtnetlink::LinkUnspec::new_with_index(link.index)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|source| NetError::Netlink {
+                ifname: link.name.clone(),
+                op: "set up",
+                source,
+            })
+    }
+
+    /// Deletes the interface `link` (a VMAC vrrpd created).
+    pub async fn del_link(&self, link: &Link) -> Result<(), NetError> {
+        match self.handle.link().del(link.index).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+            Err(source) => Err(NetError::Netlink {
+                ifname: link.name.clone(),
+                op: "delete the virtual MAC interface",
+                source,
+            }),
+        }
     }
 
     pub async fn addresses(&self, link: &Link) -> Result<Vec<Addr>, NetError> {

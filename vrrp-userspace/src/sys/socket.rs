@@ -65,8 +65,15 @@ impl VrrpSocket {
                     .map_err(e("IP_MULTICAST_LOOP"))?;
                 // RFC 5798 does not say; keepalived marks adverts CS6 (network control).
                 tx.set_tos_v4(0xc0).map_err(e("IP_TOS"))?;
-                tx.set_multicast_if_v4(&src4)
-                    .map_err(e("IP_MULTICAST_IF"))?;
+                // By address: refused (EINVAL) when the source lives on another interface
+                // than the one the socket is bound to, as a VMAC's adverts do (from the base's
+                // address, out of the VMAC); the bound device decides then.
+                match tx.set_multicast_if_v4(&src4) {
+                    Err(err) if err.raw_os_error() != Some(libc::EINVAL) => {
+                        return Err(e("IP_MULTICAST_IF")(err));
+                    }
+                    _ => {}
+                }
                 tx.bind(&SockAddr::from(SocketAddrV4::new(src4, 0)))
                     .map_err(e("bind to the source address"))?;
                 rx.join_multicast_v4_n(
