@@ -774,6 +774,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
         ("vrrp_instance", "use_vmac", "use_vmac", ""),
         (
             "vrrp_instance",
+            "virtual_routes",
+            "virtual_routes {\n        192.0.2.0/24 dev eth0\n    }",
+            "",
+        ),
+        (
+            "vrrp_instance",
             "vmac_xmit_base",
             "use_vmac\n    vmac_xmit_base",
             "use_vmac",

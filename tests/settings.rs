@@ -176,3 +176,83 @@ fn vrrp_startup_delay_holds_the_instances_back() {
     );
     assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
 }
+
+/// The routes of `host` to `dest`, as `ip -j route show table all` lists them (type, gateway,
+/// protocol).
+fn routes_to(lab: &Lab, host: Host, dest: &str) -> Vec<(String, String, String)> {
+    let out = lab.exec(host, &["ip", "-j", "route", "show", "table", "all", dest]);
+    serde_json::from_str::<serde_json::Value>(&out)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+            // ip -j leaves the type out for unicast.
+            let kind = Some(s("type"))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "unicast".to_owned());
+            (kind, s("gateway"), s("protocol"))
+        })
+        .collect()
+}
+
+/// `virtual_routes`: the master holds them (marked protocol keepalived), the backup does not;
+/// after a failover they follow the VIP, and a route written in a form vrrpd does not apply is
+/// warned about by line.
+#[test]
+fn virtual_routes_follow_mastership() {
+    if !require_root("virtual_routes_follow_mastership") {
+        return;
+    }
+    let lab = Lab::seed();
+    let routes = "    virtual_routes {\n      192.0.2.0/24 via 10.0.0.1 dev eth0\n      blackhole 198.51.100.0/24\n      203.0.113.0/24 via 10.0.0.1 mtu 1400\n    }\n    virtual_ipaddress {";
+    let with_routes = |host: Host| {
+        seed(&format!("ch4-{}.conf", host.name())).replace("    virtual_ipaddress {", routes)
+    };
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &with_routes(Host::Lb01));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &with_routes(Host::Lb02));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !routes_to(&lab, Host::Lb01, "192.0.2.0/24").is_empty()),
+        "{}",
+        lb01.logs()
+    );
+    let unicast = (
+        "unicast".to_owned(),
+        "10.0.0.1".to_owned(),
+        "keepalived".to_owned(),
+    );
+    assert_eq!(
+        routes_to(&lab, Host::Lb01, "192.0.2.0/24"),
+        [unicast.clone()]
+    );
+    assert_eq!(
+        routes_to(&lab, Host::Lb01, "198.51.100.0/24"),
+        [(
+            "blackhole".to_owned(),
+            String::new(),
+            "keepalived".to_owned()
+        )]
+    );
+    assert!(routes_to(&lab, Host::Lb02, "192.0.2.0/24").is_empty());
+    assert!(routes_to(&lab, Host::Lb01, "203.0.113.0/24").is_empty());
+    assert!(
+        lb01.logs()
+            .contains("vrrpd does not apply a route with 'mtu' yet"),
+        "{}",
+        lb01.logs()
+    );
+    lb01.signal("TERM");
+    assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        routes_to(&lab, Host::Lb01, "192.0.2.0/24").is_empty(),
+        "left behind at stop"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)
+            && routes_to(&lab, Host::Lb02, "192.0.2.0/24") == [unicast.clone()]),
+        "{}",
+        lb02.logs()
+    );
+}

@@ -368,6 +368,32 @@ pub struct InitFile {
     pub overwrite: bool,
 }
 
+/// One line of `virtual_routes`, as vrrpd applies it: added (marked protocol keepalived, 18)
+/// while the instance is master, removed when it stops being one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VirtualRoute {
+    pub loc: Loc,
+    pub dest: IpAddr,
+    pub prefix: u8,
+    pub kind: RouteKind,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub src: Option<IpAddr>,
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+    pub scope: Option<String>,
+    pub onlink: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+}
+
 /// keepalived's `state`: where an instance wants to start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum InitialState {
@@ -479,6 +505,8 @@ pub struct Instance {
     /// keepalived's strict mode for this instance (`strict_mode`, else `vrrp_strict`): checked,
     /// not applied yet.
     pub strict: bool,
+    /// `virtual_routes`: the routes that come and go with mastership.
+    pub virtual_routes: Vec<VirtualRoute>,
     /// `use_vmac [NAME]`: the virtual MAC interface (a macvlan on `interface` carrying
     /// 00:00:5e:00:01:VRID) the VIPs go on and the adverts leave from; its name.
     pub vmac: Option<String>,

@@ -11,7 +11,7 @@ use std::{
 
 use super::{
     Config, Diagnostics, Global, InitFile, InitialState, Instance, Loc, Node, Notify, NotifyScript,
-    RunUser, Script, SyncGroup, TrackFile, Tracked, Vip,
+    RouteKind, RunUser, Script, SyncGroup, TrackFile, Tracked, Vip, VirtualRoute,
     keywords::{self, Disposition, Keyword},
     lex::script_words,
 };
@@ -1262,6 +1262,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         promote_secondaries: false,
         vmac: None,
         vmac_xmit_base: false,
+        virtual_routes: Vec::new(),
     };
     let Some(block) = &node.block else {
         return None;
@@ -1458,14 +1459,18 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
                     }
                 }
             }
-            // Not applied yet (warned), so what keepalived refuses in them it runs past.
+            // What keepalived refuses in them vrrpd runs past (leaving the route out), as it
+            // did when it applied none of them.
             "virtual_routes" => {
                 cx.skipping = true;
                 for r in n.block.as_deref().unwrap_or_default() {
-                    route(cx, r, name);
+                    if let Some(route) = route(cx, r, name) {
+                        i.virtual_routes.push(route);
+                    }
                 }
                 cx.skipping = false;
             }
+            // Not applied yet (warned), so what keepalived refuses in them it runs past.
             "virtual_rules" => {
                 cx.skipping = true;
                 for r in n.block.as_deref().unwrap_or_default() {
@@ -1695,8 +1700,10 @@ pub(super) struct SeenFacts {
     pub state_given: Option<InitialState>,
 }
 
-/// A virtual route line, checked as keepalived checks it (it is not applied yet).
-fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) {
+/// A virtual route line, checked as keepalived checks it; the route vrrpd applies when every
+/// word of it is one vrrpd can say to the kernel (dest, type, via, dev, src, table, metric,
+/// scope, onlink, no_track), else None with a warning naming the word.
+fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) -> Option<VirtualRoute> {
     let words: Vec<&str> = std::iter::once(n.name())
         .chain(n.args.iter().map(|t| t.text.as_str()))
         .collect();
@@ -1743,13 +1750,33 @@ fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) {
     let mut dev = false;
     let mut no_track = false;
     let mut protocol = None;
+    let mut r = VirtualRoute {
+        loc: n.loc().clone(),
+        dest: IpAddr::from([0, 0, 0, 0]),
+        prefix: 0,
+        kind: RouteKind::Unicast,
+        via: None,
+        dev: None,
+        src: None,
+        table: None,
+        metric: None,
+        scope: None,
+        onlink: false,
+    };
+    // The first word vrrpd cannot say to the kernel, if any.
+    let mut unsupported: Option<&str> = None;
     let mut it = words.iter().copied().peekable();
     while let Some(w) = it.next() {
         match w {
             "no_track" => no_track = true,
-            "onlink" | "add" | "prepend" | "append" | "inet" | "inet6" | "lock" => {}
+            "onlink" => r.onlink = true,
+            "add" | "inet" | "inet6" => {}
+            "prepend" | "append" | "lock" => {
+                unsupported.get_or_insert(w);
+            }
             "nexthop" => {
                 dev |= words.contains(&"dev");
+                unsupported.get_or_insert(w);
                 break;
             }
             w if with_value.contains(&w) => {
@@ -1758,37 +1785,87 @@ fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) {
                         n.loc(),
                         format!("({owner}) virtual_routes: '{w}' needs a value"),
                     );
-                    return;
+                    return None;
                 };
                 if w == "gw" {
                     cx.err(n.loc(), format!("({owner}) virtual_routes: 'gw' is deprecated, use 'via' (keepalived's -t fails on it)"));
                 }
                 match w {
-                    "dev" | "oif" => dev = true,
-                    "protocol" => protocol = Some(v),
+                    "dev" | "oif" => {
+                        dev = true;
+                        r.dev = Some(v.to_owned());
+                    }
+                    "protocol" => {
+                        protocol = Some(v);
+                        if v != "18" && v != "keepalived" {
+                            unsupported.get_or_insert(w);
+                        }
+                    }
                     "to" => dest = Some(v),
+                    "via" if !matches!(v, "inet" | "inet6") => match v.parse() {
+                        Ok(a) => r.via = Some(a),
+                        Err(_) => {
+                            unsupported.get_or_insert(w);
+                        }
+                    },
+                    "src" => match v.parse() {
+                        Ok(a) => r.src = Some(a),
+                        Err(_) => {
+                            unsupported.get_or_insert(w);
+                        }
+                    },
+                    "table" => match v {
+                        "main" => r.table = Some(254),
+                        "local" => r.table = Some(255),
+                        "default" => r.table = Some(253),
+                        v => match v.parse() {
+                            Ok(t) => r.table = Some(t),
+                            Err(_) => {
+                                unsupported.get_or_insert(w);
+                            }
+                        },
+                    },
+                    "metric" | "priority" | "preference" => match v.parse() {
+                        Ok(m) => r.metric = Some(m),
+                        Err(_) => {
+                            unsupported.get_or_insert(w);
+                        }
+                    },
+                    "scope" => r.scope = Some(v.to_owned()),
+                    // `via inet6 ADDR`, `mtu lock N`: the value is the next word.
                     "via" | "gw" if matches!(v, "inet" | "inet6") => {
+                        unsupported.get_or_insert(w);
                         let _ = it.next();
                     }
                     "mtu" | "advmss" | "rtt" | "rttvar" | "reordering" | "cwnd" | "ssthresh"
                     | "rto_min" | "congctl"
                         if v == "lock" =>
                     {
+                        unsupported.get_or_insert(w);
                         let _ = it.next();
                     }
-                    _ => {}
+                    _ => {
+                        unsupported.get_or_insert(w);
+                    }
                 }
             }
-            "local" | "nat" | "broadcast" | "brd" | "anycast" | "multicast" | "prohibit"
-            | "unreachable" | "blackhole" | "xresolve" | "unicast" | "throw"
-                if dest.is_none() => {}
+            "blackhole" if dest.is_none() => r.kind = RouteKind::Blackhole,
+            "unreachable" if dest.is_none() => r.kind = RouteKind::Unreachable,
+            "prohibit" if dest.is_none() => r.kind = RouteKind::Prohibit,
+            "throw" if dest.is_none() => r.kind = RouteKind::Throw,
+            "unicast" if dest.is_none() => {}
+            "local" | "nat" | "broadcast" | "brd" | "anycast" | "multicast" | "xresolve"
+                if dest.is_none() =>
+            {
+                unsupported.get_or_insert(w);
+            }
             other if dest.is_none() => dest = Some(other),
             other => {
                 cx.err(
                     n.loc(),
                     format!("({owner}) virtual_routes: unknown route keyword '{other}'"),
                 );
-                return;
+                return None;
             }
         }
     }
@@ -1797,7 +1874,7 @@ fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) {
             n.loc(),
             format!("({owner}) virtual_routes: a route needs a destination"),
         );
-        return;
+        return None;
     };
     let addr = dest.split('/').next().unwrap_or(dest);
     if !matches!(dest, "default" | "any" | "all" | "default6") && addr.parse::<IpAddr>().is_err() {
@@ -1805,14 +1882,56 @@ fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) {
             n.loc(),
             format!("({owner}) virtual_routes: '{dest}' is not a destination"),
         );
-        return;
+        return None;
     }
     if !no_track && !dev {
         cx.err(n.loc(), format!("({owner}) virtual_routes: keepalived cannot track a route with no dev (add dev IF, or no_track)"));
     }
     if !no_track && protocol.is_some_and(|p| p != "18" && p != "keepalived") {
         cx.err(n.loc(), format!("({owner}) virtual_routes: a tracked route's protocol must be keepalived (18); add no_track to keep another"));
+        return None;
     }
+    if let Some(w) = unsupported {
+        cx.warn(
+            n.loc(),
+            format!("({owner}) virtual_routes: vrrpd does not apply a route with '{w}' yet: this route is left out (add it in a notify_master script)"),
+        );
+        return None;
+    }
+    let (addr, prefix) = match dest {
+        "default" | "any" | "all" => {
+            let v6 = r.via.is_some_and(|v| v.is_ipv6()) || r.src.is_some_and(|s| s.is_ipv6());
+            let any = if v6 {
+                IpAddr::from([0u16; 8])
+            } else {
+                IpAddr::from([0, 0, 0, 0])
+            };
+            (any, 0)
+        }
+        "default6" => (IpAddr::from([0u16; 8]), 0),
+        d => {
+            let (a, p) = d.split_once('/').map_or((d, None), |(a, p)| (a, Some(p)));
+            let a: IpAddr = a.parse().ok()?;
+            let max = if a.is_ipv4() { 32 } else { 128 };
+            let p = match p {
+                None => max,
+                Some(p) => match p.parse::<u8>() {
+                    Ok(p) if p <= max => p,
+                    _ => {
+                        cx.err(
+                            n.loc(),
+                            format!("({owner}) virtual_routes: '{d}': a bad prefix"),
+                        );
+                        return None;
+                    }
+                },
+            };
+            (a, p)
+        }
+    };
+    r.dest = addr;
+    r.prefix = prefix;
+    Some(r)
 }
 
 /// A virtual rule line, checked as keepalived checks it (not applied yet).

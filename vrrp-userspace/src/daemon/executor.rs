@@ -266,9 +266,14 @@ impl Daemon {
         else {
             return;
         };
+        let whole = only.is_none();
         let vips: Vec<config::Vip> =
             only.unwrap_or_else(|| cfg.vips.iter().chain(&cfg.excluded_vips).cloned().collect());
         let what = if add { "add" } else { "remove" };
+        // Routes go before the VIPs (one may name a VIP as its src) and come after them.
+        if whole && !add {
+            self.apply_routes(name, &cfg.virtual_routes, false).await;
+        }
         for v in vips {
             let on = match self.io.vip_link(&link, &v).await {
                 Ok(l) => l,
@@ -304,6 +309,39 @@ impl Daemon {
                 ),
                 Ok(false) => {}
                 Err(e) => error!("({name}) cannot {what} VIP {}/{}: {e}", v.addr, v.prefix),
+            }
+        }
+        if whole && add {
+            self.apply_routes(name, &cfg.virtual_routes, true).await;
+        }
+    }
+
+    /// Adds (MASTER) or removes an instance's `virtual_routes`, marked protocol keepalived
+    /// (18) so that only vrrpd's own are ever removed.
+    async fn apply_routes(&mut self, name: &str, routes: &[config::VirtualRoute], add: bool) {
+        for r in routes {
+            let oif = match &r.dev {
+                Some(dev) => match self.io.netlink.link(dev).await {
+                    Ok(l) => Some(l.index),
+                    Err(e) => {
+                        error!("({name}) virtual route {}/{}: {e}", r.dest, r.prefix);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let done = if add {
+                self.io.netlink.add_route(r, oif).await
+            } else {
+                self.io.netlink.del_route(r, oif).await
+            };
+            if let Err(e) = done {
+                error!(
+                    "({name}) cannot {} virtual route {}/{}: {e}",
+                    if add { "add" } else { "remove" },
+                    r.dest,
+                    r.prefix
+                );
             }
         }
     }

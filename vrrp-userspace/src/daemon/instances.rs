@@ -636,6 +636,14 @@ impl Daemon {
                     Removed::Absent => {}
                 }
             }
+            // Its routes too (only those marked as vrrpd's / keepalived's).
+            for r in &cfg.virtual_routes {
+                let oif = match &r.dev {
+                    Some(dev) => self.io.netlink.link(dev).await.ok().map(|l| l.index),
+                    None => None,
+                };
+                let _ = self.io.netlink.del_route(r, oif).await;
+            }
         }
         if cfg.promote_secondaries {
             self.io.promote_secondaries(&link.name);

@@ -31,6 +31,8 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    #[error("route {dest}: {why}")]
+    Route { dest: String, why: String },
     #[error("VMAC {ifname}: {why}")]
     Vmac { ifname: String, why: String },
     #[error("interface {ifname} has no {family} address to send adverts from{hint}")]
@@ -193,6 +195,106 @@ impl Netlink {
                 source,
             })?;
         self.link(name).await
+    }
+
+    /// The message for a virtual route (see `add_route`).
+    fn route_message(
+        route: &crate::config::VirtualRoute,
+        oif: Option<u32>,
+    ) -> Result<netlink_packet_route::route::RouteMessage, String> {
+        use netlink_packet_route::route::{RouteProtocol, RouteScope, RouteType};
+        let mut b = rtnetlink::RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(route.dest, route.prefix)
+            .map_err(|e| e.to_string())?;
+        if let Some(via) = route.via {
+            b = b.gateway(via).map_err(|e| e.to_string())?;
+        }
+        if let Some(src) = route.src {
+            b = b.pref_source(src).map_err(|e| e.to_string())?;
+        }
+        if let Some(oif) = oif {
+            b = b.output_interface(oif);
+        }
+        if let Some(t) = route.table {
+            b = b.table_id(t);
+        }
+        if let Some(m) = route.metric {
+            b = b.priority(m);
+        }
+        if route.onlink {
+            b = b.onlink();
+        }
+        b = b.kind(match route.kind {
+            crate::config::RouteKind::Unicast => RouteType::Unicast,
+            crate::config::RouteKind::Blackhole => RouteType::BlackHole,
+            crate::config::RouteKind::Unreachable => RouteType::Unreachable,
+            crate::config::RouteKind::Prohibit => RouteType::Prohibit,
+            crate::config::RouteKind::Throw => RouteType::Throw,
+        });
+        let scope = match route.scope.as_deref() {
+            Some("host") => Some(RouteScope::Host),
+            Some("link") => Some(RouteScope::Link),
+            Some("site") => Some(RouteScope::Site),
+            Some("nowhere") => Some(RouteScope::NoWhere),
+            Some("global" | "universe") => Some(RouteScope::Universe),
+            Some(n) => n.parse().ok().map(RouteScope::Other),
+            // As ip route: a route without a gateway on an interface is link scope.
+            None if route.via.is_none()
+                && oif.is_some()
+                && route.kind == crate::config::RouteKind::Unicast =>
+            {
+                Some(RouteScope::Link)
+            }
+            None => None,
+        };
+        if let Some(s) = scope {
+            b = b.scope(s);
+        }
+        Ok(b.protocol(RouteProtocol::KeepAlived).build())
+    }
+
+    /// Adds a virtual route (marked protocol keepalived, 18); one already there is replaced.
+    pub async fn add_route(
+        &self,
+        route: &crate::config::VirtualRoute,
+        oif: Option<u32>,
+    ) -> Result<(), NetError> {
+        let dest = format!("{}/{}", route.dest, route.prefix);
+        let msg = Self::route_message(route, oif).map_err(|why| NetError::Route {
+            dest: dest.clone(),
+            why,
+        })?;
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| NetError::Route {
+                dest,
+                why: e.to_string(),
+            })
+    }
+
+    /// Removes a virtual route vrrpd added (gone already is not an error).
+    pub async fn del_route(
+        &self,
+        route: &crate::config::VirtualRoute,
+        oif: Option<u32>,
+    ) -> Result<(), NetError> {
+        let dest = format!("{}/{}", route.dest, route.prefix);
+        let msg = Self::route_message(route, oif).map_err(|why| NetError::Route {
+            dest: dest.clone(),
+            why,
+        })?;
+        match self.handle.route().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ESRCH => Ok(()),
+            Err(e) => Err(NetError::Route {
+                dest,
+                why: e.to_string(),
+            }),
+        }
     }
 
     /// Brings `link` up.
