@@ -936,3 +936,75 @@ fn a_re_created_interface_is_picked_up_by_its_new_ifindex() {
     assert_ne!(ifindex(), before);
     settled_on_the_new_interface("at once");
 }
+
+/// A unicast pair (lb01 and lb02, each the other's peer): a reload that adds the client as
+/// lb01's peer makes the client hear lb01's adverts at once, and one that takes it away
+/// stops them; neither reload moves the VIP or makes a transition on either box.
+#[test]
+fn unicast_peers_are_added_and_removed_on_reload_without_a_transition() {
+    if !require_root("unicast_peers_are_added_and_removed_on_reload_without_a_transition") {
+        return;
+    }
+    let lab = Lab::seed();
+    let unicast = |host: Host, src: &str, peers: &[&str]| {
+        let list: String = peers.iter().map(|p| format!("      {p}\n")).collect();
+        seed(&format!("ch4-{}.conf", host.name())).replace(
+            "    interface eth0",
+            &format!(
+                "    interface eth0\n    unicast_src_ip {src}\n    unicast_peer {{\n{list}    }}"
+            ),
+        )
+    };
+    let lb01 = lab.vrrpd(
+        VRRPD,
+        Host::Lb01,
+        &unicast(Host::Lb01, "10.0.0.5", &["10.0.0.6"]),
+    );
+    let lb02 = lab.vrrpd(
+        VRRPD,
+        Host::Lb02,
+        &unicast(Host::Lb02, "10.0.0.6", &["10.0.0.5"]),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && !lab.holds(Host::Lb02, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let transitions = |p: &Proc| p.logs().matches("STATE").count();
+    let before = (transitions(&lb01), transitions(&lb02));
+    let sniffer = lab.sniffer(Host::Client);
+    let lb01_addr = std::net::Ipv4Addr::new(10, 0, 0, 5);
+    // Unicast to lb02 only: the bridge has learnt lb02's port, the client hears nothing.
+    assert!(!sniffer.next_vrrp_from(lb01_addr, Duration::from_millis(2500)));
+    lab.write(
+        "vrrpd-lb01.conf",
+        &unicast(Host::Lb01, "10.0.0.5", &["10.0.0.6", "10.0.0.10"]),
+    );
+    lb01.signal("HUP");
+    assert!(
+        sniffer.next_vrrp_from(lb01_addr, Duration::from_millis(1500)),
+        "the new peer does not hear the master\n{}",
+        lb01.logs()
+    );
+    lab.write(
+        "vrrpd-lb01.conf",
+        &unicast(Host::Lb01, "10.0.0.5", &["10.0.0.6"]),
+    );
+    lb01.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !sniffer.next_vrrp_from(lb01_addr, Duration::from_millis(2500)),
+        "the removed peer still hears the master\n{}",
+        lb01.logs()
+    );
+    assert_eq!(
+        (transitions(&lb01), transitions(&lb02)),
+        before,
+        "a reload of the peers made a transition\n{}\n{}",
+        lb01.logs(),
+        lb02.logs()
+    );
+    assert!(lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP));
+}

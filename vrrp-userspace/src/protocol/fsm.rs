@@ -699,7 +699,9 @@ impl Instance {
             || params.advert_interval_cs != self.params.advert_interval_cs
             || !same_addresses(&params.addresses, &self.params.addresses)
             || params.auth != self.params.auth
-            || params.primary != self.params.primary;
+            || params.primary != self.params.primary
+            // New unicast peers: they hear a master at once, not at its next transition.
+            || params.peers != self.params.peers;
         self.params = params;
         if self.state == State::Master && advert_changed {
             self.send_now(self.priority, now, &mut actions);
@@ -847,6 +849,36 @@ mod tests {
 
         let b = backup(Version::V3, 100);
         assert_eq!(b.next_deadline(), Some(Instant(3_609_375_000)));
+    }
+
+    /// A reload that changes a master's unicast peers re-advertises at once (the new peers
+    /// hear it now, and the cadence restarts with them), without a transition; a backup's
+    /// new peers change nothing it sends.
+    #[test]
+    fn new_unicast_peers_hear_a_master_at_once() {
+        let mut m = Instance::new(params(Version::V3, 255));
+        m.step(Event::Startup, Instant(0));
+        let p = Params {
+            peers: vec![ip(9), ip(10)],
+            ..params(Version::V3, 255)
+        };
+        let a = m.reconfigure(p.clone(), false, Instant(2 * S));
+        assert_eq!(
+            a.first(),
+            Some(&Action::SendAdvert { priority: 255 }),
+            "{a:?}"
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::Transition { .. })));
+        assert!(
+            m.reconfigure(p, false, Instant(3 * S)).is_empty(),
+            "unchanged"
+        );
+        let mut b = backup(Version::V3, 100);
+        let p = Params {
+            peers: vec![ip(9)],
+            ..params(Version::V3, 100)
+        };
+        assert!(b.reconfigure(p, false, Instant(S)).is_empty());
     }
 
     /// keepalived's `state MASTER`: master at the first timer, without Master_Down_Interval.
