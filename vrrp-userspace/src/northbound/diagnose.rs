@@ -368,25 +368,39 @@ pub fn findings(
                 fix: Vec::new(),
             });
         }
-        // 4. Two masters on the wire.
+        // 4. Two masters on the wire: a lower priority that keeps advertising (a backup
+        // sends nothing) over several of its intervals and still now, not the overlap of a
+        // moment (a link that came back: both were masters until the first advert crossed).
+        let its_interval = f64::from(s.interval_cs.max(1)) / 100.0;
         if let Some(m) = mine
             && m.master
-            && s.wire > 0
+            && s.wire >= 3
+            && s.last_seen_s <= 3.0 * its_interval
             && s.dropped.iter().all(|(_, n)| *n == 0)
             && s.priority > 0
             && s.priority < m.priority
         {
+            // A cause only where the evidence here shows one.
+            let why = if m.send_refused > 0 || !m.kernel_drops.is_empty() {
+                "Our own adverts do not leave this host (see the dropped-on-output finding)."
+                    .to_owned()
+            } else {
+                format!(
+                    "Ours leave this host ({} sent), so {} does not hear them or does not take them: its firewall, its VRID or authentication, or the network between; `vrrpd diagnose` on {} says which.",
+                    m.sent, s.src, s.src
+                )
+            };
             out.push(Finding {
-                    kind: FindingKind::TwoMasters,
-                    ifname: s.ifname.clone(),
-                    source: Some(s.src),
-                    vrid: s.vrid,
-                    message: format!(
-                        "{host} {}: two masters for VRID {}: {} ({}, priority {}) and {} (priority {}). The other side does not hear us: look at its firewall (`vrrpd diagnose` there) and at the network between.",
-                        s.ifname, s.vrid, m.name, m.src, m.priority, s.src, s.priority
-                    ),
-                    fix: Vec::new(),
-                });
+                kind: FindingKind::TwoMasters,
+                ifname: s.ifname.clone(),
+                source: Some(s.src),
+                vrid: s.vrid,
+                message: format!(
+                    "{host} {}: two masters for VRID {}: {} ({}, priority {}) and {} (priority {}), which has kept advertising for {} of its adverts in the last {window_s} s. {why}",
+                    s.ifname, s.vrid, m.name, m.src, m.priority, s.src, s.priority, s.wire
+                ),
+                fix: Vec::new(),
+            });
         }
     }
     for o in ours {
@@ -877,6 +891,52 @@ mod tests {
             &Kernel::default(),
         );
         assert_eq!(f[0].kind, FindingKind::AuthMismatch);
+    }
+
+    /// Two masters is a finding only when the other keeps advertising (not a moment's
+    /// overlap), and its cause is stated only from what this host can see.
+    #[test]
+    fn two_masters_needs_a_persisting_master_and_evidence_for_its_cause() {
+        let mut me = ours(true);
+        me.priority = 150;
+        let src = |wire, socket, dropped| SourceWindow {
+            priority: 100,
+            ..src(wire, socket, dropped)
+        };
+        let overlap = src(1, 1, Vec::new());
+        assert!(findings("lb01", 5, &[overlap], &[me.clone()], &Kernel::default()).is_empty());
+        let mut gone = src(4, 4, Vec::new());
+        gone.last_seen_s = 4.0;
+        assert!(
+            findings("lb01", 5, &[gone], &[me.clone()], &Kernel::default()).is_empty(),
+            "it stopped: it yielded"
+        );
+        let still = src(4, 4, Vec::new());
+        let f = findings(
+            "lb01",
+            5,
+            &[still.clone()],
+            &[me.clone()],
+            &Kernel::default(),
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FindingKind::TwoMasters);
+        assert!(
+            f[0].message.contains("Ours leave this host"),
+            "{}",
+            f[0].message
+        );
+        me.send_refused = 3;
+        let f = findings("lb01", 5, &[still], &[me], &Kernel::default());
+        let two = f
+            .iter()
+            .find(|f| f.kind == FindingKind::TwoMasters)
+            .expect("two masters");
+        assert!(
+            two.message.contains("do not leave this host"),
+            "{}",
+            two.message
+        );
     }
 
     /// 2000 spoofed sources with the wrong password: five findings and one summary, not 2000
