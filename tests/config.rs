@@ -772,6 +772,13 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "",
         ),
         ("vrrp_instance", "use_vmac", "use_vmac", ""),
+        ("vrrp_instance", "no_accept", "no_accept", ""),
+        (
+            "vrrp_instance",
+            "accept",
+            "strict_mode\n    accept",
+            "strict_mode",
+        ),
         (
             "vrrp_instance",
             "virtual_routes",

@@ -256,3 +256,53 @@ fn virtual_routes_follow_mastership() {
         lb02.logs()
     );
 }
+
+/// `no_accept` (strict mode's default): as master, lb01 answers ARP for the VIP but drops
+/// what is addressed to it (table inet vrrpd, the VIP in its set); with `accept` the VIP
+/// answers ping; the table goes at stop.
+#[test]
+fn no_accept_drops_traffic_to_the_vip_and_accept_takes_it() {
+    if !require_root("no_accept_drops_traffic_to_the_vip_and_accept_takes_it") {
+        return;
+    }
+    let lab = Lab::seed();
+    let ping = || {
+        lab.try_exec(Host::Client, &["ping", "-c", "1", "-W", "1", VIP])
+            .is_ok_and(|o| o.status.success())
+    };
+    let table = || {
+        lab.try_exec(Host::Lb01, &["nft", "list", "table", "inet", "vrrpd"])
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let conf = |word: &str| {
+        seed("ch4-lb01.conf").replace("    priority 150", &format!("    priority 150\n    {word}"))
+    };
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf("no_accept"));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && table().is_some_and(|t| t.contains(VIP))),
+        "{:?}\n{}",
+        table(),
+        lb01.logs()
+    );
+    assert!(!ping(), "the VIP answered ping under no_accept");
+    let arp = lab.exec(Host::Client, &["ip", "-j", "neigh", "show", VIP]);
+    assert!(arp.contains("lladdr"), "no ARP answer for the VIP: {arp}");
+    lb01.signal("TERM");
+    assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(table(), None, "table inet vrrpd left at stop");
+
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf("accept"));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), ping),
+        "the VIP does not answer under accept"
+    );
+    assert_eq!(table(), None);
+}

@@ -168,7 +168,7 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
     line(
         "vrrp_strict",
         Warned(
-            "of strict mode vrrpd applies its config checks and drops adverts with another address list; it adds no firewall rules for non-accepted VIPs yet",
+            "of strict mode vrrpd applies its config checks, drops adverts with another address list and drops traffic to VIPs not accepted (nftables table inet vrrpd); it adds no rule of its own for VRRP",
         ),
     ),
     line("vrrp_garp_lower_prio_delay", Acted),
@@ -468,14 +468,8 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         "virtual_rules",
         Warned("vrrpd does not add virtual rules yet: add them in a notify_master script"),
     ),
-    line(
-        "accept",
-        Warned("vrrpd always accepts traffic to its VIPs (it adds no firewall rules)"),
-    ),
-    line(
-        "no_accept",
-        Warned("vrrpd adds no firewall rules yet: traffic to the VIPs is accepted"),
-    ),
+    line("accept", Acted),
+    line("no_accept", Acted),
     line(
         "skip_check_adv_addr",
         Warned(
@@ -485,7 +479,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
     line(
         "strict_mode",
         Warned(
-            "of strict mode vrrpd applies its config checks and drops adverts with another address list; it adds no firewall rules for non-accepted VIPs yet",
+            "of strict mode vrrpd applies its config checks, drops adverts with another address list and drops traffic to VIPs not accepted (nftables table inet vrrpd); it adds no rule of its own for VRRP",
         ),
     ),
     line("debug", Warned("vrrpd's log level is set with --log or -D")),

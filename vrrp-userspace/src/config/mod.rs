@@ -505,6 +505,9 @@ pub struct Instance {
     /// keepalived's strict mode for this instance (`strict_mode`, else `vrrp_strict`): checked,
     /// not applied yet.
     pub strict: bool,
+    /// Whether traffic to the VIPs is taken while master (`accept`, the default; `no_accept`,
+    /// or strict mode without `accept`: dropped by nftables, RFC 5798's Accept_Mode false).
+    pub accept: bool,
     /// `virtual_routes`: the routes that come and go with mastership.
     pub virtual_routes: Vec<VirtualRoute>,
     /// `use_vmac [NAME]`: the virtual MAC interface (a macvlan on `interface` carrying

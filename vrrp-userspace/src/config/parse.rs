@@ -1220,6 +1220,7 @@ struct Seen {
     mcast_dst: bool,
     auth_type: Option<(String, Loc)>,
     strict: Option<bool>,
+    accept: Option<bool>,
     lower_prio_repeat: Option<u32>,
     lower_prio_delay: Option<Duration>,
 }
@@ -1263,6 +1264,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         vmac: None,
         vmac_xmit_base: false,
         virtual_routes: Vec::new(),
+        accept: true,
     };
     let Some(block) = &node.block else {
         return None;
@@ -1530,6 +1532,8 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
                 }
             }
             "strict_mode" => seen.strict = cx.flag(n),
+            "accept" => seen.accept = Some(true),
+            "no_accept" => seen.accept = Some(false),
             "v3_checksum_as_v2" => i.checksum_as_v2 = true,
             "garp_lower_prio_delay" => {
                 if let Some(d) = cx.unsigned(n, 0, 4294) {
@@ -1572,6 +1576,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
     }
     // What keepalived derives once the block is read (vrrp.c's vrrp_complete_instance).
     i.strict = seen.strict.unwrap_or(g.vrrp_strict);
+    i.accept = seen.accept.unwrap_or(!i.strict);
     // keepalived: strict mode sends no lower-priority bursts, and resets one asked for.
     for (set, what) in [
         (

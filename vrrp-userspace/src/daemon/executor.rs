@@ -289,6 +289,11 @@ impl Daemon {
                 );
                 continue;
             }
+            // RFC 5798's Accept_Mode false: the VIP answers ARP, but what is addressed to
+            // it is dropped while this router holds it (never for the owner).
+            if !cfg.accept && cfg.priority != crate::protocol::fsm::PRIORITY_OWNER {
+                self.no_accept(name, v.addr, add).await;
+            }
             let foreign = if add {
                 self.io
                     .netlink
@@ -313,6 +318,33 @@ impl Daemon {
         }
         if whole && add {
             self.apply_routes(name, &cfg.virtual_routes, true).await;
+        }
+    }
+
+    /// Drops (or stops dropping) traffic to `addr` in table inet vrrpd, made on first use.
+    async fn no_accept(&mut self, name: &str, addr: IpAddr, refuse: bool) {
+        use crate::sys::nft;
+        if refuse && !self.io.nft_ready {
+            match nft::create().await {
+                Ok(()) => self.io.nft_ready = true,
+                Err(e) => {
+                    error!(
+                        "({name}) no_accept: cannot make table inet vrrpd: {e}; traffic to {addr} is accepted"
+                    );
+                    return;
+                }
+            }
+        }
+        if !self.io.nft_ready {
+            return;
+        }
+        let done = if refuse {
+            nft::refuse(addr).await
+        } else {
+            nft::allow(addr).await
+        };
+        if let Err(e) = done {
+            error!("({name}) no_accept {addr}: {e}");
         }
     }
 

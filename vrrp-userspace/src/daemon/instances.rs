@@ -77,6 +77,8 @@ pub(super) struct Io {
     /// Sysctls vrrpd set (promote_secondaries, a VMAC's base's arp_ignore, ...), with the
     /// value each had before, put back at stop.
     pub sysctls: BTreeMap<String, String>,
+    /// Whether the nftables table for VIPs that are not accepted is in place.
+    pub nft_ready: bool,
     /// The virtual MAC interfaces vrrpd created, by name, with their base's ifindex.
     pub vmacs: BTreeMap<String, (Link, u32)>,
     /// The reader task of each socket that is read in userspace.
@@ -108,6 +110,7 @@ impl Io {
             sockets: HashMap::new(),
             readers: HashMap::new(),
             sysctls: BTreeMap::new(),
+            nft_ready: false,
             vmacs: BTreeMap::new(),
             announcers: HashMap::new(),
             instances: BTreeMap::new(),

@@ -302,6 +302,8 @@ impl Daemon {
             flood: flood::Flood::new(started),
             opts,
         };
+        // A crash's leftover would drop traffic to VIPs: gone before anything starts.
+        let _ = crate::sys::nft::remove().await;
         let plan = d.plan(&config, true).await?;
         d.config = config;
         d.trackers
@@ -455,6 +457,9 @@ impl Daemon {
         self.io.finish_notifiers(Duration::from_secs(5)).await;
         self.io.drop_vmacs().await;
         self.io.restore_sysctls();
+        if self.io.nft_ready {
+            let _ = crate::sys::nft::remove().await;
+        }
         info!("vrrpd stopped");
     }
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cpu;
 pub mod files;
 pub mod netlink;
+pub mod nft;
 pub mod ping;
 pub mod scripts;
 pub mod signals;
