@@ -775,6 +775,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
         ("vrrp_instance", "no_accept", "no_accept", ""),
         (
             "vrrp_instance",
+            "unicast_ttl",
+            "unicast_peer {\n        10.0.0.9\n    }\n    unicast_ttl 64",
+            "unicast_peer {\n        10.0.0.9\n    }",
+        ),
+        (
+            "vrrp_instance",
             "accept",
             "strict_mode\n    accept",
             "strict_mode",

@@ -306,3 +306,55 @@ fn no_accept_drops_traffic_to_the_vip_and_accept_takes_it() {
     );
     assert_eq!(table(), None);
 }
+
+/// `unicast_ttl 64`: lb01's unicast adverts reach lb02 with TTL 64 (one segment: no router
+/// takes one off), as `vrrpd watch` on lb02 shows, and lb02 stays lb01's backup (a unicast
+/// advert's TTL is not checked).
+#[test]
+fn unicast_ttl_is_the_ttl_on_the_wire() {
+    if !require_root("unicast_ttl_is_the_ttl_on_the_wire") {
+        return;
+    }
+    let lab = Lab::seed();
+    let unicast = |host: Host, src: &str, peer: &str, extra: &str| {
+        seed(&format!("ch4-{}.conf", host.name())).replace(
+            "    interface eth0",
+            &format!("    interface eth0\n    unicast_src_ip {src}\n    unicast_peer {{\n      {peer}\n    }}{extra}"),
+        )
+    };
+    let lb01 = lab.vrrpd(
+        VRRPD,
+        Host::Lb01,
+        &unicast(Host::Lb01, "10.0.0.5", "10.0.0.6", "\n    unicast_ttl 64"),
+    );
+    let lb02 = lab.vrrpd(
+        VRRPD,
+        Host::Lb02,
+        &unicast(Host::Lb02, "10.0.0.6", "10.0.0.5", ""),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{}",
+        lb01.logs()
+    );
+    let out = std::process::Command::new(VRRPD)
+        .args(["watch", "--adverts", "-c", "2", "-s"])
+        .arg(lab.control_socket(Host::Lb02))
+        .output()
+        .expect("watch");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("10.0.0.5 > 10.0.0.6"))
+            .all(|l| l.contains(" ttl 64")),
+        "{text}"
+    );
+    assert!(text.contains("10.0.0.5 > 10.0.0.6"), "{text}");
+    let st = status(&lab, Host::Lb02);
+    assert_eq!(
+        st.instances[0].state,
+        vrrp::protocol::fsm::State::Backup,
+        "{}",
+        lb02.logs()
+    );
+}

@@ -443,10 +443,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         "old_unicast_checksum",
         Warned("vrrpd sends RFC 5798's checksum and accepts both forms"),
     ),
-    line(
-        "unicast_ttl",
-        Warned("vrrpd sends unicast adverts with TTL 255"),
-    ),
+    line("unicast_ttl", Acted),
     line(
         "mcast_dst_ip",
         Warned("vrrpd sends to the global multicast group (vrrp_mcast_group4/6)"),

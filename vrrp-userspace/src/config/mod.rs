@@ -505,6 +505,8 @@ pub struct Instance {
     /// keepalived's strict mode for this instance (`strict_mode`, else `vrrp_strict`): checked,
     /// not applied yet.
     pub strict: bool,
+    /// `unicast_ttl`: the TTL (hop limit) of unicast adverts (255 by default).
+    pub unicast_ttl: Option<u8>,
     /// Whether traffic to the VIPs is taken while master (`accept`, the default; `no_accept`,
     /// or strict mode without `accept`: dropped by nftables, RFC 5798's Accept_Mode false).
     pub accept: bool,

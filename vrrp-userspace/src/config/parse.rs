@@ -1265,6 +1265,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         vmac_xmit_base: false,
         virtual_routes: Vec::new(),
         accept: true,
+        unicast_ttl: None,
     };
     let Some(block) = &node.block else {
         return None;
@@ -1417,7 +1418,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             }
             "unicast_ttl" => {
                 seen.unicast_ttl = true;
-                let _ = cx.unsigned(n, 0, 255);
+                i.unicast_ttl = cx.unsigned(n, 0, 255).and_then(|t| u8::try_from(t).ok());
             }
             "mcast_dst_ip" => {
                 if let Some(text) = cx.arg(n).map(str::to_owned)

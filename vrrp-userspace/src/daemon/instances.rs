@@ -658,6 +658,19 @@ impl Daemon {
             // vmac_xmit_base); what the VMAC's socket hears counts under the base.
             self.io.open_sockets(&vip_home, cfg.family, src, group)?;
         }
+        if let Some(ttl) = cfg.unicast_ttl.filter(|_| !cfg.unicast_peers.is_empty()) {
+            let tx = if vip_home.index != link.index && !cfg.vmac_xmit_base {
+                vip_home.index
+            } else {
+                link.index
+            };
+            // The socket is the interface's: the instances on it share one unicast TTL.
+            if let Some(sock) = self.io.sockets.get(&(tx, cfg.family))
+                && let Err(e) = sock.get_ref().0.set_unicast_ttl(ttl)
+            {
+                warn!("({}) unicast_ttl {ttl}: {e}", cfg.name);
+            }
+        }
         Ok(Spec {
             cfg: cfg.clone(),
             ifindex: link.index,

@@ -114,6 +114,15 @@ impl VrrpSocket {
         })
     }
 
+    /// keepalived's `unicast_ttl`: the TTL (hop limit) of the adverts sent to unicast peers;
+    /// the multicast TTL stays 255.
+    pub fn set_unicast_ttl(&self, ttl: u8) -> io::Result<()> {
+        match self.family {
+            Family::V4 => self.tx.set_ttl_v4(u32::from(ttl)),
+            Family::V6 => self.tx.set_unicast_hops_v6(u32::from(ttl)),
+        }
+    }
+
     /// A second handle on the sending socket, for the advert thread (`sender.rs`).
     pub fn tx_clone(&self) -> io::Result<Socket> {
         self.tx.try_clone()
