@@ -847,6 +847,21 @@ fn every_keyword_is_acted_on_or_warned_about() {
             "track_file",
             "names a track_file block defined before the group: track_file_blocks_and_their_use_are_read below",
         ),
+        (
+            "root",
+            "vrrp_track_process",
+            "the block itself: track_process_blocks_are_read below",
+        ),
+        (
+            "vrrp_instance",
+            "track_process",
+            "names a vrrp_track_process defined before the instance: track_process_blocks_are_read below",
+        ),
+        (
+            "vrrp_sync_group",
+            "track_process",
+            "names a vrrp_track_process defined before the group: track_process_blocks_are_read below",
+        ),
     ];
     let (_, e) = effect(&keyword_config("", "", "", "").replace(
         "    virtual_ipaddress {\n        10.0.0.3/24",
@@ -1004,4 +1019,44 @@ fn track_file_blocks_and_their_use_are_read() {
         .to_owned();
     let (c, _) = config::load_str(&solo, "t.conf", &opts());
     assert_eq!(c.instances[0].track_files[0].weight, Some(5));
+}
+
+/// vrrp_track_process blocks and their use are read into the config as keepalived reads them:
+/// the process and its parameters, param_match, weight, quorum and quorum_max, the delays,
+/// full_command; weight 0 by default; quorum_max below quorum refused.
+#[test]
+fn track_process_blocks_are_read() {
+    use vrrp::config::ParamMatch;
+    let text = "vrrp_track_process web {\n  process nginx -g daemon\n  param_match initial\n  weight -30 reverse\n  quorum 2\n  quorum_max 4\n  delay 0.5\n  terminate_delay 2\n  full_command\n}\n\
+        vrrp_track_process plain {\n  process haproxy\n}\n\
+        vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 50\n  priority 150\n  virtual_ipaddress {\n    10.0.0.3\n  }\n  track_process {\n    web weight 10\n    plain\n  }\n}\n";
+    let (c, d) = config::load_str(text, "t.conf", &opts());
+    assert_eq!(d.errors().count(), 0, "{d:?}");
+    let web = &c.track_processes["web"];
+    assert_eq!(web.process, "nginx");
+    assert_eq!(web.params, ["-g", "daemon"]);
+    assert_eq!(web.param_match, ParamMatch::Initial);
+    assert_eq!((web.weight, web.reverse), (-30, true));
+    assert_eq!((web.quorum, web.quorum_max), (2, 4));
+    assert_eq!(web.fork_delay, std::time::Duration::from_millis(500));
+    assert_eq!(web.terminate_delay, std::time::Duration::from_secs(2));
+    assert!(web.full_command);
+    let plain = &c.track_processes["plain"];
+    assert_eq!((plain.weight, plain.quorum, plain.quorum_max), (0, 1, 0));
+    let names: Vec<_> = c.instances[0]
+        .track_processes
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
+    assert_eq!(names, [("web", Some(10)), ("plain", None)]);
+    let (_, d) = config::load_str(
+        &text.replace("quorum_max 4", "quorum_max 1"),
+        "t.conf",
+        &opts(),
+    );
+    assert!(
+        d.0.iter()
+            .any(|x| x.message.contains("quorum_max 1 is below quorum 2")),
+        "{d:?}"
+    );
 }

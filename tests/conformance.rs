@@ -122,6 +122,7 @@ impl Case {
             groups: config.sync_groups.clone(),
             scripts: config.scripts.clone(),
             files: config.track_files.clone(),
+            processes: config.track_processes.clone(),
             links,
         }
     }

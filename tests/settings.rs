@@ -38,7 +38,10 @@ fn down_timer_adverts_stretches_the_master_down_interval() {
     );
     assert!(
         wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
-            && !lab.holds(Host::Lb02, VIP)),
+            && !lab.holds(Host::Lb02, VIP)
+            && lab
+                .ask_json::<Status>(VRRPD, Host::Lb02, &["status"])
+                .is_ok_and(|s| s.instances[0].master.is_some())),
         "{}",
         lb02.logs()
     );
@@ -332,10 +335,15 @@ fn unicast_ttl_is_the_ttl_on_the_wire() {
         Host::Lb02,
         &unicast(Host::Lb02, "10.0.0.6", "10.0.0.5", ""),
     );
+    // lb01 (state MASTER) holds the VIP at once; lb02 must be up and listening too.
     assert!(
-        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
-        "{}",
-        lb01.logs()
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && lab
+                .ask_json::<Status>(VRRPD, Host::Lb02, &["status"])
+                .is_ok()),
+        "{}\n{}",
+        lb01.logs(),
+        lb02.logs()
     );
     let out = std::process::Command::new(VRRPD)
         .args(["watch", "--adverts", "-c", "2", "-s"])
@@ -349,7 +357,11 @@ fn unicast_ttl_is_the_ttl_on_the_wire() {
             .all(|l| l.contains(" ttl 64")),
         "{text}"
     );
-    assert!(text.contains("10.0.0.5 > 10.0.0.6"), "{text}");
+    assert!(
+        text.contains("10.0.0.5 > 10.0.0.6"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let st = status(&lab, Host::Lb02);
     assert_eq!(
         st.instances[0].state,

@@ -448,3 +448,66 @@ fn track_file_changes_priority_and_weight_0_means_fault() {
     assert!(moved_to(Host::Lb01, Host::Lb02), "{}", logs());
     assert_eq!(status().instances[0].priority.effective, 150);
 }
+
+/// vrrp_track_process with weight 0: while lb01's tracked service (a `sleep 31337`, the lab's
+/// hosts share one PID namespace, so a name no other host runs) is gone, lb01 is in FAULT and
+/// lb02 holds the VIP; the death is seen when it happens (a pidfd), not at a poll, and a
+/// restarted service is counted again within a second or two. `status` shows the tracker.
+#[test]
+fn track_process_follows_the_service() {
+    if !require_root("track_process_follows_the_service") {
+        return;
+    }
+    use vrrp::{
+        northbound::status::Status,
+        protocol::{fsm::State, router::TrackedKind},
+    };
+    let lab = Lab::seed();
+    let conf = seed("ch4-lb01.conf").replace(
+        "vrrp_instance VI_1 {",
+        "vrrp_track_process svc {\n  process sleep 31337\n  weight 0\n}\n\nvrrp_instance VI_1 {\n    track_process {\n      svc\n    }",
+    );
+    let mut svc = lab.spawn(Host::Lb01, "svc", &["sleep", "31337"]);
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    let logs = || format!("{}\n{}", lb01.logs(), lb02.logs());
+    let alone = |holder: Host, other: Host| lab.holds(holder, VIP) && !lab.holds(other, VIP);
+    assert!(
+        wait_until(Duration::from_secs(10), || alone(Host::Lb01, Host::Lb02)),
+        "{}",
+        logs()
+    );
+    let status = || -> Status {
+        lab.ask_json(VRRPD, Host::Lb01, &["status"])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let st = status();
+    let t = st.instances[0]
+        .priority
+        .tracking
+        .iter()
+        .find(|t| t.kind == TrackedKind::Process)
+        .expect("the tracker in status");
+    assert_eq!((t.name.as_str(), t.ok), ("svc", Some(true)));
+    let t0 = std::time::Instant::now();
+    svc.kill();
+    assert!(
+        wait_until(Duration::from_secs(3), || status().instances[0].state
+            == State::Fault),
+        "{}",
+        logs()
+    );
+    let seen = t0.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(5), || alone(Host::Lb02, Host::Lb01)),
+        "{}",
+        logs()
+    );
+    eprintln!("track_process: FAULT {seen:?} after the service died");
+    let _svc = lab.spawn(Host::Lb01, "svc", &["sleep", "31337"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || alone(Host::Lb01, Host::Lb02)),
+        "{}",
+        logs()
+    );
+}

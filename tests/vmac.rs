@@ -171,7 +171,7 @@ fn use_vmac_interoperates_with_keepalived_both_ways() {
         Host::Lb01,
         &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_announce=2"],
     );
-    let mut ka = lab.keepalived(Host::Lb01, &vmac_conf(Host::Lb01));
+    let ka = lab.keepalived(Host::Lb01, &vmac_conf(Host::Lb01));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &vmac_conf(Host::Lb02));
     assert!(
         wait_until(Duration::from_secs(10), || holds_alone(
@@ -215,7 +215,7 @@ fn use_vmac_interoperates_with_keepalived_both_ways() {
         Host::Lb02,
         &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_announce=2"],
     );
-    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &vmac_conf(Host::Lb01));
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &vmac_conf(Host::Lb01));
     let ka = lab.keepalived(Host::Lb02, &vmac_conf(Host::Lb02));
     assert!(
         wait_until(Duration::from_secs(10), || holds_alone(

@@ -470,14 +470,16 @@ fn status_text(s: &Status) -> String {
                 (TrackedKind::Script, Some(false)) => ("script", "failed"),
                 (TrackedKind::Interface, Some(true)) => ("interface", "up"),
                 (TrackedKind::Interface, Some(false)) => ("interface", "down"),
-                (TrackedKind::Script | TrackedKind::Interface, None) => (
-                    if t.kind == TrackedKind::Script {
-                        "script"
-                    } else {
-                        "interface"
-                    },
-                    "no result yet",
-                ),
+                (TrackedKind::Process, Some(true)) => ("process", "running"),
+                (TrackedKind::Process, Some(false)) => ("process", "not running (below quorum)"),
+                (TrackedKind::Script | TrackedKind::Interface | TrackedKind::Process, None) => {
+                    let kind = match t.kind {
+                        TrackedKind::Script => "script",
+                        TrackedKind::Interface => "interface",
+                        _ => "process",
+                    };
+                    (kind, "no result yet")
+                }
                 (TrackedKind::File, ok) => {
                     file_state = match (t.value, ok) {
                         (None, _) => "not read yet".to_owned(),

@@ -297,6 +297,7 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
     // is dropped for an owner; a weighted script is dropped. vrrpd does the same.
     let scripts = c.scripts.clone();
     let files = c.track_files.clone();
+    let processes = c.track_processes.clone();
     let groups = c.sync_groups.clone();
     for i in &mut c.instances {
         let group = groups.iter().find(|g| g.members.contains(&i.name));
@@ -316,6 +317,16 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
                 .unwrap_or(0);
             if w != 0 {
                 cx.ignored(&t.loc, format!("({name}) track_script {} with weight {w} is not used: {why} (give it weight 0 to make it a FAULT)", t.name));
+            }
+            w == 0
+        });
+        i.track_processes.retain(|t| {
+            let w = t
+                .weight
+                .or_else(|| processes.get(&t.name).map(|p| p.weight))
+                .unwrap_or(0);
+            if w != 0 {
+                cx.ignored(&t.loc, format!("({name}) track_process {} with weight {w} is not used: {why} (give it weight 0 to make it a FAULT)", t.name));
             }
             w == 0
         });

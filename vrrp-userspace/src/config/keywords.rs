@@ -69,8 +69,6 @@ const NETLINK_BUFS: Disposition = Warned("vrrpd sizes its netlink and socket buf
 const RELOAD: Disposition = Warned(
     "keepalived's reload machinery: vrrpd re-reads the whole config on SIGHUP and refuses a broken one",
 );
-const NOT_YET_TRACKED: &str =
-    "vrrpd does not track it yet: instances that name it ignore it (and stay out of FAULT for it)";
 
 /// Root level.
 pub const ROOT: &[Keyword] = &[
@@ -78,12 +76,7 @@ pub const ROOT: &[Keyword] = &[
     block("vrrp_instance", Acted),
     block("vrrp_sync_group", Acted),
     block("vrrp_script", Acted),
-    block(
-        "vrrp_track_process",
-        Warned(
-            "vrrpd does not track processes yet: the instances that name it in track_process ignore it",
-        ),
-    ),
+    block("vrrp_track_process", Acted),
     block("track_file", Acted),
     block("vrrp_track_file", Acted),
     block("bfd_instance", BFD),
@@ -414,7 +407,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
     line("garp_master_refresh_repeat", Acted),
     line("v3_checksum_as_v2", Acted),
     block("track_file", Acted),
-    block("track_process", Warned(NOT_YET_TRACKED)),
+    block("track_process", Acted),
     block(
         "track_bfd",
         Warned("vrrpd has no BFD: instances ignore track_bfd"),
@@ -538,7 +531,7 @@ pub const VRRP_SYNC_GROUP: &[Keyword] = &[
     line("notify", Acted),
     line("sync_group_tracking_weight", Acted),
     block("track_file", Acted),
-    block("track_process", Warned(NOT_YET_TRACKED)),
+    block("track_process", Acted),
     block(
         "track_bfd",
         Warned("vrrpd has no BFD: the group ignores track_bfd"),

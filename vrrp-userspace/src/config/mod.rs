@@ -197,6 +197,8 @@ pub struct Config {
     pub scripts: BTreeMap<String, Script>,
     /// `track_file` blocks (keepalived's old name: `vrrp_track_file`), by name.
     pub track_files: BTreeMap<String, TrackFile>,
+    /// `vrrp_track_process` blocks, by name.
+    pub track_processes: BTreeMap<String, TrackProcess>,
     pub instances: Vec<Instance>,
     pub sync_groups: Vec<SyncGroup>,
     /// The keywords the config uses, by what vrrpd does with them (for `vrrpd check --dump`).
@@ -362,6 +364,39 @@ pub struct TrackFile {
     pub init: Option<InitFile>,
 }
 
+/// `vrrp_track_process NAME { process NAME [ARGS...]; ... }`: up while at least `quorum`
+/// (and at most `quorum_max`) processes match.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrackProcess {
+    pub name: String,
+    pub loc: Loc,
+    /// The process: its name (/proc/PID/comm, 15 characters), or its path (argv[0]) with
+    /// `full_command` or when it holds a '/'.
+    pub process: String,
+    pub params: Vec<String>,
+    pub param_match: ParamMatch,
+    pub full_command: bool,
+    /// 0 (the default): FAULT while down.
+    pub weight: i32,
+    pub reverse: bool,
+    pub quorum: u32,
+    /// 0: no maximum.
+    pub quorum_max: u32,
+    /// How long a new process must live before it counts, and a gone one stays counted.
+    pub fork_delay: Duration,
+    pub terminate_delay: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ParamMatch {
+    /// The arguments are exactly `params`.
+    Exact,
+    /// They start with `params`.
+    Initial,
+    /// `params` appear in them, in order, one after another.
+    Partial,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct InitFile {
     pub value: i64,
@@ -498,6 +533,7 @@ pub struct Instance {
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,
     pub track_files: Vec<Tracked>,
+    pub track_processes: Vec<Tracked>,
     pub notify: Notify,
     pub garp: Garp,
     pub dont_track_primary: bool,
@@ -541,6 +577,7 @@ impl Instance {
             .iter_mut()
             .chain(c.track_scripts.iter_mut())
             .chain(c.track_files.iter_mut())
+            .chain(c.track_processes.iter_mut())
         {
             t.loc = nowhere.clone();
         }
@@ -566,6 +603,7 @@ pub struct SyncGroup {
     pub track_scripts: Vec<Tracked>,
     pub track_interfaces: Vec<Tracked>,
     pub track_files: Vec<Tracked>,
+    pub track_processes: Vec<Tracked>,
     /// keepalived's `sync_group_tracking_weight`: weights of the members' tracking apply
     /// (without it keepalived refuses weighted tracking in a group's members).
     pub tracking_weight: bool,

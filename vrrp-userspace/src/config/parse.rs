@@ -11,7 +11,8 @@ use std::{
 
 use super::{
     Config, Diagnostics, Global, InitFile, InitialState, Instance, Loc, Node, Notify, NotifyScript,
-    RouteKind, RunUser, Script, SyncGroup, TrackFile, Tracked, Vip, VirtualRoute,
+    ParamMatch, RouteKind, RunUser, Script, SyncGroup, TrackFile, TrackProcess, Tracked, Vip,
+    VirtualRoute,
     keywords::{self, Disposition, Keyword},
     lex::script_words,
 };
@@ -375,7 +376,18 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
                     config.sync_groups.push(g);
                 }
             }
-            "vrrp_track_process" => track_process(&mut cx, node),
+            "vrrp_track_process" => {
+                if let Some(p) = track_process(&mut cx, node) {
+                    if config.track_processes.contains_key(&p.name) {
+                        cx.warn(
+                            node.loc(),
+                            format!("vrrp_track_process {} is defined again: the first definition is used", p.name),
+                        );
+                    } else {
+                        config.track_processes.insert(p.name.clone(), p);
+                    }
+                }
+            }
             "track_file" | "vrrp_track_file" => {
                 if let Some(f) = track_file(&mut cx, node) {
                     if config.track_files.contains_key(&f.name) {
@@ -793,56 +805,107 @@ fn script(cx: &mut Cx<'_>, node: &Node) -> Option<Script> {
     Some(s)
 }
 
-fn track_process(cx: &mut Cx<'_>, node: &Node) {
+fn track_process(cx: &mut Cx<'_>, node: &Node) -> Option<TrackProcess> {
     let Some(name) = node.args.first().map(|t| t.text.clone()) else {
         cx.err(node.loc(), "vrrp_track_process needs a name");
-        return;
+        return None;
     };
-    let Some(block) = &node.block else {
-        return;
-    };
+    let block = node.block.as_ref()?;
     let nodes = cx.keywords(
         &format!("vrrp_track_process {name}"),
         keywords::VRRP_TRACK_PROCESS,
         block,
     );
-    if !nodes.iter().any(|n| n.name() == "process") {
+    let mut p = TrackProcess {
+        name: name.clone(),
+        loc: node.loc().clone(),
+        process: String::new(),
+        params: Vec::new(),
+        param_match: ParamMatch::Exact,
+        full_command: false,
+        weight: 0,
+        reverse: false,
+        quorum: 1,
+        quorum_max: 0,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+    };
+    for n in nodes {
+        match n.name() {
+            "process" => {
+                let mut words = n.args.iter().map(|t| t.text.clone());
+                if let Some(first) = words.next() {
+                    p.process = first;
+                    p.params = words.collect();
+                }
+            }
+            "weight" => {
+                if let Some(text) = cx.arg(n).map(str::to_owned)
+                    && let Some(w) = cx.int(n, &text, -254, 254)
+                {
+                    p.weight = i32::try_from(w).unwrap_or(0);
+                    p.reverse = n.args.get(1).is_some_and(|t| t.text == "reverse");
+                }
+            }
+            "quorum" => {
+                if let Some(q) = cx.unsigned(n, 1, 65535) {
+                    p.quorum = u32::try_from(q).unwrap_or(1);
+                }
+            }
+            "quorum_max" => {
+                if let Some(q) = cx.unsigned(n, 0, 65535) {
+                    p.quorum_max = u32::try_from(q).unwrap_or(0);
+                }
+            }
+            "delay" => {
+                if let Some(d) = cx.seconds(n, 0.000_001, 3600.0) {
+                    p.fork_delay = d;
+                    p.terminate_delay = d;
+                }
+            }
+            "terminate_delay" => {
+                if let Some(d) = cx.seconds(n, 0.000_001, 3600.0) {
+                    p.terminate_delay = d;
+                }
+            }
+            "fork_delay" => {
+                if let Some(d) = cx.seconds(n, 0.000_001, 3600.0) {
+                    p.fork_delay = d;
+                }
+            }
+            "full_command" => p.full_command = true,
+            "param_match" => match n.args.first().map(|t| t.text.as_str()) {
+                Some("exact") => p.param_match = ParamMatch::Exact,
+                Some("initial") => p.param_match = ParamMatch::Initial,
+                Some("partial") => p.param_match = ParamMatch::Partial,
+                Some(other) => cx.err(
+                    n.loc(),
+                    format!("param_match '{other}': exact, initial or partial"),
+                ),
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    if p.process.is_empty() {
         cx.err(
             node.loc(),
             format!("vrrp_track_process {name}: no process given"),
         );
-        return;
+        return None;
     }
-    for n in nodes {
-        match n.name() {
-            "weight" => {
-                if let Some(text) = cx.arg(n).map(str::to_owned) {
-                    let _ = cx.int(n, &text, -254, 254);
-                }
-            }
-            "quorum" => {
-                let _ = cx.unsigned(n, 1, 65535);
-            }
-            "quorum_max" => {
-                let _ = cx.unsigned(n, 0, 65535);
-            }
-            "delay" | "terminate_delay" | "fork_delay" => {
-                let _ = cx.seconds(n, 0.000_001, 3600.0);
-            }
-            "param_match" => {
-                if let Some(m) = n.args.first()
-                    && !matches!(m.text.as_str(), "exact" | "initial" | "partial")
-                {
-                    cx.err(
-                        n.loc(),
-                        format!("param_match '{}': exact, initial or partial", m.text),
-                    );
-                }
-            }
-            _ => {}
-        }
+    if p.quorum_max != 0 && p.quorum_max < p.quorum {
+        cx.err(
+            node.loc(),
+            format!(
+                "vrrp_track_process {name}: quorum_max {} is below quorum {}",
+                p.quorum_max, p.quorum
+            ),
+        );
+        return None;
     }
     cx.defined.processes.insert(name);
+    Some(p)
 }
 
 fn track_file(cx: &mut Cx<'_>, node: &Node) -> Option<TrackFile> {
@@ -1253,6 +1316,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
+        track_processes: Vec::new(),
         notify: Notify::default(),
         garp: g.garp.for_instance(),
         dont_track_primary: false,
@@ -1490,7 +1554,10 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             "track_file" => {
                 i.track_files = tracked(cx, n.block.as_deref().unwrap_or_default(), "track_file", name);
             }
-            "track_process" | "track_bfd" => {
+            "track_process" => {
+                i.track_processes = tracked(cx, n.block.as_deref().unwrap_or_default(), "track_process", name);
+            }
+            "track_bfd" => {
                 let _ = tracked(cx, n.block.as_deref().unwrap_or_default(), n.name(), name);
             }
             "dont_track_primary" => i.dont_track_primary = true,
@@ -2047,6 +2114,7 @@ fn sync_group(cx: &mut Cx<'_>, node: &Node, name: &str) -> Option<SyncGroup> {
         track_scripts: Vec::new(),
         track_interfaces: Vec::new(),
         track_files: Vec::new(),
+        track_processes: Vec::new(),
         tracking_weight: false,
     };
     let Some(block) = &node.block else {
@@ -2107,7 +2175,15 @@ fn sync_group(cx: &mut Cx<'_>, node: &Node, name: &str) -> Option<SyncGroup> {
                     name,
                 );
             }
-            "track_process" | "track_bfd" => {
+            "track_process" => {
+                g.track_processes = tracked(
+                    cx,
+                    n.block.as_deref().unwrap_or_default(),
+                    "track_process",
+                    name,
+                );
+            }
+            "track_bfd" => {
                 let _ = tracked(cx, n.block.as_deref().unwrap_or_default(), n.name(), name);
             }
             "sync_group_tracking_weight" => g.tracking_weight = true,

@@ -532,6 +532,7 @@ impl Daemon {
             groups: config.sync_groups.clone(),
             scripts: config.scripts.clone(),
             files: config.track_files.clone(),
+            processes: config.track_processes.clone(),
             ..Plan::default()
         };
         let mut unresolved = std::collections::BTreeSet::new();

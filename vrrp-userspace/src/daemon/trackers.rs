@@ -11,12 +11,12 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::error;
 
 use crate::{
-    config::{Config, Script, TrackFile},
+    config::{Config, Script, TrackFile, TrackProcess},
     protocol::{router::Plan, track::TrackEvent},
     sys::{
         netlink::Netlink,
         scripts::{self, RunAs},
-        track_file,
+        track_file, track_process,
     },
 };
 
@@ -46,6 +46,8 @@ impl Runs {
 pub(super) struct Trackers {
     /// vrrp_script name -> its runner, the config it runs with, and as whom.
     scripts: BTreeMap<String, (JoinHandle<()>, Script, Runs)>,
+    /// vrrp_track_process name -> its counter and the config it counts with.
+    processes: BTreeMap<String, (JoinHandle<()>, TrackProcess)>,
     /// track_file name -> its watcher and the config it watches with.
     files: BTreeMap<String, (JoinHandle<()>, TrackFile)>,
     /// The first sync is the start (keepalived's init_file differs there).
@@ -123,12 +125,40 @@ impl Trackers {
             self.scripts.insert(name, (handle, script, how));
         }
         self.sync_files(plan, tx);
+        self.sync_processes(plan, tx);
         let resolved: BTreeMap<String, u32> = plan
             .instances
             .iter()
             .map(|s| (s.cfg.interface.clone(), s.ifindex))
             .collect();
         self.poll_links(&plan.links, resolved, netlink, tx);
+    }
+
+    /// Counts exactly the vrrp_track_processes `plan` uses; one whose config is unchanged keeps
+    /// its counter (and so its state).
+    fn sync_processes(&mut self, plan: &Plan, tx: &mpsc::Sender<TrackEvent>) {
+        let wanted = plan.processes_in_use();
+        self.processes.retain(|name, (h, cfg)| {
+            let keep = wanted.contains(name)
+                && plan.processes.get(name).is_some_and(|new| {
+                    let mut old = cfg.clone();
+                    old.loc.clone_from(&new.loc);
+                    old == *new
+                });
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        for name in wanted {
+            if self.processes.contains_key(&name) {
+                continue;
+            }
+            if let Some(p) = plan.processes.get(&name) {
+                let h = track_process::spawn(p.clone(), tx.clone());
+                self.processes.insert(name, (h, p.clone()));
+            }
+        }
     }
 
     /// Watches exactly the track_files `plan` uses; one whose config is unchanged keeps its

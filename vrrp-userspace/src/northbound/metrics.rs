@@ -219,6 +219,7 @@ pub fn render(status: &Status) -> String {
                     TrackedKind::Script => "script",
                     TrackedKind::Interface => "interface",
                     TrackedKind::File => "file",
+                    TrackedKind::Process => "process",
                 };
                 tracked.push((
                     format!("{{{},kind=\"{kind}\",name=\"{}\"}}", id(i), label(&t.name)),

@@ -111,6 +111,7 @@ pub struct Plan {
     pub groups: Vec<config::SyncGroup>,
     pub scripts: BTreeMap<String, config::Script>,
     pub files: BTreeMap<String, config::TrackFile>,
+    pub processes: BTreeMap<String, config::TrackProcess>,
     /// Every tracked interface (see [`tracked_links`]) and whether it is up now.
     pub links: BTreeMap<String, bool>,
 }
@@ -126,6 +127,19 @@ impl Plan {
             out.extend(g.track_scripts.iter().map(|t| t.name.clone()));
         }
         out.retain(|n| self.scripts.contains_key(n));
+        out
+    }
+
+    /// The vrrp_track_processes some instance or group tracks.
+    pub fn processes_in_use(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for s in &self.instances {
+            out.extend(s.cfg.track_processes.iter().map(|t| t.name.clone()));
+        }
+        for g in &self.groups {
+            out.extend(g.track_processes.iter().map(|t| t.name.clone()));
+        }
+        out.retain(|n| self.processes.contains_key(n));
         out
     }
 
@@ -295,6 +309,7 @@ pub enum TrackedKind {
     Script,
     Interface,
     File,
+    Process,
 }
 
 struct Entry {
@@ -335,6 +350,9 @@ pub struct Router {
     files: BTreeMap<String, config::TrackFile>,
     /// track_file name -> its number (None until first read).
     file_values: BTreeMap<String, Option<i64>>,
+    processes: BTreeMap<String, config::TrackProcess>,
+    /// vrrp_track_process name -> up? (None until its first count.)
+    process_ok: BTreeMap<String, Option<bool>>,
 }
 
 impl Router {
@@ -358,6 +376,11 @@ impl Router {
                     }
                     TrackEvent::Link { ifname, up } => {
                         self.links.insert(ifname, up);
+                    }
+                    TrackEvent::Process { name, ok } => {
+                        if let Some(s) = self.process_ok.get_mut(&name) {
+                            *s = Some(ok);
+                        }
                     }
                     TrackEvent::File { name, value } => {
                         if let Some(v) = self.file_values.get_mut(&name) {
@@ -460,6 +483,17 @@ impl Router {
             weight: t.weight,
             value: None,
         }));
+        out.extend(e.spec.cfg.track_processes.iter().map(|t| {
+            Tracked {
+                kind: TrackedKind::Process,
+                name: t.name.clone(),
+                ok: self.process_ok.get(&t.name).copied().flatten(),
+                weight: t
+                    .weight
+                    .or_else(|| self.processes.get(&t.name).map(|p| p.weight)),
+                value: None,
+            }
+        }));
         out.extend(e.spec.cfg.track_files.iter().filter_map(|t| {
             let f = self.files.get(&t.name)?;
             let value = self.file_values.get(&t.name).copied().flatten();
@@ -522,6 +556,12 @@ impl Router {
             }
         }
         let files = plan.files_in_use();
+        let processes = plan.processes_in_use();
+        self.process_ok.retain(|n, _| processes.contains(n));
+        for name in processes {
+            self.process_ok.entry(name).or_insert(None);
+        }
+        self.processes = plan.processes;
         self.scripts = plan.scripts;
         self.file_values.retain(|n, _| files.contains(n));
         for name in files {
@@ -857,6 +897,20 @@ impl Router {
                 weight: Some(t.weight.unwrap_or(s.weight)),
                 reverse: t.reverse || s.weight_reverse,
                 ok: self.script_ok.get(&t.name).copied().flatten(),
+            });
+        }
+        let processes = cfg
+            .track_processes
+            .iter()
+            .chain(group.into_iter().flat_map(|g| g.track_processes.iter()));
+        for t in processes {
+            let Some(p) = self.processes.get(&t.name) else {
+                continue;
+            };
+            out.push(Weighted {
+                weight: Some(t.weight.unwrap_or(p.weight)),
+                reverse: t.reverse || p.reverse,
+                ok: self.process_ok.get(&t.name).copied().flatten(),
             });
         }
         let files = cfg

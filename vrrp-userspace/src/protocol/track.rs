@@ -12,6 +12,8 @@ pub enum TrackEvent {
     Script { name: String, ok: bool },
     /// A tracked interface went up or down.
     Link { ifname: String, up: bool },
+    /// A vrrp_track_process went up (its quorum of processes runs) or down.
+    Process { name: String, ok: bool },
     /// A tracked file (`track_file`) holds a new number (0 when it is missing or not a number).
     File { name: String, value: i64 },
     /// An interface VRRP runs on exists again under a new ifindex (deleted and created again:

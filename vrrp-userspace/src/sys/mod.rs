@@ -17,3 +17,4 @@ pub mod scripts;
 pub mod signals;
 pub mod socket;
 pub mod track_file;
+pub mod track_process;
