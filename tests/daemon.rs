@@ -971,6 +971,14 @@ fn unicast_peers_are_added_and_removed_on_reload_without_a_transition() {
         "{}",
         lb01.logs()
     );
+    // Both up and settled (lb02 a backup that has heard lb01) before counting transitions.
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .ask_json::<vrrp::northbound::status::Status>(VRRPD, Host::Lb02, &["status"])
+            .is_ok_and(|s| s.instances[0].master.is_some())),
+        "{}",
+        lb02.logs()
+    );
     std::thread::sleep(Duration::from_secs(2));
     let transitions = |p: &Proc| p.logs().matches("STATE").count();
     let before = (transitions(&lb01), transitions(&lb02));

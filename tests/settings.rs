@@ -116,7 +116,14 @@ fn promote_secondaries_keeps_the_vip_when_the_primary_goes() {
         .trim()
         .to_owned()
     };
+    // A new namespace inherits the host's defaults (systemd sets promote_secondaries 1): 0
+    // first, so that the test shows vrrpd's doing.
+    lab.exec(
+        Host::Lb01,
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=0"],
+    );
     let before = sysctl();
+    assert_eq!(before, "0");
     let conf = seed("ch4-lb01.conf")
         .replace(
             "    priority 150",
@@ -261,8 +268,9 @@ fn virtual_routes_follow_mastership() {
 }
 
 /// `no_accept` (strict mode's default): as master, lb01 answers ARP for the VIP but drops
-/// what is addressed to it (table inet vrrpd, the VIP in its set); with `accept` the VIP
-/// answers ping; the table goes at stop.
+/// what is addressed to it (table inet vrrpd, the VIP in its set); a reload to `accept` on
+/// the running master lets it through without a transition; the table goes at stop; with
+/// `accept` from the start there is none.
 #[test]
 fn no_accept_drops_traffic_to_the_vip_and_accept_takes_it() {
     if !require_root("no_accept_drops_traffic_to_the_vip_and_accept_takes_it") {
@@ -293,6 +301,24 @@ fn no_accept_drops_traffic_to_the_vip_and_accept_takes_it() {
     assert!(!ping(), "the VIP answered ping under no_accept");
     let arp = lab.exec(Host::Client, &["ip", "-j", "neigh", "show", VIP]);
     assert!(arp.contains("lladdr"), "no ARP answer for the VIP: {arp}");
+    // A reload to `accept` on the running master: the VIP leaves the set, with no transition.
+    let transitions = lb01.logs().matches("STATE").count();
+    lab.write("vrrpd-lb01.conf", &conf("accept"));
+    lb01.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), ping),
+        "the VIP does not answer after the reload to accept: {:?}\n{}",
+        table(),
+        lb01.logs()
+    );
+    assert!(!table().is_some_and(|t| t.contains(VIP)), "{:?}", table());
+    assert_eq!(
+        lb01.logs().matches("STATE").count(),
+        transitions,
+        "{}",
+        lb01.logs()
+    );
+    assert!(lab.holds(Host::Lb01, VIP));
     lb01.signal("TERM");
     assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
     assert_eq!(table(), None, "table inet vrrpd left at stop");
@@ -307,7 +333,7 @@ fn no_accept_drops_traffic_to_the_vip_and_accept_takes_it() {
         wait_until(Duration::from_secs(5), ping),
         "the VIP does not answer under accept"
     );
-    assert_eq!(table(), None);
+    assert_eq!(table(), None, "accept alone makes no table");
 }
 
 /// `unicast_ttl 64`: lb01's unicast adverts reach lb02 with TTL 64 (one segment: no router

@@ -498,6 +498,11 @@ fn track_process_follows_the_service() {
         logs()
     );
     let seen = t0.elapsed();
+    // Within the second /proc is read at: the pidfd, not the rescan, saw it.
+    assert!(
+        seen < Duration::from_millis(700),
+        "FAULT {seen:?} after the death"
+    );
     assert!(
         wait_until(Duration::from_secs(5), || alone(Host::Lb02, Host::Lb01)),
         "{}",

@@ -67,12 +67,15 @@ fn a_vrrpd_pair_with_use_vmac_keeps_the_client_s_arp_entry() {
     let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &vmac_conf(Host::Lb01));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &vmac_conf(Host::Lb02));
     let logs = |a: &Proc, b: &Proc| format!("{}\n{}", a.logs(), b.logs());
+    // lb01 (state MASTER) holds the VIP at once; lb02 must be up (its VMAC made) too.
     assert!(
         wait_until(Duration::from_secs(10), || holds_alone(
             &lab,
             Host::Lb01,
             Host::Lb02
-        )),
+        ) && lab
+            .ask_json::<Status>(VRRPD, Host::Lb02, &["status"])
+            .is_ok()),
         "{}",
         logs(&lb01, &lb02)
     );

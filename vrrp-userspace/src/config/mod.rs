@@ -572,6 +572,9 @@ impl Instance {
         for v in c.vips.iter_mut().chain(c.excluded_vips.iter_mut()) {
             v.loc = nowhere.clone();
         }
+        for r in &mut c.virtual_routes {
+            r.loc = nowhere.clone();
+        }
         for t in c
             .track_interfaces
             .iter_mut()

@@ -123,10 +123,17 @@ impl Io {
 
     /// An interface the daemon runs VRRP on: looked up once, XDP attached.
     async fn vrrp_link(&mut self, name: &str) -> Result<Link, DaemonError> {
-        if let Some(l) = self.links.get(name)
+        if let Some(l) = self.links.get(name).cloned()
             && self.datapath.attached().iter().any(|a| a.ifname == name)
         {
-            return Ok(l.clone());
+            // Still the same interface? One deleted (and maybe made again) since is
+            // forgotten, so that nothing is resolved against a dead ifindex.
+            match self.netlink.link(name).await {
+                Ok(now) if now.index == l.index => return Ok(l),
+                _ => {
+                    self.forget_link(name);
+                }
+            }
         }
         let link = self.netlink.link(name).await?;
         if !self.datapath.attached().iter().any(|a| a.ifname == name) {
@@ -158,15 +165,7 @@ impl Io {
     pub fn forget_link(&mut self, name: &str) -> Option<u32> {
         let old = self.links.remove(name)?.index;
         self.datapath.detach(name);
-        self.sockets.retain(|(ifindex, _), _| *ifindex != old);
-        self.readers.retain(|(ifindex, _), h| {
-            let keep = *ifindex != old;
-            if !keep {
-                h.abort();
-            }
-            keep
-        });
-        self.announcers.remove(&old);
+        self.close_ifindex(old);
         // Its VMACs went with it (the kernel deletes a macvlan with its base).
         let gone: Vec<String> = self
             .vmacs
@@ -177,21 +176,36 @@ impl Io {
         for name in gone {
             if let Some((link, _)) = self.vmacs.remove(&name) {
                 self.links.remove(&name);
-                self.sockets.retain(|(i, _), _| *i != link.index);
-                self.announcers.remove(&link.index);
+                self.close_ifindex(link.index);
             }
         }
         Some(old)
+    }
+
+    /// Closes what vrrpd holds on interface `ifindex`: its sockets, their readers, its
+    /// announcer.
+    fn close_ifindex(&mut self, ifindex: u32) {
+        self.sockets.retain(|(i, _), _| *i != ifindex);
+        self.readers.retain(|(i, _), h| {
+            let keep = *i != ifindex;
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        self.announcers.remove(&ifindex);
     }
 
     /// Where an instance's VIPs go (its VMAC, or its interface) and the ifindex its adverts
     /// leave from.
     pub fn homes(&self, spec: &Spec) -> Option<(Link, u32)> {
         let base = self.link(&spec.cfg.interface)?;
+        // IPv4 only (an IPv6 instance's VIPs stay on its interface: see `resolve`).
         let vmac = spec
             .cfg
             .vmac
             .as_ref()
+            .filter(|_| spec.cfg.family == Family::V4)
             .and_then(|n| self.vmacs.get(n))
             .filter(|(_, b)| *b == base.index)
             .map(|(l, _)| l);
@@ -446,16 +460,7 @@ impl Io {
             return;
         };
         self.links.remove(name);
-        self.sockets
-            .retain(|(ifindex, _), _| *ifindex != link.index);
-        self.readers.retain(|(ifindex, _), h| {
-            let keep = *ifindex != link.index;
-            if !keep {
-                h.abort();
-            }
-            keep
-        });
-        self.announcers.remove(&link.index);
+        self.close_ifindex(link.index);
         match self.netlink.del_link(&link).await {
             Ok(()) => info!("VMAC {name} deleted"),
             Err(e) => warn!("VMAC {name}: {e}"),

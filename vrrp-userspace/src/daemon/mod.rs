@@ -307,7 +307,7 @@ impl Daemon {
         let plan = d.plan(&config, true).await?;
         d.config = config;
         d.trackers
-            .sync(&plan, &d.config, &d.io.netlink, &d.track_tx);
+            .sync(&plan, &d.config, &d.io.netlink, &d.track_tx, true);
         let (control_tx, control_rx) = control::serve(&d.opts.control)
             .await
             .map_err(DaemonError::Control)?;

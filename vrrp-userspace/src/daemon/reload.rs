@@ -56,7 +56,7 @@ impl Daemon {
             info!("reload during vrrp_startup_delay: the instances start now");
         }
         self.trackers
-            .sync(&plan, &self.config, &self.io.netlink, &self.track_tx);
+            .sync(&plan, &self.config, &self.io.netlink, &self.track_tx, true);
         self.handle(clock::now(), Input::Configure(plan)).await;
         info!(instances = self.router.len(), "reload done");
     }
@@ -71,7 +71,13 @@ impl Daemon {
         match self.plan(&config, false).await {
             Ok(plan) => {
                 self.trackers
-                    .sync(&plan, &self.config, &self.io.netlink, &self.track_tx);
+                    .sync(&plan, &self.config, &self.io.netlink, &self.track_tx, false);
+                // Still in vrrp_startup_delay: the instances start when it ends, with this
+                // plan (resolved against the interfaces as they are now).
+                if let Some((at, _)) = self.delayed.take() {
+                    self.delayed = Some((at, plan));
+                    return;
+                }
                 self.handle(clock::now(), Input::Configure(plan)).await;
             }
             Err(e) => error!("cannot resolve the config again: {e}"),

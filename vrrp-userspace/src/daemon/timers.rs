@@ -27,6 +27,10 @@ impl Daemon {
     pub(super) async fn on_timer(&mut self, batch: &mut Vec<WireRecord>) {
         self.io.datapath.drain(batch, &mut self.observe.bad_records);
         self.on_records(batch).await;
+        // A flooded interface's socket too: the master's advert may wait there.
+        while let Ok(rx) = self.flood.rx.try_recv() {
+            self.on_fallback_advert(rx).await;
+        }
         self.handle(clock::now(), Input::Timer).await;
     }
 }

@@ -58,12 +58,15 @@ pub(super) struct Trackers {
 impl Trackers {
     /// Runs exactly the scripts `plan` uses and polls exactly its tracked interfaces. A script
     /// whose config is unchanged keeps its runner (and so its rise/fall state).
+    /// `init_files`: this is the start or a reload, where keepalived writes `init_file`s (not
+    /// a re-resolution of the running config).
     pub fn sync(
         &mut self,
         plan: &Plan,
         config: &Config,
         netlink: &Netlink,
         tx: &mpsc::Sender<TrackEvent>,
+        init_files: bool,
     ) {
         let wanted = plan.scripts_in_use();
         let mut runs: BTreeMap<String, (Runs, Option<RunAs>)> = wanted
@@ -124,7 +127,7 @@ impl Trackers {
             let handle = scripts::spawn_script(script.clone(), run_as, tx.clone());
             self.scripts.insert(name, (handle, script, how));
         }
-        self.sync_files(plan, tx);
+        self.sync_files(plan, tx, init_files);
         self.sync_processes(plan, tx);
         let resolved: BTreeMap<String, u32> = plan
             .instances
@@ -163,7 +166,7 @@ impl Trackers {
 
     /// Watches exactly the track_files `plan` uses; one whose config is unchanged keeps its
     /// watcher. A file's number goes to the router at once and then at each change.
-    fn sync_files(&mut self, plan: &Plan, tx: &mpsc::Sender<TrackEvent>) {
+    fn sync_files(&mut self, plan: &Plan, tx: &mpsc::Sender<TrackEvent>, init_files: bool) {
         let wanted = plan.files_in_use();
         let at_start = !self.started;
         self.started = true;
@@ -189,7 +192,9 @@ impl Trackers {
             let Some(file) = plan.files.get(&name) else {
                 continue;
             };
-            track_file::init(file, at_start);
+            if init_files {
+                track_file::init(file, at_start);
+            }
             if self.files.contains_key(&name) {
                 continue;
             }

@@ -372,9 +372,12 @@ pub fn findings(
         // sends nothing) over several of its intervals and still now, not the overlap of a
         // moment (a link that came back: both were masters until the first advert crossed).
         let its_interval = f64::from(s.interval_cs.max(1)) / 100.0;
+        // Three of its adverts, or as many as the window holds at a long interval (two at
+        // least).
+        let persisting = ((window_s as f64 / its_interval) as u64).clamp(2, 3);
         if let Some(m) = mine
             && m.master
-            && s.wire >= 3
+            && s.wire >= persisting
             && s.last_seen_s <= 3.0 * its_interval
             && s.dropped.iter().all(|(_, n)| *n == 0)
             && s.priority > 0

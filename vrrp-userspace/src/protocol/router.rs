@@ -666,10 +666,36 @@ impl Router {
         let Some(e) = self.instances.get_mut(name) else {
             return;
         };
-        out.push(Output::Update(name.to_owned()));
         let cfg = &e.spec.cfg;
         let master = e.fsm.state() == State::Master;
-        if master {
+        // Where the VIPs live and how they are held changed (the VMAC, Accept_Mode, the
+        // routes): a master takes everything down as the old config placed it (before the
+        // daemon renews its copy of the spec) and puts it up as the new one says.
+        let (a, b) = (old.cfg.without_locs(), cfg.without_locs());
+        let moved = master
+            && (a.vmac != b.vmac
+                || a.vmac_xmit_base != b.vmac_xmit_base
+                || a.accept != b.accept
+                || a.virtual_routes != b.virtual_routes);
+        if moved {
+            out.push(Output::Instance {
+                name: name.to_owned(),
+                effect: Effect::RemoveVips,
+            });
+        }
+        out.push(Output::Update(name.to_owned()));
+        if moved {
+            out.push(Output::Instance {
+                name: name.to_owned(),
+                effect: Effect::AddVips,
+            });
+            out.push(Output::Instance {
+                name: name.to_owned(),
+                effect: Effect::Announce {
+                    repeat: cfg.garp.master_repeat,
+                },
+            });
+        } else if master {
             let new: Vec<&config::Vip> = cfg.vips.iter().chain(&cfg.excluded_vips).collect();
             let stale: Vec<config::Vip> = old
                 .cfg

@@ -80,7 +80,10 @@ pub fn spawn(p: TrackProcess, tx: mpsc::Sender<TrackEvent>) -> JoinHandle<()> {
         let mut next_scan = Instant::now();
         loop {
             if Instant::now() >= next_scan {
-                for pid in scan(&p) {
+                let now = scan(&p);
+                // One that exec'd into another program (its pidfd stays quiet) no longer counts.
+                held.retain(|pid, _| now.contains(pid));
+                for pid in now {
                     if held.contains_key(&pid) {
                         continue;
                     }
