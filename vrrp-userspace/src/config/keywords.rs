@@ -197,18 +197,29 @@ pub const GLOBAL_DEFS: &[Keyword] = &[
         "vrrp_ipsets",
         Refused("keepalived 2.2.7 as Debian builds it does not know it (no ipset support)"),
     ),
-    line("nftables", Warned("vrrpd adds no nftables rules yet")),
+    line(
+        "nftables",
+        Warned(
+            "vrrpd keeps its no_accept rules in table inet vrrpd (input, priority -1): this setting is not used",
+        ),
+    ),
     line(
         "nftables_priority",
-        Warned("vrrpd adds no nftables rules yet"),
+        Warned(
+            "vrrpd keeps its no_accept rules in table inet vrrpd (input, priority -1): this setting is not used",
+        ),
     ),
     line(
         "nftables_ifindex",
-        Warned("vrrpd adds no nftables rules yet"),
+        Warned(
+            "vrrpd keeps its no_accept rules in table inet vrrpd (input, priority -1): this setting is not used",
+        ),
     ),
     line(
         "nftables_counters",
-        Warned("vrrpd adds no nftables rules yet"),
+        Warned(
+            "vrrpd keeps its no_accept rules in table inet vrrpd (input, priority -1): this setting is not used",
+        ),
     ),
     line("nftables_ipvs", LVS_GLOBAL),
     line("nftables_ipvs_priority", LVS_GLOBAL),
