@@ -119,41 +119,38 @@ pub struct Plan {
 impl Plan {
     /// The vrrp_scripts some instance or group tracks.
     pub fn scripts_in_use(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for s in &self.instances {
-            out.extend(s.cfg.track_scripts.iter().map(|t| t.name.clone()));
-        }
-        for g in &self.groups {
-            out.extend(g.track_scripts.iter().map(|t| t.name.clone()));
-        }
-        out.retain(|n| self.scripts.contains_key(n));
-        out
+        self.in_use(|i| &i.track_scripts, |g| &g.track_scripts, &self.scripts)
     }
 
     /// The vrrp_track_processes some instance or group tracks.
     pub fn processes_in_use(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for s in &self.instances {
-            out.extend(s.cfg.track_processes.iter().map(|t| t.name.clone()));
-        }
-        for g in &self.groups {
-            out.extend(g.track_processes.iter().map(|t| t.name.clone()));
-        }
-        out.retain(|n| self.processes.contains_key(n));
-        out
+        self.in_use(
+            |i| &i.track_processes,
+            |g| &g.track_processes,
+            &self.processes,
+        )
     }
 
     /// The track_files some instance or group tracks.
     pub fn files_in_use(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for s in &self.instances {
-            out.extend(s.cfg.track_files.iter().map(|t| t.name.clone()));
-        }
-        for g in &self.groups {
-            out.extend(g.track_files.iter().map(|t| t.name.clone()));
-        }
-        out.retain(|n| self.files.contains_key(n));
-        out
+        self.in_use(|i| &i.track_files, |g| &g.track_files, &self.files)
+    }
+
+    /// The names an instance's or a group's tracking list (`of_instance`, `of_group`) holds
+    /// that `defined` knows.
+    fn in_use<V>(
+        &self,
+        of_instance: fn(&config::Instance) -> &Vec<config::Tracked>,
+        of_group: fn(&config::SyncGroup) -> &Vec<config::Tracked>,
+        defined: &BTreeMap<String, V>,
+    ) -> BTreeSet<String> {
+        self.instances
+            .iter()
+            .flat_map(|s| of_instance(&s.cfg))
+            .chain(self.groups.iter().flat_map(of_group))
+            .map(|t| t.name.clone())
+            .filter(|n| defined.contains_key(n))
+            .collect()
     }
 }
 

@@ -259,21 +259,14 @@ impl Netlink {
         route: &crate::config::VirtualRoute,
         oif: Option<u32>,
     ) -> Result<(), NetError> {
-        let dest = format!("{}/{}", route.dest, route.prefix);
-        let msg = Self::route_message(route, oif).map_err(|why| NetError::Route {
-            dest: dest.clone(),
-            why,
-        })?;
+        let msg = Self::route_message(route, oif).map_err(|why| route_error(route, why))?;
         self.handle
             .route()
             .add(msg)
             .replace()
             .execute()
             .await
-            .map_err(|e| NetError::Route {
-                dest,
-                why: e.to_string(),
-            })
+            .map_err(|e| route_error(route, e.to_string()))
     }
 
     /// Removes a virtual route vrrpd added (gone already is not an error).
@@ -282,18 +275,11 @@ impl Netlink {
         route: &crate::config::VirtualRoute,
         oif: Option<u32>,
     ) -> Result<(), NetError> {
-        let dest = format!("{}/{}", route.dest, route.prefix);
-        let msg = Self::route_message(route, oif).map_err(|why| NetError::Route {
-            dest: dest.clone(),
-            why,
-        })?;
+        let msg = Self::route_message(route, oif).map_err(|why| route_error(route, why))?;
         match self.handle.route().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ESRCH => Ok(()),
-            Err(e) => Err(NetError::Route {
-                dest,
-                why: e.to_string(),
-            }),
+            Err(e) => Err(route_error(route, e.to_string())),
         }
     }
 
@@ -480,5 +466,12 @@ impl Netlink {
                 ": is IPv6 enabled on it (net.ipv6.conf.IF.disable_ipv6)?"
             },
         })
+    }
+}
+
+fn route_error(route: &crate::config::VirtualRoute, why: String) -> NetError {
+    NetError::Route {
+        dest: format!("{}/{}", route.dest, route.prefix),
+        why,
     }
 }
