@@ -408,7 +408,8 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
     use std::io::{BufRead as _, Write as _};
     setup()?;
     let mut child = cargo()
-        .args(["test", "--workspace", "--exclude", "vrrp-ebpf"])
+        // --no-fail-fast: one flaky binary must not hide what the others would have said.
+        .args(["test", "--no-fail-fast", "--workspace", "--exclude", "vrrp-ebpf"])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -416,11 +417,19 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
     // Pass cargo's output through, adding up its per-binary "test result:" lines, so that the
     // run ends with one plain total instead of the last (doc-test) binary's "0 passed".
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    // The names are repeated at the very end: CI keeps only the tail of a long log.
+    let mut failures: Vec<String> = Vec::new();
     let stdout = child.stdout.take().context("cargo test stdout")?;
     let mut out = std::io::stdout().lock();
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line?;
         writeln!(out, "{line}")?;
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+        {
+            failures.push(name.to_owned());
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
             let count = |what: &str| -> u64 {
                 rest.split(';')
@@ -453,6 +462,7 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
                 }
                 Err(e) => {
                     println!("fuzz {target}: FAILED: {e:#}");
+                    failures.push(format!("fuzz {target}"));
                     failed += 1;
                 }
             }
@@ -462,6 +472,9 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
         println!("fuzz: skipped (VRRPD_FUZZ_SECS=0 or a filtered run)");
     }
     println!("\ntests: {passed} passed, {failed} failed, {ignored} skipped");
+    for name in &failures {
+        println!("FAILED: {name}");
+    }
     if !status.success() {
         bail!("cargo test failed: {status}");
     }
