@@ -320,7 +320,7 @@ fn reload_with_unchanged_config_causes_no_transition() {
         return;
     }
     let fast = |c: String| v3(&c).replace("advert_int 0.1", "advert_int 0.01");
-    let lab = Lab::seed();
+    let lab = Lab::seed_alone();
     let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &fast(seed("ch4-lb01.conf")));
     let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &fast(seed("ch4-lb02.conf")));
     assert!(

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use vrrp::northbound::{diagnose::FindingKind, status::Diagnosis};
+use vrrp::northbound::{diagnose::FindingKind, ruleset::Firewall, status::Diagnosis};
 use vrrpd_lab::{Host, Lab, Proc, fixtures, require_root, wait_until};
 
 const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
@@ -157,6 +157,114 @@ fn nftables_input_drop_between_two_vrrpds() {
         lb02.logs()
     );
     apply_fix(&lab, Host::Lb02, &text, "nft insert rule inet lab input");
+    cleared(&lab, Host::Lb02, &lb02);
+}
+
+/// firewalld as deployed (the seed's chapter 5): its nftables backend, started for real in
+/// lb02's namespace, rejects VRRP at the default zone's catch-all, a rule that does not name
+/// VRRP. The finding names the table, chain, zone and verdict; firewalld's own fix, printed
+/// and applied as printed, clears it.
+#[test]
+fn firewalld_zone_rejects_vrrp_and_its_own_fix_clears_it() {
+    if !require_root("firewalld_zone_rejects_vrrp_and_its_own_fix_clears_it") {
+        return;
+    }
+    let lab = Lab::seed();
+    let _lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
+    let fw = lab.firewalld(Host::Lb02);
+    let (text, took) = finding(
+        &lab,
+        Host::Lb02,
+        FindingKind::LostAfterXdp,
+        "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; rule ",
+        &lb02,
+    );
+    eprintln!("firewalld zone reject -> finding: {took:?}\n{text}");
+    let d = diagnosis(&lab, Host::Lb02).expect("diagnosis");
+    let rule = d
+        .findings
+        .iter()
+        .find_map(|f| {
+            f.rule
+                .clone()
+                .filter(|_| f.kind == FindingKind::LostAfterXdp)
+        })
+        .unwrap_or_else(|| panic!("no rule in the finding:\n{text}"));
+    assert_eq!(
+        (
+            rule.family.as_str(),
+            rule.table.as_str(),
+            rule.chain.as_str()
+        ),
+        ("inet", "firewalld", "filter_IN_public"),
+        "{text}"
+    );
+    assert_eq!(rule.verdict, "reject with icmpx admin-prohibited");
+    assert_eq!(
+        rule.firewall,
+        Firewall::Firewalld {
+            zone: Some("public".into())
+        }
+    );
+    assert!(
+        !text.contains("nft insert rule inet filter") && !text.contains("--direct --add-rule"),
+        "only firewalld's own fix: {text}"
+    );
+    assert!(
+        lab.holds(Host::Lb01, VIP) && !lab.holds(Host::Lb02, VIP),
+        "one master behind firewalld\n{}",
+        lb02.logs()
+    );
+    let fixes: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("firewall-cmd "))
+        .collect();
+    assert_eq!(
+        fixes,
+        [
+            "firewall-cmd --permanent --zone=public --add-protocol=vrrp",
+            "firewall-cmd --reload"
+        ],
+        "{text}"
+    );
+    for line in fixes {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        fw.cmd(&words);
+    }
+    cleared(&lab, Host::Lb02, &lb02);
+}
+
+/// ufw (Debian's defaults, on iptables-nft) drops VRRP on lb02 by its default deny; the
+/// finding names ufw and prints a ufw rule, which clears it.
+#[test]
+fn ufw_default_deny_and_its_own_fix() {
+    if !require_root("ufw_default_deny_and_its_own_fix") {
+        return;
+    }
+    let lab = Lab::seed();
+    let _lb01 = lab.vrrpd(VRRPD, Host::Lb01, &seed("ch4-lb01.conf"));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
+    let ufw = lab.ufw(Host::Lb02);
+    let (text, _) = finding(
+        &lab,
+        Host::Lb02,
+        FindingKind::LostAfterXdp,
+        "eth0: adverts from 10.0.0.5 (VRID 50) reach the wire but netfilter drops them (NETFILTER_DROP, input; probably ",
+        &lb02,
+    );
+    assert!(text.contains(", ufw)"), "{text}");
+    let fix = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ufw "))
+        .unwrap_or_else(|| panic!("no ufw fix in:\n{text}"));
+    assert_eq!(fix, "ufw allow in on eth0 to 224.0.0.18 proto vrrp");
+    let words: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    ufw.cmd(&words);
     cleared(&lab, Host::Lb02, &lb02);
 }
 

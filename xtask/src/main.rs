@@ -40,6 +40,11 @@ const PACKAGES: &[&str] = &[
     "iperf3",
     "ethtool",
     "systemd",
+    // Real host firewalls for the diagnosis tests (tests/lab/src/firewalls.rs); neither starts
+    // on install here (no init running it), and the tests run them inside a lab namespace.
+    "firewalld",
+    "ufw",
+    "dbus-daemon",
 ];
 
 #[derive(Parser)]
@@ -253,6 +258,11 @@ fn setup_packages() -> anyhow::Result<()> {
         );
     }
     println!("xtask setup: installing {missing:?}");
+    // Under systemd, Debian's postinst would start firewalld in the machine's own namespace,
+    // where its default zone rejects almost everything: masked first, it never starts there.
+    if missing.contains(&"firewalld") && Path::new("/run/systemd/system").exists() {
+        run(Command::new("systemctl").args(["mask", "firewalld.service"]))?;
+    }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
@@ -409,7 +419,13 @@ fn test(args: &[OsString]) -> anyhow::Result<()> {
     setup()?;
     let mut child = cargo()
         // --no-fail-fast: one flaky binary must not hide what the others would have said.
-        .args(["test", "--no-fail-fast", "--workspace", "--exclude", "vrrp-ebpf"])
+        .args([
+            "test",
+            "--no-fail-fast",
+            "--workspace",
+            "--exclude",
+            "vrrp-ebpf",
+        ])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()

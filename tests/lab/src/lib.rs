@@ -15,6 +15,7 @@
 //! test panics. Namespaces left by a run that was killed outright are removed by the next run
 //! once their creator's pid is gone. No namespace has a route off the machine.
 
+pub mod firewalls;
 pub mod observer;
 
 use std::{
@@ -125,6 +126,23 @@ impl Host {
 }
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Labs of one test binary run side by side (cargo's test threads), except a lab built with
+/// `seed_alone`: a test that holds a timing bound at advert_int 0.01 (36 ms to master down)
+/// runs with no other lab being built or torn down beside it. Namespace teardown and BPF
+/// loads keep the kernel busy for tens of ms, and on 2 cores that defers the veth's softirq
+/// (ksoftirqd is not real-time) past the bound: a flap the test would blame on vrrpd.
+static TURNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// A lab's place among the labs of its process.
+enum Turn {
+    Shared(
+        #[expect(dead_code, reason = "held, never read")] std::sync::RwLockReadGuard<'static, ()>,
+    ),
+    Alone(
+        #[expect(dead_code, reason = "held, never read")] std::sync::RwLockWriteGuard<'static, ()>,
+    ),
+    Persistent,
+}
 const PREFIX_HEAD: &str = "vl";
 
 /// The seed's lab. See the module documentation.
@@ -134,12 +152,29 @@ pub struct Lab {
     namespaces: Vec<String>,
     /// A lab for `cargo xtask lab`: outlives this process, removed by `teardown`.
     keep: bool,
+    /// Dropped after the namespaces are gone (fields drop after `Drop::drop`).
+    _turn: Turn,
 }
 
 impl Lab {
     /// Builds all five hosts and the switch. Panics with the failing command on error (after
     /// removing what it built).
     pub fn seed() -> Self {
+        let turn = TURNS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::seed_in(Turn::Shared(turn))
+    }
+
+    /// As `seed`, with no other lab of this process alive beside it (see `TURNS`).
+    pub fn seed_alone() -> Self {
+        let turn = TURNS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::seed_in(Turn::Alone(turn))
+    }
+
+    fn seed_in(turn: Turn) -> Self {
         remove_stale_namespaces();
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let letter = char::from(b'a' + u8::try_from(n % 26).unwrap_or(0));
@@ -152,6 +187,7 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             keep: false,
+            _turn: turn,
         };
         lab.build();
         lab
@@ -171,6 +207,7 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             keep: true,
+            _turn: Turn::Persistent,
         };
         lab.build();
         lab
@@ -192,6 +229,7 @@ impl Lab {
             dir,
             namespaces,
             keep: true,
+            _turn: Turn::Persistent,
         })
     }
 

@@ -18,6 +18,7 @@ use crate::{
     datapath::drops::KernelDrops,
     northbound::{
         diagnose::{self, Cpu, Finding, FindingKind, Kernel, Ours, Ring, SourceWindow},
+        ruleset::Ruleset,
         status::Diagnosis,
     },
     protocol::{
@@ -644,9 +645,9 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
         .await;
         match ruleset {
             Ok(Ok(out)) if out.status.success() => {
-                kernel.drop_rules = serde_json::from_slice(&out.stdout)
-                    .map(|v| diagnose::vrrp_drop_rules(&v))
-                    .unwrap_or_default();
+                kernel.ruleset = serde_json::from_slice(&out.stdout)
+                    .ok()
+                    .map(|v| Ruleset::from_json(&v));
             }
             Ok(Ok(out)) => debug!(
                 "nft -j list ruleset: {}: {}",
@@ -658,11 +659,13 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
         }
         found = diagnose::findings(&host, window_s, &sources, &ours, &kernel);
     }
+    let mut drop_rules: Vec<_> = found.iter().filter_map(|f| f.rule.clone()).collect();
+    drop_rules.dedup();
     Diagnosis {
         window_s,
         findings: found,
         sources,
-        drop_rules: kernel.drop_rules,
+        drop_rules,
     }
 }
 

@@ -8,6 +8,8 @@ use std::{collections::HashMap, net::IpAddr};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::ruleset::DropRule;
+use super::ruleset::{Direction, Firewall, Packet, Ruleset};
 use crate::{datapath::drops::KernelReason, protocol::drop::DropReason};
 
 /// What a finding is about: its one spelling in logs, metrics (`vrrpd_finding{kind=..}`) and
@@ -164,8 +166,8 @@ pub struct Cpu {
 /// What the host's kernel is configured to do with VRRP, gathered by the caller.
 #[derive(Clone, Debug, Default)]
 pub struct Kernel {
-    /// Firewall rules and policies that drop VRRP.
-    pub drop_rules: Vec<DropRule>,
+    /// `nft -j list ruleset`, read when adverts are lost in netfilter; None when unread.
+    pub ruleset: Option<Ruleset>,
     /// Interface -> net.ipv4.conf.<if>.rp_filter.
     pub rp_filter: HashMap<String, u8>,
     /// (interface, group) memberships from /proc/net/igmp and igmp6; None when unreadable.
@@ -224,18 +226,6 @@ fn reasons_text(r: &[(KernelReason, u64)]) -> String {
         .join(", ")
 }
 
-/// A firewall rule or chain policy that drops VRRP, from `nft -j list ruleset`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DropRule {
-    pub family: String,
-    pub table: String,
-    pub chain: String,
-    /// The chain's hook: "input", "output", "forward", ...
-    pub hook: String,
-    /// None: the chain's policy.
-    pub handle: Option<u64>,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
@@ -246,6 +236,9 @@ pub struct Finding {
     pub message: String,
     /// Commands that fix it.
     pub fix: Vec<String>,
+    /// The netfilter rule that drops the adverts, when one does.
+    #[serde(default)]
+    pub rule: Option<DropRule>,
 }
 
 impl std::fmt::Display for Finding {
@@ -290,6 +283,7 @@ pub fn findings(
             if *n > 0 && *reason == DropReason::AddressListMismatch {
                 out.push(Finding {
                     kind: FindingKind::VipMismatch,
+                    rule: None,
                     ifname: s.ifname.clone(),
                     source: Some(s.src),
                     vrid: s.vrid,
@@ -319,6 +313,7 @@ pub fn findings(
             };
             out.push(Finding {
                 kind,
+                rule: None,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -336,6 +331,7 @@ pub fn findings(
         if s.silent && s.answers_ping == Some(true) && !yielded {
             out.push(Finding {
                 kind: FindingKind::LostOnNetwork,
+                rule: None,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -355,6 +351,7 @@ pub fn findings(
         {
             out.push(Finding {
                 kind: FindingKind::PeerLate,
+                rule: None,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -395,6 +392,7 @@ pub fn findings(
             };
             out.push(Finding {
                 kind: FindingKind::TwoMasters,
+                rule: None,
                 ifname: s.ifname.clone(),
                 source: Some(s.src),
                 vrid: s.vrid,
@@ -452,6 +450,7 @@ fn summarize_floods(host: &str, found: Vec<Finding>) -> Vec<Finding> {
     for ((kind, ifname, vrid), n) in more {
         out.push(Finding {
             kind,
+            rule: None,
             ifname: ifname.clone(),
             source: None,
             vrid,
@@ -481,6 +480,7 @@ fn ring_full(host: &str, window_s: u64, ring: &Ring) -> Vec<Finding> {
     if ring.fallback.is_empty() {
         return vec![Finding {
             kind: FindingKind::RingFull,
+            rule: None,
             ifname: String::new(),
             source: None,
             vrid: 0,
@@ -494,6 +494,7 @@ fn ring_full(host: &str, window_s: u64, ring: &Ring) -> Vec<Finding> {
         .iter()
         .map(|ifname| Finding {
             kind: FindingKind::RingFull,
+            rule: None,
             ifname: ifname.clone(),
             source: None,
             vrid: 0,
@@ -513,19 +514,104 @@ fn family_words(src: IpAddr) -> (&'static str, &'static str, &'static str, &'sta
     }
 }
 
+/// The group an advert goes to when the window did not record its destination.
+fn group(src: IpAddr) -> IpAddr {
+    if src.is_ipv4() {
+        IpAddr::from([224, 0, 0, 18])
+    } else {
+        IpAddr::from([0xff02, 0, 0, 0, 0, 0, 0, 0x12])
+    }
+}
+
+/// The rule as a finding names it: where it is, and the zone when firewalld owns it.
 fn rule_text(r: &DropRule) -> String {
-    r.handle.map_or_else(
+    let probably = if r.certain { "" } else { "probably " };
+    let verdict = if r.handle.is_some() && r.verdict.starts_with("reject") {
+        format!(", {}", r.verdict)
+    } else {
+        String::new()
+    };
+    let place = r.handle.map_or_else(
         || format!("the policy of chain {} {} {}", r.family, r.table, r.chain),
         |h| format!("rule {h} in {} {} {}", r.family, r.table, r.chain),
-    )
+    );
+    let owner = match &r.firewall {
+        Firewall::Firewalld { zone: Some(z) } => format!(", firewalld zone {z}"),
+        Firewall::Firewalld { zone: None } => ", firewalld".to_owned(),
+        Firewall::Ufw => ", ufw".to_owned(),
+        Firewall::Iptables | Firewall::Nftables => String::new(),
+    };
+    format!("{probably}{place}{verdict}{owner}")
+}
+
+/// The fix for a drop, in the tool of the firewall that owns the rule: a rule added beside it
+/// with another tool is either reached too late (firewalld's chain rejects after an
+/// iptables-nft ACCEPT) or lost at its next reload.
+fn owner_fix(r: &DropRule, p: &Packet) -> Vec<String> {
+    let (_, l4, _, iptables) = family_words(p.src);
+    let inbound = p.direction == Direction::In;
+    let (to, from) = if p.dst.is_multicast() || !inbound {
+        (format!("to {}", p.dst), format!("-d {}", p.dst))
+    } else {
+        (format!("from {}", p.src), format!("-s {}", p.src))
+    };
+    match &r.firewall {
+        Firewall::Firewalld { zone } if inbound => {
+            let zone = zone
+                .as_ref()
+                .map(|z| format!(" --zone={z}"))
+                .unwrap_or_default();
+            vec![
+                format!("firewall-cmd --permanent{zone} --add-protocol=vrrp"),
+                "firewall-cmd --reload".to_owned(),
+            ]
+        }
+        Firewall::Ufw => {
+            let dir = if inbound { "in" } else { "out" };
+            vec![format!("ufw allow {dir} on {} {to} proto vrrp", p.ifname)]
+        }
+        Firewall::Iptables => {
+            let table = if r.table == "filter" {
+                String::new()
+            } else {
+                format!("-t {} ", r.table)
+            };
+            let io = if inbound { "-i" } else { "-o" };
+            vec![format!(
+                "{iptables} {table}-I {} {io} {} {from} -p vrrp -j ACCEPT",
+                r.base_chain(),
+                p.ifname
+            )]
+        }
+        Firewall::Nftables | Firewall::Firewalld { .. } => vec![format!(
+            "nft insert rule {} {} {} {l4} accept",
+            r.family,
+            r.table,
+            r.base_chain()
+        )],
+    }
+}
+
+/// What the owner's fix does not cover: a sentence for the finding, or nothing.
+fn owner_note(r: &DropRule) -> &'static str {
+    match r.firewall {
+        Firewall::Firewalld { .. } => {
+            " An iptables or `firewall-cmd --direct` rule does not help here: it lands in iptables-nft's table, and firewalld's own chain still rejects them after it."
+        }
+        Firewall::Nftables => " Add the rule to /etc/nftables.conf too, to keep it.",
+        Firewall::Ufw | Firewall::Iptables => "",
+    }
 }
 
 fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -> Finding {
-    let (v4, l4, group, iptables) = family_words(s.src);
-    let input = kernel
-        .drop_rules
-        .iter()
-        .find(|r| r.hook == "input" || r.hook == "prerouting");
+    let (_, _, group_text, iptables) = family_words(s.src);
+    let packet = Packet {
+        direction: Direction::In,
+        ifname: s.ifname.clone(),
+        src: s.src,
+        dst: s.dst.unwrap_or_else(|| group(s.src)),
+    };
+    let input = kernel.ruleset.as_ref().and_then(|r| r.walk(&packet));
     let reason = s.kernel_drops.first().map(|(r, _)| r);
     let rp_strict = kernel.rp_filter.get(&s.ifname) == Some(&1);
     let unjoined = s.dst.filter(IpAddr::is_multicast).filter(|d| {
@@ -536,12 +622,9 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
     });
     let mut fix = Vec::new();
     let mut firewall_fix = false;
-    let cause = match (reason, input) {
+    let cause = match (reason, &input) {
         (Some(KernelReason::NetfilterDrop) | None, Some(r)) => {
-            fix.push(format!(
-                "nft insert rule {} {} {} {l4} accept",
-                r.family, r.table, r.chain
-            ));
+            fix = owner_fix(r, &packet);
             firewall_fix = true;
             match reason {
                 Some(name) => format!("netfilter drops them ({name}, input; {})", rule_text(r)),
@@ -550,8 +633,15 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
         }
         (Some(KernelReason::NetfilterDrop), None) => {
             firewall_fix = true;
-            fix.push(format!("nft insert rule inet filter input {l4} accept"));
-            "netfilter drops them (NETFILTER_DROP, input; no nftables rule names VRRP: look for a catch-all drop or iptables-legacy)".to_owned()
+            fix.push(format!(
+                "iptables-legacy -I INPUT -i {} -d {group_text} -p vrrp -j ACCEPT",
+                s.ifname
+            ));
+            if kernel.ruleset.is_some() {
+                "netfilter drops them (NETFILTER_DROP, input), but no rule in nft's ruleset does on their path: look in iptables-legacy's tables (`iptables-legacy -S`), which nft does not show".to_owned()
+            } else {
+                "netfilter drops them (NETFILTER_DROP, input); nft's ruleset could not be read (`nft -j list ruleset`)".to_owned()
+            }
         }
         (Some(KernelReason::IpRpfilter), _) => {
             fix.push(format!("sysctl -w net.ipv4.conf.{}.rp_filter=2", s.ifname));
@@ -580,19 +670,12 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
             )
         }
         (None, None) => {
-            firewall_fix = true;
-            fix.push(format!("nft insert rule inet filter input {l4} accept"));
-            "something in the kernel after XDP drops them (netfilter, rp_filter, the socket)"
+            fix.push(format!("{iptables}-legacy -S INPUT   # rules nft does not show"));
+            fix.push(format!("nstat -az | grep -i -e drop -e discard   # the kernel's own counters; rp_filter: sysctl net.ipv4.conf.{}.rp_filter", s.ifname));
+            "something in the kernel after XDP drops them, and no nftables rule does on their path (iptables-legacy, rp_filter, the socket)"
                 .to_owned()
         }
     };
-    if firewall_fix {
-        fix.push(format!(
-            "{iptables} -I INPUT -i {} -d {group} -p vrrp -j ACCEPT",
-            s.ifname
-        ));
-        fix.push(format!("firewall-cmd --direct --add-rule {v4} filter INPUT 0 --in-interface {} --destination {group} --protocol vrrp -j ACCEPT", s.ifname));
-    }
     let kernel_said = if s.kernel_drops.is_empty() {
         String::new()
     } else {
@@ -603,13 +686,15 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
     };
     Finding {
         kind: FindingKind::LostAfterXdp,
+        rule: input.clone(),
         ifname: s.ifname.clone(),
         source: Some(s.src),
         vrid: s.vrid,
         message: format!(
-            "{who} reach the wire but {cause}: {} seen by XDP, {} delivered to the VRRP socket in the last {window_s} s{kernel_said}. vrrpd's elections follow the wire, so this does not split the brain here; keepalived's would. {}",
+            "{who} reach the wire but {cause}: {} seen by XDP, {} delivered to the VRRP socket in the last {window_s} s{kernel_said}. vrrpd's elections follow the wire, so this does not split the brain here; keepalived's would.{} {}",
             s.wire,
             s.socket,
+            input.as_ref().map_or("", owner_note),
             if firewall_fix {
                 "Allow them:"
             } else if fix.is_empty() {
@@ -653,6 +738,7 @@ fn adverts_late(host: &str, window_s: u64, o: &Ours, cpu: &Cpu) -> Finding {
     };
     Finding {
         kind: FindingKind::AdvertsLate,
+        rule: None,
         ifname: o.ifname.clone(),
         source: Some(o.src),
         vrid: o.vrid,
@@ -671,31 +757,31 @@ fn dropped_on_output(
     kernel_dropped: u64,
     kernel: &Kernel,
 ) -> Finding {
-    let (v4, l4, group, iptables) = family_words(o.src);
+    let (_, _, group_text, iptables) = family_words(o.src);
     let reason = o.kernel_drops.first().map(|(r, _)| r);
-    let output = kernel
-        .drop_rules
-        .iter()
-        .find(|r| r.hook == "output" || r.hook == "postrouting");
+    // Ours go to the group; a unicast instance's peers are not in the window, and the walk
+    // needs only one destination to find a catch-all.
+    let packet = Packet {
+        direction: Direction::Out,
+        ifname: o.ifname.clone(),
+        src: o.src,
+        dst: group(o.src),
+    };
+    let output = kernel.ruleset.as_ref().and_then(|r| r.walk(&packet));
     let mut fix = Vec::new();
     let netfilter = o.send_refused > 0 || reason == Some(&KernelReason::NetfilterDrop);
     let what = if netfilter {
         let named = reason.map(|n| format!("{n}, output")).unwrap_or_default();
-        let rule = if let Some(r) = output {
-            fix.push(format!(
-                "nft insert rule {} {} {} {l4} accept",
-                r.family, r.table, r.chain
-            ));
+        let rule = if let Some(r) = &output {
+            fix = owner_fix(r, &packet);
             rule_text(r)
         } else {
-            fix.push(format!("nft insert rule inet filter output {l4} accept"));
+            fix.push(format!(
+                "{iptables}-legacy -I OUTPUT -o {} -d {group_text} -p vrrp -j ACCEPT   # no nftables rule drops them: look in iptables-legacy",
+                o.ifname
+            ));
             String::new()
         };
-        fix.push(format!(
-            "{iptables} -I OUTPUT -o {} -d {group} -p vrrp -j ACCEPT",
-            o.ifname
-        ));
-        fix.push(format!("firewall-cmd --direct --add-rule {v4} filter OUTPUT 0 --out-interface {} --destination {group} --protocol vrrp -j ACCEPT", o.ifname));
         let detail = [named, rule]
             .into_iter()
             .filter(|t| !t.is_empty())
@@ -716,72 +802,20 @@ fn dropped_on_output(
     };
     Finding {
         kind: FindingKind::DroppedOnOutput,
+        rule: output.clone(),
         ifname: o.ifname.clone(),
         source: Some(o.src),
         vrid: o.vrid,
         message: format!(
-            "{host} {}: our own adverts ({}, VRID {}) are dropped on output {what}: {count} in the last {window_s} s, so the other routers do not hear us.{}",
+            "{host} {}: our own adverts ({}, VRID {}) are dropped on output {what}: {count} in the last {window_s} s, so the other routers do not hear us.{}{}",
             o.ifname,
             o.name,
             o.vrid,
+            output.as_ref().map_or("", owner_note),
             if netfilter { " Allow them:" } else { "" }
         ),
         fix,
     }
-}
-
-/// Rules (and input-chain policies) in `nft -j list ruleset` that drop VRRP.
-pub fn vrrp_drop_rules(ruleset: &serde_json::Value) -> Vec<DropRule> {
-    let mut out = Vec::new();
-    let items = ruleset["nftables"].as_array().cloned().unwrap_or_default();
-    let hook_of = |family: &str, table: &str, chain: &str| {
-        items
-            .iter()
-            .filter_map(|i| i.get("chain"))
-            .find(|c| c["family"] == family && c["table"] == table && c["name"] == chain)
-            .and_then(|c| c["hook"].as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
-    for item in &items {
-        if let Some(rule) = item.get("rule") {
-            let exprs = rule["expr"].as_array().cloned().unwrap_or_default();
-            let text = serde_json::Value::Array(exprs.clone()).to_string();
-            let matches_vrrp = text.contains("\"vrrp\"")
-                || text.contains(":112}")
-                || text.contains("\"right\":112");
-            let drops = exprs
-                .iter()
-                .any(|e| e.get("drop").is_some() || e.get("reject").is_some());
-            if matches_vrrp && drops {
-                let (family, table, chain) = (
-                    rule["family"].as_str().unwrap_or("inet"),
-                    rule["table"].as_str().unwrap_or_default(),
-                    rule["chain"].as_str().unwrap_or_default(),
-                );
-                out.push(DropRule {
-                    family: family.to_owned(),
-                    table: table.to_owned(),
-                    chain: chain.to_owned(),
-                    hook: hook_of(family, table, chain),
-                    handle: rule["handle"].as_u64(),
-                });
-            }
-        }
-        if let Some(chain) = item.get("chain")
-            && (chain["hook"] == "input" || chain["hook"] == "output")
-            && chain["policy"] == "drop"
-        {
-            out.push(DropRule {
-                family: chain["family"].as_str().unwrap_or("inet").to_owned(),
-                table: chain["table"].as_str().unwrap_or_default().to_owned(),
-                chain: chain["name"].as_str().unwrap_or_default().to_owned(),
-                hook: chain["hook"].as_str().unwrap_or_default().to_owned(),
-                handle: None,
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -815,6 +849,10 @@ mod tests {
         }
     }
 
+    fn nft(json: &str) -> Ruleset {
+        Ruleset::from_json(&serde_json::from_str(json).expect("nft json"))
+    }
+
     fn ours(master: bool) -> Ours {
         Ours {
             name: "VI_1".into(),
@@ -836,20 +874,16 @@ mod tests {
 
     #[test]
     fn firewall_drop_is_named_with_its_fix() {
-        let rules = vec![DropRule {
-            family: "inet".into(),
-            table: "lab".into(),
-            chain: "input".into(),
-            hook: "input".into(),
-            handle: Some(3),
-        }];
+        let rules = nft(
+            r#"{"nftables":[{"chain":{"family":"inet","table":"lab","name":"input","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"lab","chain":"input","handle":3,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"vrrp"}},{"drop":null}]}}]}"#,
+        );
         let f = findings(
             "lb02",
             10,
             &[src(10, 0, vec![])],
             &[ours(false)],
             &Kernel {
-                drop_rules: rules,
+                ruleset: Some(rules),
                 ..Kernel::default()
             },
         );
@@ -859,7 +893,61 @@ mod tests {
             f[0].fix[0],
             "nft insert rule inet lab input ip protocol vrrp accept"
         );
-        assert!(f[0].fix.iter().any(|l| l == "firewall-cmd --direct --add-rule ipv4 filter INPUT 0 --in-interface eth0 --destination 224.0.0.18 --protocol vrrp -j ACCEPT"));
+        assert_eq!(
+            f[0].fix.len(),
+            1,
+            "one fix, for the firewall that owns the rule"
+        );
+        assert_eq!(f[0].rule.as_ref().map(|r| r.handle), Some(Some(3)));
+    }
+
+    fn fixture(name: &str) -> Ruleset {
+        let path = format!(
+            "{}/../tests/fixtures/firewall/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        nft(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    #[test]
+    fn firewalld_and_ufw_drops_name_their_owner_and_its_fix() {
+        let mut s = src(10, 0, vec![]);
+        s.kernel_drops = vec![(KernelReason::NetfilterDrop, 10)];
+        let k = Kernel {
+            ruleset: Some(fixture("firewalld-internal-eth0.json")),
+            ..Kernel::default()
+        };
+        let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &k);
+        assert!(
+            f[0].message
+                .contains("netfilter drops them (NETFILTER_DROP, input; rule "),
+            "{}",
+            f[0]
+        );
+        assert!(
+            f[0].message.contains(
+                " in inet firewalld filter_IN_internal, reject with icmpx admin-prohibited, firewalld zone internal)"
+            ),
+            "{}",
+            f[0]
+        );
+        assert_eq!(
+            f[0].fix,
+            [
+                "firewall-cmd --permanent --zone=internal --add-protocol=vrrp",
+                "firewall-cmd --reload"
+            ]
+        );
+        let k = Kernel {
+            ruleset: Some(fixture("ufw.json")),
+            ..Kernel::default()
+        };
+        let f = findings("lb02", 10, &[s], &[ours(false)], &k);
+        assert_eq!(
+            f[0].rule.as_ref().map(|r| &r.firewall),
+            Some(&Firewall::Ufw)
+        );
+        assert_eq!(f[0].fix, ["ufw allow in on eth0 to 224.0.0.18 proto vrrp"]);
     }
 
     #[test]
@@ -985,20 +1073,16 @@ mod tests {
     fn our_refused_sends_and_a_silent_master_are_named() {
         let mut o = ours(true);
         o.send_refused = 7;
-        let rules = vec![DropRule {
-            family: "inet".into(),
-            table: "fw".into(),
-            chain: "out".into(),
-            hook: "output".into(),
-            handle: Some(4),
-        }];
+        let rules = nft(
+            r#"{"nftables":[{"chain":{"family":"inet","table":"fw","name":"out","hook":"output","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"fw","chain":"out","handle":4,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"vrrp"}},{"drop":null}]}}]}"#,
+        );
         let f = findings(
             "lb01",
             10,
             &[],
             &[o],
             &Kernel {
-                drop_rules: rules,
+                ruleset: Some(rules),
                 ..Kernel::default()
             },
         );
@@ -1044,15 +1128,11 @@ mod tests {
     fn kernel_reasons_name_the_cause() {
         let mut s = src(10, 0, vec![]);
         s.kernel_drops = vec![(KernelReason::NetfilterDrop, 10)];
-        let rules = vec![DropRule {
-            family: "inet".into(),
-            table: "filter".into(),
-            chain: "input".into(),
-            hook: "input".into(),
-            handle: Some(5),
-        }];
+        let rules = nft(
+            r#"{"nftables":[{"chain":{"family":"inet","table":"filter","name":"input","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"filter","chain":"input","handle":5,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"vrrp"}},{"drop":null}]}}]}"#,
+        );
         let k = Kernel {
-            drop_rules: rules,
+            ruleset: Some(rules),
             ..Kernel::default()
         };
         let f = findings("lb02", 10, &[s.clone()], &[ours(false)], &k);
@@ -1178,20 +1258,5 @@ mod tests {
         }
         assert!(g.contains(&("eth0".into(), "ff02::12".parse().expect("a"))));
         assert!(multicast_groups("garbage\n\tzz\n", "1 2 3").is_empty());
-    }
-
-    #[test]
-    fn parses_nft_json() {
-        let v: serde_json::Value = serde_json::from_str(r#"{"nftables":[{"metainfo":{}},{"chain":{"family":"inet","table":"lab","name":"input","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"lab","chain":"input","handle":2,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"protocol"}},"right":"vrrp"}},{"counter":{"packets":3,"bytes":120}},{"drop":null}]}}]}"#).expect("json");
-        assert_eq!(
-            vrrp_drop_rules(&v),
-            vec![DropRule {
-                family: "inet".into(),
-                table: "lab".into(),
-                chain: "input".into(),
-                hook: "input".into(),
-                handle: Some(2)
-            }]
-        );
     }
 }

@@ -8,4 +8,5 @@ pub mod diagnose;
 pub mod doors;
 pub mod keepalived_files;
 pub mod metrics;
+pub mod ruleset;
 pub mod status;
