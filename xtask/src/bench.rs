@@ -4,6 +4,8 @@
 //! - `cargo xtask bench [--quick]`: the suite (quick: 3 repetitions, 8 s per load scenario,
 //!   300 adverts for latency; full: 5, 60 s, 1000).
 //! - `cargo xtask bench latency [N]`: XDP-to-userspace latency only.
+//! - `cargo xtask bench nginx [REPS]`: nginx dies on the master; the time until the client is
+//!   served again, through lb02 (check_web, track_process; vrrpd and keepalived).
 //! - `cargo xtask bench --chaos [SECS]`: the chaos test for SECS (default 600).
 //! - `cargo xtask bench fuzz [SECS]`: each fuzz target for SECS (default 300).
 
@@ -71,6 +73,14 @@ pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
         Some("throughput") => {
             for kind in [Kind::Vrrpd, Kind::Keepalived] {
                 println!("{}: {:?} Gbit/s", kind.name(), throughput(vrrpd, kind));
+            }
+            Ok(())
+        }
+        Some("nginx") => {
+            let reps = arg(1).and_then(|n| n.parse().ok()).unwrap_or(3);
+            for (kind, how) in NGINX_ROWS {
+                let t = nginx_death(vrrpd, kind, how, reps);
+                println!("{} {}: {}", kind.name(), how.name(), t.summary());
             }
             Ok(())
         }
@@ -177,12 +187,14 @@ fn mdi(interval: f64) -> f64 {
 
 struct Stats {
     values: Vec<f64>,
+    /// Why there is no figure, when that is the result.
+    note: Option<String>,
 }
 
 impl Stats {
     fn summary(&self) -> String {
         if self.values.is_empty() {
-            return "-".to_owned();
+            return self.note.clone().unwrap_or_else(|| "-".to_owned());
         }
         let mut v = self.values.clone();
         v.sort_by(f64::total_cmp);
@@ -730,7 +742,16 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
             ("SIGTERM", &v.graceful, &k.graceful),
             ("preemption", &v.preempt, &k.preempt),
         ] {
-            let (a, b) = (Stats { values: a.clone() }, Stats { values: b.clone() });
+            let (a, b) = (
+                Stats {
+                    values: a.clone(),
+                    note: None,
+                },
+                Stats {
+                    values: b.clone(),
+                    note: None,
+                },
+            );
             let _ = writeln!(
                 md,
                 "| {label} | {event} | {:.0} | {} | {} | {} |",
@@ -813,7 +834,16 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
         tv.extend(throughput(vrrpd, Kind::Vrrpd));
         tk.extend(throughput(vrrpd, Kind::Keepalived));
     }
-    let (tv, tk) = (Stats { values: tv }, Stats { values: tk });
+    let (tv, tk) = (
+        Stats {
+            values: tv,
+            note: None,
+        },
+        Stats {
+            values: tk,
+            note: None,
+        },
+    );
     let gbit = |s: &Stats| {
         let mut v = s.values.clone();
         v.sort_by(f64::total_cmp);
@@ -879,6 +909,31 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
         );
         println!("footprint {n}: done");
     }
+    // 6. A dead nginx on the master.
+    let _ = writeln!(
+        md,
+        "\n## nginx dies on the master: until the client is served through lb02 (ms, min / median / max)\n"
+    );
+    let _ = writeln!(
+        md,
+        "The seed's chapter 7 and 8: nginx on both load balancers in front of web01/web02, lb01's nginx killed (and its config broken, so that check_web cannot start it again). check_web is the seed's script verbatim on lb01 (interval 5: it stops the daemon, which hands over with priority 0; the kill comes 1 s after a run, so about 4 s of interval remain, plus the script's own `sleep 1`); track_process watches lb01's own nginx (`process nginx -c CONF`, `param_match initial`, weight 0: FAULT). Measured from the kill to the first HTTP answer through the VIP with lb02 holding it (curl every ~20 ms).\n"
+    );
+    let _ = writeln!(md, "| tracking | vrrpd | keepalived | ratio (median) |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for how in [Tracking::CheckWeb, Tracking::TrackProcess] {
+        let a = nginx_death(vrrpd, Kind::Vrrpd, how, reps.min(3));
+        let b = nginx_death(vrrpd, Kind::Keepalived, how, reps.min(3));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            how.name(),
+            a.summary(),
+            b.summary(),
+            ratio(a.median(), b.median())
+        );
+        println!("nginx death {}: done", how.name());
+    }
+
     let _ = writeln!(
         md,
         "\nTotal time: {:.0} s. Plot of the link-down gaps: gaps.svg.",
@@ -890,6 +945,164 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
     println!("\n{md}");
     println!("written: target/bench/report.md, target/bench/gaps.svg");
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tracking {
+    CheckWeb,
+    TrackProcess,
+}
+
+impl Tracking {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CheckWeb => "check_web (vrrp_script, interval 5)",
+            Self::TrackProcess => "vrrp_track_process",
+        }
+    }
+}
+
+const NGINX_ROWS: [(Kind, Tracking); 4] = [
+    (Kind::Vrrpd, Tracking::CheckWeb),
+    (Kind::Keepalived, Tracking::CheckWeb),
+    (Kind::Vrrpd, Tracking::TrackProcess),
+    (Kind::Keepalived, Tracking::TrackProcess),
+];
+
+/// The seed's chapter-8 config (check_web), or chapter 4 with a vrrp_track_process on this
+/// host's own nginx: the lab's hosts share one PID namespace, so the process is told apart by
+/// its config file, as `param_match initial` allows.
+fn tracked_config(lab: &Lab, host: Host, how: Tracking) -> String {
+    let name = host.name();
+    match how {
+        // lb02 without scripts: the seed's lb02 has check_vip too, which stops lb02 when it
+        // holds the VIP while lb01 answers HTTP, and with check_web's weight both sides reach
+        // priority 200 (lb02 wins the tie by its address), so lb02 would stop itself at start.
+        Tracking::CheckWeb if host == Host::Lb02 => ch4_config(host, 1.0),
+        Tracking::CheckWeb => {
+            let seed = vrrpd_lab::fixtures().join("seed");
+            let scripts = seed.canonicalize().unwrap_or(seed);
+            // keepalived runs scripts with its own PATH: the lab's systemctl and ps shims
+            // (which act on this host's own nginx and daemon) are put first explicitly, for
+            // both daemons alike. The script is the seed's, verbatim; its first line lost its
+            // '#' ("!/bin/bash"), which Debian's /bin/sh (dash) cannot run, so bash is named
+            // (CentOS, the seed's system, has bash as /bin/sh).
+            let run = format!(
+                "/usr/bin/env PATH={}:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash {}/",
+                lab.shims(host).display(),
+                scripts.display()
+            );
+            fs::read_to_string(
+                vrrpd_lab::fixtures()
+                    .join("seed")
+                    .join(format!("ch8-{name}.conf")),
+            )
+            .unwrap_or_default()
+            .replace("/server/scripts/", &run)
+        }
+        Tracking::TrackProcess => {
+            let conf = lab.dir().join(format!("nginx-{name}.conf"));
+            ch4_config(host, 1.0).replacen(
+                "vrrp_instance",
+                &format!(
+                    "vrrp_track_process nginx_up {{\n  process nginx -c {}\n  param_match initial\n  weight 0\n}}\n\nvrrp_instance",
+                    conf.display()
+                ),
+                1,
+            ).replacen("virtual_ipaddress {", "track_process {\n    nginx_up\n  }\n  virtual_ipaddress {", 1)
+        }
+    }
+}
+
+/// nginx dies on the master: the time until the client is served again with lb02 holding
+/// the VIP, `reps` times (a fresh lab each).
+fn nginx_death(vrrpd: &Path, kind: Kind, how: Tracking, reps: usize) -> Stats {
+    let mut out = Stats {
+        values: Vec::new(),
+        note: None,
+    };
+    for _ in 0..reps {
+        let lab = Lab::seed();
+        let mut web: Vec<Proc> = [Host::Web01, Host::Web02, Host::Lb01, Host::Lb02]
+            .into_iter()
+            .map(|h| lab.nginx(h))
+            .collect();
+        let up = wait_until(Duration::from_secs(10), || {
+            lab.curl("http://10.0.0.5/").is_some() && lab.curl("http://10.0.0.6/").is_some()
+        });
+        let started = Instant::now();
+        let lb01 = start(
+            &lab,
+            vrrpd,
+            kind,
+            Host::Lb01,
+            &tracked_config(&lab, Host::Lb01, how),
+            None,
+        );
+        let lb02 = start(
+            &lab,
+            vrrpd,
+            kind,
+            Host::Lb02,
+            &tracked_config(&lab, Host::Lb02, how),
+            None,
+        );
+        let url = format!("http://{VIP}/");
+        if kind == Kind::Keepalived
+            && how == Tracking::TrackProcess
+            && wait_until(Duration::from_secs(5), || {
+                lb01.stderr()
+                    .contains("Failed to set/clear process event listen")
+            })
+        {
+            // keepalived reads process events from the kernel's process connector, which
+            // answers only in the initial network namespace: in a lab host (as in any
+            // container or OpenStack router namespace) its tracked process is never seen.
+            out.note = Some("FAULT at start: process connector refused in a netns".to_owned());
+            return out;
+        }
+        if !up
+            || !wait_until(Duration::from_secs(15), || {
+                lab.holds(Host::Lb01, VIP)
+                    && !lab.holds(Host::Lb02, VIP)
+                    && lab.curl(&url).is_some()
+            })
+        {
+            eprintln!(
+                "{} {}: lb01 never served the VIP\n{}",
+                kind.name(),
+                how.name(),
+                lb01.logs()
+            );
+            continue;
+        }
+        // The kill comes 11 s after the daemon started: 1 s after a check_web run (at 0, 5,
+        // 10 s) for both daemons, so that the script's phase is the same for both.
+        std::thread::sleep(Duration::from_secs(11).saturating_sub(started.elapsed()));
+        // nginx cannot come back: check_web's `systemctl start nginx` fails.
+        let _ = fs::write(
+            lab.dir().join("nginx-lb01.conf"),
+            "this is not an nginx config\n",
+        );
+        let killed = Instant::now();
+        web[2].kill();
+        let served = wait_until(Duration::from_secs(30), || {
+            lab.holds(Host::Lb02, VIP) && lab.curl(&url).is_some()
+        });
+        if served {
+            out.values.push(killed.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            eprintln!(
+                "{} {}: no failover in 30 s (lb02 holds the VIP: {})\n{}\n{}",
+                kind.name(),
+                how.name(),
+                lab.holds(Host::Lb02, VIP),
+                lb01.logs(),
+                lb02.logs()
+            );
+        }
+    }
+    out
 }
 
 /// A strip plot of the link-down gaps per interval (log scale), with Master_Down_Interval.

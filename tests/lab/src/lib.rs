@@ -479,7 +479,15 @@ impl Lab {
                 "--checkers_pid",
                 &checkers_pid,
             ],
-            &[],
+            // The seed's scripts call systemctl and ps: the lab's, as for vrrpd.
+            &[(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.shims(host).display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )],
             cgroup,
         )
     }
@@ -945,8 +953,8 @@ case "$unit" in
     esac ;;
   keepalived|vrrpd)
     case "$action" in
-      stop) [ -f {dir}/vrrpd-{name}.pid ] && kill -TERM "$(cat {dir}/vrrpd-{name}.pid)" ;;
-      status) [ -f {dir}/vrrpd-{name}.pid ] && kill -0 "$(cat {dir}/vrrpd-{name}.pid)" ;;
+      stop) for f in {dir}/vrrpd-{name}.pid {dir}/keepalived-{name}-main.pid; do [ -f $f ] && kill -TERM "$(cat $f)"; done; exit 0 ;;
+      status) for f in {dir}/vrrpd-{name}.pid {dir}/keepalived-{name}-main.pid; do [ -f $f ] && kill -0 "$(cat $f)" && exit 0; done; exit 1 ;;
       *) echo "lab systemctl: $action $unit is not supported" >&2; exit 1 ;;
     esac ;;
   *) echo "lab systemctl: unknown unit $unit" >&2; exit 1 ;;
