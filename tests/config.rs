@@ -639,6 +639,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
         ("vrrp_instance", "notify", "notify /bin/true", ""),
         (
             "vrrp_instance",
+            "notify_master_rx_lower_pri",
+            "notify_master_rx_lower_pri /bin/true",
+            "",
+        ),
+        (
+            "vrrp_instance",
             "garp_master_delay",
             "garp_master_delay 2",
             "",

@@ -361,6 +361,9 @@ fn effect_text(e: &Effect) -> String {
         Effect::Priority { from, to } => format!("effective priority {from} -> {to}"),
         Effect::Tracking { failed: true } => "tracking failed: FAULT".to_owned(),
         Effect::Tracking { failed: false } => "tracking recovered".to_owned(),
+        Effect::HeardLowerPriority { priority } => {
+            format!("heard a lower priority (ours {priority})")
+        }
     }
 }
 

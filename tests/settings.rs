@@ -396,3 +396,38 @@ fn unicast_ttl_is_the_ttl_on_the_wire() {
         lb02.logs()
     );
 }
+
+/// `notify_master_rx_lower_pri`: lb02 (keepalived) behind a firewall that eats lb01's adverts
+/// is a second master at priority 100; lb01 (vrrpd, 150) hears it, answers, and runs the
+/// script, as keepalived does, throttled with its answers (not one fork per advert).
+#[test]
+fn notify_master_rx_lower_pri_runs_when_a_lower_master_is_heard() {
+    if !require_root("notify_master_rx_lower_pri_runs_when_a_lower_master_is_heard") {
+        return;
+    }
+    let lab = Lab::seed();
+    let out = lab.dir().join("lower.log");
+    let conf = seed("ch4-lb01.conf").replace(
+        "    priority 150",
+        &format!(
+            "    priority 150\n    notify_master_rx_lower_pri \"/bin/sh -c 'echo lower >> {}'\"",
+            out.display()
+        ),
+    );
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &conf);
+    assert!(wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)));
+    assert!(!out.exists(), "no lower priority heard yet");
+    lab.nft_drop_vrrp(Host::Lb02, "input");
+    let _lb02 = lab.keepalived(Host::Lb02, &seed("ch4-lb02.conf"));
+    let ran = wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    assert!(ran, "the script did not run\n{}", lb01.logs());
+    let runs = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    // keepalived's lb02 sends one advert a second, for at most 15 s here.
+    assert!(runs <= 16, "{runs} runs: one per lower advert at most");
+    assert!(lab.holds(Host::Lb01, VIP));
+}

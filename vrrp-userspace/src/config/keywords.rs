@@ -485,10 +485,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         "notify_deleted",
         Warned("vrrpd runs notify_stop when an instance is removed by a reload"),
     ),
-    line(
-        "notify_master_rx_lower_pri",
-        Warned("vrrpd does not run a script when it hears a lower priority yet"),
-    ),
+    line("notify_master_rx_lower_pri", Acted),
     line("smtp_alert", EMAIL),
     line(
         "notify_priority_changes",

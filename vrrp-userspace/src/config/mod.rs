@@ -483,6 +483,10 @@ pub struct Notify {
     pub fault: Option<NotifyScript>,
     pub stop: Option<NotifyScript>,
     pub generic: Option<NotifyScript>,
+    /// Run as given when a master hears a lower priority (keepalived's
+    /// `notify_master_rx_lower_pri`, for clouds where a notify_master elsewhere took the
+    /// addresses away).
+    pub master_rx_lower_pri: Option<NotifyScript>,
 }
 
 impl Notify {
@@ -494,6 +498,7 @@ impl Notify {
             &self.fault,
             &self.stop,
             &self.generic,
+            &self.master_rx_lower_pri,
         ]
         .into_iter()
         .flatten()

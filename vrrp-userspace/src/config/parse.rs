@@ -1247,6 +1247,7 @@ fn notify_keyword(cx: &mut Cx<'_>, n: &Node, notify: &mut Notify) -> bool {
         "notify_backup" => &mut notify.backup,
         "notify_fault" => &mut notify.fault,
         "notify_stop" => &mut notify.stop,
+        "notify_master_rx_lower_pri" => &mut notify.master_rx_lower_pri,
         "notify" => &mut notify.generic,
         _ => return false,
     };
@@ -1260,6 +1261,7 @@ fn notify_keyword(cx: &mut Cx<'_>, n: &Node, notify: &mut Notify) -> bool {
         "notify_backup" => &mut notify.backup,
         "notify_fault" => &mut notify.fault,
         "notify_stop" => &mut notify.stop,
+        "notify_master_rx_lower_pri" => &mut notify.master_rx_lower_pri,
         _ => &mut notify.generic,
     };
     *slot = script;

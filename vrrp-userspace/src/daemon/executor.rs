@@ -166,6 +166,23 @@ impl Daemon {
                 info!("({name}) a tracked script or interface failed: FAULT");
             }
             Effect::Tracking { failed: false } => info!("({name}) tracking recovered"),
+            Effect::HeardLowerPriority { priority } => {
+                // keepalived's send_event_notify: the script as given (no arguments) and a FIFO
+                // line, at most once per answer (answers are limited to one per quarter
+                // interval, so a flood of lower adverts cannot fork a script per packet).
+                let script = self
+                    .resources(name)
+                    .and_then(|r| r.spec.cfg.notify.master_rx_lower_pri.clone());
+                if let Some(s) = script {
+                    let commands = self.run_as(vec![(s.command, s.user)]);
+                    if let Some(r) = self.resources(name) {
+                        r.notifier.send(commands);
+                    }
+                }
+                self.fifo(&format!(
+                    "INSTANCE \"{name}\" MASTER_RX_LOWER_PRI {priority}\n"
+                ));
+            }
         }
     }
 

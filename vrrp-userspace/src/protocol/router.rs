@@ -218,6 +218,11 @@ pub enum Effect {
     Tracking {
         failed: bool,
     },
+    /// As master, it heard a lower priority and answered (keepalived's
+    /// `notify_master_rx_lower_pri` event), at this effective priority.
+    HeardLowerPriority {
+        priority: u8,
+    },
 }
 
 /// Why an advert was dropped, with the detail for the log.
@@ -1056,6 +1061,12 @@ impl Router {
                         }
                     }
                     Action::Reassert => {
+                        out.push(Output::Instance {
+                            name: name.clone(),
+                            effect: Effect::HeardLowerPriority {
+                                priority: e.fsm.priority(),
+                            },
+                        });
                         // keepalived sends the burst for this instance and for every member of
                         // its sync group that has one (vrrp.c, vrrp_state_master_rx).
                         let members: Vec<String> = self
