@@ -799,6 +799,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
         ),
         (
             "vrrp_instance",
+            "virtual_rules",
+            "virtual_rules {\n        from 192.0.2.0/24 table 100 priority 100\n    }",
+            "",
+        ),
+        (
+            "vrrp_instance",
             "vmac_xmit_base",
             "use_vmac\n    vmac_xmit_base",
             "use_vmac",

@@ -431,3 +431,76 @@ fn notify_master_rx_lower_pri_runs_when_a_lower_master_is_heard() {
     assert!(runs <= 16, "{runs} runs: one per lower advert at most");
     assert!(lab.holds(Host::Lb01, VIP));
 }
+
+/// Rules with priority `pref` in `host`'s kernel, as (src, table, protocol) from `ip -j rule`.
+fn rules_at(lab: &Lab, host: Host, pref: u32) -> Vec<(String, String, String)> {
+    let out = lab.exec(host, &["ip", "-j", "rule", "show"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v.as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .filter(|r| r["priority"].as_u64() == Some(u64::from(pref)))
+                .map(|r| {
+                    let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                    (s("src"), s("table"), s("protocol"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `virtual_rules`: the master holds them (marked protocol keepalived), the backup does not;
+/// a rule with an option vrrpd does not apply is left out with a warning; at stop they go, and
+/// the new master adds them.
+#[test]
+fn virtual_rules_follow_mastership() {
+    if !require_root("virtual_rules_follow_mastership") {
+        return;
+    }
+    let lab = Lab::seed();
+    let rules = "    virtual_rules {\n      from 192.0.2.0/24 table 100 priority 100\n      to 198.51.100.0/24 fwmark 0x10/0xff lookup main preference 101\n      from all uidrange 1-2 table 5 preference 102\n    }\n    virtual_ipaddress {";
+    let with_rules = |host: Host| {
+        seed(&format!("ch4-{}.conf", host.name())).replace("    virtual_ipaddress {", rules)
+    };
+    let mut lb01 = lab.vrrpd(VRRPD, Host::Lb01, &with_rules(Host::Lb01));
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &with_rules(Host::Lb02));
+    let ours = (
+        "192.0.2.0".to_owned(),
+        "100".to_owned(),
+        "keepalived".to_owned(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && rules_at(&lab, Host::Lb01, 100) == [ours.clone()]),
+        "{:?}\n{}",
+        rules_at(&lab, Host::Lb01, 100),
+        lb01.logs()
+    );
+    assert_eq!(
+        rules_at(&lab, Host::Lb01, 101),
+        [("all".to_owned(), "main".to_owned(), "keepalived".to_owned())],
+        "{}",
+        lb01.logs()
+    );
+    assert!(rules_at(&lab, Host::Lb02, 100).is_empty());
+    assert!(rules_at(&lab, Host::Lb01, 102).is_empty());
+    assert!(
+        lb01.logs()
+            .contains("vrrpd does not apply a rule with 'uidrange' yet"),
+        "{}",
+        lb01.logs()
+    );
+    lb01.signal("TERM");
+    assert!(lb01.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        rules_at(&lab, Host::Lb01, 100).is_empty(),
+        "left behind at stop"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb02, VIP)
+            && rules_at(&lab, Host::Lb02, 100) == [ours.clone()]),
+        "{}",
+        lb02.logs()
+    );
+}

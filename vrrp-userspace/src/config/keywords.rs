@@ -462,10 +462,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         Refused("keepalived 2.2.7 refuses it too (deprecated): use the linkbeat_interfaces block"),
     ),
     block("virtual_routes", Acted),
-    block(
-        "virtual_rules",
-        Warned("vrrpd does not add virtual rules yet: add them in a notify_master script"),
-    ),
+    block("virtual_rules", Acted),
     line("accept", Acted),
     line("no_accept", Acted),
     line(

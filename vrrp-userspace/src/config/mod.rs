@@ -403,6 +403,35 @@ pub struct InitFile {
     pub overwrite: bool,
 }
 
+/// One line of `virtual_rules`, as vrrpd applies it: a policy routing rule added (marked
+/// protocol keepalived, 18) while the instance is master, removed when it stops being one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VirtualRule {
+    pub loc: Loc,
+    /// IPv6 (`inet6`, or v6 addresses); None: the instance's family.
+    pub v6: Option<bool>,
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    pub priority: u32,
+    pub action: RuleAction,
+    /// `fwmark MARK[/MASK]`.
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub tos: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RuleAction {
+    Table(u32),
+    /// To the rule with this preference.
+    Goto(u32),
+    Nop,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
 /// One line of `virtual_routes`, as vrrpd applies it: added (marked protocol keepalived, 18)
 /// while the instance is master, removed when it stops being one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -553,6 +582,8 @@ pub struct Instance {
     pub accept: bool,
     /// `virtual_routes`: the routes that come and go with mastership.
     pub virtual_routes: Vec<VirtualRoute>,
+    /// `virtual_rules`: the policy routing rules that come and go with mastership.
+    pub virtual_rules: Vec<VirtualRule>,
     /// `use_vmac [NAME]`: the virtual MAC interface (a macvlan on `interface` carrying
     /// 00:00:5e:00:01:VRID) the VIPs go on and the adverts leave from; its name.
     pub vmac: Option<String>,
@@ -578,6 +609,9 @@ impl Instance {
             v.loc = nowhere.clone();
         }
         for r in &mut c.virtual_routes {
+            r.loc = nowhere.clone();
+        }
+        for r in &mut c.virtual_rules {
             r.loc = nowhere.clone();
         }
         for t in c

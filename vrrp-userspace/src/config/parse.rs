@@ -11,8 +11,8 @@ use std::{
 
 use super::{
     Config, Diagnostics, Global, InitFile, InitialState, Instance, Loc, Node, Notify, NotifyScript,
-    ParamMatch, RouteKind, RunUser, Script, SyncGroup, TrackFile, TrackProcess, Tracked, Vip,
-    VirtualRoute,
+    ParamMatch, RouteKind, RuleAction, RunUser, Script, SyncGroup, TrackFile, TrackProcess,
+    Tracked, Vip, VirtualRoute, VirtualRule,
     keywords::{self, Disposition, Keyword},
     lex::script_words,
 };
@@ -1330,6 +1330,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         vmac: None,
         vmac_xmit_base: false,
         virtual_routes: Vec::new(),
+        virtual_rules: Vec::new(),
         accept: true,
         unicast_ttl: None,
     };
@@ -1539,11 +1540,12 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
                 }
                 cx.skipping = false;
             }
-            // Not applied yet (warned), so what keepalived refuses in them it runs past.
             "virtual_rules" => {
                 cx.skipping = true;
                 for r in n.block.as_deref().unwrap_or_default() {
-                    rule(cx, r, name);
+                    if let Some(rule) = rule(cx, r, name) {
+                        i.virtual_rules.push(rule);
+                    }
                 }
                 cx.skipping = false;
             }
@@ -2009,26 +2011,89 @@ fn route(cx: &mut Cx<'_>, n: &Node, owner: &str) -> Option<VirtualRoute> {
     Some(r)
 }
 
-/// A virtual rule line, checked as keepalived checks it (not applied yet).
-fn rule(cx: &mut Cx<'_>, n: &Node, owner: &str) {
+/// A prefix as ip-rule writes it: `all`, `ADDR`, `ADDR/LEN`.
+fn rule_prefix(v: &str) -> Option<Option<(IpAddr, u8)>> {
+    if matches!(v, "all" | "any" | "default") {
+        return Some(None);
+    }
+    let (a, p) = v.split_once('/').map_or((v, None), |(a, p)| (a, Some(p)));
+    let a: IpAddr = a.parse().ok()?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    let p = match p {
+        None => max,
+        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+    };
+    Some(Some((a, p)))
+}
+
+/// A routing table by number or by the names ip knows (main, local, default, and
+/// /etc/iproute2/rt_tables).
+fn table_id(v: &str) -> Option<u32> {
+    match v {
+        "main" => return Some(254),
+        "local" => return Some(255),
+        "default" => return Some(253),
+        _ => {}
+    }
+    if let Ok(n) = v.parse() {
+        return Some(n);
+    }
+    ["/etc/iproute2/rt_tables", "/usr/share/iproute2/rt_tables"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .find_map(|text| {
+            text.lines().find_map(|l| {
+                let mut w = l.split_whitespace();
+                let id = w.next()?;
+                (w.next()? == v).then(|| id.parse().ok()).flatten()
+            })
+        })
+}
+
+/// A virtual rule line, checked as keepalived checks it; what vrrpd does not apply yet leaves
+/// the rule out with a warning, as for routes.
+fn rule(cx: &mut Cx<'_>, n: &Node, owner: &str) -> Option<VirtualRule> {
     let words: Vec<&str> = std::iter::once(n.name())
         .chain(n.args.iter().map(|t| t.text.as_str()))
         .collect();
     let mut it = words.iter().copied();
-    let mut preference = false;
     let mut actions = 0;
     let mut no_track = false;
     let mut protocol = None;
+    let mut unsupported: Option<&str> = None;
+    let mut family6 = None;
+    let mut r = VirtualRule {
+        loc: n.loc().clone(),
+        v6: None,
+        from: None,
+        to: None,
+        priority: 0,
+        action: RuleAction::Nop,
+        fwmark: None,
+        iif: None,
+        oif: None,
+        tos: None,
+    };
+    let mut preference = false;
     while let Some(w) = it.next() {
         match w {
-            "inet" | "inet6" | "not" | "l3mdev" | "nop" | "blackhole" | "unreachable"
-            | "prohibit" | "type" => {
-                if matches!(
-                    w,
-                    "nop" | "blackhole" | "unreachable" | "prohibit" | "l3mdev"
-                ) {
+            "inet" => family6 = Some(false),
+            "inet6" => family6 = Some(true),
+            "type" => {}
+            "not" | "l3mdev" => {
+                unsupported.get_or_insert(w);
+                if w == "l3mdev" {
                     actions += 1;
                 }
+            }
+            "nop" | "blackhole" | "unreachable" | "prohibit" => {
+                actions += 1;
+                r.action = match w {
+                    "nop" => RuleAction::Nop,
+                    "blackhole" => RuleAction::Blackhole,
+                    "unreachable" => RuleAction::Unreachable,
+                    _ => RuleAction::Prohibit,
+                };
             }
             "no_track" => no_track = true,
             "from"
@@ -2062,10 +2127,22 @@ fn rule(cx: &mut Cx<'_>, n: &Node, owner: &str) {
                         n.loc(),
                         format!("({owner}) virtual_rules: '{w}' needs a value"),
                     );
-                    return;
+                    return None;
+                };
+                let bad = |cx: &mut Cx<'_>| {
+                    cx.err(
+                        n.loc(),
+                        format!("({owner}) virtual_rules: '{w} {v}': not a value for {w}"),
+                    );
                 };
                 match w {
-                    "preference" | "order" | "priority" => preference = true,
+                    "preference" | "order" | "priority" => {
+                        preference = true;
+                        match v.parse() {
+                            Ok(p) => r.priority = p,
+                            Err(_) => bad(cx),
+                        }
+                    }
                     "table" | "lookup" | "goto" => {
                         actions += 1;
                         if v == "0" {
@@ -2074,12 +2151,59 @@ fn rule(cx: &mut Cx<'_>, n: &Node, owner: &str) {
                                 format!("({owner}) virtual_rules: table 0 is not a table"),
                             );
                         }
+                        if w == "goto" {
+                            match v.parse() {
+                                Ok(p) => r.action = RuleAction::Goto(p),
+                                Err(_) => bad(cx),
+                            }
+                        } else {
+                            match table_id(v) {
+                                Some(t) => r.action = RuleAction::Table(t),
+                                None => cx.err(
+                                    n.loc(),
+                                    format!("({owner}) virtual_rules: unknown table '{v}' (a number, main, local, default or a name in /etc/iproute2/rt_tables)"),
+                                ),
+                            }
+                        }
                     }
+                    "from" | "to" => match rule_prefix(v) {
+                        Some(p) => {
+                            if w == "from" {
+                                r.from = p;
+                            } else {
+                                r.to = p;
+                            }
+                        }
+                        None => bad(cx),
+                    },
+                    "fwmark" => {
+                        let num = |t: &str| {
+                            t.strip_prefix("0x")
+                                .map_or_else(|| t.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+                        };
+                        let (m, mask) = v.split_once('/').map_or((v, None), |(m, k)| (m, Some(k)));
+                        match (num(m), mask.map(num)) {
+                            (Some(m), None) => r.fwmark = Some((m, None)),
+                            (Some(m), Some(Some(k))) => r.fwmark = Some((m, Some(k))),
+                            _ => bad(cx),
+                        }
+                    }
+                    "iif" | "dev" => r.iif = Some(v.to_owned()),
+                    "oif" => r.oif = Some(v.to_owned()),
+                    "tos" | "dsfield" => match v
+                        .strip_prefix("0x")
+                        .map_or_else(|| v.parse().ok(), |h| u8::from_str_radix(h, 16).ok())
+                    {
+                        Some(t) => r.tos = Some(t),
+                        None => bad(cx),
+                    },
                     "protocol" => protocol = Some(v),
                     "sport" | "dport" if !v.contains('-') => {
                         cx.err(n.loc(), format!("({owner}) virtual_rules: keepalived 2.2.7 takes {w} only as a range (A-B)"));
                     }
-                    _ => {}
+                    _ => {
+                        unsupported.get_or_insert(w);
+                    }
                 }
             }
             other => {
@@ -2087,24 +2211,57 @@ fn rule(cx: &mut Cx<'_>, n: &Node, owner: &str) {
                     n.loc(),
                     format!("({owner}) virtual_rules: unknown rule option '{other}'"),
                 );
-                return;
+                return None;
             }
         }
     }
     if actions == 0 {
         cx.err(n.loc(), format!("({owner}) virtual_rules: a rule needs an action (table, goto, nop, blackhole, unreachable, prohibit)"));
+        return None;
     } else if actions > 1 {
         cx.err(
             n.loc(),
             format!("({owner}) virtual_rules: a rule takes one action"),
         );
+        return None;
     }
     if !preference {
         cx.err(n.loc(), format!("({owner}) virtual_rules: a rule needs a preference (keepalived would pick one, which is probably not what you want)"));
+        return None;
     }
     if !no_track && protocol.is_some_and(|p| p != "18" && p != "keepalived") {
         cx.err(n.loc(), format!("({owner}) virtual_rules: a tracked rule's protocol must be keepalived (18); add no_track to keep another"));
+        return None;
     }
+    if protocol.is_some_and(|p| p != "18" && p != "keepalived") {
+        unsupported.get_or_insert("protocol");
+    }
+    let v6s = [r.from, r.to]
+        .into_iter()
+        .flatten()
+        .map(|(a, _)| a.is_ipv6());
+    let v6 = family6.or_else(|| v6s.clone().next());
+    if let Some(v6) = v6
+        && [r.from, r.to]
+            .into_iter()
+            .flatten()
+            .any(|(a, _)| a.is_ipv6() != v6)
+    {
+        cx.err(
+            n.loc(),
+            format!("({owner}) virtual_rules: the rule mixes IPv4 and IPv6"),
+        );
+        return None;
+    }
+    if let Some(w) = unsupported {
+        cx.warn(
+            n.loc(),
+            format!("({owner}) virtual_rules: vrrpd does not apply a rule with '{w}' yet: this rule is left out (add it in a notify_master script)"),
+        );
+        return None;
+    }
+    r.v6 = v6;
+    Some(r)
 }
 
 fn sync_group(cx: &mut Cx<'_>, node: &Node, name: &str) -> Option<SyncGroup> {

@@ -289,6 +289,7 @@ impl Daemon {
         let what = if add { "add" } else { "remove" };
         // Routes go before the VIPs (one may name a VIP as its src) and come after them.
         if whole && !add {
+            self.apply_rules(name, &cfg, false).await;
             self.apply_routes(name, &cfg.virtual_routes, false).await;
         }
         for v in vips {
@@ -335,6 +336,7 @@ impl Daemon {
         }
         if whole && add {
             self.apply_routes(name, &cfg.virtual_routes, true).await;
+            self.apply_rules(name, &cfg, true).await;
         }
     }
 
@@ -390,6 +392,24 @@ impl Daemon {
                     if add { "add" } else { "remove" },
                     r.dest,
                     r.prefix
+                );
+            }
+        }
+    }
+
+    /// Adds (MASTER) or removes an instance's `virtual_rules`, marked protocol keepalived.
+    async fn apply_rules(&mut self, name: &str, cfg: &config::Instance, add: bool) {
+        let v6 = cfg.family == crate::wire::vrrp::Family::V6;
+        for r in &cfg.virtual_rules {
+            let done = if add {
+                self.io.netlink.add_rule(r, r.v6.unwrap_or(v6)).await
+            } else {
+                self.io.netlink.del_rule(r, r.v6.unwrap_or(v6)).await
+            };
+            if let Err(e) = done {
+                error!(
+                    "({name}) cannot {} virtual rule: {e}",
+                    if add { "add" } else { "remove" }
                 );
             }
         }

@@ -653,6 +653,10 @@ impl Daemon {
                 };
                 let _ = self.io.netlink.del_route(r, oif).await;
             }
+            let v6 = cfg.family == crate::wire::vrrp::Family::V6;
+            for r in &cfg.virtual_rules {
+                let _ = self.io.netlink.del_rule(r, r.v6.unwrap_or(v6)).await;
+            }
         }
         if cfg.promote_secondaries {
             self.io.promote_secondaries(&link.name);

@@ -33,6 +33,8 @@ pub enum NetError {
     },
     #[error("route {dest}: {why}")]
     Route { dest: String, why: String },
+    #[error("rule {rule}: {why}")]
+    Rule { rule: String, why: String },
     #[error("VMAC {ifname}: {why}")]
     Vmac { ifname: String, why: String },
     #[error("interface {ifname} has no {family} address to send adverts from{hint}")]
@@ -283,6 +285,99 @@ impl Netlink {
         }
     }
 
+    /// The message for a virtual rule (see `add_rule`).
+    fn rule_message(
+        rule: &crate::config::VirtualRule,
+        v6: bool,
+    ) -> netlink_packet_route::rule::RuleMessage {
+        use netlink_packet_route::{
+            AddressFamily,
+            route::RouteProtocol,
+            rule::{RuleAction, RuleAttribute, RuleMessage},
+        };
+        let mut m = RuleMessage::default();
+        m.header.family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        if let Some((a, len)) = rule.from {
+            m.header.src_len = len;
+            m.attributes.push(RuleAttribute::Source(a));
+        }
+        if let Some((a, len)) = rule.to {
+            m.header.dst_len = len;
+            m.attributes.push(RuleAttribute::Destination(a));
+        }
+        m.header.tos = rule.tos.unwrap_or(0);
+        m.header.action = match rule.action {
+            crate::config::RuleAction::Table(t) => {
+                // As ip rule: the header holds tables below 256, RT_TABLE_COMPAT the rest.
+                m.header.table = u8::try_from(t).unwrap_or(252);
+                m.attributes.push(RuleAttribute::Table(t));
+                RuleAction::ToTable
+            }
+            crate::config::RuleAction::Goto(p) => {
+                m.attributes.push(RuleAttribute::Goto(p));
+                RuleAction::Goto
+            }
+            crate::config::RuleAction::Nop => RuleAction::Nop,
+            crate::config::RuleAction::Blackhole => RuleAction::Blackhole,
+            crate::config::RuleAction::Unreachable => RuleAction::Unreachable,
+            crate::config::RuleAction::Prohibit => RuleAction::Prohibit,
+        };
+        m.attributes.push(RuleAttribute::Priority(rule.priority));
+        if let Some((mark, mask)) = rule.fwmark {
+            m.attributes.push(RuleAttribute::FwMark(mark));
+            if let Some(mask) = mask {
+                m.attributes.push(RuleAttribute::FwMask(mask));
+            }
+        }
+        if let Some(i) = &rule.iif {
+            m.attributes.push(RuleAttribute::Iifname(i.clone()));
+        }
+        if let Some(o) = &rule.oif {
+            m.attributes.push(RuleAttribute::Oifname(o.clone()));
+        }
+        m.attributes
+            .push(RuleAttribute::Protocol(RouteProtocol::KeepAlived));
+        m
+    }
+
+    /// Adds a virtual rule (marked protocol keepalived, 18); the same rule there already is
+    /// not an error.
+    pub async fn add_rule(
+        &self,
+        rule: &crate::config::VirtualRule,
+        v6: bool,
+    ) -> Result<(), NetError> {
+        let mut req = self.handle.rule().add();
+        *req.message_mut() = Self::rule_message(rule, v6);
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(rule_error(rule, e.to_string())),
+        }
+    }
+
+    /// Removes a virtual rule vrrpd added (gone already is not an error).
+    pub async fn del_rule(
+        &self,
+        rule: &crate::config::VirtualRule,
+        v6: bool,
+    ) -> Result<(), NetError> {
+        let msg = Self::rule_message(rule, v6);
+        match self.handle.rule().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if e.raw_code() == -libc::ENOENT || e.raw_code() == -libc::ESRCH =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(rule_error(rule, e.to_string())),
+        }
+    }
+
     /// Brings `link` up.
     pub async fn set_up(&self, link: &Link) -> Result<(), NetError> {
         let msg = rtnetlink::LinkUnspec::new_with_index(link.index)
@@ -472,6 +567,16 @@ impl Netlink {
 fn route_error(route: &crate::config::VirtualRoute, why: String) -> NetError {
     NetError::Route {
         dest: format!("{}/{}", route.dest, route.prefix),
+        why,
+    }
+}
+
+fn rule_error(rule: &crate::config::VirtualRule, why: String) -> NetError {
+    let from = rule
+        .from
+        .map_or_else(|| "all".to_owned(), |(a, l)| format!("{a}/{l}"));
+    NetError::Rule {
+        rule: format!("pref {} from {from}", rule.priority),
         why,
     }
 }
