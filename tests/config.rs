@@ -581,6 +581,12 @@ fn every_keyword_is_acted_on_or_warned_about() {
         ),
         (
             "vrrp_instance",
+            "unicast_fault_no_peer",
+            "unicast_fault_no_peer",
+            "",
+        ),
+        (
+            "vrrp_instance",
             "authentication",
             "authentication {\nauth_type PASS\nauth_pass secret\n}",
             "",

@@ -504,3 +504,52 @@ fn virtual_rules_follow_mastership() {
         lb02.logs()
     );
 }
+
+/// `unicast_fault_no_peer` with no peer: the instance stays in FAULT (no VIP, no adverts)
+/// instead of falling back to multicast; a reload that gives it a peer brings it up.
+#[test]
+fn unicast_fault_no_peer_holds_fault_until_a_peer_is_given() {
+    use vrrp::protocol::fsm::State;
+    if !require_root("unicast_fault_no_peer_holds_fault_until_a_peer_is_given") {
+        return;
+    }
+    let lab = Lab::seed();
+    let base = seed("ch4-lb01.conf");
+    let lonely = base.replace(
+        "    priority 150",
+        "    priority 150\n    unicast_src_ip 10.0.0.5\n    unicast_fault_no_peer",
+    );
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &lonely);
+    let state = || {
+        lab.ask_json::<Status>(VRRPD, Host::Lb01, &["status"])
+            .ok()
+            .and_then(|s| s.instances.first().map(|i| i.state))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || state() == Some(State::Fault)),
+        "{:?}\n{}",
+        state(),
+        lb01.logs()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(state(), Some(State::Fault), "{}", lb01.logs());
+    assert!(!lab.holds(Host::Lb01, VIP));
+    assert!(
+        lb01.logs()
+            .contains("unicast_fault_no_peer and no unicast_peer"),
+        "{}",
+        lb01.logs()
+    );
+    let peered = lonely.replace(
+        "    unicast_fault_no_peer",
+        "    unicast_fault_no_peer\n    unicast_peer {\n      10.0.0.6\n    }",
+    );
+    lab.write("vrrpd-lb01.conf", &peered);
+    lb01.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)),
+        "{:?}\n{}",
+        state(),
+        lb01.logs()
+    );
+}

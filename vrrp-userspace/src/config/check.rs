@@ -79,7 +79,9 @@ pub(super) fn instance(
         };
         cx.ignored(&loc, format!("({name}) strict mode: state MASTER must go with priority 255 (the address owner) and only with it: it starts as {:?}, as keepalived's", i.state));
     }
-    if seen.unicast_keyword && i.unicast_peers.is_empty() {
+    if i.unicast_fault_no_peer && i.unicast_peers.is_empty() {
+        cx.warn(&loc, format!("({name}) unicast_fault_no_peer and no unicast_peer: the instance stays in FAULT until a reload gives it peers, as keepalived's"));
+    } else if seen.unicast_keyword && i.unicast_peers.is_empty() {
         cx.err(&loc, format!("({name}) a unicast keyword without any unicast_peer: keepalived falls back to multicast and refuses the config (add the peers, or drop unicast_src_ip)"));
     }
     if seen.unicast_ttl && i.unicast_peers.is_empty() {

@@ -436,12 +436,7 @@ pub const VRRP_INSTANCE: &[Keyword] = &[
         Warned("vrrpd creates no ipvlan interface: the VIPs go on the instance's interface"),
     ),
     line("vrf", Warned("vrrpd runs its instances in the default VRF")),
-    line(
-        "unicast_fault_no_peer",
-        Warned(
-            "a vrrpd unicast instance with no peer advertises to nobody instead of going to FAULT",
-        ),
-    ),
+    line("unicast_fault_no_peer", Acted),
     line("check_unicast_src", Acted),
     line(
         "old_unicast_checksum",

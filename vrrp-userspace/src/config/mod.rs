@@ -557,12 +557,15 @@ pub struct Instance {
     /// `unicast_peer { ADDR min_ttl A max_ttl B }`: the TTL range a peer's adverts must have,
     /// for the peers that give one (keepalived checks a unicast advert's TTL only then).
     pub peer_ttl: Vec<(IpAddr, u8, u8)>,
-    /// keepalived's `check_unicast_src`: unicast adverts only from the peers, and within their
-    /// min_ttl / max_ttl.
     /// `down_timer_adverts` (else the global one): Master_Down_Interval is this many
     /// Master_Adver_Intervals plus Skew_Time (RFC 5798: 3).
     pub down_timer_adverts: u32,
+    /// keepalived's `check_unicast_src`: unicast adverts only from the peers, and within their
+    /// min_ttl / max_ttl.
     pub check_unicast_src: bool,
+    /// `unicast_fault_no_peer`: with no unicast peer the instance stays in FAULT instead of
+    /// falling back to multicast (keepalived 2.2.7).
+    pub unicast_fault_no_peer: bool,
     pub mcast_src_ip: Option<IpAddr>,
     pub track_interfaces: Vec<Tracked>,
     pub track_scripts: Vec<Tracked>,

@@ -1324,6 +1324,7 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
         dont_track_primary: false,
         checksum_as_v2: g.checksum_as_v2,
         check_unicast_src: g.check_unicast_src,
+        unicast_fault_no_peer: false,
         down_timer_adverts: g.down_timer_adverts,
         strict: g.vrrp_strict,
         promote_secondaries: false,
@@ -1474,6 +1475,9 @@ fn instance(cx: &mut Cx<'_>, node: &Node, name: &str, g: &Global) -> Option<Inst
             "unicast_fault_no_peer" | "check_unicast_src" | "old_unicast_checksum" => {
                 if n.name() == "check_unicast_src" {
                     i.check_unicast_src = true;
+                }
+                if n.name() == "unicast_fault_no_peer" {
+                    i.unicast_fault_no_peer = true;
                 }
                 seen.unicast_keyword = true;
                 if n.name() == "old_unicast_checksum"

@@ -967,6 +967,15 @@ impl Router {
                 ok: Some(self.links.get(&t.name).copied().unwrap_or(false)),
             });
         }
+        // keepalived's unicast_fault_no_peer: a unicast instance with no peer has nobody to
+        // elect with, and must not fall back to multicast.
+        if cfg.unicast_fault_no_peer && cfg.unicast_peers.is_empty() {
+            out.push(Weighted {
+                weight: None,
+                reverse: false,
+                ok: Some(false),
+            });
+        }
         if !cfg.dont_track_primary {
             out.push(Weighted {
                 weight: None,
