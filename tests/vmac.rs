@@ -211,6 +211,8 @@ fn use_vmac_interoperates_with_keepalived_both_ways() {
     );
     assert_eq!(client_sees(&lab).as_deref(), Some(VMAC));
     drop((ka, lb02));
+    // One lab at a time: a test holding two would wait on itself behind a `seed_alone`.
+    drop(lab);
 
     // vrrpd master (lb01), keepalived backup (lb02).
     let lab = Lab::seed();

@@ -421,6 +421,14 @@ pub struct VirtualRule {
     pub tos: Option<u8>,
 }
 
+impl VirtualRule {
+    /// Whether the rule is IPv6, for an instance of `family`.
+    #[must_use]
+    pub fn is_v6(&self, family: crate::wire::vrrp::Family) -> bool {
+        self.v6.unwrap_or(family == crate::wire::vrrp::Family::V6)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum RuleAction {
     Table(u32),

@@ -2240,6 +2240,12 @@ fn rule(cx: &mut Cx<'_>, n: &Node, owner: &str) -> Option<VirtualRule> {
     if protocol.is_some_and(|p| p != "18" && p != "keepalived") {
         unsupported.get_or_insert("protocol");
     }
+    if let RuleAction::Goto(target) = r.action
+        && target <= r.priority
+    {
+        cx.err(n.loc(), format!("({owner}) virtual_rules: goto {target} from preference {}: the kernel only goes forward (a larger preference)", r.priority));
+        return None;
+    }
     let v6s = [r.from, r.to]
         .into_iter()
         .flatten()

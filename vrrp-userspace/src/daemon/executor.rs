@@ -399,12 +399,11 @@ impl Daemon {
 
     /// Adds (MASTER) or removes an instance's `virtual_rules`, marked protocol keepalived.
     async fn apply_rules(&mut self, name: &str, cfg: &config::Instance, add: bool) {
-        let v6 = cfg.family == crate::wire::vrrp::Family::V6;
         for r in &cfg.virtual_rules {
             let done = if add {
-                self.io.netlink.add_rule(r, r.v6.unwrap_or(v6)).await
+                self.io.netlink.add_rule(r, r.is_v6(cfg.family)).await
             } else {
-                self.io.netlink.del_rule(r, r.v6.unwrap_or(v6)).await
+                self.io.netlink.del_rule(r, r.is_v6(cfg.family)).await
             };
             if let Err(e) = done {
                 error!(

@@ -653,9 +653,8 @@ impl Daemon {
                 };
                 let _ = self.io.netlink.del_route(r, oif).await;
             }
-            let v6 = cfg.family == crate::wire::vrrp::Family::V6;
             for r in &cfg.virtual_rules {
-                let _ = self.io.netlink.del_rule(r, r.v6.unwrap_or(v6)).await;
+                let _ = self.io.netlink.del_rule(r, r.is_v6(cfg.family)).await;
             }
         }
         if cfg.promote_secondaries {

@@ -659,8 +659,12 @@ async fn diagnose_with_kernel(input: DiagnoseInput) -> Diagnosis {
         }
         found = diagnose::findings(&host, window_s, &sources, &ours, &kernel);
     }
-    let mut drop_rules: Vec<_> = found.iter().filter_map(|f| f.rule.clone()).collect();
-    drop_rules.dedup();
+    let mut drop_rules = Vec::new();
+    for r in found.iter().filter_map(|f| f.rule.clone()) {
+        if !drop_rules.contains(&r) {
+            drop_rules.push(r);
+        }
+    }
     Diagnosis {
         window_s,
         findings: found,

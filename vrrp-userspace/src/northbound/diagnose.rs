@@ -583,6 +583,19 @@ fn owner_fix(r: &DropRule, p: &Packet) -> Vec<String> {
                 p.ifname
             )]
         }
+        // Outbound, firewalld filters with policies (`filter_OUT_policy_NAME`).
+        Firewall::Firewalld { .. }
+            if let Some(policy) = r
+                .path
+                .iter()
+                .rev()
+                .find_map(|c| c.strip_prefix("filter_OUT_policy_")) =>
+        {
+            vec![
+                format!("firewall-cmd --permanent --policy={policy} --add-protocol=vrrp"),
+                "firewall-cmd --reload".to_owned(),
+            ]
+        }
         Firewall::Nftables | Firewall::Firewalld { .. } => vec![format!(
             "nft insert rule {} {} {} {l4} accept",
             r.family,
@@ -627,14 +640,22 @@ fn lost_after_xdp(who: &str, window_s: u64, s: &SourceWindow, kernel: &Kernel) -
             fix = owner_fix(r, &packet);
             firewall_fix = true;
             match reason {
-                Some(name) => format!("netfilter drops them ({name}, input; {})", rule_text(r)),
+                Some(name) => format!(
+                    "netfilter drops them ({name}, {}; {})",
+                    r.hook,
+                    rule_text(r)
+                ),
                 None => format!("netfilter drops them ({})", rule_text(r)),
             }
         }
         (Some(KernelReason::NetfilterDrop), None) => {
             firewall_fix = true;
+            let addr = match s.dst {
+                Some(d) if !d.is_multicast() => format!("-s {}", s.src),
+                _ => format!("-d {group_text}"),
+            };
             fix.push(format!(
-                "iptables-legacy -I INPUT -i {} -d {group_text} -p vrrp -j ACCEPT",
+                "{iptables}-legacy -I INPUT -i {} {addr} -p vrrp -j ACCEPT",
                 s.ifname
             ));
             if kernel.ruleset.is_some() {

@@ -324,9 +324,13 @@ impl Ruleset {
                     "inet" => true,
                     "ip" => p.src.is_ipv4(),
                     "ip6" => p.src.is_ipv6(),
-                    "netdev" => b.devices.contains(&p.ifname),
+                    "netdev" => true,
                     _ => false,
                 };
+                // Ingress and egress chains (netdev, or inet's ingress) are bound to devices.
+                let device_ok = !matches!(b.hook.as_str(), "ingress" | "egress")
+                    || b.devices.contains(&p.ifname);
+                let family_ok = family_ok && device_ok;
                 family_ok.then_some((order, b.prio, i))
             })
             .collect();
@@ -370,12 +374,17 @@ impl Ruleset {
             let at = frame.chain;
             frame.next += 1;
             *steps += 1;
+            if *steps > MAX_STEPS {
+                // A ruleset that fans out past the budget: this path is given up, and what
+                // was found so far stands.
+                return None;
+            }
             let (matched, verdict) = self.eval(p, chain, rule);
-            let matched = if *steps > MAX_STEPS && matched == Tri::Unknown {
-                Tri::False
-            } else {
-                matched
-            };
+            // A rule that decides nothing (a counter, a rate-limited log) need not be
+            // guessed at.
+            if matches!(verdict, Verdict::Continue) {
+                continue;
+            }
             match matched {
                 Tri::False => continue,
                 Tri::Unknown => {
@@ -656,6 +665,9 @@ impl Ruleset {
     /// `KEY vmap { value : verdict, ... }`: the verdict of the element that matches.
     fn vmap(&self, p: &Packet, chain: &Chain, body: &Value) -> (Tri, Verdict) {
         let left = known(p, body.get("key").unwrap_or(&Value::Null));
+        if matches!(left, Known::Absent) {
+            return (Tri::False, Verdict::Continue);
+        }
         let pairs: Vec<Value> = match body.get("data") {
             Some(Value::Object(o)) => o
                 .get("set")

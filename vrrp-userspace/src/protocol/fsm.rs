@@ -148,6 +148,8 @@ pub enum Action {
     /// A master re-asserted itself over a lower-priority master (keepalived's
     /// `garp_lower_prio_repeat` burst: the neighbours' caches may point at the other one).
     Reassert,
+    /// As master, an advert with a lower priority (not 0) arrived.
+    HeardLower,
     /// The state changed: log keepalived's line, run notify scripts.
     Transition { from: State, to: State },
     /// An advert was dropped; the reason is counted (RFC 6527's error counters).
@@ -591,10 +593,15 @@ impl Instance {
                     self.master = Some((src, theirs, advert.interval_cs, arrived));
                     self.become_backup(arrived.max(self.since), actions);
                     self.master_down_deadline = Some(arrived.plus(self.master_down_interval()));
-                } else if self.answer_lower(now, actions) {
-                    // keepalived: "received lower priority advert, forcing new election", and
-                    // the garp_lower_prio burst.
-                    actions.push(Action::Reassert);
+                } else {
+                    // keepalived's MASTER_RX_LOWER_PRI event: every lower advert, answered or
+                    // not (the router limits the script it runs).
+                    actions.push(Action::HeardLower);
+                    if self.answer_lower(now, actions) {
+                        // keepalived: "received lower priority advert, forcing new election",
+                        // and the garp_lower_prio burst.
+                        actions.push(Action::Reassert);
+                    }
                 }
             }
             State::Initialize | State::Fault => {}

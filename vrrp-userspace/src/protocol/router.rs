@@ -323,6 +323,8 @@ struct Entry {
     refresh_due: Option<Instant>,
     /// The second burst after re-asserting over a lower-priority master.
     lower_garp_due: Option<Instant>,
+    /// When notify_master_rx_lower_pri's event last went out (at most one a second).
+    lower_notified: Option<Instant>,
     stats: InstanceStats,
     /// Its Master_Down_Timer ran out but its sync group held it back (keepalived's
     /// `wantstate` MASTER): it is ready to follow the first member that goes.
@@ -631,6 +633,7 @@ impl Router {
                     garp_due: None,
                     refresh_due: None,
                     lower_garp_due: None,
+                    lower_notified: None,
                     stats: InstanceStats::default(),
                     held_back: false,
                 },
@@ -1069,13 +1072,24 @@ impl Router {
                             repeat: garp.master_repeat,
                         }
                     }
+                    Action::HeardLower => {
+                        // keepalived runs the script for every lower advert; one a second
+                        // keeps a fast-advertising (or forged) lower master from forking one
+                        // per packet.
+                        if e.lower_notified
+                            .is_none_or(|t| now.since(t) >= Duration::from_secs(1))
+                        {
+                            e.lower_notified = Some(now);
+                            out.push(Output::Instance {
+                                name: name.clone(),
+                                effect: Effect::HeardLowerPriority {
+                                    priority: e.fsm.priority(),
+                                },
+                            });
+                        }
+                        continue;
+                    }
                     Action::Reassert => {
-                        out.push(Output::Instance {
-                            name: name.clone(),
-                            effect: Effect::HeardLowerPriority {
-                                priority: e.fsm.priority(),
-                            },
-                        });
                         // keepalived sends the burst for this instance and for every member of
                         // its sync group that has one (vrrp.c, vrrp_state_master_rx).
                         let members: Vec<String> = self

@@ -312,7 +312,8 @@ impl Netlink {
         m.header.tos = rule.tos.unwrap_or(0);
         m.header.action = match rule.action {
             crate::config::RuleAction::Table(t) => {
-                // As ip rule: the header holds tables below 256, RT_TABLE_COMPAT the rest.
+                // The kernel reads FRA_TABLE first; the header's byte only matters to old
+                // kernels, and tables past 255 put RT_TABLE_COMPAT there.
                 m.header.table = u8::try_from(t).unwrap_or(252);
                 m.attributes.push(RuleAttribute::Table(t));
                 RuleAction::ToTable
