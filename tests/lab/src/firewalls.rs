@@ -24,22 +24,13 @@ pub struct Firewalld {
 impl Firewalld {
     /// `firewall-cmd ARGS` against this firewalld, as root on its host; panics if it fails.
     pub fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "firewall-cmd"])
-            .args(args)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("firewall-cmd {args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "firewall-cmd {args:?} failed ({}): {}{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.daemon.logs()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        tool(
+            &self.ns,
+            "firewall-cmd",
+            args,
+            &[("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)],
+            || self.daemon.logs(),
+        )
     }
 
     pub fn logs(&self) -> String {
@@ -57,21 +48,35 @@ pub struct Ufw {
 impl Ufw {
     /// `ufw ARGS` in its host; panics if it fails.
     pub fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "ufw"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("ufw {args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "ufw {args:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        tool(&self.ns, "ufw", args, &[], String::new)
     }
+}
+
+/// Runs a firewall's own tool in namespace `ns`; panics with its output (and `context`, the
+/// daemon's log) if it fails.
+fn tool(
+    ns: &str,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    context: impl FnOnce() -> String,
+) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}): {}{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        context()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Ufw {
