@@ -1036,6 +1036,7 @@ mod tests {
         assert_eq!(
             a,
             vec![
+                Action::HeardLower,
                 Action::SendAdvert { priority: 150 },
                 Action::StartAdverts {
                     priority: 150,
@@ -1044,7 +1045,7 @@ mod tests {
                 },
                 Action::Reassert,
             ],
-            "answered at once with the garp_lower_prio burst; the periodic adverts follow one interval later"
+            "the MASTER_RX_LOWER_PRI event, then answered at once with the garp_lower_prio burst; the periodic adverts follow one interval later"
         );
         assert_eq!(m.state(), State::Master);
     }
@@ -1056,7 +1057,7 @@ mod tests {
         let mut m = Instance::new(params(Version::V3, 255));
         m.step(Event::Startup, Instant(0));
         m.set_priority_for_test(150);
-        let (mut sent, mut reasserts) = (0, 0);
+        let (mut sent, mut reasserts, mut heard) = (0, 0, 0);
         // 1000 adverts, 1 ms apart: one second, one advert interval.
         for k in 0..1000u64 {
             let a = rx(&mut m, 5, 100, S + k * 1_000_000);
@@ -1065,7 +1066,12 @@ mod tests {
                 .filter(|a| matches!(a, Action::SendAdvert { .. }))
                 .count();
             reasserts += a.iter().filter(|a| **a == Action::Reassert).count();
+            heard += a.iter().filter(|a| **a == Action::HeardLower).count();
         }
+        assert_eq!(
+            heard, 1000,
+            "every lower advert is an event (the router limits scripts)"
+        );
         assert!(
             (3..=5).contains(&sent),
             "{sent} answers to 1000 adverts in one interval"
