@@ -5,11 +5,18 @@
 //! ring keeps room for the other interfaces' adverts) and their elections hear a raw socket
 //! of their own instead, after netfilter, as keepalived does, with a finding saying so. When
 //! the socket has been quiet for `CLEAR_AFTER`, the interface returns to the ring.
+//!
+//! The socket is no wider than the ring: a reader starved of CPU, or a main loop busy with the
+//! flood, would lose the master's adverts in the socket buffer or the channel as the ring did.
+//! So the reader sorts what it reads: adverts from the sources the elections already know (the
+//! interface's masters, its configured peers) take a channel of their own that the flood never
+//! fills, and only the rest compete for the flood's.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
@@ -41,6 +48,15 @@ const FLOODED_PPS: u64 = 10_000;
 const CLEAR_AFTER: Duration = Duration::from_secs(5);
 /// The fallback socket's receive buffer: room for a burst while the loop catches up.
 const RCVBUF: usize = 4 << 20;
+/// Adverts from the known sources waiting for the main loop: their legal rate is a few hundred a
+/// second at most, so this never fills unless the loop itself stops.
+const TRUSTED_QUEUE: usize = 256;
+/// The flood's adverts waiting for the main loop; beyond this they are lost, as a full socket
+/// buffer loses them.
+const FLOOD_QUEUE: usize = 4096;
+
+/// The sources whose adverts the reader puts ahead of the flood's.
+type Trusted = Arc<RwLock<HashSet<IpAddr>>>;
 
 /// One interface whose elections hear a socket.
 struct Fallback {
@@ -52,6 +68,13 @@ struct Fallback {
     readers: Vec<JoinHandle<()>>,
     packets: Arc<AtomicU64>,
     packets_then: u64,
+    trusted: Trusted,
+}
+
+/// An advert read from a fallback socket, and whether its source was a known one.
+pub(super) struct FallbackAdvert {
+    rx: RxAdvert,
+    trusted: bool,
 }
 
 pub(super) struct Flood {
@@ -60,13 +83,16 @@ pub(super) struct Flood {
     /// Records read per ifindex since the last check.
     records: HashMap<u32, u64>,
     fallback: BTreeMap<u32, Fallback>,
-    tx: mpsc::Sender<RxAdvert>,
-    pub rx: mpsc::Receiver<RxAdvert>,
+    tx: mpsc::Sender<FallbackAdvert>,
+    pub rx: mpsc::Receiver<FallbackAdvert>,
+    trusted_tx: mpsc::Sender<FallbackAdvert>,
+    pub trusted_rx: mpsc::Receiver<FallbackAdvert>,
 }
 
 impl Flood {
     pub fn new(now: Instant) -> Self {
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = mpsc::channel(FLOOD_QUEUE);
+        let (trusted_tx, trusted_rx) = mpsc::channel(TRUSTED_QUEUE);
         Self {
             ring_full: 0,
             checked: now,
@@ -74,6 +100,8 @@ impl Flood {
             fallback: BTreeMap::new(),
             tx,
             rx,
+            trusted_tx,
+            trusted_rx,
         }
     }
 
@@ -100,6 +128,20 @@ impl Flood {
 
     pub fn check_due(&self, now: Instant) -> bool {
         now.since(self.checked) >= CHECK_EVERY
+    }
+
+    /// The next advert from a fallback socket that is waiting, the known sources' first; at
+    /// most `FLOOD_QUEUE` of them for one drain, since the flood refills its queue as fast as
+    /// it is emptied.
+    pub fn waiting(&mut self) -> impl Iterator<Item = FallbackAdvert> + '_ {
+        let mut flood_left = FLOOD_QUEUE;
+        std::iter::from_fn(move || {
+            if let Ok(a) = self.trusted_rx.try_recv() {
+                return Some(a);
+            }
+            flood_left = flood_left.checked_sub(1)?;
+            self.rx.try_recv().ok()
+        })
     }
 }
 
@@ -133,6 +175,10 @@ impl Daemon {
             }
         }
         self.flood.ring_full = full;
+        let ifindexes: Vec<u32> = self.flood.fallback.keys().copied().collect();
+        for ifindex in ifindexes {
+            self.refresh_trusted(ifindex);
+        }
         let mut cleared = Vec::new();
         for (ifindex, fb) in &mut self.flood.fallback {
             let packets = fb.packets.load(Relaxed);
@@ -181,6 +227,7 @@ impl Daemon {
             return;
         }
         let packets = Arc::new(AtomicU64::new(0));
+        let trusted: Trusted = Arc::new(RwLock::new(self.known_sources(ifindex)));
         let readers = opened
             .into_values()
             .filter_map(|s| {
@@ -192,7 +239,8 @@ impl Daemon {
                 Some(tokio::spawn(read_fallback(
                     fd,
                     Arc::clone(&packets),
-                    self.flood.tx.clone(),
+                    Arc::clone(&trusted),
+                    [self.flood.trusted_tx.clone(), self.flood.tx.clone()],
                 )))
             })
             .collect();
@@ -214,8 +262,36 @@ impl Daemon {
                 readers,
                 packets,
                 packets_then: 0,
+                trusted,
             },
         );
+    }
+
+    /// The sources an interface's elections know: the masters they heard last and the peers
+    /// the config names.
+    fn known_sources(&self, ifindex: u32) -> HashSet<IpAddr> {
+        self.router
+            .iter()
+            .filter(|(_, v)| v.spec.ifindex == ifindex)
+            .flat_map(|(_, v)| {
+                v.fsm
+                    .master
+                    .map(|(addr, ..)| addr)
+                    .into_iter()
+                    .chain(v.spec.cfg.unicast_peers.iter().copied())
+            })
+            .collect()
+    }
+
+    fn refresh_trusted(&self, ifindex: u32) {
+        let Some(fb) = self.flood.fallback.get(&ifindex) else {
+            return;
+        };
+        let known = self.known_sources(ifindex);
+        let stale = fb.trusted.read().map_or(true, |t| *t != known);
+        if stale && let Ok(mut t) = fb.trusted.write() {
+            *t = known;
+        }
     }
 
     fn leave_fallback(&mut self, ifindex: u32, now: Instant) {
@@ -259,10 +335,12 @@ impl Daemon {
     }
 
     /// An advert from a fallback socket: observed as the ring would have, then to the router.
-    pub(super) async fn on_fallback_advert(&mut self, rx: RxAdvert) {
+    pub(super) async fn on_fallback_advert(&mut self, advert: FallbackAdvert) {
+        let FallbackAdvert { rx, trusted } = advert;
         if !self.flood.hears_socket(rx.ifindex) {
             return;
         }
+        let ifindex = rx.ifindex;
         let ifname = self
             .io
             .datapath
@@ -271,6 +349,10 @@ impl Daemon {
             .to_owned();
         self.observe.note_wire(&rx, &ifname);
         self.handle(clock::now(), Input::Advert(rx)).await;
+        // A new master heard through the flood's queue: the next ones take the known queue.
+        if !trusted {
+            self.refresh_trusted(ifindex);
+        }
     }
 }
 
@@ -284,9 +366,15 @@ fn force_rcvbuf(s: &VrrpSocket) {
     }
 }
 
-/// Reads a fallback socket: each advert to the main loop (a full channel loses it, as a full
-/// socket buffer would), each packet counted for the flood's end.
-async fn read_fallback(fd: AsyncFd<SockFd>, packets: Arc<AtomicU64>, tx: mpsc::Sender<RxAdvert>) {
+/// Reads a fallback socket: each advert to the main loop, through the known sources' queue
+/// (`queues[0]`) or the flood's (`queues[1]`; a full one loses it, as a full socket buffer
+/// would), each packet counted for the flood's end.
+async fn read_fallback(
+    fd: AsyncFd<SockFd>,
+    packets: Arc<AtomicU64>,
+    trusted: Trusted,
+    queues: [mpsc::Sender<FallbackAdvert>; 2],
+) {
     let mut buf = [0u8; 2048];
     loop {
         let Ok(mut guard) = fd.readable().await else {
@@ -304,7 +392,9 @@ async fn read_fallback(fd: AsyncFd<SockFd>, packets: Arc<AtomicU64>, tx: mpsc::S
                         &buf[..n],
                         clock::now(),
                     );
-                    let _ = tx.try_send(rx);
+                    let known = trusted.read().is_ok_and(|t| t.contains(&src));
+                    let queue = &queues[usize::from(!known)];
+                    let _ = queue.try_send(FallbackAdvert { rx, trusted: known });
                 }
                 Ok((_, None)) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

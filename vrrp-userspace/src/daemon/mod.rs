@@ -403,7 +403,8 @@ impl Daemon {
                 Some(rx) = self.socket_rx.recv() => {
                     self.handle(clock::now(), Input::Advert(rx)).await;
                 }
-                Some(rx) = self.flood.rx.recv() => self.on_fallback_advert(rx).await,
+                Some(a) = self.flood.trusted_rx.recv() => self.on_fallback_advert(a).await,
+                Some(a) = self.flood.rx.recv() => self.on_fallback_advert(a).await,
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     self.answer(req);
                 }

@@ -28,8 +28,9 @@ impl Daemon {
         self.io.datapath.drain(batch, &mut self.observe.bad_records);
         self.on_records(batch).await;
         // A flooded interface's socket too: the master's advert may wait there.
-        while let Ok(rx) = self.flood.rx.try_recv() {
-            self.on_fallback_advert(rx).await;
+        let waiting: Vec<_> = self.flood.waiting().collect();
+        for a in waiting {
+            self.on_fallback_advert(a).await;
         }
         self.handle(clock::now(), Input::Timer).await;
     }
