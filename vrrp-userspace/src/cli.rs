@@ -50,6 +50,13 @@ pub enum Command {
     /// Parse and validate a keepalived.conf as `keepalived -t` does: every problem as
     /// FILE:LINE: SEVERITY: message, and keepalived's -t exit code (0, 2, 4, 5 or 6).
     Check(CheckArgs),
+    /// Re-read the running daemon's config (as SIGHUP) and print the outcome: applied, with
+    /// its warnings, or refused with its errors (the running config then stays; exit 2).
+    Reload(ControlArgs),
+    /// Change one running instance until vrrpd stops (a reload keeps the change, a restart
+    /// forgets it; the config file is never written): `vrrpd set VI_1 maintenance on`,
+    /// `vrrpd set VI_1 priority 50`, `vrrpd set VI_1 priority config`. Root only; logged.
+    Set(SetArgs),
     /// For `cargo xtask bench`: the XDP program's cost per packet against an empty program
     /// (BPF_PROG_TEST_RUN), as JSON.
     #[command(hide = true)]
@@ -154,6 +161,46 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The daemon's control socket.
+    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
+    pub socket: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The vrrp_instance, by name.
+    pub instance: String,
+    #[command(subcommand)]
+    pub setting: SetCommand,
+    /// The daemon's control socket.
+    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET, global = true)]
+    pub socket: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// The base priority (1 to 254) in place of the config's, tracking weights still added;
+    /// `config` for the config's again.
+    Priority {
+        /// 1 to 254, or `config`.
+        value: String,
+    },
+    /// `on`: a master gives up with priority 0 (its backup takes over after Skew_Time) and
+    /// the instance stays BACKUP; `off`: it takes part in the election again.
+    Maintenance {
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The config file (keepalived's -f).
     #[arg(
@@ -222,6 +269,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(check(&args)),
         Command::Status(args) => status(&args).await,
         Command::Diagnose(args) => diagnose(&args).await,
+        Command::Reload(args) => reload(&args).await,
+        Command::Set(args) => set(args).await,
         Command::BenchXdp { repeat } => bench_xdp(repeat),
     }
 }
@@ -428,7 +477,7 @@ fn status_text(s: &Status) -> String {
         let p = &i.priority;
         let _ = writeln!(
             out,
-            "{} {} vrid {} {} v{}: {} for {:.1}s, priority {} (base {}), VIPs {}",
+            "{} {} vrid {} {} v{}: {}{} for {:.1}s, priority {} (base {}{}), VIPs {}",
             i.name,
             i.interface,
             i.vrid,
@@ -438,9 +487,13 @@ fn status_text(s: &Status) -> String {
             },
             i.version.number(),
             i.state,
+            if i.maintenance { " (maintenance)" } else { "" },
             i.since_s,
             p.effective,
             p.base,
+            p.operator
+                .map(|o| format!(", {o} set by the operator"))
+                .unwrap_or_default(),
             i.vips.join(" ")
         );
         let master = match &i.master {
@@ -526,6 +579,67 @@ fn status_text(s: &Status) -> String {
         s.capabilities.join(" ")
     );
     out
+}
+
+async fn reload(args: &ControlArgs) -> anyhow::Result<ExitCode> {
+    use vrrp::northbound::status::ReloadOutcome;
+    let outcome = control::reload(&args.socket)
+        .await
+        .with_context(|| not_running(&args.socket))?;
+    Ok(match outcome {
+        ReloadOutcome::Applied {
+            instances,
+            warnings,
+        } => {
+            println!("reload applied: {instances} instances run");
+            for w in warnings {
+                println!("{w}");
+            }
+            ExitCode::SUCCESS
+        }
+        ReloadOutcome::Refused { errors } => {
+            println!("reload refused: the running config stays");
+            for e in errors {
+                println!("{e}");
+            }
+            ExitCode::from(vrrp::config::exit::RUN_CONFIG)
+        }
+    })
+}
+
+async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
+    use vrrp::protocol::router::Setting;
+    let setting = match args.setting {
+        SetCommand::Maintenance { state } => Setting::Maintenance(matches!(state, OnOff::On)),
+        SetCommand::Priority { value } if value == "config" => Setting::Priority(None),
+        SetCommand::Priority { value } => match value.parse::<u8>() {
+            Ok(p) => Setting::Priority(Some(p)),
+            Err(_) => {
+                eprintln!("vrrpd set: priority {value:?}: 1 to 254, or `config`");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let i = match control::set(&args.socket, &args.instance, setting).await {
+        Ok(i) => i,
+        Err(control::ControlError::Refused(why)) => {
+            eprintln!("vrrpd set: {why}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e).with_context(|| not_running(&args.socket)),
+    };
+    println!(
+        "{}: {}, priority {}{}",
+        i.name,
+        i.state,
+        i.priority.effective,
+        if i.maintenance {
+            " (maintenance: stays BACKUP)"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn diagnose(args: &StatusArgs) -> anyhow::Result<ExitCode> {

@@ -374,7 +374,7 @@ impl Daemon {
                 _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
                 _ = sighup.recv() => {
                     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-                    self.reload().await;
+                    self.reload("SIGHUP").await;
                     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 }
                 _ = sigquit.recv() => { info!("SIGQUIT: stopping"); return Ok(()); }
@@ -406,7 +406,7 @@ impl Daemon {
                 Some(a) = self.flood.trusted_rx.recv() => self.on_fallback_advert(a).await,
                 Some(a) = self.flood.rx.recv() => self.on_fallback_advert(a).await,
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
-                    self.answer(req);
+                    self.answer(req).await;
                 }
                 r = self.io.datapath.recv(&mut batch, &mut self.observe.bad_records) => {
                     r?;

@@ -7,24 +7,30 @@
 use tracing::{error, info, warn};
 
 use super::Daemon;
-use crate::{config, protocol::router::Input, sys::clock};
+use crate::{config, northbound::status::ReloadOutcome, protocol::router::Input, sys::clock};
+
+fn refused(errors: Vec<String>) -> ReloadOutcome {
+    error!(
+        "reload refused, keeping the running config: {}",
+        errors.join("\n")
+    );
+    ReloadOutcome::Refused { errors }
+}
 
 impl Daemon {
-    pub(super) async fn reload(&mut self) {
-        info!("SIGHUP: reloading {}", self.opts.config.display());
+    /// SIGHUP, or `vrrpd reload` (`by` says which), with what it did.
+    pub(super) async fn reload(&mut self, by: &str) -> ReloadOutcome {
+        info!("{by}: reloading {}", self.opts.config.display());
         let (config, diags) = match config::load_checked(&self.opts.config, &self.opts.load) {
             Ok(c) => c,
-            Err(e) => {
-                error!("reload refused, keeping the running config:\n{e}");
-                return;
-            }
+            Err(e) => return refused(e.to_string().lines().map(str::to_owned).collect()),
         };
         for d in &diags.0 {
             warn!("{d}");
         }
+        let warnings = diags.0.iter().map(ToString::to_string).collect();
         if let Some(why) = incomplete(&config, &diags) {
-            error!("reload refused, keeping the running config: {why}");
-            return;
+            return refused(vec![why]);
         }
         if config.global.rt_priority != self.config.global.rt_priority {
             warn!(
@@ -33,23 +39,19 @@ impl Daemon {
         }
         let needed = super::confinement(&config);
         if !self.confined.allows(needed) {
-            error!(
-                "reload refused, keeping the running config: its scripts need privileges the start gave up for good ({:?}: the config then ran {}); restart vrrpd to run them",
+            return refused(vec![format!(
+                "its scripts need privileges the start gave up for good ({:?}: the config then ran {}); restart vrrpd to run them",
                 self.confined,
                 if self.confined.no_new_privs {
                     "no script"
                 } else {
                     "no script as root"
                 }
-            );
-            return;
+            )]);
         }
         let plan = match self.plan(&config, false).await {
             Ok(p) => p,
-            Err(e) => {
-                error!("reload refused, keeping the running config: {e}");
-                return;
-            }
+            Err(e) => return refused(vec![e.to_string()]),
         };
         self.config = config;
         if self.delayed.take().is_some() {
@@ -59,6 +61,10 @@ impl Daemon {
             .sync(&plan, &self.config, &self.io.netlink, &self.track_tx, true);
         self.handle(clock::now(), Input::Configure(plan)).await;
         info!(instances = self.router.len(), "reload done");
+        ReloadOutcome::Applied {
+            instances: self.router.len(),
+            warnings,
+        }
     }
 }
 

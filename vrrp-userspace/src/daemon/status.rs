@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use tracing::warn;
+
 use super::{Daemon, MAX_SUBSCRIBERS};
 use crate::{
     northbound::{
@@ -12,14 +14,27 @@ use crate::{
             SourceStatus, Status,
         },
     },
-    protocol::fsm::State,
+    protocol::{
+        fsm::{PRIORITY_OWNER, State},
+        router::{Input, Setting},
+    },
     sys::clock,
     time::{Instant, centis},
 };
 
 impl Daemon {
-    pub(super) fn answer(&mut self, req: Pending) {
+    pub(super) async fn answer(&mut self, req: Pending) {
         match req.command {
+            Command::Reload => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                let outcome = self.reload("vrrpd reload").await;
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                let _ = req.reply.send(Reply::Reload(outcome));
+            }
+            Command::Set { instance, setting } => {
+                let reply = self.operator_set(instance, setting).await;
+                let _ = req.reply.send(reply);
+            }
             Command::Status => {
                 self.io.refresh_socket_counts();
                 let status = self.status(clock::now());
@@ -39,6 +54,63 @@ impl Daemon {
             // Reading the ruleset runs nft: off the main loop.
             Command::Diagnose => self.diagnose_now(req.reply),
         }
+    }
+
+    /// `vrrpd set`: checked, logged, then the router's; the instance as it is after it.
+    async fn operator_set(&mut self, instance: String, setting: Setting) -> Reply {
+        let Some(v) = self.router.get(&instance) else {
+            let names: Vec<&str> = self.router.iter().map(|(n, _)| n).collect();
+            return Reply::Error(format!(
+                "no vrrp_instance {instance} runs here (they are: {})",
+                names.join(", ")
+            ));
+        };
+        match setting {
+            Setting::Priority(Some(p)) if !(1..=254).contains(&p) => {
+                return Reply::Error(format!(
+                    "priority {p}: 1 to 254 (255 is the address owner's, and only its config says so)"
+                ));
+            }
+            Setting::Priority(Some(_)) if v.spec.cfg.priority == PRIORITY_OWNER => {
+                return Reply::Error(format!(
+                    "{instance} owns its addresses (priority 255): its priority does not change; use maintenance to take it out"
+                ));
+            }
+            Setting::Priority(p) => match p {
+                Some(p) => warn!(
+                    "{instance}: priority {p} set by the operator in place of the config's {} (until vrrpd stops; `vrrpd set {instance} priority config` undoes it)",
+                    v.spec.cfg.priority
+                ),
+                None => warn!(
+                    "{instance}: the operator's priority undone: the config's {} again",
+                    v.spec.cfg.priority
+                ),
+            },
+            Setting::Maintenance(true) => warn!(
+                "{instance}: maintenance on (by the operator): gives up mastership with priority 0 and stays BACKUP until `vrrpd set {instance} maintenance off`"
+            ),
+            Setting::Maintenance(false) => {
+                warn!(
+                    "{instance}: maintenance off (by the operator): takes part in the election again"
+                );
+            }
+        }
+        self.handle(
+            clock::now(),
+            Input::Set {
+                instance: instance.clone(),
+                setting,
+            },
+        )
+        .await;
+        self.status(clock::now())
+            .instances
+            .into_iter()
+            .find(|i| i.name == instance)
+            .map_or_else(
+                || Reply::Error(format!("{instance} is gone")),
+                |i| Reply::Set(Box::new(i)),
+            )
     }
 
     #[expect(clippy::too_many_lines, reason = "the status, field by field")]
@@ -102,6 +174,7 @@ impl Daemon {
                         base: cfg.priority,
                         effective: v.fsm.priority(),
                         tracking: self.router.tracking(name),
+                        operator: v.operator_priority,
                     },
                     source: v.spec.src,
                     vips: cfg
@@ -110,6 +183,7 @@ impl Daemon {
                         .map(|x| format!("{}/{}", x.addr, x.prefix))
                         .collect(),
                     holds_vips: state == State::Master,
+                    maintenance: v.fsm.held(),
                     master,
                     advert_int_s: centis(cfg.advert_int_cs).as_secs_f64(),
                     master_adver_interval_s: v.fsm.master_adver_interval().as_secs_f64(),

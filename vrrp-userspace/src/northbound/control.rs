@@ -25,9 +25,9 @@ use tracing::{debug, warn};
 
 use super::{
     doors::{self, Gate, Ticket},
-    status::{Diagnosis, Status},
+    status::{Diagnosis, InstanceStatus, ReloadOutcome, Status},
 };
-use crate::wire::record::WireRecord;
+use crate::{protocol::router::Setting, wire::record::WireRecord};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -52,13 +52,16 @@ pub enum ControlError {
     InUse { path: PathBuf },
     #[error("the daemon answered: {0}")]
     Refused(String),
-    #[error("the daemon answered {got} to {asked:?}")]
-    Unexpected { asked: Command, got: &'static str },
+    #[error("the daemon answered {got} to {asked}")]
+    Unexpected {
+        asked: &'static str,
+        got: &'static str,
+    },
     #[error("cannot read the daemon's answer: {0}")]
     Protocol(#[from] serde_json::Error),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Command {
     Status,
@@ -66,6 +69,13 @@ pub enum Command {
     /// Stream every advert the daemon's XDP program sees, one JSON line each, until the
     /// client hangs up (`vrrpd capture` and `vrrpd watch --adverts` against the daemon).
     Subscribe,
+    /// Re-read the config as SIGHUP does, and answer with the outcome.
+    Reload,
+    /// Change one running instance until vrrpd stops (`vrrpd set`).
+    Set {
+        instance: String,
+        setting: Setting,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +92,9 @@ pub enum Reply {
     Diagnosis(Box<Diagnosis>),
     /// A subscription is accepted; [`StreamRecord`] lines follow.
     Subscribed,
+    Reload(ReloadOutcome),
+    /// The instance after the change.
+    Set(Box<InstanceStatus>),
     Error(String),
 }
 
@@ -91,6 +104,8 @@ impl Reply {
             Self::Status(_) => "a status",
             Self::Diagnosis(_) => "a diagnosis",
             Self::Subscribed => "a subscription",
+            Self::Reload(_) => "a reload's outcome",
+            Self::Set(_) => "an instance",
             Self::Error(_) => "an error",
         }
     }
@@ -371,7 +386,7 @@ pub async fn subscribe(
         Reply::Error(e) => return Err(ControlError::Refused(e)),
         other => {
             return Err(ControlError::Unexpected {
-                asked: Command::Subscribe,
+                asked: "subscribe",
                 got: other.kind(),
             });
         }
@@ -411,7 +426,7 @@ pub async fn status(path: &Path) -> Result<Status, ControlError> {
     match ask(path, Command::Status).await? {
         Reply::Status(s) => Ok(*s),
         other => Err(ControlError::Unexpected {
-            asked: Command::Status,
+            asked: "status",
             got: other.kind(),
         }),
     }
@@ -422,7 +437,37 @@ pub async fn diagnosis(path: &Path) -> Result<Diagnosis, ControlError> {
     match ask(path, Command::Diagnose).await? {
         Reply::Diagnosis(d) => Ok(*d),
         other => Err(ControlError::Unexpected {
-            asked: Command::Diagnose,
+            asked: "diagnose",
+            got: other.kind(),
+        }),
+    }
+}
+
+/// Re-reads the daemon's config.
+pub async fn reload(path: &Path) -> Result<ReloadOutcome, ControlError> {
+    match ask(path, Command::Reload).await? {
+        Reply::Reload(r) => Ok(r),
+        other => Err(ControlError::Unexpected {
+            asked: "reload",
+            got: other.kind(),
+        }),
+    }
+}
+
+/// Changes one running instance; the instance as it is after the change.
+pub async fn set(
+    path: &Path,
+    instance: &str,
+    setting: Setting,
+) -> Result<InstanceStatus, ControlError> {
+    let command = Command::Set {
+        instance: instance.to_owned(),
+        setting,
+    };
+    match ask(path, command).await? {
+        Reply::Set(i) => Ok(*i),
+        other => Err(ControlError::Unexpected {
+            asked: "set",
             got: other.kind(),
         }),
     }
@@ -446,6 +491,15 @@ mod tests {
             parse_request(b"\xff\x00garbage"),
             Err(Reply::Error(_))
         ));
+        assert_eq!(
+            parse_request(
+                br#"{"version":1,"command":{"set":{"instance":"VI_1","setting":{"maintenance":true}}}}"#
+            ),
+            Ok(Command::Set {
+                instance: "VI_1".into(),
+                setting: Setting::Maintenance(true)
+            })
+        );
         let text = line(Reply::Error("x".into()));
         let back: Answer = serde_json::from_str(&text).expect("reads back");
         assert_eq!((back.version, back.reply), (1, Reply::Error("x".into())));

@@ -63,6 +63,9 @@ pub struct InstanceStatus {
     /// As configured: `10.0.0.3/32`.
     pub vips: Vec<String>,
     pub holds_vips: bool,
+    /// Held in BACKUP by `vrrpd set INSTANCE maintenance on`.
+    #[serde(default)]
+    pub maintenance: bool,
     /// Who is master, as far as this instance knows (None: nobody heard yet).
     pub master: Option<Master>,
     pub advert_int_s: f64,
@@ -73,12 +76,28 @@ pub struct InstanceStatus {
     pub counters: InstanceCounters,
 }
 
+/// What a reload (SIGHUP or `vrrpd reload`) did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadOutcome {
+    /// The new config runs; its warnings, each at its file:line.
+    Applied {
+        instances: usize,
+        warnings: Vec<String>,
+    },
+    /// The running config stays; why, each problem on its own.
+    Refused { errors: Vec<String> },
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Priority {
     pub base: u8,
     /// Base plus tracking, as advertised.
     pub effective: u8,
     pub tracking: Vec<Tracked>,
+    /// The base the operator set (`vrrpd set INSTANCE priority N`) in place of the config's.
+    #[serde(default)]
+    pub operator: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

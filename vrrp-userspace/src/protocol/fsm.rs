@@ -123,6 +123,10 @@ pub enum Event {
     /// Another member of this instance's vrrp_sync_group entered this state: follow it
     /// (keepalived moves a sync group's members together).
     Sync(State),
+    /// The operator's maintenance (`vrrpd set INSTANCE maintenance on|off`): held, a master
+    /// gives up with priority 0 (the backups take over after Skew_Time) and the instance
+    /// stays BACKUP, whatever it hears and whatever its priority, until released.
+    Hold(bool),
 }
 
 /// Effects, executed by the daemon at one seam.
@@ -254,6 +258,8 @@ pub struct Instance {
     /// When a lower-priority master was first seen (preempt_delay).
     lower_master_since: Option<Instant>,
     faulted: bool,
+    /// Held in BACKUP by the operator (`Event::Hold`).
+    held: bool,
     /// The master we last heard: address, priority, interval, when.
     pub master: Option<(IpAddr, u8, u16, Instant)>,
     pub since: Instant,
@@ -274,6 +280,7 @@ impl Instance {
             answer_due: None,
             lower_master_since: None,
             faulted: false,
+            held: false,
             master: None,
             since: Instant(0),
         }
@@ -319,6 +326,8 @@ impl Instance {
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
             State::Master => self.answer_due,
+            // Held: its Master_Down_Timer never makes it master, so nothing is due.
+            State::Backup if self.held => None,
             _ => self.master_down_deadline,
         }
     }
@@ -498,13 +507,41 @@ impl Instance {
             Event::Priority(p) => self.set_priority(p, now, &mut actions),
             Event::Fault(on) => self.fault(on, now, &mut actions),
             Event::Sync(to) => self.sync(to, now, &mut actions),
+            Event::Hold(on) => self.hold(on, now, &mut actions),
         }
         actions
     }
 
+    fn hold(&mut self, on: bool, now: Instant, actions: &mut Vec<Action>) {
+        if on == self.held {
+            return;
+        }
+        self.held = on;
+        match (on, self.state) {
+            // As a master that stops (RFC 5798 6.4.3), but into BACKUP: the backup with the
+            // highest priority takes over after its Skew_Time.
+            (true, State::Master) => {
+                self.stand_down(State::Backup, now, actions);
+                self.master_down_deadline = Some(now.plus(self.master_down_interval()));
+            }
+            // Released: a backup as after start, master again if no one better is heard.
+            (false, State::Backup) => {
+                self.master_down_deadline = Some(now.plus(self.master_down_interval()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the operator holds this instance in BACKUP.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
     fn sync(&mut self, to: State, now: Instant, actions: &mut Vec<Action>) {
         match (to, self.state) {
-            (State::Master, State::Backup) if !self.faulted => self.become_master(now, actions),
+            (State::Master, State::Backup) if !self.faulted && !self.held => {
+                self.become_master(now, actions);
+            }
             (State::Backup, State::Master) => self.become_backup(now, actions),
             (State::Backup, State::Fault) if !self.faulted => self.become_backup(now, actions),
             (State::Fault, State::Backup | State::Master) => self.become_fault(now, actions),
@@ -520,7 +557,7 @@ impl Instance {
         self.since = now;
         if self.faulted {
             self.become_fault(now, actions);
-        } else if self.priority == PRIORITY_OWNER {
+        } else if self.priority == PRIORITY_OWNER && !self.held {
             self.become_master(now, actions);
         } else {
             self.master_adver_interval_cs = self.params.advert_interval_cs;
@@ -540,7 +577,10 @@ impl Instance {
     fn timer(&mut self, now: Instant, actions: &mut Vec<Action>) {
         // RFC 5798 6.4.2: Master_Down_Timer fires. (6.4.3's Adver_Timer is the advert
         // thread's: see the module doc.)
-        if self.state == State::Backup && self.master_down_deadline.is_some_and(|d| d <= now) {
+        if self.state == State::Backup
+            && !self.held
+            && self.master_down_deadline.is_some_and(|d| d <= now)
+        {
             self.become_master(now, actions);
         }
         if self.state == State::Master && self.answer_due.is_some_and(|d| d <= now) {
@@ -768,6 +808,51 @@ mod tests {
                 Auth::None
             },
         }
+    }
+
+    #[test]
+    fn a_held_master_gives_up_with_priority_zero_and_stays_backup() {
+        let mut m = Instance::new(params(Version::V3, 200));
+        m.step(Event::Startup, Instant(0));
+        m.step(Event::Timer, Instant(4 * S));
+        assert_eq!(m.state(), State::Master);
+        let a = m.step(Event::Hold(true), Instant(5 * S));
+        assert_eq!(
+            a,
+            [
+                Action::StopAdverts,
+                Action::SendAdvert { priority: 0 },
+                Action::RemoveVips,
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup
+                },
+            ]
+        );
+        // No master is heard, and still nothing is due: it never takes over while held.
+        assert_eq!(m.next_deadline(), None);
+        assert!(m.step(Event::Timer, Instant(60 * S)).is_empty());
+        // A lower master is followed without preempting it.
+        rx(&mut m, 7, 100, 61 * S);
+        assert!(m.step(Event::Timer, Instant(70 * S)).is_empty());
+        assert_eq!(m.state(), State::Backup);
+        // Released: master again once the Master_Down_Timer runs out (preempting the lower).
+        m.step(Event::Hold(false), Instant(71 * S));
+        let due = m.next_deadline().expect("a deadline once released");
+        assert!(due > Instant(71 * S));
+        m.step(Event::Timer, due);
+        assert_eq!(m.state(), State::Master);
+    }
+
+    #[test]
+    fn a_held_owner_starts_as_backup() {
+        let mut o = Instance::new(params(Version::V3, PRIORITY_OWNER));
+        o.step(Event::Hold(true), Instant(0));
+        let a = o.step(Event::Startup, Instant(0));
+        assert!(!a.contains(&Action::AddVips), "{a:?}");
+        assert_eq!(o.state(), State::Backup);
+        assert!(o.step(Event::Sync(State::Master), Instant(S)).is_empty());
+        assert_eq!(o.state(), State::Backup);
     }
 
     fn advert(version: Version, priority: u8, interval_cs: u16) -> Advert {

@@ -181,6 +181,23 @@ pub enum Input {
     Track(TrackEvent),
     /// SIGTERM: every instance leaves (masters send priority 0 and give up their VIPs).
     Shutdown,
+    /// The operator's change to one running instance (`vrrpd set`); it lasts until vrrpd
+    /// stops (a reload keeps it), never written to the config.
+    Set {
+        instance: String,
+        setting: Setting,
+    },
+}
+
+/// What `vrrpd set` changes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Setting {
+    /// The base priority in place of the config's (`None`: the config's again); tracking
+    /// weights still apply on top.
+    Priority(Option<u8>),
+    /// Held in BACKUP (a master gives up with priority 0) until turned off.
+    Maintenance(bool),
 }
 
 /// What the daemon does for one instance.
@@ -329,6 +346,8 @@ struct Entry {
     /// Its Master_Down_Timer ran out but its sync group held it back (keepalived's
     /// `wantstate` MASTER): it is ready to follow the first member that goes.
     held_back: bool,
+    /// `vrrpd set INSTANCE priority N`: the base priority in place of the config's.
+    operator_priority: Option<u8>,
 }
 
 /// A read-only view of one instance, for `status` and the diagnosis.
@@ -337,6 +356,8 @@ pub struct View<'a> {
     pub fsm: &'a fsm::Instance,
     pub stats: &'a InstanceStats,
     pub group: Option<&'a str>,
+    /// The base priority the operator set in place of the config's.
+    pub operator_priority: Option<u8>,
 }
 
 #[derive(Default)]
@@ -397,6 +418,7 @@ impl Router {
                     self.apply_tracking(&name, now, &mut out);
                 }
             }
+            Input::Set { instance, setting } => self.set(&instance, setting, now, &mut out),
             Input::Shutdown => {
                 for name in self.names() {
                     if let Some(e) = self.instances.get_mut(&name) {
@@ -441,6 +463,7 @@ impl Router {
             fsm: &e.fsm,
             stats: &e.stats,
             group: self.group_of(name).map(SyncGroup::name),
+            operator_priority: e.operator_priority,
         })
     }
 
@@ -636,6 +659,7 @@ impl Router {
                     lower_notified: None,
                     stats: InstanceStats::default(),
                     held_back: false,
+                    operator_priority: None,
                 },
             );
         }
@@ -989,12 +1013,29 @@ impl Router {
         out
     }
 
+    fn set(&mut self, name: &str, setting: Setting, now: Instant, out: &mut Vec<Output>) {
+        let Some(e) = self.instances.get_mut(name) else {
+            return;
+        };
+        match setting {
+            Setting::Priority(p) => {
+                e.operator_priority = p;
+                self.apply_tracking(name, now, out);
+            }
+            Setting::Maintenance(on) => {
+                let actions = e.fsm.step(Event::Hold(on), now);
+                self.run(name, actions, true, now, out);
+            }
+        }
+    }
+
     /// Feeds the effective priority and the fault state into the instance's machine.
     fn apply_tracking(&mut self, name: &str, now: Instant, out: &mut Vec<Output>) {
         let Some(e) = self.instances.get(name) else {
             return;
         };
-        let effective = effective_priority(e.spec.cfg.priority, &self.weighted(e));
+        let base = e.operator_priority.unwrap_or(e.spec.cfg.priority);
+        let effective = effective_priority(base, &self.weighted(e));
         let Some(e) = self.instances.get_mut(name) else {
             return;
         };
