@@ -766,10 +766,11 @@ fn operator_maintenance_and_priority_move_the_vip_and_hold_it() {
 }
 
 /// `vrrpd reload` says what the reload did: applied (with the instance count), or refused
-/// with the config's errors and exit 2, the running config staying.
+/// with the config's errors and exit 2, the running config staying. And a client whose reader
+/// goes away (`vrrpd watch | head`) exits quietly, with no panic.
 #[test]
-fn reload_command_prints_the_outcome() {
-    if !require_root("reload_command_prints_the_outcome") {
+fn control_commands_print_outcomes_and_survive_a_closed_pipe() {
+    if !require_root("control_commands_print_outcomes_and_survive_a_closed_pipe") {
         return;
     }
     let lab = Lab::seed();
@@ -798,6 +799,54 @@ fn reload_command_prints_the_outcome() {
         "{text}"
     );
     assert!(lab.holds(Host::Lb01, VIP), "a refused reload moved the VIP");
+
+    // lb02 hears lb01's adverts: its `watch --adverts` has lines to print.
+    let lb02 = lab.vrrpd(VRRPD, Host::Lb02, &seed("ch4-lb02.conf"));
+    assert!(
+        wait_until(Duration::from_secs(10), || lb02
+            .logs()
+            .contains("Entering BACKUP")),
+        "{}",
+        lb02.logs()
+    );
+    for args in [&["watch", "--adverts"][..], &["watch"]] {
+        let mut child = Command::new(VRRPD)
+            .args(args)
+            .arg("-s")
+            .arg(lab.control_socket(Host::Lb02))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("vrrpd watch");
+        let mut stdout = child.stdout.take().expect("stdout");
+        // The first byte, then the reader goes away (a thread: a read that never returns
+        // must not hang the test).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = [0u8; 1];
+            let n = std::io::Read::read(&mut stdout, &mut first).unwrap_or(0);
+            let _ = tx.send(n);
+        });
+        let printed = rx.recv_timeout(Duration::from_secs(10)) == Ok(1);
+        if !printed {
+            let _ = child.kill();
+        }
+        assert!(printed, "vrrpd {args:?} printed nothing");
+        let exited = wait_until(Duration::from_secs(10), || {
+            child.try_wait().is_ok_and(|s| s.is_some())
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("vrrpd watch");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(exited, "vrrpd {args:?} kept running with no reader");
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "vrrpd {args:?}: {:?} {err}",
+            out.status
+        );
+    }
 }
 
 fn status(lab: &Lab, host: Host) -> Status {

@@ -1,12 +1,40 @@
 use std::{io::Write as _, process::ExitCode};
 
 use anyhow::Context as _;
+// Every subcommand's stdout goes through these: a reader that went away (`vrrpd watch | head`)
+// ends the command quietly, as it ends any Unix tool, where std's would panic with a backtrace.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::cli::stdout_failed(&e);
+        }
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            $crate::cli::stdout_failed(&e);
+        }
+    }};
+}
+
+/// stdout failed: quietly when its reader is gone, with the error otherwise.
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("vrrpd: cannot write to stdout: {e}");
+    std::process::exit(1)
+}
+
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 use vrrp::{
     datapath::{AttachMode, Datapath, ModePreference},
     northbound::{
-        control::{self, DEFAULT_SOCKET},
+        control,
         status::{Diagnosis, DropProbe, Status},
     },
     protocol::router::TrackedKind,
@@ -20,7 +48,7 @@ use crate::{pcap, watch::Watcher};
 /// vrrpd: VRRP (RFC 5798 / RFC 3768) for keepalived users, with an XDP data plane that sees
 /// every advert on the wire, before any firewall.
 #[derive(Debug, Parser)]
-#[command(name = "vrrpd", version, propagate_version = true)]
+#[command(name = "vrrpd", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,8 +59,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: the VRRP instances of a keepalived.conf. keepalived's -n, -l, -D and
-    /// -P (VRRP only) are accepted; vrrpd never forks and always logs to stderr.
+    /// Run the daemon: the VRRP instances of a keepalived.conf. keepalived's daemon flags are
+    /// accepted, so that its KEEPALIVED_OPTIONS line works unchanged: -f, -p/-r, -t, -v, -D,
+    /// -i and --signum act as keepalived's; those that mean nothing to vrrpd (it never
+    /// forks, logs to stderr or the journal, runs VRRP only) are warned about once.
     Run(RunArgs),
     /// The tcpdump replacement. Against the running daemon (no -i): a live table per interface,
     /// VRID and source (last advert, interval mean and jitter, priority, version, auth,
@@ -75,9 +105,27 @@ pub struct RunArgs {
         default_value = "/etc/keepalived/keepalived.conf"
     )]
     pub file: std::path::PathBuf,
-    /// Write the daemon's pid here (keepalived's -p / --pid).
+    /// Write the daemon's pid here (keepalived's -p / --pid; default vrrpd.pid beside the
+    /// control socket).
     #[arg(short = 'p', long = "pid")]
     pub pid: Option<std::path::PathBuf>,
+    /// keepalived's -r / --vrrp_pid (its VRRP process's pid file): the pid file, when -p is
+    /// not given.
+    #[arg(short = 'r', long = "vrrp_pid", value_name = "FILE")]
+    pub vrrp_pid: Option<std::path::PathBuf>,
+    /// keepalived's -v: print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    /// keepalived's -C / --check (the checkers only): vrrpd has no checkers, so it refuses.
+    #[arg(short = 'C', long = "check")]
+    pub check_only: bool,
+    /// keepalived's -s / --namespace: refused with how to do it (`ip netns exec NAME vrrpd
+    /// run ...`).
+    #[arg(short = 's', long = "namespace", value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// keepalived's flags that mean nothing to vrrpd: accepted and warned about once.
+    #[command(flatten)]
+    pub ignored: IgnoredFlags,
     /// keepalived's -P (--vrrp, "VRRP only"): what vrrpd always is. Given a path, it is taken
     /// as the pid file, so that `-P FILE` works too.
     #[arg(short = 'P', long = "vrrp", num_args = 0..=1, value_name = "PID_FILE")]
@@ -86,9 +134,16 @@ pub struct RunArgs {
     #[arg(short = 'i', long = "config-id")]
     pub config_id: Option<String>,
     /// keepalived's -t: test the config and exit (0 fine, 4 a missing file or interface, 5
-    /// config errors, 6 a script-security problem), as `vrrpd check` does.
-    #[arg(short = 't', long = "config-test")]
-    pub config_test: bool,
+    /// config errors, 6 a script-security problem), as `vrrpd check` does. keepalived's
+    /// optional log file (`-tFILE`, `--config-test=FILE`) is accepted; the result goes to
+    /// stderr.
+    #[arg(
+        short = 't',
+        long = "config-test",
+        num_args = 0..=1,
+        value_name = "LOG_FILE"
+    )]
+    pub config_test: Option<Option<std::path::PathBuf>>,
     /// Accepted for keepalived compatibility: vrrpd never forks.
     #[arg(short = 'n', long = "dont-fork")]
     pub dont_fork: bool,
@@ -98,8 +153,9 @@ pub struct RunArgs {
     /// keepalived's --log-detail: debug logging (as --log debug).
     #[arg(short = 'D', long = "log-detail")]
     pub log_detail: bool,
-    /// The control socket for `vrrpd status` and `vrrpd diagnose`.
-    #[arg(long = "control", default_value = DEFAULT_SOCKET)]
+    /// The control socket for `vrrpd status` and `vrrpd diagnose` (default: /run/vrrpd, or
+    /// /run/vrrpd/NS in the named network namespace NS).
+    #[arg(long = "control", default_value_os_t = control::default_socket())]
     pub control: std::path::PathBuf,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9650 (path /metrics).
     #[arg(long = "metrics")]
@@ -109,12 +165,12 @@ pub struct RunArgs {
     #[arg(long = "elections", value_enum, default_value_t = vrrp::daemon::Elections::Wire)]
     pub elections: vrrp::daemon::Elections,
     /// Where SIGUSR1 writes vrrpd's status as JSON (beside keepalived.data in --dump-dir).
-    #[arg(long = "dump-file", default_value = "/run/vrrpd/vrrpd.data")]
+    #[arg(long = "dump-file", default_value_os_t = vrrp::sys::netns::run_dir().join("vrrpd.data"))]
     pub dump_file: std::path::PathBuf,
     /// Where keepalived's files go: keepalived.data (SIGUSR1), keepalived.stats (SIGUSR2;
     /// SIGRTMAX-1 also clears the counters) and keepalived.json (SIGRTMIN+2). keepalived
     /// writes them to /tmp: `--dump-dir /tmp` for tools that look there (keepalived-exporter).
-    #[arg(long = "dump-dir", default_value = "/run/vrrpd")]
+    #[arg(long = "dump-dir", default_value_os_t = vrrp::sys::netns::run_dir())]
     pub dump_dir: std::path::PathBuf,
     /// keepalived's --signum: print the signal number of a function (STOP, RELOAD, DATA,
     /// STATS, STATS_CLEAR, JSON) and exit.
@@ -130,6 +186,127 @@ pub struct RunArgs {
     pub xdp_mode: ModePreference,
 }
 
+/// keepalived's daemon flags that have no meaning for vrrpd (hidden from the help: they are
+/// there so that a keepalived command line runs).
+#[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per keepalived flag"
+)]
+pub struct IgnoredFlags {
+    #[arg(short = 'S', long = "log-facility", hide = true)]
+    log_facility: Option<String>,
+    #[arg(short = 'g', long = "log-file", num_args = 0..=1, hide = true)]
+    log_file: Option<Option<String>>,
+    #[arg(long = "flush-log-file", hide = true)]
+    flush_log_file: bool,
+    #[arg(short = 'G', long = "no-syslog", hide = true)]
+    no_syslog: bool,
+    #[arg(short = 'X', long = "release-vips", hide = true)]
+    release_vips: bool,
+    #[arg(short = 'V', long = "dont-release-vrrp", hide = true)]
+    dont_release_vrrp: bool,
+    #[arg(short = 'I', long = "dont-release-ipvs", hide = true)]
+    dont_release_ipvs: bool,
+    #[arg(short = 'R', long = "dont-respawn", hide = true)]
+    dont_respawn: bool,
+    #[arg(short = 'd', long = "dump-conf", hide = true)]
+    dump_conf: bool,
+    #[arg(short = 'c', long = "checkers_pid", hide = true)]
+    checkers_pid: Option<String>,
+    #[arg(short = 'b', long = "bfd_pid", hide = true)]
+    bfd_pid: Option<String>,
+    #[arg(short = 'B', long = "no_bfd", hide = true)]
+    no_bfd: bool,
+    #[arg(long = "all", hide = true)]
+    all: bool,
+    #[arg(short = 'a', long = "address-monitoring", hide = true)]
+    address_monitoring: bool,
+    #[arg(short = 'e', long = "all-port-delete", hide = true)]
+    all_port_delete: bool,
+    #[arg(short = 'm', long = "core-dump", hide = true)]
+    core_dump: bool,
+    #[arg(short = 'M', long = "core-dump-pattern", num_args = 0..=1, hide = true)]
+    core_dump_pattern: Option<Option<String>>,
+    #[arg(short = 'x', long = "snmp", hide = true)]
+    snmp: bool,
+    #[arg(short = 'A', long = "snmp-agent-socket", hide = true)]
+    snmp_agent_socket: Option<String>,
+    #[arg(short = 'u', long = "umask", hide = true)]
+    umask: Option<String>,
+    #[arg(long = "perf", num_args = 0..=1, hide = true)]
+    perf: Option<Option<String>>,
+    #[arg(long = "debug", num_args = 0..=1, hide = true)]
+    debug: Option<Option<String>>,
+    #[arg(long = "no-mem-check", hide = true)]
+    no_mem_check: bool,
+}
+
+impl IgnoredFlags {
+    /// Each flag given, with why vrrpd does not act on it.
+    pub fn given(&self) -> Vec<(&'static str, &'static str)> {
+        const LOGS: &str = "vrrpd logs to stderr, which systemd's journal reads with levels";
+        const NO_LVS: &str = "vrrpd runs VRRP only (no IPVS, BFD or checkers)";
+        [
+            (self.log_facility.is_some(), "-S/--log-facility", LOGS),
+            (self.log_file.is_some(), "-g/--log-file", LOGS),
+            (self.flush_log_file, "--flush-log-file", LOGS),
+            (self.no_syslog, "-G/--no-syslog", LOGS),
+            (
+                self.release_vips,
+                "-X/--release-vips",
+                "vrrpd always removes its VIPs when it stops",
+            ),
+            (
+                self.dont_release_vrrp,
+                "-V/--dont-release-vrrp",
+                "vrrpd always removes its VIPs when it stops (a stopped master that kept them would be a second holder)",
+            ),
+            (self.dont_release_ipvs, "-I/--dont-release-ipvs", NO_LVS),
+            (
+                self.dont_respawn,
+                "-R/--dont-respawn",
+                "vrrpd is one process: there is no child to respawn",
+            ),
+            (
+                self.dump_conf,
+                "-d/--dump-conf",
+                "`vrrpd check --dump` prints the effective config",
+            ),
+            (self.checkers_pid.is_some(), "-c/--checkers_pid", NO_LVS),
+            (self.bfd_pid.is_some(), "-b/--bfd_pid", NO_LVS),
+            (self.no_bfd, "-B/--no_bfd", NO_LVS),
+            (self.all, "--all", NO_LVS),
+            (self.address_monitoring, "-a/--address-monitoring", NO_LVS),
+            (self.all_port_delete, "-e/--all-port-delete", NO_LVS),
+            (
+                self.core_dump || self.core_dump_pattern.is_some(),
+                "-m/-M (core dumps)",
+                "set core dumps in vrrpd's systemd unit (LimitCORE=)",
+            ),
+            (
+                self.snmp || self.snmp_agent_socket.is_some(),
+                "-x/-A (SNMP)",
+                "vrrpd has no SNMP agent: its metrics are Prometheus' (--metrics)",
+            ),
+            (
+                self.umask.is_some(),
+                "-u/--umask",
+                "vrrpd creates every file with its own mode (0600, pid file 0644)",
+            ),
+            (
+                self.perf.is_some() || self.debug.is_some() || self.no_mem_check,
+                "--perf/--debug/--no-mem-check",
+                "keepalived's own debugging",
+            ),
+        ]
+        .into_iter()
+        .filter(|(given, ..)| *given)
+        .map(|(_, flag, why)| (flag, why))
+        .collect()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     /// The pcap file to write.
@@ -140,7 +317,7 @@ pub struct CaptureArgs {
     #[arg(short = 'i', long = "interface")]
     pub interfaces: Vec<String>,
     /// The daemon's control socket (without -i).
-    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value_os_t = control::default_socket())]
     pub socket: std::path::PathBuf,
     /// Only this VRID (default: all).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
@@ -153,7 +330,7 @@ pub struct CaptureArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The daemon's control socket.
-    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value_os_t = control::default_socket())]
     pub socket: std::path::PathBuf,
     /// The answer as JSON.
     #[arg(long)]
@@ -163,7 +340,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ControlArgs {
     /// The daemon's control socket.
-    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value_os_t = control::default_socket())]
     pub socket: std::path::PathBuf,
 }
 
@@ -174,7 +351,7 @@ pub struct SetArgs {
     #[command(subcommand)]
     pub setting: SetCommand,
     /// The daemon's control socket.
-    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET, global = true)]
+    #[arg(short = 's', long = "socket", default_value_os_t = control::default_socket(), global = true)]
     pub socket: std::path::PathBuf,
 }
 
@@ -229,7 +406,7 @@ pub struct WatchArgs {
     #[arg(short = 'i', long = "interface")]
     pub interfaces: Vec<String>,
     /// The daemon's control socket (without -i).
-    #[arg(short = 's', long = "socket", default_value = DEFAULT_SOCKET)]
+    #[arg(short = 's', long = "socket", default_value_os_t = control::default_socket())]
     pub socket: std::path::PathBuf,
     /// Against the daemon: one line per advert instead of the table.
     #[arg(long)]
@@ -350,7 +527,27 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    if args.config_test {
+    if args.version {
+        // keepalived prints its version to stderr.
+        eprintln!("vrrpd {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.check_only {
+        eprintln!(
+            "vrrpd run: -C/--check runs keepalived's checkers only; vrrpd runs VRRP only (drop -C, or keep keepalived for its checkers)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(ns) = &args.namespace {
+        eprintln!(
+            "vrrpd run: -s/--namespace: run it in the namespace instead: ip netns exec {ns} vrrpd run ... (its socket and pid file are then /run/vrrpd/{ns}/)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    for (flag, why) in args.ignored.given() {
+        tracing::warn!("keepalived's {flag} is accepted and ignored: {why}");
+    }
+    if args.config_test.is_some() {
         return Ok(check(&CheckArgs {
             file: args.file,
             dump: false,
@@ -369,11 +566,15 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(id) = args.config_id {
         load.config_id = id;
     }
-    let pid_file = args.pid.or(args.vrrp.flatten());
+    let pid_file = args
+        .pid
+        .or(args.vrrp.flatten())
+        .or(args.vrrp_pid)
+        .unwrap_or_else(|| vrrp::sys::netns::run_dir().join("vrrpd.pid"));
     let result = vrrp::daemon::run(vrrp::daemon::Options {
         config: args.file.clone(),
         load,
-        pid_file,
+        pid_file: Some(pid_file),
         control: args.control,
         metrics: args.metrics,
         dump_file: args.dump_file,
@@ -863,4 +1064,64 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         args.write.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// KEEPALIVED_OPTIONS lines as Debian's /etc/default/keepalived and people's units have
+    /// them: each starts vrrpd (the meaningless flags warned about, not refused).
+    #[test]
+    fn keepalived_command_lines_parse() {
+        for line in [
+            "-D",
+            "-D -d -S 0",
+            "--vrrp -D",
+            "-P -D -n -l",
+            "--dont-fork --log-console --log-detail",
+            "-D -S 7 -G -X -V -R --all -a -e -x -m",
+            "-f /etc/keepalived/keepalived.conf -p /run/keepalived.pid -r /run/vrrp.pid -c /run/checkers.pid",
+            "-g/var/log/keepalived.log --flush-log-file -u 0077 -M/tmp/core",
+            "-i lb01 --perf --debug --no-mem-check",
+        ] {
+            let argv = ["vrrpd", "run"].into_iter().chain(line.split_whitespace());
+            let parsed = Cli::try_parse_from(argv);
+            assert!(
+                parsed.is_ok(),
+                "{line}: {}",
+                parsed.err().map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+        let Ok(Cli {
+            command: Command::Run(r),
+            ..
+        }) = Cli::try_parse_from(["vrrpd", "run", "-D", "-S", "0", "-V", "-tlog"])
+        else {
+            panic!("does not parse");
+        };
+        assert!(r.log_detail && r.config_test.is_some());
+        let given: Vec<&str> = r.ignored.given().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(given, ["-S/--log-facility", "-V/--dont-release-vrrp"]);
+        for (argv, version) in [
+            (["vrrpd", "run", "-v"], true),
+            (["vrrpd", "run", "-D"], false),
+        ] {
+            let Ok(Cli {
+                command: Command::Run(r),
+                ..
+            }) = Cli::try_parse_from(argv)
+            else {
+                panic!("{argv:?} does not parse");
+            };
+            assert_eq!(r.version, version);
+        }
+    }
 }

@@ -30,7 +30,12 @@ use super::{
 use crate::{protocol::router::Setting, wire::record::WireRecord};
 
 pub const PROTOCOL_VERSION: u32 = 1;
-pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
+/// The control socket where neither side names one: in /run/vrrpd, or in /run/vrrpd/NS when
+/// run in the named network namespace NS (`ip netns exec NS vrrpd status` finds the daemon
+/// of NS, and two namespaces' daemons never collide).
+pub fn default_socket() -> PathBuf {
+    crate::sys::netns::run_dir().join("vrrpd.sock")
+}
 const MAX_REQUEST: usize = 4096;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Open connections at once (see `doors`); `vrrpd watch` subscriptions among them at most

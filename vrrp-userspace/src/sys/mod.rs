@@ -1,8 +1,8 @@
 //! What touches the kernel, other than the eBPF data path: rtnetlink (`netlink`), the raw VRRP
 //! sockets (`socket`), gratuitous ARP / NA (`announce`), the real-time advert thread
 //! (`advert_thread`), script execution (`scripts`), capabilities (`caps`), the cgroup's CPU
-//! accounting (`cpu`), the clock (`clock`), ICMP echo for the diagnosis (`ping`), signals (`signals`) and files
-//! others can read (`files`).
+//! accounting (`cpu`), the clock (`clock`), ICMP echo for the diagnosis (`ping`), signals (`signals`), files
+//! others can read (`files`) and the named network namespace it runs in (`netns`).
 
 pub mod advert_thread;
 pub mod announce;
@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cpu;
 pub mod files;
 pub mod netlink;
+pub mod netns;
 pub mod nft;
 pub mod ping;
 pub mod scripts;
