@@ -852,3 +852,45 @@ fn control_commands_print_outcomes_and_survive_a_closed_pipe() {
 fn status(lab: &Lab, host: Host) -> Status {
     serde_json::from_str(&ask(lab, host, "status", true)).expect("a status")
 }
+
+/// Issue 18: a daemon started with no paths in the named namespace NS keeps its socket and
+/// pid file in /run/vrrpd/NS, and `ip netns exec NS vrrpd status` (no -s) finds it; a daemon
+/// in another namespace would not collide with it.
+#[test]
+fn a_daemon_in_a_named_namespace_is_found_without_flags() {
+    if !require_root("a_daemon_in_a_named_namespace_is_found_without_flags") {
+        return;
+    }
+    let lab = Lab::seed();
+    let ns = lab.ns(Host::Lb01);
+    let dir = std::path::Path::new("/run/vrrpd").join(&ns);
+    let conf = lab.write("lb01-defaults.conf", &seed("ch4-lb01.conf"));
+    let conf = conf.display().to_string();
+    let mut lb01 = lab.spawn(
+        Host::Lb01,
+        "vrrpd-defaults",
+        &[VRRPD, "run", "-f", &conf, "--config-id", "lb01"],
+    );
+    let up = wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP));
+    let pid = std::fs::read_to_string(dir.join("vrrpd.pid")).unwrap_or_default();
+    let out = lab.exec(Host::Lb01, &[VRRPD, "status", "--json"]);
+    lb01.signal("TERM");
+    let stopped = lb01.wait_exit(Duration::from_secs(10)).is_some();
+    let left: Vec<_> = ["vrrpd.sock", "vrrpd.pid"]
+        .into_iter()
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(up, "{}", lb01.logs());
+    let st: Status = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(st.instances[0].state, State::Master);
+    assert_eq!(
+        pid.trim(),
+        st.pid.to_string(),
+        "the pid file in {}",
+        dir.display()
+    );
+    assert!(stopped, "{}", lb01.logs());
+    // The socket and the pid file go with the daemon (the dumps stay, as keepalived's).
+    assert!(left.is_empty(), "{left:?} left in {}", dir.display());
+}
