@@ -1078,3 +1078,37 @@ fn track_process_blocks_are_read() {
         "{d:?}"
     );
 }
+
+/// Issue 18: a KEEPALIVED_OPTIONS line runs (its meaningless flags warned about once, -v as
+/// keepalived's), and under systemd (JOURNAL_STREAM set) each log line carries its syslog
+/// priority for journald: `<4>` for a warning.
+#[test]
+fn keepalived_flags_are_accepted_and_logs_carry_journal_priorities() {
+    let out = std::process::Command::new(VRRPD)
+        .args([
+            "run",
+            "-D",
+            "-S",
+            "0",
+            "-G",
+            "-f",
+            "/nonexistent/keepalived.conf",
+        ])
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .expect("vrrpd run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("is accepted and ignored"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{err}");
+    assert!(warned.iter().all(|l| l.starts_with("<4>")), "{err}");
+    let out = std::process::Command::new(VRRPD)
+        .args(["run", "-v"])
+        .output()
+        .expect("vrrpd run -v");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("vrrpd "));
+}

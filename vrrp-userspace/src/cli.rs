@@ -430,12 +430,65 @@ pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd (stderr is the journal's stream): each line starts with its syslog
+    // priority, which journald reads (SyslogLevelPrefix=, on by default), so that
+    // `journalctl -p warning` shows the findings; the journal stamps lines itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(Journal)
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .init();
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+/// stderr with sd-daemon's `<N>` priority prefix on each event's line.
+struct Journal;
+
+struct JournalLine(u8);
+
+impl std::io::Write for JournalLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut line = format!("<{}>", self.0).into_bytes();
+        line.extend_from_slice(buf);
+        std::io::stderr().lock().write_all(&line)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// syslog's priorities (sd-daemon.h): err 3, warning 4, info 6, debug 7.
+fn syslog_priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Journal {
+    type Writer = JournalLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        JournalLine(6)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        JournalLine(syslog_priority(*meta.level()))
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
