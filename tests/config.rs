@@ -1080,31 +1080,49 @@ fn track_process_blocks_are_read() {
 }
 
 /// Issue 18: a KEEPALIVED_OPTIONS line runs (its meaningless flags warned about once, -v as
-/// keepalived's), and under systemd (JOURNAL_STREAM set) each log line carries its syslog
-/// priority for journald: `<4>` for a warning.
+/// keepalived's), and under systemd (JOURNAL_STREAM naming the very file stderr is) each log
+/// line carries its syslog priority for journald: `<4>` for a warning. An inherited
+/// JOURNAL_STREAM that names another file changes nothing.
 #[test]
 fn keepalived_flags_are_accepted_and_logs_carry_journal_priorities() {
-    let out = std::process::Command::new(VRRPD)
-        .args([
-            "run",
-            "-D",
-            "-S",
-            "0",
-            "-G",
-            "-f",
-            "/nonexistent/keepalived.conf",
-        ])
-        .env("JOURNAL_STREAM", "8:12345")
-        .output()
-        .expect("vrrpd run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(6), "{err}");
+    use std::os::{fd::AsRawFd as _, unix::fs::MetadataExt as _};
+    let run = |journal: Option<String>| {
+        let (mut reader, writer) = std::io::pipe().expect("a pipe");
+        let meta = std::fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd()))
+            .expect("the pipe's inode");
+        let stream = journal.unwrap_or_else(|| format!("{}:{}", meta.dev(), meta.ino()));
+        let status = {
+            let mut cmd = std::process::Command::new(VRRPD);
+            cmd.args([
+                "run",
+                "-D",
+                "-S",
+                "0",
+                "-G",
+                "-f",
+                "/nonexistent/keepalived.conf",
+            ])
+            .env("JOURNAL_STREAM", stream)
+            .stderr(writer);
+            cmd.status().expect("vrrpd run")
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut err).expect("stderr");
+        (status, err)
+    };
+    let (status, err) = run(None);
+    assert_eq!(status.code(), Some(6), "{err}");
     let warned: Vec<&str> = err
         .lines()
         .filter(|l| l.contains("is accepted and ignored"))
         .collect();
     assert_eq!(warned.len(), 2, "{err}");
     assert!(warned.iter().all(|l| l.starts_with("<4>")), "{err}");
+    let (_, err) = run(Some("8:12345".to_owned()));
+    assert!(
+        err.contains("is accepted and ignored") && !err.contains("<4>"),
+        "{err}"
+    );
     let out = std::process::Command::new(VRRPD)
         .args(["run", "-v"])
         .output()

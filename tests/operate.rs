@@ -873,7 +873,10 @@ fn a_daemon_in_a_named_namespace_is_found_without_flags() {
     );
     let up = wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP));
     let pid = std::fs::read_to_string(dir.join("vrrpd.pid")).unwrap_or_default();
-    let out = lab.exec(Host::Lb01, &[VRRPD, "status", "--json"]);
+    let out = lab
+        .try_exec(Host::Lb01, &[VRRPD, "status", "--json"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     lb01.signal("TERM");
     let stopped = lb01.wait_exit(Duration::from_secs(10)).is_some();
     let left: Vec<_> = ["vrrpd.sock", "vrrpd.pid"]

@@ -433,7 +433,7 @@ pub fn init_logging(cli: &Cli) {
     // Under systemd (stderr is the journal's stream): each line starts with its syslog
     // priority, which journald reads (SyslogLevelPrefix=, on by default), so that
     // `journalctl -p warning` shows the findings; the journal stamps lines itself.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if stderr_is_the_journal() {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(Journal)
@@ -451,16 +451,37 @@ pub fn init_logging(cli: &Cli) {
         .init();
 }
 
-/// stderr with sd-daemon's `<N>` priority prefix on each event's line.
+/// Whether stderr is the journal's stream: JOURNAL_STREAM (`DEV:INODE`, set by systemd) names
+/// the very file stderr is (an inherited variable in a shell a service started does not).
+fn stderr_is_the_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// stderr with sd-daemon's `<N>` priority prefix on each line of each event.
 struct Journal;
 
 struct JournalLine(u8);
 
 impl std::io::Write for JournalLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut line = format!("<{}>", self.0).into_bytes();
-        line.extend_from_slice(buf);
-        std::io::stderr().lock().write_all(&line)?;
+        // Every line of the event: journald reads each line as a record of its own.
+        let prefix = format!("<{}>", self.0);
+        let mut out = Vec::with_capacity(buf.len() + prefix.len());
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(line);
+        }
+        std::io::stderr().lock().write_all(&out)?;
         Ok(buf.len())
     }
 
@@ -623,7 +644,8 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
         .pid
         .or(args.vrrp.flatten())
         .or(args.vrrp_pid)
-        .unwrap_or_else(|| vrrp::sys::netns::run_dir().join("vrrpd.pid"));
+        // Beside the control socket: two daemons with two sockets never share a pid file.
+        .unwrap_or_else(|| args.control.with_file_name("vrrpd.pid"));
     let result = vrrp::daemon::run(vrrp::daemon::Options {
         config: args.file.clone(),
         load,

@@ -246,7 +246,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     daemon.stop().await;
     let _ = std::fs::remove_file(&daemon.opts.control);
     if let Some(path) = &daemon.opts.pid_file {
-        let _ = std::fs::remove_file(path);
+        // Only ours: another vrrpd may have been started over it since.
+        let ours = format!("{}\n", std::process::id());
+        if std::fs::read_to_string(path).is_ok_and(|p| p == ours) {
+            let _ = std::fs::remove_file(path);
+        }
     }
     result
 }

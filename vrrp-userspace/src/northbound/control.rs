@@ -408,17 +408,28 @@ pub async fn subscribe(
     Ok(())
 }
 
-/// Asks the daemon at `path`.
+/// Asks the daemon at `path`; the answer within 5 s (a reload's within 60 s: a large config
+/// takes longer to apply, and its outcome is the point of asking).
 pub async fn ask(path: &Path, command: Command) -> Result<Reply, ControlError> {
+    let limit = if command == Command::Reload {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(5)
+    };
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut stream = request(path, command).await?;
     let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text))
+    tokio::time::timeout(limit, stream.read_to_string(&mut text))
         .await
-        .map_err(|_| io_err(io::Error::new(io::ErrorKind::TimedOut, "no answer in 5 s")))?
+        .map_err(|_| {
+            io_err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer in {} s", limit.as_secs()),
+            ))
+        })?
         .map_err(io_err)?;
     match serde_json::from_str::<Answer>(text.trim())?.reply {
         Reply::Error(e) => Err(ControlError::Refused(e)),

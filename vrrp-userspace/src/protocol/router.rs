@@ -360,9 +360,19 @@ pub struct View<'a> {
     pub operator_priority: Option<u8>,
 }
 
+/// What the operator set for one instance, by name: it outlives the instance's entry when the
+/// instance starts again (its interface re-created, a reload that moved it), so that a held
+/// instance is never released by anything but `vrrpd set ... maintenance off`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Operator {
+    held: bool,
+    priority: Option<u8>,
+}
+
 #[derive(Default)]
 pub struct Router {
     instances: BTreeMap<String, Entry>,
+    operator: BTreeMap<String, Operator>,
     by_key: BTreeMap<InstanceKey, String>,
     groups: BTreeMap<String, SyncGroup>,
     /// Each group's config (tracking), by group name.
@@ -631,6 +641,7 @@ impl Router {
         }
         let mut added = Vec::new();
         let mut changed = Vec::new();
+        let mut pending_holds = Vec::new();
         for spec in plan.instances {
             let key = spec.key();
             let name = spec.cfg.name.clone();
@@ -662,6 +673,27 @@ impl Router {
                     operator_priority: None,
                 },
             );
+        }
+        // The operator's settings follow an instance by name; those of an instance the config
+        // no longer has go with it.
+        self.operator
+            .retain(|name, _| self.instances.contains_key(name));
+        for (name, op) in &self.operator {
+            if let Some(e) = self.instances.get_mut(name) {
+                // An owner's priority is its config's (`set` refuses it too).
+                e.operator_priority = op
+                    .priority
+                    .filter(|_| e.spec.cfg.priority != fsm::PRIORITY_OWNER);
+                if op.held && !e.fsm.held() {
+                    // Before its startup (a new entry) or in whatever state it is: held.
+                    let actions = e.fsm.step(Event::Hold(true), now);
+                    e.held_back = false;
+                    pending_holds.push((name.clone(), actions));
+                }
+            }
+        }
+        for (name, actions) in pending_holds {
+            self.run(&name, actions, true, now, out);
         }
         for (name, old, renamed) in changed {
             self.reconfigure(&name, &old, renamed, now, out);
@@ -1017,15 +1049,29 @@ impl Router {
         let Some(e) = self.instances.get_mut(name) else {
             return;
         };
-        match setting {
+        let mut op = self.operator.get(name).copied().unwrap_or_default();
+        let actions = match setting {
             Setting::Priority(p) => {
+                op.priority = p;
                 e.operator_priority = p;
-                self.apply_tracking(name, now, out);
+                None
             }
             Setting::Maintenance(on) => {
-                let actions = e.fsm.step(Event::Hold(on), now);
-                self.run(name, actions, true, now, out);
+                op.held = on;
+                // A held member is not one whose timer ran out: its group must not take it
+                // as ready to follow (holding one member holds its sync group's mastership).
+                e.held_back = false;
+                Some(e.fsm.step(Event::Hold(on), now))
             }
+        };
+        if op == Operator::default() {
+            self.operator.remove(name);
+        } else {
+            self.operator.insert(name.to_owned(), op);
+        }
+        match actions {
+            Some(actions) => self.run(name, actions, true, now, out),
+            None => self.apply_tracking(name, now, out),
         }
     }
 

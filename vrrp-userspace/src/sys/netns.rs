@@ -35,7 +35,9 @@ pub fn current_name() -> Option<String> {
 /// /run/vrrpd, or /run/vrrpd/NAME in the named namespace NAME: the control socket, the pid
 /// file and the state dumps live there.
 pub fn run_dir() -> PathBuf {
-    run_dir_for(current_name().as_deref())
+    // Asked for every default path of the command line: the /run/netns walk once.
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    run_dir_for(NAME.get_or_init(current_name).as_deref())
 }
 
 fn run_dir_for(ns: Option<&str>) -> PathBuf {
