@@ -1,6 +1,22 @@
 use std::{io::Write as _, process::ExitCode};
 
 use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use vrrp::{
+    datapath::{AttachMode, Datapath, ModePreference},
+    northbound::{
+        control,
+        status::{Diagnosis, DropProbe, Status},
+    },
+    protocol::router::TrackedKind,
+    sys::{advert_thread::Scheduling, clock},
+    wire::record::WireRecord,
+};
+use vrrp_common::{AF_INET, AF_INET6, WatchKey};
+
+use crate::{pcap, watch::Watcher};
+
 // Every subcommand's stdout goes through these: a reader that went away (`vrrpd watch | head`)
 // ends the command quietly, as it ends any Unix tool, where std's would panic with a backtrace.
 macro_rules! println {
@@ -28,22 +44,6 @@ pub fn stdout_failed(e: &std::io::Error) -> ! {
     eprintln!("vrrpd: cannot write to stdout: {e}");
     std::process::exit(1)
 }
-
-use clap::{Args, Parser, Subcommand};
-use tokio::signal::unix::{SignalKind, signal};
-use vrrp::{
-    datapath::{AttachMode, Datapath, ModePreference},
-    northbound::{
-        control,
-        status::{Diagnosis, DropProbe, Status},
-    },
-    protocol::router::TrackedKind,
-    sys::{advert_thread::Scheduling, clock},
-    wire::record::WireRecord,
-};
-use vrrp_common::{AF_INET, AF_INET6, WatchKey};
-
-use crate::{pcap, watch::Watcher};
 
 /// vrrpd: VRRP (RFC 5798 / RFC 3768) for keepalived users, with an XDP data plane that sees
 /// every advert on the wire, before any firewall.

@@ -340,7 +340,7 @@ impl Daemon {
         if !self.flood.hears_socket(rx.ifindex) {
             return;
         }
-        let ifindex = rx.ifindex;
+        let (ifindex, key, src) = (rx.ifindex, rx.key(), rx.src);
         let ifname = self
             .io
             .datapath
@@ -350,7 +350,12 @@ impl Daemon {
         self.observe.note_wire(&rx, &ifname);
         self.handle(clock::now(), Input::Advert(rx)).await;
         // A new master heard through the flood's queue: the next ones take the known queue.
-        if !trusted {
+        // (Only then: the flood's own adverts, which change no master, rebuild nothing.)
+        let now_followed = self
+            .router
+            .by_key(&key)
+            .is_some_and(|v| v.fsm.master.is_some_and(|(m, ..)| m == src));
+        if !trusted && now_followed {
             self.refresh_trusted(ifindex);
         }
     }

@@ -377,9 +377,7 @@ impl Daemon {
                 _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
                 _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
                 _ = sighup.recv() => {
-                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                     self.reload("SIGHUP").await;
-                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 }
                 _ = sigquit.recv() => { info!("SIGQUIT: stopping"); return Ok(()); }
                 _ = sigusr1.recv() => self.dump_state(),

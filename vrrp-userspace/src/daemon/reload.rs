@@ -18,8 +18,15 @@ fn refused(errors: Vec<String>) -> ReloadOutcome {
 }
 
 impl Daemon {
-    /// SIGHUP, or `vrrpd reload` (`by` says which), with what it did.
+    /// SIGHUP, or `vrrpd reload` (`by` says which), with what it did; systemd hears of it.
     pub(super) async fn reload(&mut self, by: &str) -> ReloadOutcome {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let outcome = self.reload_config(by).await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        outcome
+    }
+
+    async fn reload_config(&mut self, by: &str) -> ReloadOutcome {
         info!("{by}: reloading {}", self.opts.config.display());
         let (config, diags) = match config::load_checked(&self.opts.config, &self.opts.load) {
             Ok(c) => c,

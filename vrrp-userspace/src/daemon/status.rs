@@ -26,9 +26,7 @@ impl Daemon {
     pub(super) async fn answer(&mut self, req: Pending) {
         match req.command {
             Command::Reload => {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                 let outcome = self.reload("vrrpd reload").await;
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
                 let _ = req.reply.send(Reply::Reload(outcome));
             }
             Command::Set { instance, setting } => {
@@ -76,16 +74,14 @@ impl Daemon {
                     "{instance} owns its addresses (priority 255): its priority does not change; use maintenance to take it out"
                 ));
             }
-            Setting::Priority(p) => match p {
-                Some(p) => warn!(
-                    "{instance}: priority {p} set by the operator in place of the config's {} (until vrrpd stops; `vrrpd set {instance} priority config` undoes it)",
-                    v.spec.cfg.priority
-                ),
-                None => warn!(
-                    "{instance}: the operator's priority undone: the config's {} again",
-                    v.spec.cfg.priority
-                ),
-            },
+            Setting::Priority(Some(p)) => warn!(
+                "{instance}: priority {p} set by the operator in place of the config's {} (until vrrpd stops; `vrrpd set {instance} priority config` undoes it)",
+                v.spec.cfg.priority
+            ),
+            Setting::Priority(None) => warn!(
+                "{instance}: the operator's priority undone: the config's {} again",
+                v.spec.cfg.priority
+            ),
             Setting::Maintenance(true) => warn!(
                 "{instance}: maintenance on (by the operator): gives up mastership with priority 0 and stays BACKUP until `vrrpd set {instance} maintenance off`"
             ),

@@ -346,8 +346,6 @@ struct Entry {
     /// Its Master_Down_Timer ran out but its sync group held it back (keepalived's
     /// `wantstate` MASTER): it is ready to follow the first member that goes.
     held_back: bool,
-    /// `vrrpd set INSTANCE priority N`: the base priority in place of the config's.
-    operator_priority: Option<u8>,
 }
 
 /// A read-only view of one instance, for `status` and the diagnosis.
@@ -473,8 +471,17 @@ impl Router {
             fsm: &e.fsm,
             stats: &e.stats,
             group: self.group_of(name).map(SyncGroup::name),
-            operator_priority: e.operator_priority,
+            operator_priority: self.operator_priority(name, e),
         })
+    }
+
+    /// The base priority the operator set for `name` in place of its config's; never an
+    /// owner's (its priority is its config's: `set` refuses it, and a reload may make one).
+    fn operator_priority(&self, name: &str, e: &Entry) -> Option<u8> {
+        self.operator
+            .get(name)
+            .and_then(|op| op.priority)
+            .filter(|_| e.spec.cfg.priority != fsm::PRIORITY_OWNER)
     }
 
     /// The instance an advert for `key` is for.
@@ -670,7 +677,6 @@ impl Router {
                     lower_notified: None,
                     stats: InstanceStats::default(),
                     held_back: false,
-                    operator_priority: None,
                 },
             );
         }
@@ -679,17 +685,14 @@ impl Router {
         self.operator
             .retain(|name, _| self.instances.contains_key(name));
         for (name, op) in &self.operator {
-            if let Some(e) = self.instances.get_mut(name) {
-                // An owner's priority is its config's (`set` refuses it too).
-                e.operator_priority = op
-                    .priority
-                    .filter(|_| e.spec.cfg.priority != fsm::PRIORITY_OWNER);
-                if op.held && !e.fsm.held() {
-                    // Before its startup (a new entry) or in whatever state it is: held.
-                    let actions = e.fsm.step(Event::Hold(true), now);
-                    e.held_back = false;
-                    pending_holds.push((name.clone(), actions));
-                }
+            if let Some(e) = self.instances.get_mut(name)
+                && op.held
+                && !e.fsm.held()
+            {
+                // Before its startup (a new entry) or in whatever state it is: held.
+                let actions = e.fsm.step(Event::Hold(true), now);
+                e.held_back = false;
+                pending_holds.push((name.clone(), actions));
             }
         }
         for (name, actions) in pending_holds {
@@ -1053,7 +1056,6 @@ impl Router {
         let actions = match setting {
             Setting::Priority(p) => {
                 op.priority = p;
-                e.operator_priority = p;
                 None
             }
             Setting::Maintenance(on) => {
@@ -1080,7 +1082,9 @@ impl Router {
         let Some(e) = self.instances.get(name) else {
             return;
         };
-        let base = e.operator_priority.unwrap_or(e.spec.cfg.priority);
+        let base = self
+            .operator_priority(name, e)
+            .unwrap_or(e.spec.cfg.priority);
         let effective = effective_priority(base, &self.weighted(e));
         let Some(e) = self.instances.get_mut(name) else {
             return;
