@@ -135,7 +135,7 @@ fn a_throttled_master_without_rt_runtime_is_reported_late_with_the_cause() {
         logs.contains("adverts are sent without real-time priority: SCHED_FIFO refused"),
         "{logs}"
     );
-    assert!(!text.is_empty(), "no adverts-late finding\n{logs}");
+    assert!(!text.is_empty(), "no adverts_late finding\n{logs}");
     assert!(
         text.contains("our adverts (VI_1, VRID 50) leave late"),
         "{text}\n{logs}"

@@ -124,7 +124,7 @@ fn iptables_input_drop_with_keepalived_as_master() {
     assert!(
         wait_until(Duration::from_secs(10), || lb02
             .stderr()
-            .contains("cleared: lost-after-xdp on eth0")),
+            .contains("cleared: lost_after_xdp on eth0")),
         "{}",
         lb02.logs()
     );

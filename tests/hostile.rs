@@ -429,7 +429,7 @@ fn echoes_sent(lab: &Lab, host: Host) -> u64 {
 /// Spoofed adverts for VRID 50 (priority 200, a wrong password), each from a new random
 /// source, from two threads as fast as packet sockets send: every source stays within its
 /// own budget, so the ring fills. Each daemon sees ring_full rise, takes eth0 off the ring,
-/// and hears its socket instead, with a ring-full finding naming eth0; the VIP never moves;
+/// and hears its socket instead, with a ring_full finding naming eth0; the VIP never moves;
 /// when the flood has been over for 5 s, eth0 is back on the ring and the finding clears.
 /// Thousands of sources went silent meanwhile, and the diagnosis pinged none of them (the
 /// lab routes their range, so a ping would have left, and nftables counts them on output).

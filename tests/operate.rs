@@ -235,7 +235,7 @@ fn metrics_endpoint_is_prometheus_text() {
         }
         samples.insert(series.to_owned(), value);
     }
-    let id = "instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"";
+    let id = "vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"";
     assert_eq!(
         samples.get(&format!("vrrpd_instance_master{{{id}}}")),
         Some(&1.0),

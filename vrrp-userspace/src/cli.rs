@@ -1,7 +1,7 @@
 use std::{io::Write as _, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 use vrrp::{
     datapath::{AttachMode, Datapath, ModePreference},
@@ -87,6 +87,20 @@ pub enum Command {
     /// forgets it; the config file is never written): `vrrpd set VI_1 maintenance on`,
     /// `vrrpd set VI_1 priority 50`, `vrrpd set VI_1 priority config`. Root only; logged.
     Set(SetArgs),
+    /// Remove what a vrrpd that died without its stop (kill -9, the OOM killer) left behind:
+    /// the config's VIPs (only those vrrpd or keepalived added), virtual routes and rules,
+    /// VMACs, and vrrpd's nftables table. The unit's ExecStopPost=; idempotent. Refused while
+    /// a daemon answers on the control socket.
+    Cleanup(CleanupArgs),
+    /// systemd integration. `--as-keepalived`: keepalived.service becomes an alias of
+    /// vrrpd.service (a symlink in /etc/systemd/system), so that scripts and runbooks that run
+    /// `systemctl stop|restart keepalived` act on vrrpd; `--remove` takes the alias away.
+    Install(InstallArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions { shell: clap_complete::Shell },
+    /// For packaging: write the man pages (section 8) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: std::path::PathBuf },
     /// For `cargo xtask bench`: the XDP program's cost per packet against an empty program
     /// (BPF_PROG_TEST_RUN), as JSON.
     #[command(hide = true)]
@@ -345,6 +359,36 @@ pub struct ControlArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The config file (keepalived's -f).
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
+    pub file: std::path::PathBuf,
+    /// keepalived's config id for `@id` lines (default: the short host name).
+    #[arg(short = 'i', long = "config-id")]
+    pub config_id: Option<String>,
+    /// The control socket of the daemon that must not be running.
+    #[arg(short = 's', long = "socket", default_value_os_t = control::default_socket())]
+    pub socket: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Make keepalived.service an alias of vrrpd.service.
+    #[arg(long = "as-keepalived", required = true)]
+    pub as_keepalived: bool,
+    /// Take the alias away again (keepalived's own unit is then seen again).
+    #[arg(long)]
+    pub remove: bool,
+    /// Act on the system under this directory (a chroot, an image being built).
+    #[arg(long, default_value = "/")]
+    pub root: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct SetArgs {
     /// The vrrp_instance, by name.
     pub instance: String,
@@ -522,6 +566,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diagnose(args) => diagnose(&args).await,
         Command::Reload(args) => reload(&args).await,
         Command::Set(args) => set(args).await,
+        Command::Cleanup(args) => cleanup(&args).await,
+        Command::Install(args) => crate::install::install(&args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "vrrpd", &mut out);
+            print!("{}", String::from_utf8_lossy(&out));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { dir } => crate::install::manpages(&dir),
         Command::BenchXdp { repeat } => bench_xdp(repeat),
     }
 }
@@ -855,6 +908,56 @@ fn status_text(s: &Status) -> String {
         s.capabilities.join(" ")
     );
     out
+}
+
+/// `vrrpd cleanup`: only once no daemon answers, then what its config says it may have left.
+async fn cleanup(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        control::status(&args.socket),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
+    {
+        eprintln!(
+            "vrrpd cleanup: a vrrpd answers on {}: it removes its own VIPs when it stops (cleanup is for after it died)",
+            args.socket.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut opts = vrrp::config::LoadOptions::default();
+    if let Some(id) = &args.config_id {
+        opts.config_id.clone_from(id);
+    }
+    let (config, diags) = vrrp::config::load(&args.file, &opts);
+    if diags.errors().count() > 0 {
+        for d in diags.errors() {
+            eprintln!("{d}");
+        }
+        eprintln!(
+            "vrrpd cleanup: {} cannot be read whole: nothing removed",
+            args.file.display()
+        );
+        return Ok(ExitCode::from(vrrp::config::exit::CONFIG));
+    }
+    let done = vrrp::daemon::cleanup::cleanup(&config)
+        .await
+        .context("cleaning up")?;
+    let mut removed = 0;
+    for item in &done {
+        println!("{item}");
+        if !matches!(
+            item,
+            vrrp::daemon::cleanup::Cleaned::NoInterface { .. }
+                | vrrp::daemon::cleanup::Cleaned::Foreign { .. }
+        ) {
+            removed += 1;
+        }
+    }
+    if removed == 0 {
+        println!("nothing left behind");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn reload(args: &ControlArgs) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! The `vrrpd` binary: the command line (clap) and `anyhow` live only here.
 
 mod cli;
+mod install;
 mod pcap;
 mod watch;
 

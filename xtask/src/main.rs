@@ -45,6 +45,9 @@ const PACKAGES: &[&str] = &[
     "firewalld",
     "ufw",
     "dbus-daemon",
+    // A real Prometheus server and promtool for tests/prometheus.rs; lintian for the package.
+    "prometheus",
+    "lintian",
 ];
 
 #[derive(Parser)]
@@ -90,6 +93,10 @@ enum Task {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// Build the Debian package (cargo-deb): target/debian/vrrpd_VERSION_ARCH.deb with the
+    /// binary, the unit, man pages and completions generated from the clap definitions, the
+    /// seed's configs as examples and the Grafana dashboard; then lintian on it.
+    Package,
     /// Fuzz a parser of untrusted input (`decode`: VRRP/IP/ring records; `config`:
     /// keepalived.conf; `control`: the control socket's requests and advert stream) for
     /// SECONDS with cargo-fuzz (installed on first use).
@@ -128,6 +135,11 @@ fn main() -> anyhow::Result<()> {
                 "status",
                 "diagnose",
                 "capture",
+                "reload",
+                "set",
+                "cleanup",
+                "install",
+                "completions",
                 "help",
                 "--help",
                 "-h",
@@ -163,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => test(&args),
         Task::Fuzz { target, seconds } => fuzz(&target, seconds),
         Task::Install { root } => install(&root),
+        Task::Package => package().map(|deb| println!("{}", deb.display())),
         Task::Bench { args } => {
             if !is_root() {
                 bail!("the benchmarks need root (network namespaces, XDP)");
@@ -417,6 +430,9 @@ fn build(release: bool) -> anyhow::Result<()> {
 fn test(args: &[OsString]) -> anyhow::Result<()> {
     use std::io::{BufRead as _, Write as _};
     setup()?;
+    // tests/package.rs installs the .deb; building it also runs lintian on it.
+    let deb = package()?;
+    println!("package: {} (lintian clean)", deb.display());
     let mut child = cargo()
         // --no-fail-fast: one flaky binary must not hide what the others would have said.
         .args([
@@ -519,6 +535,59 @@ pub(crate) fn fuzz(target: &str, seconds: u64) -> anyhow::Result<()> {
         .args(["--", &format!("-max_total_time={seconds}")]))
 }
 
+const CARGO_DEB_VERSION: &str = "3.8.0";
+
+/// Builds the .deb and checks it with lintian; returns its path.
+fn package() -> anyhow::Result<PathBuf> {
+    setup_nightly()?;
+    setup_bpf_linker()?;
+    if !cargo_home().join("bin/cargo-deb").exists() {
+        run(cargo().args([
+            "install",
+            "cargo-deb",
+            "--locked",
+            "--version",
+            CARGO_DEB_VERSION,
+        ]))?;
+    }
+    build(true)?;
+    let root = workspace_root();
+    let bin = root.join("target/release/vrrpd");
+    let dist = root.join("target/dist");
+    let _ = fs::remove_dir_all(&dist);
+    let man = dist.join("man");
+    run(Command::new(&bin).arg("manpages").arg(&man))?;
+    for page in fs::read_dir(&man)? {
+        // -n: no name or time stamp inside, so the same page gives the same bytes.
+        run(Command::new("gzip").args(["-9nf"]).arg(page?.path()))?;
+    }
+    let completions = dist.join("completions");
+    fs::create_dir_all(&completions)?;
+    for (shell, file) in [("bash", "vrrpd"), ("zsh", "_vrrpd"), ("fish", "vrrpd.fish")] {
+        let out = Command::new(&bin)
+            .args(["completions", shell])
+            .output()
+            .with_context(|| format!("vrrpd completions {shell}"))?;
+        if !out.status.success() {
+            bail!("vrrpd completions {shell} failed");
+        }
+        fs::write(completions.join(file), out.stdout)?;
+    }
+    let debs = root.join("target/debian");
+    let _ = fs::remove_dir_all(&debs);
+    run(cargo().args(["deb", "-p", "vrrp-userspace", "--no-build"]))?;
+    let deb = fs::read_dir(&debs)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("cargo deb made no .deb")?;
+    // Errors and warnings fail the package; what lintian only suggests is shown.
+    run(Command::new("lintian")
+        .args(["--fail-on", "error,warning", "--info"])
+        .arg(&deb))?;
+    Ok(deb)
+}
+
 fn install(root: &Path) -> anyhow::Result<()> {
     setup_nightly()?;
     setup_bpf_linker()?;
@@ -532,11 +601,11 @@ fn install(root: &Path) -> anyhow::Result<()> {
         bin.join("vrrpd"),
     )
     .context("installing vrrpd")?;
-    fs::copy(
-        workspace_root().join("dist/vrrpd.service"),
-        units.join("vrrpd.service"),
-    )
-    .context("installing the unit")?;
+    // The unit names the package's /usr/sbin/vrrpd; this install is /usr/local's.
+    let unit = fs::read_to_string(workspace_root().join("dist/vrrpd.service"))
+        .context("reading dist/vrrpd.service")?
+        .replace("/usr/sbin/vrrpd", "/usr/local/sbin/vrrpd");
+    fs::write(units.join("vrrpd.service"), unit).context("installing the unit")?;
     println!(
         "installed {} and {}",
         bin.join("vrrpd").display(),

@@ -33,6 +33,7 @@
 //! An interface VRRP runs on that is deleted and created again (a new ifindex) is resolved
 //! afresh: XDP, sockets and announcer follow it, and its instances start again there.
 
+pub mod cleanup;
 mod executor;
 mod flood;
 mod instances;

@@ -15,7 +15,7 @@ use crate::{datapath::drops::KernelReason, protocol::drop::DropReason};
 /// What a finding is about: its one spelling in logs, metrics (`vrrpd_finding{kind=..}`) and
 /// JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// On the wire (XDP), not at the VRRP socket: netfilter, rp_filter, the socket.
     LostAfterXdp,
@@ -44,20 +44,20 @@ pub enum FindingKind {
 impl FindingKind {
     pub const fn name(self) -> &'static str {
         match self {
-            Self::LostAfterXdp => "lost-after-xdp",
-            Self::DroppedOnOutput => "dropped-on-output",
-            Self::LostOnNetwork => "lost-on-network",
-            Self::AuthMismatch => "auth-mismatch",
-            Self::IntervalMismatch => "interval-mismatch",
-            Self::VersionMismatch => "version-mismatch",
-            Self::VipMismatch => "vip-mismatch",
-            Self::BadTtl => "bad-ttl",
-            Self::BadChecksum => "bad-checksum",
+            Self::LostAfterXdp => "lost_after_xdp",
+            Self::DroppedOnOutput => "dropped_on_output",
+            Self::LostOnNetwork => "lost_on_network",
+            Self::AuthMismatch => "auth_mismatch",
+            Self::IntervalMismatch => "interval_mismatch",
+            Self::VersionMismatch => "version_mismatch",
+            Self::VipMismatch => "vip_mismatch",
+            Self::BadTtl => "bad_ttl",
+            Self::BadChecksum => "bad_checksum",
             Self::Dropped => "dropped",
-            Self::PeerLate => "peer-late",
-            Self::TwoMasters => "two-masters",
-            Self::AdvertsLate => "adverts-late",
-            Self::RingFull => "ring-full",
+            Self::PeerLate => "peer_late",
+            Self::TwoMasters => "two_masters",
+            Self::AdvertsLate => "adverts_late",
+            Self::RingFull => "ring_full",
         }
     }
 }
@@ -382,7 +382,7 @@ pub fn findings(
         {
             // A cause only where the evidence here shows one.
             let why = if m.send_refused > 0 || !m.kernel_drops.is_empty() {
-                "Our own adverts do not leave this host (see the dropped-on-output finding)."
+                "Our own adverts do not leave this host (see the dropped_on_output finding)."
                     .to_owned()
             } else {
                 format!(

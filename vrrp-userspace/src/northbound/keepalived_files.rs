@@ -102,7 +102,7 @@ pub const fn state_code(s: State) -> u8 {
     }
 }
 
-const fn state_name(s: State) -> &'static str {
+pub const fn state_name(s: State) -> &'static str {
     match s {
         State::Initialize => "INIT",
         State::Backup => "BACKUP",

@@ -2,7 +2,7 @@
 //! rendered from the same snapshot as `vrrpd status`. A minimal HTTP/1.1 responder: one
 //! request per connection, bounded in size and time, so a scraper cannot stall the daemon.
 
-use std::{fmt::Write as _, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::{
     control::{Command, Pending, Reply},
     doors::{self, Gate},
+    keepalived_files::{Stats, state_code, state_name},
     status::{InstanceStatus, SourceStatus, Status},
 };
 use crate::protocol::{fsm::State, router::TrackedKind};
@@ -117,7 +118,7 @@ pub fn render(status: &Status) -> String {
     let instances = &status.instances;
     let id = |i: &InstanceStatus| {
         format!(
-            "instance=\"{}\",interface=\"{}\",vrid=\"{}\"",
+            "vrrp_instance=\"{}\",interface=\"{}\",vrid=\"{}\"",
             label(&i.name),
             label(&i.interface),
             i.vrid
@@ -282,7 +283,7 @@ pub fn render(status: &Status) -> String {
     family(
         "vrrpd_finding",
         "gauge",
-        "1 for each problem `vrrpd diagnose` reports now (kind: lost-after-xdp, dropped-on-output, lost-on-network, auth-mismatch, ...).",
+        "1 for each problem `vrrpd diagnose` reports now (kind: lost_after_xdp, dropped_on_output, lost_on_network, auth_mismatch, ...).",
         status
             .findings
             .iter()
@@ -316,7 +317,175 @@ pub fn render(status: &Status) -> String {
         "Seconds since vrrpd started.",
         vec![(String::new(), status.uptime_s)],
     );
+    family(
+        "vrrpd_build_info",
+        "gauge",
+        "1, labelled with the version of vrrpd.",
+        vec![(
+            format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+            1.0,
+        )],
+    );
+    keepalived_exporter(status, &mut family);
     out
+}
+
+/// The names and labels of keepalived-exporter (github.com/mehdy/keepalived-exporter), so that
+/// dashboards and alerts written for keepalived keep working: `iname`, `intf`, `vrid` and
+/// the state's name on the counters, one `keepalived_vrrp_state` series per VIP valued with
+/// keepalived's state number. Its counters are keepalived's (vrrp_stats), mapped from ours as
+/// for `keepalived.stats`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one family after another, in keepalived-exporter's order"
+)]
+fn keepalived_exporter(
+    status: &Status,
+    family: &mut impl FnMut(&str, &str, &str, Vec<(String, f64)>),
+) {
+    family(
+        "keepalived_up",
+        "gauge",
+        "1 while the VRRP daemon answers (vrrpd, in keepalived-exporter's name).",
+        vec![(String::new(), 1.0)],
+    );
+    let mut states = Vec::new();
+    for i in &status.instances {
+        for vip in &i.vips {
+            let (address, intf) = vip_parts(vip, &i.interface);
+            states.push((
+                format!(
+                    "{{iname=\"{}\",intf=\"{}\",vrid=\"{}\",ip_address=\"{}\"}}",
+                    label(&i.name),
+                    label(intf),
+                    i.vrid,
+                    label(address)
+                ),
+                f64::from(state_code(i.state)),
+            ));
+        }
+    }
+    family(
+        "keepalived_vrrp_state",
+        "gauge",
+        "keepalived's state number: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT.",
+        states,
+    );
+    let common = |i: &InstanceStatus| {
+        format!(
+            "{{iname=\"{}\",intf=\"{}\",vrid=\"{}\",state=\"{}\"}}",
+            label(&i.name),
+            label(&i.interface),
+            i.vrid,
+            state_name(i.state)
+        )
+    };
+    type Counter = (&'static str, &'static str, fn(&Stats) -> u64);
+    let counters: [Counter; 14] = [
+        ("advertisements_received", "Advertisements received", |s| {
+            s.advert_rcvd
+        }),
+        ("advertisements_sent", "Advertisements sent", |s| {
+            s.advert_sent
+        }),
+        ("become_master", "Became master", |s| s.become_master),
+        ("release_master", "Released master", |s| s.release_master),
+        ("packet_length_errors", "Packet length errors", |s| {
+            s.packet_len_err
+        }),
+        (
+            "advertisements_interval_errors",
+            "Advertisement interval errors",
+            |s| s.advert_interval_err,
+        ),
+        ("ip_ttl_errors", "TTL errors", |s| s.ip_ttl_err),
+        ("invalid_type_received", "Invalid type errors", |s| {
+            s.invalid_type_rcvd
+        }),
+        ("address_list_errors", "Address list errors", |s| {
+            s.addr_list_err
+        }),
+        ("authentication_invalid", "Authentication invalid", |s| {
+            s.invalid_authtype
+        }),
+        ("authentication_mismatch", "Authentication mismatch", |s| {
+            s.authtype_mismatch
+        }),
+        ("authentication_failure", "Authentication failure", |s| {
+            s.auth_failure
+        }),
+        ("priority_zero_received", "Priority zero received", |s| {
+            s.pri_zero_rcvd
+        }),
+        ("priority_zero_sent", "Priority zero sent", |s| {
+            s.pri_zero_sent
+        }),
+    ];
+    let stats: Vec<(String, Stats)> = status
+        .instances
+        .iter()
+        .map(|i| (common(i), Stats::of(&i.counters)))
+        .collect();
+    for (name, help, get) in counters {
+        family(
+            &format!("keepalived_{name}_total"),
+            "counter",
+            help,
+            stats
+                .iter()
+                .map(|(labels, s)| (labels.clone(), get(s) as f64))
+                .collect(),
+        );
+    }
+    // keepalived's vrrp_script list is global: one series per script name.
+    let mut scripts = BTreeMap::new();
+    for i in &status.instances {
+        for t in &i.priority.tracking {
+            if let (TrackedKind::Script, Some(ok)) = (t.kind, t.ok) {
+                scripts.insert(t.name.as_str(), ok);
+            }
+        }
+    }
+    family(
+        "keepalived_script_status",
+        "gauge",
+        "Tracker script status: 0 BAD, 1 GOOD.",
+        scripts
+            .iter()
+            .map(|(name, ok)| {
+                (
+                    format!("{{name=\"{}\"}}", label(name)),
+                    f64::from(u8::from(*ok)),
+                )
+            })
+            .collect(),
+    );
+    family(
+        "keepalived_script_state",
+        "gauge",
+        "Tracker script state: 0 idle (vrrpd runs each check to completion, with its timeout).",
+        scripts
+            .keys()
+            .map(|name| (format!("{{name=\"{}\"}}", label(name)), 0.0))
+            .collect(),
+    );
+}
+
+/// A VIP as status shows it (`10.0.0.3/24`, `10.0.0.3/24 dev eth1`): its address and the
+/// interface it lives on (the instance's unless it says otherwise).
+fn vip_parts<'a>(vip: &'a str, interface: &'a str) -> (&'a str, &'a str) {
+    let mut words = vip.split_whitespace();
+    let address = words.next().unwrap_or(vip);
+    let address = address.split('/').next().unwrap_or(address);
+    let mut intf = interface;
+    while let Some(w) = words.next() {
+        if w == "dev"
+            && let Some(d) = words.next()
+        {
+            intf = d;
+        }
+    }
+    (address, intf)
 }
 
 #[cfg(test)]
@@ -388,9 +557,23 @@ mod tests {
             advert_thread: Scheduling::Fifo(50),
         };
         let text = render(&status);
-        assert!(text.contains("# TYPE vrrpd_instance_master gauge\nvrrpd_instance_master{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"} 1\n"), "{text}");
-        assert!(text.contains("vrrpd_adverts_dropped_total{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",reason=\"auth_mismatch\"} 2"));
-        assert!(text.contains("vrrpd_track_up{instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",kind=\"script\",name=\"check_web\"} 1"));
+        assert!(text.contains("# TYPE vrrpd_instance_master gauge\nvrrpd_instance_master{vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"} 1\n"), "{text}");
+        assert!(text.contains("vrrpd_adverts_dropped_total{vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",reason=\"auth_mismatch\"} 2"));
+        assert!(text.contains("vrrpd_track_up{vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",kind=\"script\",name=\"check_web\"} 1"));
         assert!(text.contains("vrrpd_xdp_packets_total{counter=\"frames\"} 10"));
+        // No label Prometheus itself attaches to every target's series.
+        assert!(
+            !text.contains("{instance=") && !text.contains(",instance="),
+            "{text}"
+        );
+        // keepalived-exporter's names, labels and state numbers.
+        assert!(text.contains("keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth0\",vrid=\"50\",ip_address=\"10.0.0.3\"} 2\n"), "{text}");
+        assert!(text.contains("keepalived_advertisements_sent_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"50\",state=\"MASTER\"} 4\n"));
+        assert!(text.contains("keepalived_authentication_failure_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"50\",state=\"MASTER\"} 2\n"));
+        assert!(text.contains("keepalived_script_status{name=\"check_web\"} 1\n"));
+        assert_eq!(
+            vip_parts("10.0.0.3/24 dev eth1", "eth0"),
+            ("10.0.0.3", "eth1")
+        );
     }
 }

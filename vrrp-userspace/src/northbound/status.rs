@@ -27,7 +27,7 @@ pub struct Status {
     pub findings: Vec<Finding>,
     pub interfaces: Vec<Attached>,
     /// Interfaces whose elections hear their VRRP socket instead of the ring while a flood
-    /// fills it (see the `ring-full` finding).
+    /// fills it (see the `ring_full` finding).
     #[serde(default)]
     pub elections_from_socket: Vec<String>,
     /// Whether the kernel's drop reasons are read (the skb:kfree_skb probe), or why not.
