@@ -683,6 +683,90 @@ fn files_are_never_written_through_a_planted_symlink() {
     }
 }
 
+/// Issue 18's pcapng: `capture` through a daemon whose instances run on eth0 and eth1 writes
+/// one interface block per interface, so tshark says which interface each advert came in on,
+/// with the XDP verdict as the packet's comment; `--format pcap` still writes classic pcap.
+#[test]
+fn capture_keeps_each_adverts_interface_and_verdict() {
+    if !require_root("capture_keeps_each_adverts_interface_and_verdict") {
+        return;
+    }
+    let lab = Lab::seed();
+    let second = |priority: u32| {
+        format!(
+            "\nvrrp_instance VI_2 {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 60\n  priority {priority}\n  advert_int 1\n  virtual_ipaddress {{\n    172.16.1.3\n  }}\n}}\n"
+        )
+    };
+    let lb01 = lab.vrrpd(VRRPD, Host::Lb01, &(seed("ch4-lb01.conf") + &second(150)));
+    let _lb02 = lab.vrrpd(VRRPD, Host::Lb02, &(seed("ch4-lb02.conf") + &second(100)));
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.holds(Host::Lb01, VIP)
+            && lab.holds(Host::Lb01, "172.16.1.3")),
+        "{}",
+        lb01.logs()
+    );
+    let sock = lab.control_socket(Host::Lb02).display().to_string();
+    let file = lab.dir().join("two.pcapng").display().to_string();
+    let out = Command::new(VRRPD)
+        .args(["capture", "-w", &file, "-s", &sock, "-c", "6"])
+        .output()
+        .expect("capture");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Command::new("tshark")
+        .args([
+            "-r",
+            &file,
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "ip.src",
+            "-e",
+            "vrrp.virt_rtr_id",
+            "-e",
+            "frame.comment",
+        ])
+        .output()
+        .expect("tshark");
+    let text = String::from_utf8_lossy(&t.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        rows.len(),
+        6,
+        "{text}{}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    for row in &rows {
+        assert!(
+            *row == "eth0\t10.0.0.5\t50\txdp verdict: ok"
+                || *row == "eth1\t172.16.1.5\t60\txdp verdict: ok",
+            "{row:?}\n{text}"
+        );
+    }
+    assert!(rows.iter().any(|r| r.starts_with("eth0")), "{text}");
+    assert!(rows.iter().any(|r| r.starts_with("eth1")), "{text}");
+
+    let classic = lab.dir().join("two.pcap").display().to_string();
+    let out = Command::new(VRRPD)
+        .args([
+            "capture", "--format", "pcap", "-w", &classic, "-s", &sock, "-c", "1",
+        ])
+        .output()
+        .expect("capture --format pcap");
+    assert!(out.status.success());
+    let head = std::fs::read(&classic).expect("pcap");
+    assert_eq!(
+        &head[..4],
+        &[0x4d, 0x3c, 0xb2, 0xa1],
+        "classic pcap, nanoseconds"
+    );
+}
+
 /// Issue 18's runtime control: `vrrpd set VI_1 maintenance on` on the master hands the VIP
 /// over as a stop does (priority 0: the backup takes over after its Skew_Time, 0.61 s at
 /// priority 100, not the 3.61 s Master_Down_Interval), then holds it BACKUP although its

@@ -75,7 +75,9 @@ pub enum Command {
     /// What the running daemon finds wrong, one sentence per problem with the rule that fixes
     /// it: adverts on the wire that netfilter eats, peers that disagree, two masters.
     Diagnose(StatusArgs),
-    /// Write what XDP sees to a pcap file (kernel time stamps as wall time) for Wireshark.
+    /// Write what XDP sees to a pcapng file for Wireshark and tshark: kernel time stamps as
+    /// wall time, one interface block per interface, the XDP verdict as each packet's comment
+    /// (`--format pcap` for the classic format).
     Capture(CaptureArgs),
     /// Parse and validate a keepalived.conf as `keepalived -t` does: every problem as
     /// FILE:LINE: SEVERITY: message, and keepalived's -t exit code (0, 2, 4, 5 or 6).
@@ -323,9 +325,13 @@ impl IgnoredFlags {
 
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
-    /// The pcap file to write.
+    /// The file to write.
     #[arg(short = 'w', long = "write")]
     pub write: std::path::PathBuf,
+    /// pcapng keeps which interface each advert came in on and the XDP verdict (as the
+    /// packet's comment); pcap for tools that read nothing else.
+    #[arg(long, value_enum, default_value_t = pcap::Format::Pcapng)]
+    pub format: pcap::Format,
     /// Capture on these interfaces standalone (repeatable); without -i, through the running
     /// daemon (whose XDP program holds the interfaces).
     #[arg(short = 'i', long = "interface")]
@@ -1196,13 +1202,13 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let file = vrrp::sys::files::create_output(&args.write)
         .with_context(|| format!("cannot write {}", args.write.display()))?;
-    let mut pcap = pcap::Writer::new(std::io::BufWriter::new(file))
+    let mut pcap = pcap::Writer::new(std::io::BufWriter::new(file), args.format)
         .with_context(|| format!("writing {}", args.write.display()))?;
     let offset = clock::realtime_offset_ns();
-    let mut write = |w: &WireRecord| -> std::io::Result<()> {
+    let mut write = |w: &WireRecord, ifname: &str| -> std::io::Result<()> {
         let (frame, len) = pcap::frame_of(w);
         let wall = u64::try_from(i128::from(w.ktime_ns) + offset).unwrap_or(0);
-        pcap.write(wall, &frame, len)?;
+        pcap.write(ifname, wall, &frame, len, &pcap::comment_of(w))?;
         pcap.flush()
     };
     let seen = if args.interfaces.is_empty() {
@@ -1216,7 +1222,7 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             if args.vrid.is_some_and(|id| w.vrrp.get(1) != Some(&id)) {
                 return true;
             }
-            if write(&w).is_err() {
+            if write(&w, &s.ifname).is_err() {
                 return false;
             }
             seen += 1;
@@ -1233,7 +1239,7 @@ async fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             args.vrid,
             args.count,
             "capture",
-            |w, _, _| write(w),
+            |w, ifname, _| write(w, ifname),
         )
         .await?
     };
