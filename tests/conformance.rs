@@ -32,7 +32,7 @@ use vrrp::{
     config::{self, LoadOptions},
     protocol::{
         event::RxAdvert,
-        router::{DropCause, Effect, Input, Output, Plan, Router, Spec, tracked_links},
+        router::{DropCause, Effect, Input, Output, Plan, Router, Setting, Spec, tracked_links},
         track::TrackEvent,
     },
     time::Instant,
@@ -189,6 +189,16 @@ impl Case {
             }),
             Some("timer") => Input::Timer,
             Some("shutdown") => Input::Shutdown,
+            // `set INSTANCE maintenance on|off`, `set INSTANCE priority N|config`: `vrrpd set`.
+            Some("set") => Input::Set {
+                instance: words[2].to_owned(),
+                setting: match (words[3], words[4]) {
+                    ("maintenance", on) => Setting::Maintenance(on == "on"),
+                    ("priority", "config") => Setting::Priority(None),
+                    ("priority", p) => Setting::Priority(Some(p.parse().expect("priority"))),
+                    _ => panic!("set INSTANCE maintenance on|off | priority N|config: {line:?}"),
+                },
+            },
             Some("end") => return,
             other => panic!("unknown event {other:?} in {line:?}"),
         };

@@ -381,10 +381,14 @@ async fn read_fallback(
     queues: [mpsc::Sender<FallbackAdvert>; 2],
 ) {
     let mut buf = [0u8; 2048];
+    let mut budgets = KnownBudgets::default();
     loop {
         let Ok(mut guard) = fd.readable().await else {
             return;
         };
+        // A sustained flood never runs dry: after a batch, let the other tasks (the main
+        // loop among them, on the same two workers) run before reading on.
+        let mut batch = 0;
         loop {
             let sock = &guard.get_inner().0;
             match sock.recv(&mut buf) {
@@ -397,9 +401,16 @@ async fn read_fallback(
                         &buf[..n],
                         clock::now(),
                     );
-                    let known = trusted.read().is_ok_and(|t| t.contains(&src));
+                    // A known source keeps its own queue only at the rate a router sends:
+                    // a flood that forges the master's address competes with the rest.
+                    let known = trusted.read().is_ok_and(|t| t.contains(&src))
+                        && budgets.take(src, std::time::Instant::now());
                     let queue = &queues[usize::from(!known)];
                     let _ = queue.try_send(FallbackAdvert { rx, trusted: known });
+                    batch += 1;
+                    if batch >= YIELD_EVERY {
+                        break;
+                    }
                 }
                 Ok((_, None)) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -408,6 +419,69 @@ async fn read_fallback(
                 }
                 Err(_) => return,
             }
+        }
+        drop(guard);
+        if batch >= YIELD_EVERY {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Packets read before the reader yields.
+const YIELD_EVERY: u32 = 256;
+/// What one known source may put in the known queue: a burst, refilled at a rate well above
+/// any router's (advert_int 0.01 is 100 a second, plus priority-0 and immediate adverts).
+const KNOWN_BURST: f64 = 50.0;
+const KNOWN_PER_SECOND: f64 = 250.0;
+
+/// A token bucket per known source (the set is small: masters and unicast peers).
+#[derive(Default)]
+struct KnownBudgets(HashMap<IpAddr, (f64, std::time::Instant)>);
+
+impl KnownBudgets {
+    fn take(&mut self, src: IpAddr, now: std::time::Instant) -> bool {
+        if self.0.len() > 4096 {
+            self.0.clear();
+        }
+        let (tokens, last) = self.0.entry(src).or_insert((KNOWN_BURST, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * KNOWN_PER_SECOND;
+        *tokens = (*tokens + refill).min(KNOWN_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A forged flood from the master's own address gets its burst, then only the rate a
+    /// router could send at; another known source keeps its own budget.
+    #[test]
+    fn a_known_source_keeps_the_known_queue_only_at_a_routers_rate() {
+        let mut b = KnownBudgets::default();
+        let master = IpAddr::from([10, 0, 0, 5]);
+        let peer = IpAddr::from([10, 0, 0, 6]);
+        let t0 = Instant::now();
+        let burst = (0..1000).filter(|_| b.take(master, t0)).count();
+        assert_eq!(burst, 50);
+        assert!(b.take(peer, t0), "each source has its own bucket");
+        // One second later: 250 more at most, whatever was sent.
+        let t1 = t0 + Duration::from_secs(1);
+        let refilled = (0..1000).filter(|_| b.take(master, t1)).count();
+        assert_eq!(refilled, 50, "the bucket holds at most its burst");
+        // A router at advert_int 0.01 (one advert every 10 ms) is never refused.
+        let mut t = t1 + Duration::from_secs(1);
+        for _ in 0..500 {
+            t += Duration::from_millis(10);
+            assert!(b.take(master, t));
         }
     }
 }
