@@ -286,7 +286,7 @@ fn systemd_unit_verifies() {
     let dir = std::env::temp_dir().join(format!("vrrpd-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("vrrpd.service");
-    std::fs::write(&path, unit.replace("/usr/local/sbin/vrrpd", VRRPD)).expect("unit");
+    std::fs::write(&path, unit.replace("/usr/sbin/vrrpd", VRRPD)).expect("unit");
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&path)
