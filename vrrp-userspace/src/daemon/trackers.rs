@@ -8,13 +8,13 @@ use std::{
 };
 
 use tokio::{sync::mpsc, task::JoinHandle};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::{
     config::{Config, Script, TrackFile, TrackProcess},
     protocol::{router::Plan, track::TrackEvent},
     sys::{
-        netlink::Netlink,
+        netlink::{LinkChanges, Netlink},
         scripts::{self, RunAs},
         track_file, track_process,
     },
@@ -225,10 +225,29 @@ impl Trackers {
         let links: BTreeSet<String> = tracked.keys().chain(resolved.keys()).cloned().collect();
         let (netlink, tx, mut known) = (netlink.clone(), tx.clone(), tracked.clone());
         self.link_poller = Some(tokio::spawn(async move {
-            // Polling rtnetlink 5 times a second: simple, and fast enough next to a
-            // Master_Down_Interval; the XDP path sees traffic, not carrier.
+            // The kernel says when a link changes; polling (5 times a second) only where the
+            // subscription cannot be had. Subscribed before the first look, so that a change
+            // between the plan and now is not missed.
+            let mut changes = match LinkChanges::subscribe() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!("link notifications unavailable ({e}): polling the links instead");
+                    None
+                }
+            };
+            let mut first = true;
             loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !std::mem::take(&mut first) {
+                    match &mut changes {
+                        Some(c) => {
+                            if !c.changed().await {
+                                warn!("link notifications ended: polling the links instead");
+                                changes = None;
+                            }
+                        }
+                        None => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
                 for l in &links {
                     let now = netlink.link(l).await.ok();
                     // Re-created first: the instances move to the new interface before they

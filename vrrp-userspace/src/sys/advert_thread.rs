@@ -1,8 +1,8 @@
 //! The periodic adverts of every master instance, sent from one dedicated thread that keeps its
 //! cadence when the rest of the daemon cannot: SCHED_FIFO where permitted (a CPU-throttled
-//! cgroup does not stop a real-time thread that has RT runtime), absolute deadlines
-//! (clock_nanosleep with TIMER_ABSTIME on CLOCK_MONOTONIC, so lateness never accumulates),
-//! and memory locked so that a page fault cannot delay a send.
+//! cgroup does not stop a real-time thread that has RT runtime), absolute deadlines on
+//! CLOCK_MONOTONIC (so lateness never accumulates), one wakeup per deadline, and memory locked
+//! so that a page fault cannot delay a send.
 //!
 //! The state machines stay in the main loop. Their `StartAdverts` / `StopAdverts` effects are
 //! this thread's schedule (`set`): which instances send, what, and from when; the immediate
@@ -64,8 +64,6 @@ pub struct Slot {
 struct State {
     slots: HashMap<String, Slot>,
     stop: bool,
-    /// Bumped by `set`, so that a sleeping thread re-reads the schedule.
-    generation: u64,
 }
 
 pub struct AdvertThread {
@@ -132,7 +130,6 @@ impl AdvertThread {
                 st.slots.remove(name);
             }
         }
-        st.generation += 1;
         cv.notify_one();
     }
 
@@ -140,9 +137,10 @@ impl AdvertThread {
     /// which a thread with nothing to send would otherwise never see).
     pub fn poke(&self) {
         let (lock, cv) = &*self.shared;
-        lock.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .generation += 1;
+        // Under the lock, so that the wakeup cannot fall between the thread's look and its wait.
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cv.notify_one();
     }
 }
@@ -204,60 +202,42 @@ fn make_realtime(priority: u8) -> Scheduling {
 
 fn run(shared: &(Mutex<State>, Condvar)) {
     let (lock, cv) = shared;
+    // Timer slack would let a SCHED_OTHER thread wake up to 50 us late (a real-time one has
+    // none); one wakeup per advert is no batching worth saving power for.
+    let _ = nix::sys::prctl::set_timerslack(1);
+    let mut st = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     loop {
         super::caps::apply_pending();
-        // The earliest deadline, waiting on the condvar (wakeable by `set`) until just before it.
-        let due = {
-            let mut st = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            loop {
-                if st.stop {
-                    return;
-                }
-                let Some(next) = st.slots.values().map(|s| s.next).min() else {
-                    let generation = st.generation;
-                    st = cv
-                        .wait(st)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if st.generation != generation {
-                        // Back to the top: apply_pending first.
-                        break None;
-                    }
-                    continue;
-                };
-                let now = super::clock::now();
-                // Wake 1 ms early on the condvar (relative, coarse), then sleep to the exact
-                // deadline with an absolute clock_nanosleep.
-                let early = next.minus(Duration::from_millis(1));
-                if early <= now {
-                    break Some(next);
-                }
-                let generation = st.generation;
-                let (guard, _) = cv
-                    .wait_timeout(st, early.since(now))
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                st = guard;
-                if st.generation != generation {
-                    break None;
-                }
-                break Some(next);
-            }
-        };
-        let Some(due) = due else {
-            continue;
-        };
-        sleep_until(due);
+        if st.stop {
+            return;
+        }
         let now = super::clock::now();
-        let mut st = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for slot in st.slots.values_mut() {
-            if slot.next > now {
-                continue;
+        match st.slots.values().map(|s| s.next).min() {
+            None => {
+                st = cv
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
-            send(slot, now);
-            slot.next = next_after(slot.next, slot.interval, now);
+            // One wakeup per advert: the wait ends at the deadline itself (std waits on the
+            // futex until an absolute CLOCK_MONOTONIC time), or earlier when `set` changes
+            // the schedule.
+            Some(next) if next > now => {
+                st = cv
+                    .wait_timeout(st, next.since(now))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+            Some(_) => {
+                for slot in st.slots.values_mut() {
+                    if slot.next > now {
+                        continue;
+                    }
+                    send(slot, now);
+                    slot.next = next_after(slot.next, slot.interval, now);
+                }
+            }
         }
     }
 }
@@ -273,20 +253,6 @@ fn next_after(sent: Instant, interval: Duration, now: Instant) -> Instant {
         next = next.saturating_add(behind * step);
     }
     Instant(next)
-}
-
-fn sleep_until(deadline: Instant) {
-    use nix::time::{ClockId, ClockNanosleepFlags, clock_nanosleep};
-    let ts = nix::sys::time::TimeSpec::new(
-        i64::try_from(deadline.0 / 1_000_000_000).unwrap_or(i64::MAX),
-        i64::try_from(deadline.0 % 1_000_000_000).unwrap_or(0),
-    );
-    // EINTR: a signal; the loop re-checks the time.
-    let _ = clock_nanosleep(
-        ClockId::CLOCK_MONOTONIC,
-        ClockNanosleepFlags::TIMER_ABSTIME,
-        &ts,
-    );
 }
 
 fn send(slot: &Slot, now: Instant) {

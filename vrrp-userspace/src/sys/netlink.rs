@@ -107,6 +107,45 @@ pub enum Removed {
     Foreign,
 }
 
+/// The kernel's link notifications (RTMGRP_LINK), so that up/down and a re-created interface
+/// are seen when they happen, with no polling. A notification only says "look again": the
+/// reader re-reads the links it cares about, which also covers an overrun of the socket's
+/// buffer (netlink-proto turns ENOBUFS into one more message).
+pub struct LinkChanges(
+    futures::channel::mpsc::UnboundedReceiver<(
+        rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    )>,
+);
+
+impl LinkChanges {
+    pub fn subscribe() -> Result<Self, NetError> {
+        use rtnetlink::sys::{AsyncSocket as _, SocketAddr};
+        let (mut connection, handle, messages) =
+            rtnetlink::new_connection().map_err(NetError::Connect)?;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .bind(&SocketAddr::new(0, rtnetlink::constants::RTMGRP_LINK))
+            .map_err(NetError::Connect)?;
+        // No requests go out on this one: without a handle the connection ends with `self`.
+        drop(handle);
+        tokio::spawn(connection);
+        Ok(Self(messages))
+    }
+
+    /// Waits for the next change (those already queued with it count as one); false once the
+    /// subscription has ended.
+    pub async fn changed(&mut self) -> bool {
+        use futures::StreamExt as _;
+        if self.0.next().await.is_none() {
+            return false;
+        }
+        while self.0.try_recv().is_ok() {}
+        true
+    }
+}
+
 /// One rtnetlink connection, its task spawned on the current runtime.
 #[derive(Clone)]
 pub struct Netlink {
