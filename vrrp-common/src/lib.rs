@@ -16,9 +16,10 @@ pub const AF_INET6: u16 = 10;
 /// one is copied up to this size and flagged `RECORD_FLAG_TRUNCATED`.
 pub const VRRP_CAPTURE_LEN: usize = 512;
 
-/// Ring buffer size in bytes (a power of two, a multiple of the page size). A record is 592
-/// bytes with the ring's header, so this holds about 1800 adverts: 18 s of a 100-router LAN at
-/// advert_int 0.01, long enough for a descheduled reader to catch up.
+/// Ring buffer size in bytes (a power of two, a multiple of the page size) as the object
+/// declares it, for the captures (`vrrpd watch`, `capture`). A record is 592 bytes with the
+/// ring's header, so this holds about 1800 adverts. The daemon sizes its ring to its config at
+/// load instead (`ring_bytes_for` in the userspace crate): the ring's pages are resident.
 pub const RING_BYTES: u32 = 1 << 20;
 
 /// Maximum number of (ifindex, family, vrid) entries in the watch map.

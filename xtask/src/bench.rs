@@ -61,11 +61,12 @@ pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
         }
         Some("footprint") => {
             let n = arg(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+            let secs = arg(2).and_then(|n| n.parse().ok()).unwrap_or(10);
             for kind in [Kind::Vrrpd, Kind::Keepalived] {
                 println!(
-                    "{}: {:?} (% CPU, MiB RSS)",
+                    "{} {n} instances over {secs} s: {:?} (CPU: % of one core; RSS: MiB)",
                     kind.name(),
-                    footprint(vrrpd, kind, n, 5)
+                    footprint(vrrpd, kind, n, secs)
                 );
             }
             Ok(())
@@ -561,34 +562,62 @@ fn latency(lab: &Lab, vrrpd: &Path, n: usize, load: bool) -> anyhow::Result<(f64
 }
 
 /// CPU (% of one core) and RSS (MiB) of the daemon with `n` master instances at 0.1 s.
-fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<(f64, f64)> {
+/// One footprint row: the master's CPU (% of a core) and RSS (MiB), the backup's CPU, and
+/// the VIP moves (additions or removals on either router) while nothing happened.
+#[derive(Clone, Copy, Debug)]
+struct Footprint {
+    cpu: f64,
+    rss: f64,
+    backup_cpu: f64,
+    spurious: usize,
+}
+
+fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint> {
     let lab = Lab::seed();
-    // Four veth pairs inside lb01, 250 instances each: VRIDs are per interface.
+    // 250 instances per link (VRIDs are per interface): a veth pair per 250, lb01 the master
+    // (priority 150) on one end, lb02 the backup (100) on the other, so that the master's
+    // adverts are received, checked and elected on as on a real LAN.
     let per = 250;
     let links = n.div_ceil(per);
-    let mut conf = String::from("global_defs {\n  vrrp_version 3\n}\n");
+    let lb02 = lab.ns(Host::Lb02);
+    let mut confs = [
+        String::from("global_defs {\n  vrrp_version 3\n}\n"),
+        String::from("global_defs {\n  vrrp_version 3\n}\n"),
+    ];
     for l in 0..links {
         let (a, b) = (format!("bn{l}"), format!("bp{l}"));
         lab.exec(
             Host::Lb01,
             &["ip", "link", "add", &a, "type", "veth", "peer", "name", &b],
         );
-        lab.exec(
-            Host::Lb01,
-            &["ip", "addr", "add", &format!("192.168.{l}.1/24"), "dev", &a],
-        );
-        lab.exec(Host::Lb01, &["ip", "link", "set", &a, "up"]);
-        lab.exec(Host::Lb01, &["ip", "link", "set", &b, "up"]);
+        lab.exec(Host::Lb01, &["ip", "link", "set", &b, "netns", &lb02]);
+        for (host, dev, addr) in [(Host::Lb01, &a, 1), (Host::Lb02, &b, 2)] {
+            lab.exec(
+                host,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("192.168.{l}.{addr}/24"),
+                    "dev",
+                    dev,
+                ],
+            );
+            lab.exec(host, &["ip", "link", "set", dev, "up"]);
+        }
         for v in 0..per.min(n - l * per) {
             let vrid = v + 1;
-            let _ = write!(
-                conf,
-                "vrrp_instance I{l}_{vrid} {{\n  state MASTER\n  interface {a}\n  virtual_router_id {vrid}\n  priority 150\n  advert_int 0.1\n  virtual_ipaddress {{\n    10.{}.{l}.{vrid}/32\n  }}\n}}\n",
-                100 + l
-            );
+            for (i, dev, prio) in [(0, &a, 150), (1, &b, 100)] {
+                let conf = &mut confs[i];
+                let _ = write!(
+                    conf,
+                    "vrrp_instance I{l}_{vrid} {{\n  interface {dev}\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int 0.1\n  virtual_ipaddress {{\n    10.{}.{l}.{vrid}/32\n  }}\n}}\n",
+                    100 + l
+                );
+            }
         }
     }
-    let daemon = start(&lab, vrrpd, kind, Host::Lb01, &conf, None);
+    let master = start(&lab, vrrpd, kind, Host::Lb01, &confs[0], None);
     let last = format!(
         "10.{}.{}.{}",
         100 + links - 1,
@@ -601,26 +630,53 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<(f64, f64)
                 String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{last}\""))
             })
     };
-    if !wait_until(Duration::from_secs(60), holds) {
+    if !wait_until(Duration::from_secs(120), holds) {
         eprintln!(
             "{} with {n} instances never became master:\n{}",
             kind.name(),
-            daemon.logs()
+            master.logs()
         );
         return None;
     }
-    std::thread::sleep(Duration::from_secs(3));
-    let pids = daemon_pids(&lab, kind);
-    let t0 = cpu_ticks(&pids);
+    let backup = start(&lab, vrrpd, kind, Host::Lb02, &confs[1], None);
+    // The backup's start-up (and keepalived's parent forking its VRRP child) settles first.
+    std::thread::sleep(Duration::from_secs(5));
+    let monitors: Vec<Proc> = [Host::Lb01, Host::Lb02]
+        .into_iter()
+        .map(|h| lab.spawn(h, "ip-monitor", &["ip", "-o", "monitor", "address"]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (pids, backup_pids) = (
+        daemon_pids(&lab, kind, Host::Lb01),
+        daemon_pids(&lab, kind, Host::Lb02),
+    );
+    let (t0, b0) = (cpu_ns(&pids), cpu_ns(&backup_pids));
     std::thread::sleep(Duration::from_secs(secs));
-    let cpu = (cpu_ticks(&pids) - t0) as f64 / 100.0 / secs as f64 * 100.0;
+    let per_s = |ns: u64| ns as f64 / 1e9 / secs as f64 * 100.0;
+    let cpu = per_s(cpu_ns(&pids).saturating_sub(t0));
+    let backup_cpu = per_s(cpu_ns(&backup_pids).saturating_sub(b0));
     let rss: f64 = pids.iter().map(|p| rss_kib(*p)).sum::<f64>() / 1024.0;
-    Some((cpu, rss))
+    let spurious = monitors
+        .iter()
+        .map(|m| {
+            m.stdout()
+                .lines()
+                .filter(|l| l.contains(" inet 10.1"))
+                .count()
+        })
+        .sum();
+    drop(backup);
+    Some(Footprint {
+        cpu,
+        rss,
+        backup_cpu,
+        spurious,
+    })
 }
 
-/// The daemon's processes in lb01 (keepalived: its parent and its VRRP child).
-fn daemon_pids(lab: &Lab, kind: Kind) -> Vec<u32> {
-    lab.pids(Host::Lb01)
+/// The daemon's processes on `host` (keepalived: its parent and its VRRP child).
+fn daemon_pids(lab: &Lab, kind: Kind, host: Host) -> Vec<u32> {
+    lab.pids(host)
         .into_iter()
         .filter(|p| {
             let comm = fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
@@ -629,8 +685,8 @@ fn daemon_pids(lab: &Lab, kind: Kind) -> Vec<u32> {
         .collect()
 }
 
-fn cpu_ticks(pids: &[u32]) -> u64 {
-    pids.iter().map(|p| vrrpd_lab::cpu_ticks(*p)).sum()
+fn cpu_ns(pids: &[u32]) -> u64 {
+    pids.iter().map(|p| vrrpd_lab::cpu_ns(*p)).sum()
 }
 
 fn rss_kib(pid: u32) -> f64 {
@@ -882,30 +938,34 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
     // 5. Footprint.
     let _ = writeln!(
         md,
-        "\n## CPU (% of one core) and RSS (MiB) with N master instances at advert_int 0.1\n"
+        "\n## N instances at advert_int 0.1, master (lb01) and backup (lb02): CPU (% of one core, all threads, from schedstat), master's RSS (MiB), VIP moves while nothing happened\n"
     );
     let _ = writeln!(
         md,
-        "| N | vrrpd CPU | keepalived CPU | ratio | vrrpd RSS | keepalived RSS | ratio |"
+        "| N | vrrpd CPU | keepalived CPU | ratio | vrrpd RSS | keepalived RSS | ratio | backup CPU (vrrpd / keepalived) | spurious moves (vrrpd / keepalived) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
-    for n in [1, 100, 1000] {
-        let a = footprint(vrrpd, Kind::Vrrpd, n, if quick { 5 } else { 20 });
-        let b = footprint(vrrpd, Kind::Keepalived, n, if quick { 5 } else { 20 });
-        let f = |x: Option<(f64, f64)>, i: usize| {
-            x.map_or("-".to_owned(), |v| {
-                format!("{:.2}", if i == 0 { v.0 } else { v.1 })
-            })
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for n in [1, 100, 1000, 4000] {
+        let secs = if quick { 5 } else { 20 };
+        let a = footprint(vrrpd, Kind::Vrrpd, n, secs);
+        let b = footprint(vrrpd, Kind::Keepalived, n, secs);
+        let f = |x: Option<Footprint>, g: fn(&Footprint) -> f64, digits: usize| {
+            x.map_or("-".to_owned(), |v| format!("{:.digits$}", g(&v)))
         };
+        let moves = |x: Option<Footprint>| x.map_or("-".to_owned(), |v| v.spurious.to_string());
         let _ = writeln!(
             md,
-            "| {n} | {} | {} | {} | {} | {} | {} |",
-            f(a, 0),
-            f(b, 0),
-            ratio(a.map(|x| x.0), b.map(|x| x.0)),
-            f(a, 1),
-            f(b, 1),
-            ratio(a.map(|x| x.1), b.map(|x| x.1))
+            "| {n} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |",
+            f(a, |v| v.cpu, 3),
+            f(b, |v| v.cpu, 3),
+            ratio(a.map(|x| x.cpu), b.map(|x| x.cpu)),
+            f(a, |v| v.rss, 1),
+            f(b, |v| v.rss, 1),
+            ratio(a.map(|x| x.rss), b.map(|x| x.rss)),
+            f(a, |v| v.backup_cpu, 3),
+            f(b, |v| v.backup_cpu, 3),
+            moves(a),
+            moves(b),
         );
         println!("footprint {n}: done");
     }

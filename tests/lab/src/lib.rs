@@ -1089,6 +1089,21 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
 }
 
+/// CPU time of every thread of `pid` (ns), from the scheduler's own accounting
+/// (`/proc/PID/task/*/schedstat`): exact to the nanosecond, where `cpu_ticks` counts in 10 ms
+/// ticks and cannot tell a daemon that idles at 0.05 % from one at 0.2 % in a few seconds.
+/// Threads that ended during the measurement are not counted.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A cgroup v1 `cpu` group under the machine's root one, for CPU limits; removed on drop,
 /// once the processes started in it (by their `Proc`s, dropped first) are gone.
 pub struct Cgroup(PathBuf);

@@ -274,6 +274,7 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
         let owners: Vec<&Instance> = c
             .instances
             .iter()
+            .map(AsRef::as_ref)
             .filter(|i| g.members.contains(&i.name))
             .collect();
         if owners.iter().any(|i| i.priority == PRIORITY_OWNER) {
@@ -302,6 +303,8 @@ pub(super) fn config(cx: &mut Cx<'_>, c: &mut Config) {
     let processes = c.track_processes.clone();
     let groups = c.sync_groups.clone();
     for i in &mut c.instances {
+        // Not shared yet: the config is being checked.
+        let i = std::sync::Arc::make_mut(i);
         let group = groups.iter().find(|g| g.members.contains(&i.name));
         let member = group.is_some_and(|g| !g.tracking_weight);
         let why = if member {

@@ -199,7 +199,8 @@ pub struct Config {
     pub track_files: BTreeMap<String, TrackFile>,
     /// `vrrp_track_process` blocks, by name.
     pub track_processes: BTreeMap<String, TrackProcess>,
-    pub instances: Vec<Instance>,
+    /// Shared with the daemon's resolved instances (`Spec`), which hold the same ones.
+    pub instances: Vec<std::sync::Arc<Instance>>,
     pub sync_groups: Vec<SyncGroup>,
     /// The keywords the config uses, by what vrrpd does with them (for `vrrpd check --dump`).
     pub keywords: KeywordUse,

@@ -358,7 +358,7 @@ pub(super) fn build(tree: &[Node], diags: &mut Diagnostics) -> Config {
                     continue;
                 }
                 if let Some(i) = instance(&mut cx, node, &name, &config.global) {
-                    config.instances.push(i);
+                    config.instances.push(std::sync::Arc::new(i));
                 }
             }
             "vrrp_sync_group" => {

@@ -580,7 +580,7 @@ impl Daemon {
 
     async fn resolve(
         &mut self,
-        cfg: &config::Instance,
+        cfg: &std::sync::Arc<config::Instance>,
         global: &config::Global,
         fresh: bool,
     ) -> Result<Spec, DaemonError> {

@@ -48,7 +48,7 @@ use std::{path::PathBuf, time::Duration};
 
 use thiserror::Error;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::{instances::Io, observe::Observation, trackers::Trackers};
 use crate::{
@@ -256,10 +256,21 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     result
 }
 
+/// The adverts a second the configured instances put on their links (one master per VRID).
+fn adverts_per_second(config: &Config) -> f64 {
+    config
+        .instances
+        .iter()
+        .map(|i| 100.0 / f64::from(i.advert_int_cs.max(1)))
+        .sum()
+}
+
 impl Daemon {
     async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect()?;
-        let mut datapath = Datapath::load_with_drop_reasons()?;
+        let ring_bytes = crate::datapath::ring_bytes_for(adverts_per_second(&config));
+        let mut datapath = Datapath::load_with_drop_reasons(ring_bytes)?;
+        debug!("advert ring: {} KiB", ring_bytes >> 10);
         datapath.set_mode(opts.xdp_mode);
         let priority = config
             .global

@@ -179,16 +179,19 @@ impl Datapath {
     /// CAP_SYS_ADMIN); says which are missing instead of failing on the first map.
     /// Must be called inside a tokio runtime (the ring buffer registers with its reactor).
     pub fn load() -> Result<Self, DatapathError> {
-        Self::load_inner(None)
+        Self::load_inner(None, vrrp_common::RING_BYTES)
     }
 
     /// As `load`, and also runs the `skb:kfree_skb` probe, which names the kernel's reason for
     /// every VRRP packet of this network namespace it drops. When the probe cannot run (no
     /// tracefs, no BTF, a kernel without drop reasons), says why once, at warn level, and goes
     /// on: the wire-versus-socket counts still show the loss, without the kernel's reason.
-    pub fn load_with_drop_reasons() -> Result<Self, DatapathError> {
+    /// `ring_bytes` sizes the advert ring (a power of two, at least a page): its pages are
+    /// mapped twice and resident for the daemon's life, so it is sized to the configured
+    /// advert rate (`ring_bytes_for`) rather than to the largest one.
+    pub fn load_with_drop_reasons(ring_bytes: u32) -> Result<Self, DatapathError> {
         let probe = drops::discover().map_err(|e| e.to_string());
-        let mut capture = Self::load_inner(Some(probe))?;
+        let mut capture = Self::load_inner(Some(probe), ring_bytes)?;
         if let Err(why) = &capture.drops {
             warn!(
                 "kernel drop reasons unavailable, diagnosing from wire-versus-socket counts alone: {why}"
@@ -222,6 +225,7 @@ impl Datapath {
 
     fn load_inner(
         probe: Option<Result<(vrrp_common::DropProbe, Format), String>>,
+        ring_bytes: u32,
     ) -> Result<Self, DatapathError> {
         caps::require(&[caps::Cap::Bpf, caps::Cap::Perfmon, caps::Cap::NetAdmin])?;
         raise_memlock();
@@ -231,6 +235,7 @@ impl Datapath {
         };
         let mut ebpf = EbpfLoader::new()
             .override_global("DROP_PROBE", &values, true)
+            .map_max_entries("ADVERTS", ring_bytes)
             .load(OBJECT)
             .map_err(|source| {
             let hint = if is_eperm(&source) {
@@ -599,6 +604,17 @@ fn is_eperm(e: &EbpfError) -> bool {
 
 /// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK; newer ones use memcg. Raise
 /// the limit where we may and go on where we may not (no CAP_SYS_RESOURCE in containers).
+/// The advert ring for `adverts_per_second` (ours and our peers'): room for 50 ms of them
+/// (the reader was seen to lag a few ms under stress-ng; 50 ms is half a CPU quota period),
+/// and at least 128 KiB. More than that is a flood, which the flood fallback takes to a socket.
+pub fn ring_bytes_for(adverts_per_second: f64) -> u32 {
+    const MIN: u32 = 128 << 10;
+    const MAX: u32 = 64 << 20;
+    let record = (size_of::<vrrp_common::AdvertRecord>() + 8) as f64;
+    let want = (adverts_per_second * record * 0.05).min(f64::from(MAX)) as u32;
+    want.max(MIN).next_power_of_two().min(MAX)
+}
+
 fn raise_memlock() {
     use nix::sys::resource::{Resource, setrlimit};
     if let Err(e) = setrlimit(
@@ -607,5 +623,28 @@ fn raise_memlock() {
         libc::RLIM_INFINITY,
     ) {
         tracing::debug!(error = %e, "cannot raise RLIMIT_MEMLOCK; fine on kernels >= 5.11 (memcg accounting)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_bytes_for;
+
+    #[test]
+    fn the_ring_follows_the_advert_rate_within_its_bounds() {
+        // One instance at 1 s, and none: the floor.
+        assert_eq!(ring_bytes_for(1.0), 128 << 10);
+        assert_eq!(ring_bytes_for(0.0), 128 << 10);
+        // 1000 instances at 0.1 s: 10 000 adverts a second, 50 ms of them is 296 000 bytes.
+        assert_eq!(ring_bytes_for(10_000.0), 512 << 10);
+        // 4000 at 0.1 s.
+        assert_eq!(ring_bytes_for(40_000.0), 2 << 20);
+        // Absurd rates are capped, and the size is always a power of two the kernel takes.
+        assert_eq!(ring_bytes_for(1e12), 64 << 20);
+        for rate in [3.0, 777.0, 12_345.0, 99_999.0] {
+            let b = ring_bytes_for(rate);
+            assert!(b.is_power_of_two() && b % 4096 == 0, "{rate}: {b}");
+            assert!(f64::from(b) >= rate * 592.0 * 0.05, "{rate}: {b}");
+        }
     }
 }

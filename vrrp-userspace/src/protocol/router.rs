@@ -61,7 +61,9 @@ fn unicast_refusal(cfg: &config::Instance, src: IpAddr, ttl: u8) -> Option<DropC
 /// An instance as the daemon resolved it: its config, and where it lives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    pub cfg: config::Instance,
+    /// Shared: the router, the daemon's resources and each plan hold the same instance, and
+    /// a thousand instances should not cost three thousand copies of their config.
+    pub cfg: std::sync::Arc<config::Instance>,
     pub ifindex: u32,
     /// The primary address adverts are sent from (RFC 5798 6.4.3's tie-break).
     pub src: IpAddr,

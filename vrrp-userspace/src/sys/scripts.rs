@@ -526,9 +526,14 @@ pub fn spawn_script(
 
 /// Runs notify scripts one after another, in the order of the transitions, without making
 /// the state machine wait (keepalived runs them concurrently, so they can overtake each other).
+/// The worker task starts with the first scripts to run: most instances have none, and a
+/// thousand idle tasks would be a thousand futures held for nothing.
 pub struct Notifier {
-    tx: Option<mpsc::Sender<Vec<(String, RunAs)>>>,
-    worker: Option<tokio::task::JoinHandle<()>>,
+    queue: std::sync::OnceLock<(
+        mpsc::Sender<Vec<(String, RunAs)>>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    finished: bool,
     label: String,
 }
 
@@ -538,12 +543,32 @@ const NOTIFY_QUEUE: usize = 64;
 
 impl Notifier {
     pub fn spawn(label: String) -> Self {
+        Self {
+            queue: std::sync::OnceLock::new(),
+            finished: false,
+            label,
+        }
+    }
+
+    fn worker(
+        label: String,
+    ) -> (
+        mpsc::Sender<Vec<(String, RunAs)>>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (tx, mut rx) = mpsc::channel::<Vec<(String, RunAs)>>(NOTIFY_QUEUE);
-        let name = label.clone();
         let worker = tokio::spawn(async move {
             while let Some(commands) = rx.recv().await {
                 for (c, run_as) in commands {
-                    match run_once(&c, &run_as, Some(NOTIFY_TIMEOUT), Pool::Notify, &label).await {
+                    // Boxed: the script's output buffer lives only while a script runs.
+                    let run = Box::pin(run_once(
+                        &c,
+                        &run_as,
+                        Some(NOTIFY_TIMEOUT),
+                        Pool::Notify,
+                        &label,
+                    ));
+                    match run.await {
                         Outcome::TimedOut => warn!(
                             "{label}: {c}: still running after {NOTIFY_TIMEOUT:?}: killed, so that the next notifications run"
                         ),
@@ -553,18 +578,16 @@ impl Notifier {
                 }
             }
         });
-        Self {
-            tx: Some(tx),
-            worker: Some(worker),
-            label: name,
-        }
+        (tx, worker)
     }
 
     /// Queues one transition's scripts, each with the user it runs as.
     pub fn send(&self, commands: Vec<(String, RunAs)>) {
-        if let (false, Some(tx)) = (commands.is_empty(), &self.tx)
-            && let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(commands)
-        {
+        if commands.is_empty() || self.finished {
+            return;
+        }
+        let (tx, _) = self.queue.get_or_init(|| Self::worker(self.label.clone()));
+        if let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(commands) {
             warn!(
                 "{}: {NOTIFY_QUEUE} transitions already wait for their notify scripts (one is stuck?): not running {:?}",
                 self.label,
@@ -575,10 +598,13 @@ impl Notifier {
 
     /// Lets the queued scripts (notify_stop at shutdown) finish, for at most `limit`.
     pub async fn finish(&mut self, limit: Duration) {
-        self.tx = None;
-        if let Some(w) = self.worker.take()
-            && tokio::time::timeout(limit, w).await.is_err()
-        {
+        self.finished = true;
+        let Some((tx, worker)) = self.queue.take() else {
+            return;
+        };
+        // Without its sender the worker ends once the queue is empty.
+        drop(tx);
+        if tokio::time::timeout(limit, worker).await.is_err() {
             warn!("notify scripts still running after {limit:?}: not waiting for them");
         }
     }
