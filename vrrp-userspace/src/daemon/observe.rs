@@ -323,16 +323,28 @@ impl Daemon {
     fn file_kernel_drops(&mut self) {
         let mut drops = Vec::new();
         self.io.datapath.drain_drops(&mut drops);
+        drops.retain(|(_, reason)| !reason.is_benign());
+        if drops.is_empty() {
+            return;
+        }
+        // Indexed once per call: a busy host drops thousands of VRRP packets between two
+        // samples, and a scan of every instance for each of them stalled the main loop for
+        // seconds with 4000 instances.
+        let mut ours_by: HashMap<(IpAddr, u8), &str> = HashMap::new();
+        for (name, v) in self.router.iter() {
+            ours_by.entry((v.spec.src, v.spec.cfg.vrid)).or_insert(name);
+        }
+        let ours_by: HashMap<(IpAddr, u8), String> = ours_by
+            .into_iter()
+            .map(|(k, n)| (k, n.to_owned()))
+            .collect();
+        let mut sources_by: HashMap<(IpAddr, u8), SourceKey> = HashMap::new();
+        for k in self.observe.sources.keys() {
+            sources_by.entry((k.src, k.vrid)).or_insert(*k);
+        }
         for (d, reason) in drops {
-            if reason.is_benign() {
-                continue;
-            }
             debug!(src = %d.src, dst = %d.dst, vrid = d.vrid, ifindex = d.ifindex, %reason, "kernel dropped a VRRP packet");
-            let ours = self
-                .router
-                .iter()
-                .find(|(_, v)| v.spec.src == d.src && v.spec.cfg.vrid == d.vrid)
-                .map(|(name, _)| name.to_owned());
+            let ours = ours_by.get(&(d.src, d.vrid)).cloned();
             let obs = &mut self.observe;
             let counts = if let Some(name) = ours {
                 Some(&mut obs.ours.entry(name).or_default().kernel_drops)
@@ -347,10 +359,7 @@ impl Daemon {
                 let key = if obs.sources.contains_key(&exact) {
                     Some(exact)
                 } else {
-                    obs.sources
-                        .keys()
-                        .find(|k| k.src == d.src && k.vrid == d.vrid)
-                        .copied()
+                    sources_by.get(&(d.src, d.vrid)).copied()
                 };
                 key.and_then(|k| obs.sources.get_mut(&k))
                     .map(|s| &mut s.kernel_drops)
