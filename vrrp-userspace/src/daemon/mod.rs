@@ -257,7 +257,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 }
 
 /// The adverts a second the configured instances put on their links (one master per VRID).
-fn adverts_per_second(config: &Config) -> f64 {
+pub(super) fn adverts_per_second(config: &Config) -> f64 {
     config
         .instances
         .iter()

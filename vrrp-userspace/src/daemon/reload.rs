@@ -44,6 +44,16 @@ impl Daemon {
                 "vrrp_rt_priority changed: the advert thread keeps its priority until vrrpd restarts"
             );
         }
+        let ring = crate::datapath::ring_bytes_for(super::adverts_per_second(&config));
+        if ring > self.io.datapath.ring_bytes() {
+            // Not a refusal: the ring only has less headroom; what overflows is counted
+            // (ring_full) and a flooded interface goes to its socket.
+            warn!(
+                "the new config sends more adverts than the XDP ring was sized for at start ({} KiB, {} KiB wanted): restart vrrpd to resize it",
+                self.io.datapath.ring_bytes() >> 10,
+                ring >> 10
+            );
+        }
         let needed = super::confinement(&config);
         if !self.confined.allows(needed) {
             return refused(vec![format!(

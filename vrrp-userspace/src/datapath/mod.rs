@@ -171,6 +171,8 @@ pub struct Datapath {
     links: StdHashMap<u32, XdpLinkId>,
     names: StdHashMap<u32, String>,
     mode: ModePreference,
+    /// The advert ring's size, fixed at load.
+    ring_bytes: u32,
     ebpf: Ebpf,
 }
 
@@ -180,6 +182,11 @@ impl Datapath {
     /// Must be called inside a tokio runtime (the ring buffer registers with its reactor).
     pub fn load() -> Result<Self, DatapathError> {
         Self::load_inner(None, vrrp_common::RING_BYTES)
+    }
+
+    /// The advert ring's size in bytes (set at load; a reload cannot change it).
+    pub fn ring_bytes(&self) -> u32 {
+        self.ring_bytes
     }
 
     /// As `load`, and also runs the `skb:kfree_skb` probe, which names the kernel's reason for
@@ -305,6 +312,7 @@ impl Datapath {
             attached: Vec::new(),
             links: StdHashMap::new(),
             names: StdHashMap::new(),
+            ring_bytes,
             ebpf,
         })
     }
