@@ -561,7 +561,6 @@ fn latency(lab: &Lab, vrrpd: &Path, n: usize, load: bool) -> anyhow::Result<(f64
     Ok((pct(0.5), pct(0.99), delays[delays.len() - 1]))
 }
 
-/// CPU (% of one core) and RSS (MiB) of the daemon with `n` master instances at 0.1 s.
 /// One footprint row: the master's CPU (% of a core) and RSS (MiB), the backup's CPU, and
 /// the VIP moves (additions or removals on either router) while nothing happened.
 #[derive(Clone, Copy, Debug)]
@@ -572,6 +571,7 @@ struct Footprint {
     spurious: usize,
 }
 
+/// `n` instances at 0.1 s, master on lb01 and backup on lb02, measured over `secs`.
 fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint> {
     let lab = Lab::seed();
     // 250 instances per link (VRIDs are per interface): a veth pair per 250, lb01 the master
@@ -618,16 +618,16 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
         }
     }
     let master = start(&lab, vrrpd, kind, Host::Lb01, &confs[0], None);
-    let last = format!(
-        "10.{}.{}.{}",
-        100 + links - 1,
-        links - 1,
-        n - (links - 1) * per
-    );
+    // Every VIP, not the last one in the config: a daemon adds them in its own order, and
+    // a VIP still being added would count as a move.
     let holds = || {
-        lab.try_exec(Host::Lb01, &["ip", "-j", "addr", "show"])
+        lab.try_exec(Host::Lb01, &["ip", "-o", "-4", "addr", "show"])
             .is_ok_and(|o| {
-                String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{last}\""))
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.contains(" inet 10.1"))
+                    .count()
+                    >= n
             })
     };
     if !wait_until(Duration::from_secs(120), holds) {
@@ -643,7 +643,11 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
     std::thread::sleep(Duration::from_secs(5));
     let monitors: Vec<Proc> = [Host::Lb01, Host::Lb02]
         .into_iter()
-        .map(|h| lab.spawn(h, "ip-monitor", &["ip", "-o", "monitor", "address"]))
+        .map(|h| {
+            // One label each: the label names the output file.
+            let label = format!("ip-monitor-{}", h.name());
+            lab.spawn(h, &label, &["ip", "-o", "monitor", "address"])
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let (pids, backup_pids) = (
@@ -656,15 +660,26 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
     let cpu = per_s(cpu_ns(&pids).saturating_sub(t0));
     let backup_cpu = per_s(cpu_ns(&backup_pids).saturating_sub(b0));
     let rss: f64 = pids.iter().map(|p| rss_kib(*p)).sum::<f64>() / 1024.0;
-    let spurious = monitors
+    let moves: Vec<String> = monitors
         .iter()
-        .map(|m| {
+        .zip(["lb01", "lb02"])
+        .flat_map(|(m, host)| {
             m.stdout()
                 .lines()
                 .filter(|l| l.contains(" inet 10.1"))
-                .count()
+                .map(|l| format!("{host}: {l}"))
+                .collect::<Vec<_>>()
         })
-        .sum();
+        .collect();
+    let spurious = moves.len();
+    if spurious > 0 {
+        // What moved, so that a row with moves can be explained, not only counted.
+        eprintln!(
+            "{} with {n} instances: {spurious} VIP moves, the first: {:#?}",
+            kind.name(),
+            &moves[..moves.len().min(6)]
+        );
+    }
     drop(backup);
     Some(Footprint {
         cpu,

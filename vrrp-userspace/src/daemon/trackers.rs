@@ -210,8 +210,9 @@ impl Trackers {
         }
     }
 
-    /// Polls the tracked interfaces for up/down, and the interfaces VRRP runs on for a new
-    /// ifindex (`resolved`: what the plan was resolved against).
+    /// Watches the tracked interfaces for up/down (kernel link notifications, polling where they
+    /// cannot be had), and the interfaces VRRP runs on for a new ifindex (`resolved`: what the
+    /// plan was resolved against).
     fn poll_links(
         &mut self,
         tracked: &BTreeMap<String, bool>,

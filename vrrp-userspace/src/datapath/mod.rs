@@ -610,19 +610,21 @@ fn is_eperm(e: &EbpfError) -> bool {
         || text.contains("Operation not permitted")
 }
 
-/// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK; newer ones use memcg. Raise
-/// the limit where we may and go on where we may not (no CAP_SYS_RESOURCE in containers).
-/// The advert ring for `adverts_per_second` (ours and our peers'): room for 50 ms of them
-/// (the reader was seen to lag a few ms under stress-ng; 50 ms is half a CPU quota period),
-/// and at least 128 KiB. More than that is a flood, which the flood fallback takes to a socket.
+/// The advert ring for `adverts_per_second` (what the configured instances send, one master
+/// per VRID: an upper bound of what XDP receives): room for 100 ms of them, a whole CPU quota
+/// period, since a reader in a throttled cgroup can be off for most of one (under stress-ng it
+/// lags a few ms), and at least 128 KiB. Beyond that is a flood, which the flood fallback
+/// takes to a socket.
 pub fn ring_bytes_for(adverts_per_second: f64) -> u32 {
     const MIN: u32 = 128 << 10;
     const MAX: u32 = 64 << 20;
     let record = (size_of::<vrrp_common::AdvertRecord>() + 8) as f64;
-    let want = (adverts_per_second * record * 0.05).min(f64::from(MAX)) as u32;
+    let want = (adverts_per_second * record * 0.1).min(f64::from(MAX)) as u32;
     want.max(MIN).next_power_of_two().min(MAX)
 }
 
+/// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK; newer ones use memcg. Raise
+/// the limit where we may and go on where we may not (no CAP_SYS_RESOURCE in containers).
 fn raise_memlock() {
     use nix::sys::resource::{Resource, setrlimit};
     if let Err(e) = setrlimit(
@@ -643,16 +645,16 @@ mod tests {
         // One instance at 1 s, and none: the floor.
         assert_eq!(ring_bytes_for(1.0), 128 << 10);
         assert_eq!(ring_bytes_for(0.0), 128 << 10);
-        // 1000 instances at 0.1 s: 10 000 adverts a second, 50 ms of them is 296 000 bytes.
-        assert_eq!(ring_bytes_for(10_000.0), 512 << 10);
+        // 1000 instances at 0.1 s: 10 000 adverts a second, 100 ms of them is 592 000 bytes.
+        assert_eq!(ring_bytes_for(10_000.0), 1 << 20);
         // 4000 at 0.1 s.
-        assert_eq!(ring_bytes_for(40_000.0), 2 << 20);
+        assert_eq!(ring_bytes_for(40_000.0), 4 << 20);
         // Absurd rates are capped, and the size is always a power of two the kernel takes.
         assert_eq!(ring_bytes_for(1e12), 64 << 20);
         for rate in [3.0, 777.0, 12_345.0, 99_999.0] {
             let b = ring_bytes_for(rate);
             assert!(b.is_power_of_two() && b % 4096 == 0, "{rate}: {b}");
-            assert!(f64::from(b) >= rate * 592.0 * 0.05, "{rate}: {b}");
+            assert!(f64::from(b) >= rate * 592.0 * 0.1, "{rate}: {b}");
         }
     }
 }

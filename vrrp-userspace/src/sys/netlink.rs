@@ -128,7 +128,9 @@ impl LinkChanges {
             .socket_mut()
             .bind(&SocketAddr::new(0, rtnetlink::constants::RTMGRP_LINK))
             .map_err(NetError::Connect)?;
-        // No requests go out on this one: without a handle the connection ends with `self`.
+        // No requests go out on this one. Once `self` is dropped the connection ends at the
+        // next notification it cannot deliver (netlink-proto notices a closed receiver only
+        // when it has something for it).
         drop(handle);
         tokio::spawn(connection);
         Ok(Self(messages))

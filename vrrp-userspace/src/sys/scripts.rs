@@ -542,6 +542,7 @@ pub struct Notifier {
 const NOTIFY_QUEUE: usize = 64;
 
 impl Notifier {
+    /// A notifier with no worker yet: it is spawned with the first scripts to run.
     pub fn spawn(label: String) -> Self {
         Self {
             queue: std::sync::OnceLock::new(),
