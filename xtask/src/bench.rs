@@ -561,6 +561,10 @@ fn latency(lab: &Lab, vrrpd: &Path, n: usize, load: bool) -> anyhow::Result<(f64
     Ok((pct(0.5), pct(0.99), delays[delays.len() - 1]))
 }
 
+/// What `ip -o addr` and `ip -o monitor address` show of the footprint's VIPs (10.100.0.0 and
+/// up; the seed lab's own addresses are 10.0.0.x).
+const FOOTPRINT_VIPS: &str = " inet 10.1";
+
 /// One footprint row: the master's CPU (% of a core) and RSS (MiB), the backup's CPU, and
 /// the VIP moves (additions or removals on either router) while nothing happened.
 #[derive(Clone, Copy, Debug)]
@@ -625,12 +629,12 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
             .is_ok_and(|o| {
                 String::from_utf8_lossy(&o.stdout)
                     .lines()
-                    .filter(|l| l.contains(" inet 10.1"))
+                    .filter(|l| l.contains(FOOTPRINT_VIPS))
                     .count()
                     >= n
             })
     };
-    if !wait_until(Duration::from_secs(120), holds) {
+    if !wait_until(Duration::from_mins(2), holds) {
         eprintln!(
             "{} with {n} instances never became master:\n{}",
             kind.name(),
@@ -666,7 +670,7 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
         .flat_map(|(m, host)| {
             m.stdout()
                 .lines()
-                .filter(|l| l.contains(" inet 10.1"))
+                .filter(|l| l.contains(FOOTPRINT_VIPS))
                 .map(|l| format!("{host}: {l}"))
                 .collect::<Vec<_>>()
         })

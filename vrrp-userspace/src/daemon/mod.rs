@@ -256,19 +256,21 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     result
 }
 
-/// The adverts a second the configured instances put on their links (one master per VRID).
-pub(super) fn adverts_per_second(config: &Config) -> f64 {
-    config
+/// The advert ring for `config`: sized to the adverts a second its instances put on their
+/// links (one master per VRID).
+pub(super) fn advert_ring_bytes(config: &Config) -> u32 {
+    let per_second = config
         .instances
         .iter()
         .map(|i| 100.0 / f64::from(i.advert_int_cs.max(1)))
-        .sum()
+        .sum();
+    crate::datapath::ring_bytes_for(per_second)
 }
 
 impl Daemon {
     async fn start(opts: Options, config: Config) -> Result<Self, DaemonError> {
         let netlink = Netlink::connect()?;
-        let ring_bytes = crate::datapath::ring_bytes_for(adverts_per_second(&config));
+        let ring_bytes = advert_ring_bytes(&config);
         let mut datapath = Datapath::load_with_drop_reasons(ring_bytes)?;
         debug!("advert ring: {} KiB", ring_bytes >> 10);
         datapath.set_mode(opts.xdp_mode);

@@ -334,17 +334,13 @@ impl Daemon {
         for (name, v) in self.router.iter() {
             ours_by.entry((v.spec.src, v.spec.cfg.vrid)).or_insert(name);
         }
-        let ours_by: HashMap<(IpAddr, u8), String> = ours_by
-            .into_iter()
-            .map(|(k, n)| (k, n.to_owned()))
-            .collect();
         let mut sources_by: HashMap<(IpAddr, u8), SourceKey> = HashMap::new();
         for k in self.observe.sources.keys() {
             sources_by.entry((k.src, k.vrid)).or_insert(*k);
         }
         for (d, reason) in drops {
             debug!(src = %d.src, dst = %d.dst, vrid = d.vrid, ifindex = d.ifindex, %reason, "kernel dropped a VRRP packet");
-            let ours = ours_by.get(&(d.src, d.vrid)).cloned();
+            let ours = ours_by.get(&(d.src, d.vrid)).map(|n| (*n).to_owned());
             let obs = &mut self.observe;
             let counts = if let Some(name) = ours {
                 Some(&mut obs.ours.entry(name).or_default().kernel_drops)

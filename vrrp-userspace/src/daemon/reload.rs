@@ -44,7 +44,7 @@ impl Daemon {
                 "vrrp_rt_priority changed: the advert thread keeps its priority until vrrpd restarts"
             );
         }
-        let ring = crate::datapath::ring_bytes_for(super::adverts_per_second(&config));
+        let ring = super::advert_ring_bytes(&config);
         if ring > self.io.datapath.ring_bytes() {
             // Not a refusal: the ring only has less headroom; what overflows is counted
             // (ring_full) and a flooded interface goes to its socket.

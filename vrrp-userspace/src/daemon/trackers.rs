@@ -236,19 +236,7 @@ impl Trackers {
                     None
                 }
             };
-            let mut first = true;
             loop {
-                if !std::mem::take(&mut first) {
-                    match &mut changes {
-                        Some(c) => {
-                            if !c.changed().await {
-                                warn!("link notifications ended: polling the links instead");
-                                changes = None;
-                            }
-                        }
-                        None => tokio::time::sleep(Duration::from_millis(200)).await,
-                    }
-                }
                 for l in &links {
                     let now = netlink.link(l).await.ok();
                     // Re-created first: the instances move to the new interface before they
@@ -275,6 +263,15 @@ impl Trackers {
                             return;
                         }
                     }
+                }
+                match &mut changes {
+                    Some(c) => {
+                        if !c.changed().await {
+                            warn!("link notifications ended: polling the links instead");
+                            changes = None;
+                        }
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
         }));

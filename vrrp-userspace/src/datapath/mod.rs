@@ -653,7 +653,7 @@ mod tests {
         assert_eq!(ring_bytes_for(1e12), 64 << 20);
         for rate in [3.0, 777.0, 12_345.0, 99_999.0] {
             let b = ring_bytes_for(rate);
-            assert!(b.is_power_of_two() && b % 4096 == 0, "{rate}: {b}");
+            assert!(b.is_power_of_two() && b.is_multiple_of(4096), "{rate}: {b}");
             assert!(f64::from(b) >= rate * 592.0 * 0.1, "{rate}: {b}");
         }
     }

@@ -529,13 +529,16 @@ pub fn spawn_script(
 /// The worker task starts with the first scripts to run: most instances have none, and a
 /// thousand idle tasks would be a thousand futures held for nothing.
 pub struct Notifier {
-    queue: std::sync::OnceLock<(
-        mpsc::Sender<Vec<(String, RunAs)>>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    queue: std::sync::OnceLock<NotifyQueue>,
     finished: bool,
     label: String,
 }
+
+/// A notifier's worker: where its transitions' scripts are queued, and the task that runs them.
+type NotifyQueue = (
+    mpsc::Sender<Vec<(String, RunAs)>>,
+    tokio::task::JoinHandle<()>,
+);
 
 /// Transitions whose notify scripts may wait behind a slow one; beyond that the newest are
 /// dropped, with a warning, rather than queued without end.
@@ -551,12 +554,7 @@ impl Notifier {
         }
     }
 
-    fn worker(
-        label: String,
-    ) -> (
-        mpsc::Sender<Vec<(String, RunAs)>>,
-        tokio::task::JoinHandle<()>,
-    ) {
+    fn worker(label: String) -> NotifyQueue {
         let (tx, mut rx) = mpsc::channel::<Vec<(String, RunAs)>>(NOTIFY_QUEUE);
         let worker = tokio::spawn(async move {
             while let Some(commands) = rx.recv().await {
