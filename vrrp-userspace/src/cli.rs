@@ -913,6 +913,14 @@ fn status_text(s: &Status) -> String {
         s.uptime_s,
         s.capabilities.join(" ")
     );
+    let l = &s.rx_latency;
+    if l.samples > 0 {
+        let _ = writeln!(
+            out,
+            "adverts from the wire to the election: {} heard, p50 {:.0} us, p99 {:.0} us, max {:.0} us",
+            l.samples, l.p50_us, l.p99_us, l.max_us
+        );
+    }
     out
 }
 

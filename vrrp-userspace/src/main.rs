@@ -10,9 +10,14 @@ use clap::Parser as _;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     cli::init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        // Capabilities are per thread: each runtime thread catches up with the daemon's drop
+    // One thread: the daemon's loop is one task, and the other tasks (scripts, the diagnosis,
+    // the control socket) wait on I/O. On the main thread the reactor is the loop's own epoll,
+    // so an advert's record wakes the thread that elects on it, once; with worker threads a
+    // worker's epoll woke first and then unparked the loop, a second wakeup that cost, at
+    // advert_int 0.01, p99 1.5 ms from the kernel stamp to the election under stress-ng
+    // against 0.1 ms on one thread (`cargo xtask bench latency`, docs/bench/report.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        // Capabilities are per thread: a blocking-pool thread catches up with the daemon's drop
         // (vrrp::caps::drop_all_but) when it starts or wakes.
         .on_thread_start(vrrp::sys::caps::apply_pending)
         .on_thread_unpark(vrrp::sys::caps::apply_pending)

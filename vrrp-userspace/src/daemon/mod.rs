@@ -172,6 +172,8 @@ struct Daemon {
     delayed: Option<(Instant, Plan)>,
     /// Interfaces whose elections left the ring for a socket while a flood fills it.
     flood: flood::Flood,
+    /// From each advert's kernel stamp to its step in the router.
+    rx_latency: crate::time::Histogram,
 }
 
 /// keepalived's state files.
@@ -318,6 +320,7 @@ impl Daemon {
             replan_at: None,
             delayed: None,
             flood: flood::Flood::new(started),
+            rx_latency: crate::time::Histogram::default(),
             opts,
         };
         // A crash's leftover would drop traffic to VIPs: gone before anything starts.

@@ -13,14 +13,13 @@ use crate::{
 
 impl Daemon {
     pub(super) async fn on_records(&mut self, batch: &mut Vec<WireRecord>) {
-        // One clock read for the batch: each advert carries its own kernel stamp.
         let now = clock::now();
         for w in batch.drain(..) {
             let rx = RxAdvert::from_wire(&w);
-            let ifname = self.io.datapath.ifname(w.ifindex).unwrap_or("?").to_owned();
-            self.observe.note_wire(&rx, &ifname);
+            let ifname = self.io.datapath.ifname(w.ifindex).unwrap_or("?");
+            self.observe.note_wire(&rx, ifname);
             if !self.subscribers.is_empty() {
-                let line = stream_line(&ifname, &w);
+                let line = stream_line(ifname, &w);
                 // A subscriber that falls behind loses records; one that left is forgotten.
                 self.subscribers.retain(|s| {
                     !matches!(
@@ -31,7 +30,9 @@ impl Daemon {
             }
             // A flooded interface's elections hear its socket instead (see `flood`).
             if self.flood.note_record(w.ifindex) && self.opts.elections == Elections::Wire {
-                self.handle(now, Input::Advert(rx)).await;
+                let at = clock::now();
+                self.rx_latency.record(at.0.saturating_sub(w.ktime_ns));
+                self.handle(at, Input::Advert(rx)).await;
             }
         }
         if self.opts.elections == Elections::Wire && self.flood.check_due(now) {

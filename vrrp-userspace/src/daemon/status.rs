@@ -236,6 +236,7 @@ impl Daemon {
             xdp: self.io.datapath.counters().unwrap_or_default(),
             capabilities: self.caps_kept.iter().map(|c| (*c).to_owned()).collect(),
             advert_thread: self.io.scheduling.clone(),
+            rx_latency: self.rx_latency.summary(),
         }
     }
 }

@@ -326,6 +326,29 @@ pub fn render(status: &Status) -> String {
             1.0,
         )],
     );
+    // Cumulative, as Prometheus histograms are; `le` is each bucket's upper bound.
+    let l = &status.rx_latency;
+    let mut seen = 0;
+    let mut samples: Vec<(String, f64)> = l
+        .buckets
+        .iter()
+        .map(|(upper, n)| {
+            seen += n;
+            (
+                format!("_bucket{{le=\"{}\"}}", *upper as f64 / 1e6),
+                count(seen),
+            )
+        })
+        .collect();
+    samples.push(("_bucket{le=\"+Inf\"}".to_owned(), count(l.samples)));
+    samples.push(("_sum".to_owned(), l.sum_us / 1e6));
+    samples.push(("_count".to_owned(), count(l.samples)));
+    family(
+        "vrrpd_advert_election_delay_seconds",
+        "histogram",
+        "From an advert's arrival (the XDP program's kernel stamp) to its step in the election.",
+        samples,
+    );
     keepalived_exporter(status, &mut family);
     out
 }
@@ -555,8 +578,18 @@ mod tests {
             xdp,
             capabilities: Vec::new(),
             advert_thread: Scheduling::Fifo(50),
+            rx_latency: {
+                let mut h = crate::time::Histogram::default();
+                h.record(30_000);
+                h.record(200_000);
+                h.summary()
+            },
         };
         let text = render(&status);
+        assert!(
+            text.contains("vrrpd_advert_election_delay_seconds_bucket{le=\"0.000032\"} 1\nvrrpd_advert_election_delay_seconds_bucket{le=\"0.000224\"} 2\nvrrpd_advert_election_delay_seconds_bucket{le=\"+Inf\"} 2\nvrrpd_advert_election_delay_seconds_sum 0.00023\nvrrpd_advert_election_delay_seconds_count 2\n"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE vrrpd_instance_master gauge\nvrrpd_instance_master{vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\"} 1\n"), "{text}");
         assert!(text.contains("vrrpd_adverts_dropped_total{vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",reason=\"auth_mismatch\"} 2"));
         assert!(text.contains("vrrpd_track_up{vrrp_instance=\"VI_1\",interface=\"eth0\",vrid=\"50\",kind=\"script\",name=\"check_web\"} 1"));

@@ -37,6 +37,9 @@ pub struct Status {
     /// The capabilities every thread kept after start.
     pub capabilities: Vec<String>,
     pub advert_thread: Scheduling,
+    /// From each advert's kernel stamp (XDP) to its step in the election, since start.
+    #[serde(default)]
+    pub rx_latency: crate::time::LatencySummary,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
