@@ -202,13 +202,22 @@ fn metrics_endpoint_is_prometheus_text() {
         &["curl", "-s", "-f", "http://127.0.0.1:9650/metrics"],
     );
     let mut typed = std::collections::HashSet::new();
+    let mut histograms = std::collections::HashSet::new();
     let mut samples = std::collections::HashMap::new();
     for line in out.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut w = rest.split_whitespace();
             let (name, kind) = (w.next().expect("name"), w.next().expect("type"));
-            assert!(["gauge", "counter"].contains(&kind), "{line}");
-            typed.insert(name.to_owned());
+            assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
+            if kind == "histogram" {
+                // Its samples are NAME_bucket{le}, NAME_sum and NAME_count.
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    typed.insert(format!("{name}{suffix}"));
+                }
+                histograms.insert(name.to_owned());
+            } else {
+                typed.insert(name.to_owned());
+            }
             continue;
         }
         if line.starts_with("# HELP ") || line.is_empty() {
@@ -251,6 +260,13 @@ fn metrics_endpoint_is_prometheus_text() {
             .is_some_and(|n| *n >= 1.0)
     );
     assert!(samples.contains_key("vrrpd_xdp_packets_total{counter=\"frames\"}"));
+    // The delay histogram is whole with no advert heard yet: the +Inf bucket equals the count.
+    assert!(histograms.contains("vrrpd_advert_election_delay_seconds"));
+    assert_eq!(
+        samples.get("vrrpd_advert_election_delay_seconds_bucket{le=\"+Inf\"}"),
+        samples.get("vrrpd_advert_election_delay_seconds_count"),
+        "{out}"
+    );
     // Gap statistics per source need a peer: see metrics on lb02 below.
     let lb02 = lab.vrrpd_with(
         VRRPD,
