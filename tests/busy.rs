@@ -85,7 +85,11 @@ fn a_backup_stopped_past_master_down_interval_stays_backup_on_resume() {
 fn throttled_master(rt_runtime_us: u32) -> Option<(String, String, String)> {
     let lab = Lab::seed();
     let name = format!("{}-busy", lab.prefix());
-    let Some(cg) = Cgroup::cpu_v1(&name, 100_000, 10_000, rt_runtime_us) else {
+    // 10 % of a CPU in 200 ms periods: two adverts a period, 100 ms apart, so at least one of
+    // them falls in the throttled part whatever the phase between the adverts' deadlines and
+    // the period (with 100 ms periods, one advert a period could land just after the quota's
+    // refill every time and never be late).
+    let Some(cg) = Cgroup::cpu_v1(&name, 200_000, 20_000, rt_runtime_us) else {
         eprintln!("SKIP: no cgroup v1 cpu controller at /sys/fs/cgroup/cpu on this machine");
         return None;
     };

@@ -5,6 +5,8 @@
 //!   300 adverts for latency; full: 5, 60 s, 1000).
 //! - `cargo xtask bench latency [N]`: XDP stamp to the election step in the daemon, idle and
 //!   under stress-ng, only.
+//! - `cargo xtask bench findings`: each finding class a lab fault makes, at 1 s and 0.1 s: the
+//!   time from the fault to the finding and from the fix to its clearing.
 //! - `cargo xtask bench nginx [REPS]`: nginx dies on the master; the time until the client is
 //!   served again, through lb02 (check_web, track_process; vrrpd and keepalived).
 //! - `cargo xtask bench --chaos [SECS]`: the chaos test for SECS (default 600).
@@ -67,14 +69,25 @@ pub fn run(args: &[String], vrrpd: &Path) -> anyhow::Result<()> {
         Some("footprint") => {
             let n = arg(1).and_then(|n| n.parse().ok()).unwrap_or(100);
             let secs = arg(2).and_then(|n| n.parse().ok()).unwrap_or(10);
+            let interval = arg(3).unwrap_or("0.1");
+            let stress = arg(4) == Some("stress");
             for kind in [Kind::Vrrpd, Kind::Keepalived] {
                 println!(
-                    "{} {n} instances over {secs} s: {:?} (CPU: % of one core; RSS: MiB)",
+                    "{} {n} instances at {interval}{} over {secs} s: {:?} (CPU: % of one core; RSS: MiB)",
                     kind.name(),
-                    footprint(vrrpd, kind, n, secs)
+                    if stress { " under stress-ng" } else { "" },
+                    footprint_at(vrrpd, kind, n, secs, interval, stress)
                 );
             }
             Ok(())
+        }
+        Some("findings") => {
+            let mut md = String::from(FINDINGS_HEAD);
+            for interval in [1.0, 0.1] {
+                md += &findings_rows(interval, &findings_speed(vrrpd, interval));
+            }
+            print!("{md}");
+            write_out("findings.md", &md)
         }
         Some("throughput") => {
             for kind in [Kind::Vrrpd, Kind::Keepalived] {
@@ -601,6 +614,150 @@ fn latency(lab: &Lab, vrrpd: &Path, n: usize, load: bool) -> anyhow::Result<(f64
     Ok((pct(0.5), pct(0.99), max))
 }
 
+/// A fault, the router whose diagnosis should name it, and the finding it should raise.
+struct FaultCase {
+    kind: &'static str,
+    watch: Host,
+    /// Commands on a host that make the fault, then undo it; or a config for lb01 (reloaded).
+    make: Fault,
+}
+
+enum Fault {
+    Nft(Host, &'static str),
+    Lb01Config(String),
+}
+
+/// For each finding class that a lab fault can make: the time from the fault to the finding in
+/// `status`, and from the fix to its clearing, at `advert_int` (vrrpd on both routers, lb01
+/// master). None where the finding did not come (or go) within 30 s.
+fn findings_speed(vrrpd: &Path, interval: f64) -> Vec<(&'static str, Option<f64>, Option<f64>)> {
+    let lab = Lab::seed();
+    let bin = vrrpd.display().to_string();
+    let v3 = interval < 1.0;
+    let conf = |prio: u8, int: f64, extra: &str, vip: &str| {
+        format!(
+            "global_defs {{\n  vrrp_version {}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 50\n  priority {prio}\n  advert_int {int}\n{extra}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n",
+            if v3 { 3 } else { 2 }
+        )
+    };
+    let lb01_conf = conf(150, interval, "", VIP);
+    let _a = lab.vrrpd(&bin, Host::Lb01, &lb01_conf);
+    let _b = lab.vrrpd(&bin, Host::Lb02, &conf(100, interval, "", VIP));
+    if !wait_until(Duration::from_secs(20), || lab.holds(Host::Lb01, VIP)) {
+        return Vec::new();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let drop_vrrp = |hook: &str| {
+        [
+            "add table inet bench_fault".to_owned(),
+            format!("add chain inet bench_fault c {{ type filter hook {hook} priority 0; }}"),
+            "add rule inet bench_fault c ip protocol vrrp drop".to_owned(),
+        ]
+    };
+    let mut cases = vec![
+        FaultCase {
+            kind: "lost_after_xdp",
+            watch: Host::Lb02,
+            make: Fault::Nft(Host::Lb02, "input"),
+        },
+        FaultCase {
+            kind: "dropped_on_output",
+            watch: Host::Lb01,
+            make: Fault::Nft(Host::Lb01, "output"),
+        },
+        FaultCase {
+            kind: "vip_mismatch",
+            watch: Host::Lb02,
+            make: Fault::Lb01Config(conf(150, interval, "", "10.0.0.3\n    10.0.0.33")),
+        },
+    ];
+    // VRRPv3 backups take the master's interval (RFC 5798 6.4.2): a mismatch is v2's alone.
+    if !v3 {
+        cases.push(FaultCase {
+            kind: "interval_mismatch",
+            watch: Host::Lb02,
+            make: Fault::Lb01Config(conf(150, interval * 2.0, "", VIP)),
+        });
+        cases.push(FaultCase {
+            kind: "auth_mismatch",
+            watch: Host::Lb02,
+            make: Fault::Lb01Config(conf(
+                150,
+                interval,
+                "  authentication {\n    auth_type PASS\n    auth_pass other\n  }\n",
+                VIP,
+            )),
+        });
+    }
+    let has = |host: Host, kind: &str| {
+        let out = lab.ask(&bin, host, &["status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| {
+                v["findings"]
+                    .as_array()
+                    .map(|f| f.iter().any(|f| f["kind"] == kind))
+            })
+    };
+    let reload_lb01 = |text: &str| {
+        lab.write("vrrpd-lb01.conf", text);
+        let _ = lab.ask(&bin, Host::Lb01, &["reload"]);
+    };
+    let mut out = Vec::new();
+    for c in cases {
+        // Settled: the previous case's finding gone.
+        let _ = wait_until(Duration::from_secs(30), || {
+            has(c.watch, c.kind) == Some(false)
+        });
+        let t = Instant::now();
+        match &c.make {
+            Fault::Nft(h, hook) => {
+                for cmd in drop_vrrp(hook) {
+                    let _ = lab.try_exec(*h, &["nft", &cmd]);
+                }
+            }
+            Fault::Lb01Config(text) => reload_lb01(text),
+        }
+        let raised = wait_until(Duration::from_secs(30), || {
+            has(c.watch, c.kind) == Some(true)
+        })
+        .then(|| t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        match &c.make {
+            Fault::Nft(h, _) => {
+                let _ = lab.try_exec(*h, &["nft", "delete", "table", "inet", "bench_fault"]);
+            }
+            Fault::Lb01Config(_) => reload_lb01(&lb01_conf),
+        }
+        let cleared = raised.and_then(|_| {
+            wait_until(Duration::from_secs(30), || {
+                has(c.watch, c.kind) == Some(false)
+            })
+            .then(|| t.elapsed().as_secs_f64())
+        });
+        out.push((c.kind, raised, cleared));
+    }
+    out
+}
+
+const FINDINGS_HEAD: &str = "| advert_int (s) | finding | raised after (s) | cleared after (s) | 3 intervals, 1 s at least |\n|---|---|---|---|---|\n";
+
+/// What `findings_speed` measured, as a table's rows.
+fn findings_rows(interval: f64, rows: &[(&str, Option<f64>, Option<f64>)]) -> String {
+    let mut md = String::new();
+    let s = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.2}"));
+    for (kind, raised, cleared) in rows {
+        let _ = writeln!(
+            md,
+            "| {interval} | {kind} | {} | {} | {} |",
+            s(*raised),
+            s(*cleared),
+            (3.0 * interval).max(1.0)
+        );
+    }
+    md
+}
+
 /// What `ip -o addr` and `ip -o monitor address` show of the footprint's VIPs (10.100.0.0 and
 /// up; the seed lab's own addresses are 10.0.0.x).
 const FOOTPRINT_VIPS: &str = " inet 10.1";
@@ -617,6 +774,19 @@ struct Footprint {
 
 /// `n` instances at 0.1 s, master on lb01 and backup on lb02, measured over `secs`.
 fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint> {
+    footprint_at(vrrpd, kind, n, secs, "0.1", false)
+}
+
+/// As `footprint`, at `advert_int` (keepalived.conf's spelling), with stress-ng on every core
+/// of the machine through the measurement when `stress`.
+fn footprint_at(
+    vrrpd: &Path,
+    kind: Kind,
+    n: usize,
+    secs: u64,
+    advert_int: &str,
+    stress: bool,
+) -> Option<Footprint> {
     let lab = Lab::seed();
     // 250 instances per link (VRIDs are per interface): a veth pair per 250, lb01 the master
     // (priority 150) on one end, lb02 the backup (100) on the other, so that the master's
@@ -655,7 +825,7 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
                 let conf = &mut confs[i];
                 let _ = write!(
                     conf,
-                    "vrrp_instance I{l}_{vrid} {{\n  interface {dev}\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int 0.1\n  virtual_ipaddress {{\n    10.{}.{l}.{vrid}/32\n  }}\n}}\n",
+                    "vrrp_instance I{l}_{vrid} {{\n  interface {dev}\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {advert_int}\n  virtual_ipaddress {{\n    10.{}.{l}.{vrid}/32\n  }}\n}}\n",
                     100 + l
                 );
             }
@@ -693,6 +863,19 @@ fn footprint(vrrpd: &Path, kind: Kind, n: usize, secs: u64) -> Option<Footprint>
             lab.spawn(h, &label, &["ip", "-o", "monitor", "address"])
         })
         .collect();
+    let _stress = stress.then(|| {
+        lab.spawn(
+            Host::Client,
+            "stress",
+            &[
+                "stress-ng",
+                "--cpu",
+                "0",
+                "--timeout",
+                &format!("{}s", secs + 10),
+            ],
+        )
+    });
     std::thread::sleep(Duration::from_millis(300));
     let (pids, backup_pids) = (
         daemon_pids(&lab, kind, Host::Lb01),
@@ -1028,6 +1211,28 @@ fn suite(vrrpd: &Path, quick: bool) -> anyhow::Result<()> {
         );
         println!("footprint {n}: done");
     }
+    let secs = if quick { 5 } else { 20 };
+    let a = footprint_at(vrrpd, Kind::Vrrpd, 100, secs, "0.01", true);
+    let b = footprint_at(vrrpd, Kind::Keepalived, 100, secs, "0.01", true);
+    let moves = |x: Option<Footprint>| x.map_or("-".to_owned(), |v| v.spurious.to_string());
+    let _ = writeln!(
+        md,
+        "\n100 instances at advert_int 0.01 (v3), master and backup as above, stress-ng on every core through the {secs} s: VIP moves vrrpd {}, keepalived {} (each should be 0); CPU vrrpd {} / keepalived {} (% of one core, master).",
+        moves(a),
+        moves(b),
+        a.map_or("-".to_owned(), |v| format!("{:.1}", v.cpu)),
+        b.map_or("-".to_owned(), |v| format!("{:.1}", v.cpu)),
+    );
+    // 5b. Findings, fault to finding and fix to clearing.
+    let _ = writeln!(
+        md,
+        "\n## Findings: from the fault to the finding in `status`, and from the fix to its clearing (vrrpd on both routers; nft drops VRRP on input or output, or lb01 reloads another interval, VIP list or password)\n"
+    );
+    md += FINDINGS_HEAD;
+    for interval in [1.0, 0.1] {
+        md += &findings_rows(interval, &findings_speed(vrrpd, interval));
+    }
+    println!("findings: done");
     // 6. A dead nginx on the master.
     let _ = writeln!(
         md,

@@ -19,7 +19,8 @@
 //!     ├─ Drop ────────────────────> observation (per-source counts for the diagnosis)
 //!     └─ Watch/Unwatch/Retire ────> XDP watch map, per-instance resources
 //!
-//!   observation: every few seconds a sample; the diagnosis runs beside the loop (nft, ping)
+//!   observation: a window of three advert intervals (1 s at least), a quick check each quarter
+//!   of it and a full sample when something moved; the diagnosis runs beside the loop (nft, ping)
 //!   and its findings come back on a channel. The control socket and the metrics endpoint ask
 //!   the loop for a typed `Status` / `Diagnosis`.
 //! ```
@@ -258,6 +259,15 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     result
 }
 
+/// The shortest advert interval `config` runs, if it runs any instance.
+pub(super) fn shortest_interval(config: &Config) -> Option<Duration> {
+    config
+        .instances
+        .iter()
+        .map(|i| crate::time::centis(i.advert_int_cs.max(1)))
+        .min()
+}
+
 /// The advert ring for `config`: sized to the adverts a second its instances put on their
 /// links (one master per VRID).
 pub(super) fn advert_ring_bytes(config: &Config) -> u32 {
@@ -327,6 +337,7 @@ impl Daemon {
         let _ = crate::sys::nft::remove().await;
         let plan = d.plan(&config, true).await?;
         d.config = config;
+        d.observe.set_pace(shortest_interval(&d.config));
         d.trackers
             .sync(&plan, &d.config, &d.io.netlink, &d.track_tx, true);
         let (control_tx, control_rx) = control::serve(&d.opts.control)
@@ -377,9 +388,7 @@ impl Daemon {
         let mut control = self.control_rx.take();
         loop {
             let now = clock::now();
-            if self.observe.sample_due(now) {
-                self.sample_and_diagnose(now);
-            }
+            self.observe_tick(now);
             if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at)
                 && let Some((_, plan)) = self.delayed.take()
             {

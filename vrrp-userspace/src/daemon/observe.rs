@@ -1,6 +1,14 @@
 //! Observation for the diagnosis: what the wire showed of each source (XDP stamps, versions,
 //! priorities, gaps), what reached the socket, what vrrpd and the kernel dropped and why, and
-//! samples of those totals every few seconds, so that the diagnosis can speak of a window.
+//! samples of those totals, so that the diagnosis can speak of a window.
+//!
+//! The window follows the protocol: three of the shortest configured advert intervals, 1 s at
+//! least, so that a fault is named, and a fixed one cleared, within about three adverts. A
+//! full sample and diagnosis costs a few hundred microseconds, too much to run every quarter
+//! window on an idle host; so a quick check runs at that pace instead (counters the daemon
+//! already holds, the kernel's drop ring, the socket counts), and the full diagnosis runs when
+//! it sees something move, and at that pace for as long as findings stand. When all is well,
+//! a full sample every 5 s.
 //! The diagnosis itself runs beside the main loop (it may run nft and ping); its findings come
 //! back on a channel and are logged once when they appear and once when they clear.
 
@@ -42,10 +50,12 @@ const GAPS: usize = 64;
 const TIMED_GAPS: usize = 256;
 /// A source silent this long is forgotten (and so cannot keep a real new peer out).
 const FORGET: Duration = Duration::from_mins(10);
+/// Between two full samples while nothing moves.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
-/// The window is "now minus the newest sample at least this old" (4 to 9 s), so that a fixed
-/// problem clears soon.
-const WINDOW_MIN: Duration = Duration::from_secs(4);
+/// The shortest window: at advert_int 0.01 three intervals would hold three adverts of jitter.
+const WINDOW_FLOOR: Duration = Duration::from_secs(1);
+/// Samples kept at most (a window's worth at a quarter-window pace, and room).
+const SAMPLES: usize = 16;
 /// The diagnosis pings a silent router to tell a dead one from a lossy network; at most this
 /// many a second over every diagnosis (periodic and asked for), so that a flood of spoofed
 /// sources cannot turn vrrpd into a ping flooder.
@@ -126,11 +136,36 @@ struct OurTotals {
     periodic: u64,
 }
 
+/// What the quick check compares with the last full sample: each grows, or changes, with
+/// some finding's cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Quiet {
+    /// Adverts vrrpd dropped or found at odds with the config (`noted`).
+    noted: u64,
+    /// Our sends that left late or were refused, over every instance.
+    sends: u64,
+    ring_full: u64,
+    /// Sources gone silent.
+    silent: usize,
+    /// Adverts seen on the wire that the socket has not seen, over every source.
+    unseen: u64,
+}
+
 pub(super) struct Observation {
     pub sources: HashMap<SourceKey, SourceStats>,
     ours: BTreeMap<String, OursStats>,
     samples: VecDeque<Sample>,
     next_sample: Instant,
+    /// See the module's doc: the window, and the quick check's pace (a quarter of it).
+    window: Duration,
+    check_every: Duration,
+    next_check: Instant,
+    /// Drops and mismatches noted since start.
+    noted: u64,
+    /// The quick check's counters at the last full sample.
+    quiet: Quiet,
+    /// A periodic diagnosis is running.
+    diagnosing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     started: Instant,
     cpu: CpuWatch,
     /// Findings of the periodic diagnosis: raised once, cleared once.
@@ -151,6 +186,12 @@ impl Observation {
             ours: BTreeMap::new(),
             samples: VecDeque::new(),
             next_sample: started,
+            window: Duration::from_secs(3),
+            check_every: Duration::from_millis(750),
+            next_check: started,
+            noted: 0,
+            quiet: Quiet::default(),
+            diagnosing: std::sync::Arc::default(),
             started,
             cpu,
             findings: Vec::new(),
@@ -160,12 +201,26 @@ impl Observation {
         }
     }
 
-    pub fn next_sample(&self) -> Instant {
-        self.next_sample
+    /// When the observation next has something to do: a full sample or a quick check.
+    pub fn next_wake(&self) -> Instant {
+        self.next_sample.min(self.next_check)
     }
 
     pub fn sample_due(&self, now: Instant) -> bool {
         now >= self.next_sample
+    }
+
+    pub fn check_due(&self, now: Instant) -> bool {
+        now >= self.next_check
+    }
+
+    /// Paces the window to `shortest`, the shortest advert interval configured.
+    pub fn set_pace(&mut self, shortest: Option<Duration>) {
+        self.window = shortest
+            .map_or(Duration::from_secs(3), |i| i * 3)
+            .max(WINDOW_FLOOR);
+        self.check_every = self.window / 4;
+        self.next_check = self.next_check.min(self.next_sample);
     }
 
     /// An advert the XDP program saw.
@@ -202,6 +257,7 @@ impl Observation {
 
     /// An advert from `source` that vrrpd did not act on.
     pub fn note_drop(&mut self, source: &SourceKey, reason: DropReason, _now: Instant) {
+        self.noted += 1;
         if let Some(s) = self.sources.get_mut(source) {
             s.dropped.add(reason);
         }
@@ -209,6 +265,7 @@ impl Observation {
 
     /// An advert from `source` acted on although it disagrees with our config.
     pub fn note_mismatch(&mut self, source: &SourceKey, reason: DropReason) {
+        self.noted += 1;
         if let Some(s) = self.sources.get_mut(source) {
             s.mismatched.add(reason);
         }
@@ -259,12 +316,12 @@ impl Observation {
         n
     }
 
-    /// The sample the window starts at: the newest at least WINDOW_MIN old, else the oldest.
+    /// The sample the window starts at: the newest at least a window old, else the oldest.
     fn base(&self, now: Instant) -> Option<&Sample> {
         self.samples
             .iter()
             .rev()
-            .find(|b| now.since(b.at) >= WINDOW_MIN)
+            .find(|b| now.since(b.at) >= self.window)
             .or_else(|| self.samples.front())
     }
 }
@@ -287,21 +344,86 @@ fn kernel_since(
 }
 
 impl Daemon {
-    /// Every few seconds: file the kernel's drops, take a sample, and run the diagnosis beside
-    /// the loop.
+    /// The observation's turn in the main loop: a full sample when one is due, else a quick
+    /// check, and a full sample at once when it finds that something moved.
+    pub(super) fn observe_tick(&mut self, now: Instant) {
+        if self.observe.sample_due(now) {
+            self.sample_and_diagnose(now);
+        } else if self.observe.check_due(now) {
+            let filed = self.file_kernel_drops();
+            // With the kernel's drop reasons, what netfilter or rp_filter eats is filed above;
+            // reading every source's socket count (two syscalls each) is for without them.
+            if self.io.datapath.drop_probe().is_err() {
+                self.io.refresh_socket_counts();
+            }
+            if filed > 0
+                || !self.observe.findings.is_empty()
+                || self.quiet(now) != self.observe.quiet
+            {
+                self.sample_and_diagnose(now);
+            } else {
+                self.observe.next_check = now.plus(self.observe.check_every);
+            }
+        }
+    }
+
+    /// The quick check's counters now (the socket counts as last refreshed).
+    fn quiet(&self, now: Instant) -> Quiet {
+        let obs = &self.observe;
+        let sends = self
+            .io
+            .instances
+            .values()
+            .map(|r| r.stats.late.load(Relaxed) + r.stats.refused.load(Relaxed))
+            .sum();
+        let mut silent = 0;
+        let mut unseen = 0;
+        // The socket counts are fresh at each check only without the drop-reason probe.
+        let by_socket = self.io.datapath.drop_probe().is_err();
+        for (k, s) in &obs.sources {
+            if s.priority > 0 && now.since(s.last_seen) > centis(s.interval_cs.max(1)) * 3 {
+                silent += 1;
+            }
+            if by_socket {
+                unseen += s.wire.saturating_sub(self.io.socket_count(k));
+            }
+        }
+        Quiet {
+            noted: obs.noted,
+            sends,
+            ring_full: self
+                .io
+                .datapath
+                .counter(vrrp_common::counter::RING_FULL)
+                .unwrap_or_else(|| self.flood.ring_full()),
+            silent,
+            unseen,
+        }
+    }
+
+    /// File the kernel's drops, take a sample, and run the diagnosis beside the loop.
     pub(super) fn sample_and_diagnose(&mut self, now: Instant) {
         self.file_kernel_drops();
         self.io.refresh_socket_counts();
         self.take_sample(now);
+        self.observe.quiet = self.quiet(now);
         self.observe.next_sample = now.plus(SAMPLE_EVERY);
+        self.observe.next_check = now.plus(self.observe.check_every);
         if self.opts.elections == super::Elections::Wire {
             self.check_flood(now);
         }
+        // One at a time: at a quarter-window pace a diagnosis that waits for nft (3 s at most)
+        // would otherwise be joined by the next ones.
+        if self.observe.diagnosing.swap(true, Relaxed) {
+            return;
+        }
         let input = self.diagnose_input(now);
         let tx = self.findings_tx.clone();
+        let busy = std::sync::Arc::clone(&self.observe.diagnosing);
         tokio::spawn(async move {
             let d = diagnose_with_kernel(input).await;
             let _ = tx.try_send(d.findings);
+            busy.store(false, Relaxed);
         });
     }
 
@@ -319,13 +441,15 @@ impl Daemon {
         });
     }
 
-    /// Files the kernel's drops (skb:kfree_skb) under the source or instance they belong to.
-    fn file_kernel_drops(&mut self) {
+    /// Files the kernel's drops (skb:kfree_skb) under the source or instance they belong to;
+    /// how many.
+    fn file_kernel_drops(&mut self) -> usize {
         let mut drops = Vec::new();
         self.io.datapath.drain_drops(&mut drops);
         drops.retain(|(_, reason)| !reason.is_benign());
+        let filed = drops.len();
         if drops.is_empty() {
-            return;
+            return 0;
         }
         // Indexed once per call: a busy host drops thousands of VRRP packets between two
         // samples, and a scan of every instance for each of them stalled the main loop for
@@ -364,6 +488,7 @@ impl Daemon {
                 *c.entry(reason).or_default() += 1;
             }
         }
+        filed
     }
 
     fn take_sample(&mut self, now: Instant) {
@@ -419,7 +544,13 @@ impl Daemon {
             cpu,
             ring_full: self.flood.ring_full(),
         });
-        while obs.samples.len() > 4 {
+        // The newest sample at least a window old is the base; older ones serve no window.
+        while obs.samples.len() > SAMPLES
+            || obs
+                .samples
+                .get(1)
+                .is_some_and(|b| now.since(b.at) >= obs.window)
+        {
             obs.samples.pop_front();
         }
     }
@@ -722,6 +853,37 @@ mod tests {
         ];
         let known = |s: &SourceWindow| s.src.to_string().starts_with("10.");
         assert_eq!(ping_targets(&sources, known), vec![2, 0]);
+    }
+
+    #[test]
+    fn the_window_is_three_of_the_shortest_intervals_and_a_second_at_least() {
+        let mut obs = Observation::new(CpuWatch::open(), Instant(0));
+        for (interval_ms, window_ms) in [(1000, 3000), (100, 1000), (10, 1000), (3000, 9000)] {
+            obs.set_pace(Some(Duration::from_millis(interval_ms)));
+            assert_eq!(obs.window, Duration::from_millis(window_ms));
+            assert_eq!(obs.check_every, Duration::from_millis(window_ms / 4));
+        }
+        obs.set_pace(None);
+        assert_eq!(obs.window, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_window_starts_at_the_newest_sample_a_window_old() {
+        let mut obs = Observation::new(CpuWatch::open(), Instant(0));
+        obs.set_pace(Some(Duration::from_millis(100)));
+        let ms = |n: u64| Instant(n * 1_000_000);
+        for at in [0, 250, 500, 750, 1000, 1250] {
+            obs.samples.push_back(Sample {
+                at: ms(at),
+                sources: HashMap::new(),
+                ours: HashMap::new(),
+                cpu: CpuSample::default(),
+                ring_full: 0,
+            });
+        }
+        assert_eq!(obs.base(ms(1300)).map(|b| b.at), Some(ms(250)));
+        // Before a window has passed: the oldest there is.
+        assert_eq!(obs.base(ms(500)).map(|b| b.at), Some(ms(0)));
     }
 
     #[test]

@@ -71,6 +71,8 @@ impl Daemon {
             Err(e) => return refused(vec![e.to_string()]),
         };
         self.config = config;
+        self.observe
+            .set_pace(super::shortest_interval(&self.config));
         if self.delayed.take().is_some() {
             info!("reload during vrrp_startup_delay: the instances start now");
         }
