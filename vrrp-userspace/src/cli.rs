@@ -1150,7 +1150,7 @@ async fn capture_loop(
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            r = capture.recv(&mut batch, &mut bad_records) => r?,
+            r = capture.recv(&mut batch, &mut bad_records, false) => { r?; }
         }
         let now = clock::monotonic_ns();
         for w in batch.drain(..) {

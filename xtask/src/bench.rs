@@ -793,6 +793,13 @@ fn footprint_at(
     // adverts are received, checked and elected on as on a real LAN.
     let per = 250;
     let links = n.div_ceil(per);
+    // A veth delivers in the sender's system call: the backup's whole receive path (its XDP
+    // program, the ring's wakeup, a socket's) would be billed to the master's sending thread,
+    // which on a LAN it never is. So the backup's ends hand their packets to the last core
+    // (RPS) and the master is kept on the first: each process pays for its own work, the
+    // same for both daemons.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let receive_cpu = (cores >= 2).then(|| format!("{:x}", 1u64 << (cores - 1).min(63)));
     let lb02 = lab.ns(Host::Lb02);
     let mut confs = [
         String::from("global_defs {\n  vrrp_version 3\n}\n"),
@@ -818,6 +825,18 @@ fn footprint_at(
                 ],
             );
             lab.exec(host, &["ip", "link", "set", dev, "up"]);
+            if host == Host::Lb02
+                && let Some(mask) = &receive_cpu
+            {
+                lab.exec(
+                    host,
+                    &[
+                        "sh",
+                        "-c",
+                        &format!("echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus"),
+                    ],
+                );
+            }
         }
         for v in 0..per.min(n - l * per) {
             let vrid = v + 1;
@@ -881,6 +900,14 @@ fn footprint_at(
         daemon_pids(&lab, kind, Host::Lb01),
         daemon_pids(&lab, kind, Host::Lb02),
     );
+    if receive_cpu.is_some() {
+        for p in &pids {
+            let _ = Command::new("taskset")
+                .args(["-a", "-p", "-c", "0", &p.to_string()])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    }
     let (t0, b0) = (cpu_ns(&pids), cpu_ns(&backup_pids));
     std::thread::sleep(Duration::from_secs(secs));
     let per_s = |ns: u64| ns as f64 / 1e9 / secs as f64 * 100.0;

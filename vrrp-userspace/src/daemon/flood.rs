@@ -38,6 +38,9 @@ use crate::{
 
 /// How often the ring's overflow counter is read while records arrive.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
+/// Records read since the last check below which the ring cannot have overflowed: the
+/// smallest ring (128 KiB) holds hundreds of the largest records.
+const CHECK_RECORDS: u64 = 32;
 /// An interface whose share of the records read since the last check is at least 1 / this
 /// when the ring overflows is taken off it.
 const SHARE: u64 = 4;
@@ -126,8 +129,13 @@ impl Flood {
         self.fallback.values().map(|f| f.ifname.clone()).collect()
     }
 
+    /// Whether the ring's overflow counter is worth a read: an interface on its socket is
+    /// watched at every check; otherwise only once `CHECK_RECORDS` arrived since the last
+    /// read, since an overflow means a ring full of unread records, all read since. So an
+    /// idle host (ten adverts a second) makes no syscall for it.
     pub fn check_due(&self, now: Instant) -> bool {
         now.since(self.checked) >= CHECK_EVERY
+            && (!self.fallback.is_empty() || self.records.values().sum::<u64>() >= CHECK_RECORDS)
     }
 
     /// The next advert from a fallback socket that is waiting, the known sources' first; at

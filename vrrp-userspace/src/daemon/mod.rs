@@ -48,13 +48,12 @@ mod trackers;
 use std::{path::PathBuf, time::Duration};
 
 use thiserror::Error;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 
 use self::{instances::Io, observe::Observation, trackers::Trackers};
 use crate::{
     config::{self, Config, ConfigError, LoadOptions},
-    datapath::{Datapath, DatapathError},
+    datapath::{Datapath, DatapathError, Woke},
     northbound::{
         control::{self, ControlError, Pending},
         diagnose::Finding,
@@ -69,7 +68,7 @@ use crate::{
         caps, clock,
         cpu::CpuWatch,
         netlink::{NetError, Netlink},
-        signals,
+        signals::{self, Asked},
     },
     time::Instant,
 };
@@ -338,6 +337,7 @@ impl Daemon {
         let plan = d.plan(&config, true).await?;
         d.config = config;
         d.observe.set_pace(shortest_interval(&d.config));
+        d.observe.polls_sockets = d.io.datapath.drop_probe().is_err();
         d.trackers
             .sync(&plan, &d.config, &d.io.netlink, &d.track_tx, true);
         let (control_tx, control_rx) = control::serve(&d.opts.control)
@@ -370,19 +370,7 @@ impl Daemon {
     }
 
     async fn main_loop(&mut self) -> Result<(), DaemonError> {
-        let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-        let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-        let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
-        let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Signal)?;
-        let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(DaemonError::Signal)?;
-        let mut sigquit = signal(SignalKind::quit()).map_err(DaemonError::Signal)?;
-        let mut sigjson =
-            signal(SignalKind::from_raw(signals::json())).map_err(DaemonError::Signal)?;
-        let mut sigclear =
-            signal(SignalKind::from_raw(signals::stats_clear())).map_err(DaemonError::Signal)?;
-        // Every other signal whose default is to end the process: a handler (not SIG_IGN,
-        // which the scripts would inherit), so that a stray `kill -ALRM` or a real-time
-        // signal from a tool cannot end a master with its VIPs on the interface.
+        let mut asked = signals::listen().map_err(DaemonError::Signal)?;
         let _harmless = signals::absorb().map_err(DaemonError::Signal)?;
         let mut batch = Vec::new();
         let mut control = self.control_rx.take();
@@ -398,26 +386,30 @@ impl Daemon {
             if self.replan_at.is_some_and(|at| now >= at) {
                 self.replan().await;
             }
+            // A new timer each turn: tokio's `Sleep::reset` to a later deadline leaves the
+            // entry where it was in the wheel, and the loop would wake at the old deadline to
+            // find nothing due (a backup's Master_Down_Timer moves at every advert).
             let sleep = self.sleep_until(now);
+            let events = self.observe.wants_events(now);
             tokio::select! {
-                _ = sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
-                _ = sigint.recv() => { info!("SIGINT: stopping"); return Ok(()); }
-                _ = sighup.recv() => {
-                    self.reload("SIGHUP").await;
-                }
-                _ = sigquit.recv() => { info!("SIGQUIT: stopping"); return Ok(()); }
-                _ = sigusr1.recv() => self.dump_state(),
-                _ = sigusr2.recv() => self.write_keepalived_file(KeepalivedFile::Stats),
-                _ = sigjson.recv() => self.write_keepalived_file(KeepalivedFile::Json),
-                _ = sigclear.recv() => {
-                    self.write_keepalived_file(KeepalivedFile::Stats);
-                    self.stats_baseline = self
-                        .status(clock::now())
-                        .instances
-                        .iter()
-                        .map(|i| (i.name.clone(), crate::northbound::keepalived_files::Stats::of(&i.counters)))
-                        .collect();
-                }
+                Some(sig) = asked.recv() => match sig {
+                    Asked::Term => { info!("SIGTERM: stopping"); return Ok(()); }
+                    Asked::Int => { info!("SIGINT: stopping"); return Ok(()); }
+                    Asked::Quit => { info!("SIGQUIT: stopping"); return Ok(()); }
+                    Asked::Hup => { self.reload("SIGHUP").await; }
+                    Asked::Usr1 => self.dump_state(),
+                    Asked::Usr2 => self.write_keepalived_file(KeepalivedFile::Stats),
+                    Asked::Json => self.write_keepalived_file(KeepalivedFile::Json),
+                    Asked::StatsClear => {
+                        self.write_keepalived_file(KeepalivedFile::Stats);
+                        self.stats_baseline = self
+                            .status(clock::now())
+                            .instances
+                            .iter()
+                            .map(|i| (i.name.clone(), crate::northbound::keepalived_files::Stats::of(&i.counters)))
+                            .collect();
+                    }
+                },
                 Some(ev) = self.track_rx.recv() => match ev {
                     TrackEvent::Recreated { ifname } => self.relink(&ifname).await,
                     ev => {
@@ -436,10 +428,11 @@ impl Daemon {
                 Some(req) = async { match control.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     self.answer(req).await;
                 }
-                r = self.io.datapath.recv(&mut batch, &mut self.observe.bad_records) => {
-                    r?;
-                    self.on_records(&mut batch).await;
-                }
+                r = self.io.datapath.recv(&mut batch, &mut self.observe.bad_records, events) => match r? {
+                    Woke::Adverts => self.on_records(&mut batch).await,
+                    Woke::Drops => self.observe.attend(),
+                },
+                () = self.io.adverts.attention().notified(), if events => self.observe.attend(),
                 () = tokio::time::sleep(sleep) => self.on_timer(&mut batch).await,
             }
         }

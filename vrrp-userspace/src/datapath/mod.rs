@@ -25,6 +25,15 @@ use vrrp_common::{WatchKey, counter};
 use self::drops::{Drop, Format, KernelReason};
 use crate::{sys::caps, wire::record::WireRecord};
 
+/// What ended a wait in `Datapath::recv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// Adverts were read.
+    Adverts,
+    /// The kernel reported drops.
+    Drops,
+}
+
 /// The XDP object, aligned as aya needs it.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vrrp"));
 const PROGRAM: &str = "vrrp";
@@ -165,7 +174,7 @@ pub struct Datapath {
     counters: PerCpuArray<MapData, u64>,
     watch: HashMap<MapData, WatchKey, u32>,
     /// The drop-reason probe's ring and reason names, or why it does not run.
-    drops: Result<(RingBuf<MapData>, Format), String>,
+    drops: Result<(AsyncFd<RingBuf<MapData>>, Format), String>,
     attached: Vec<Attached>,
     /// The bpf link of each attachment, by ifindex, to detach one interface alone.
     links: StdHashMap<u32, XdpLinkId>,
@@ -303,6 +312,12 @@ impl Datapath {
         // AsyncFd owns the RingBuf, which owns the fd, so neither outlives the other.
         #[expect(deprecated, reason = "AsyncFd owns the ring, which owns the fd")]
         let ring = AsyncFd::new(ring).map_err(DatapathError::Ring)?;
+        #[expect(deprecated, reason = "AsyncFd owns the ring, which owns the fd")]
+        let drops = drops.and_then(|(ring, format)| {
+            AsyncFd::new(ring)
+                .map(|r| (r, format))
+                .map_err(|e| format!("the drop ring cannot be polled: {e}"))
+        });
         Ok(Self {
             ring,
             counters,
@@ -475,7 +490,7 @@ impl Datapath {
     /// Nothing when the probe does not run.
     pub fn drain_drops(&mut self, out: &mut Vec<(Drop, KernelReason)>) {
         if let Ok((ring, format)) = &mut self.drops {
-            while let Some(item) = ring.next() {
+            while let Some(item) = ring.get_mut().next() {
                 if let Some(d) = Drop::decode(&item) {
                     let name = format.reason(d.reason);
                     out.push((d, name));
@@ -526,21 +541,30 @@ impl Datapath {
         self.drops.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
-    /// Waits until the ring has records, then drains it.
+    /// Waits until the advert ring has records, then drains it into `out`; with `drops`, or
+    /// until the kernel reports a drop (left in its ring for `drain_drops`).
     pub async fn recv(
         &mut self,
         out: &mut Vec<WireRecord>,
         bad: &mut u64,
-    ) -> Result<(), DatapathError> {
-        let mut guard = self
-            .ring
-            .readable_mut()
-            .await
-            .map_err(DatapathError::Ring)?;
-        guard.clear_ready();
-        drop(guard);
+        drops: bool,
+    ) -> Result<Woke, DatapathError> {
+        let drops = async {
+            match &self.drops {
+                Ok((ring, _)) if drops => match ring.readable().await {
+                    Ok(mut guard) => guard.clear_ready(),
+                    // Not worth ending the daemon for: the samples still drain it.
+                    Err(_) => std::future::pending().await,
+                },
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            guard = self.ring.readable() => guard.map_err(DatapathError::Ring)?.clear_ready(),
+            () = drops => return Ok(Woke::Drops),
+        }
         self.drain(out, bad);
-        Ok(())
+        Ok(Woke::Adverts)
     }
 
     /// Runs the loaded program on `frame` with BPF_PROG_TEST_RUN, `repeat` times, without any

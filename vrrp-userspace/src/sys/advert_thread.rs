@@ -66,8 +66,17 @@ struct State {
     stop: bool,
 }
 
+/// The thread and the main loop share the schedule, and one wakeup: a send that left late
+/// or was refused tells the loop at once, so that its observation need not look every
+/// fraction of a second while all is well.
+struct Shared {
+    state: Mutex<State>,
+    cv: Condvar,
+    attention: Arc<tokio::sync::Notify>,
+}
+
 pub struct AdvertThread {
-    shared: Arc<(Mutex<State>, Condvar)>,
+    shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The thread's kernel id, for its schedstat.
     pub tid: i32,
@@ -85,7 +94,11 @@ impl AdvertThread {
     /// Starts the thread; `realtime` asks for SCHED_FIFO at that priority (`RT_PRIORITY`
     /// unless the config's `vrrp_rt_priority` says otherwise).
     pub fn start(realtime: Option<u8>) -> (Self, Scheduling) {
-        let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cv: Condvar::new(),
+            attention: Arc::default(),
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -118,7 +131,7 @@ impl AdvertThread {
 
     /// Makes `slot` (keyed by its instance name) the schedule of that instance, or removes it.
     pub fn set(&self, name: &str, slot: Option<Slot>) {
-        let (lock, cv) = &*self.shared;
+        let (lock, cv) = (&self.shared.state, &self.shared.cv);
         let mut st = lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -133,10 +146,15 @@ impl AdvertThread {
         cv.notify_one();
     }
 
+    /// Woken when a send leaves late or is refused.
+    pub fn attention(&self) -> &tokio::sync::Notify {
+        &self.shared.attention
+    }
+
     /// Wakes the thread without changing its schedule (it then applies a capability drop,
     /// which a thread with nothing to send would otherwise never see).
     pub fn poke(&self) {
-        let (lock, cv) = &*self.shared;
+        let (lock, cv) = (&self.shared.state, &self.shared.cv);
         // Under the lock, so that the wakeup cannot fall between the thread's look and its wait.
         let _held = lock
             .lock()
@@ -148,7 +166,7 @@ impl AdvertThread {
 impl Drop for AdvertThread {
     fn drop(&mut self) {
         {
-            let (lock, cv) = &*self.shared;
+            let (lock, cv) = (&self.shared.state, &self.shared.cv);
             let mut st = lock
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -200,8 +218,8 @@ fn make_realtime(priority: u8) -> Scheduling {
     }
 }
 
-fn run(shared: &(Mutex<State>, Condvar)) {
-    let (lock, cv) = shared;
+fn run(shared: &Shared) {
+    let (lock, cv) = (&shared.state, &shared.cv);
     // Timer slack would let a SCHED_OTHER thread wake up to 50 us late (a real-time one has
     // none); one wakeup per advert is no batching worth saving power for.
     let _ = nix::sys::prctl::set_timerslack(1);
@@ -234,7 +252,9 @@ fn run(shared: &(Mutex<State>, Condvar)) {
                     if slot.next > now {
                         continue;
                     }
-                    send(slot, now);
+                    if send(slot, now) {
+                        shared.attention.notify_one();
+                    }
                     slot.next = next_after(slot.next, slot.interval, now);
                 }
             }
@@ -255,13 +275,15 @@ fn next_after(sent: Instant, interval: Duration, now: Instant) -> Instant {
     Instant(next)
 }
 
-fn send(slot: &Slot, now: Instant) {
+/// Sends `slot`'s adverts; whether this send left late or was refused.
+fn send(slot: &Slot, now: Instant) -> bool {
     let late = now.since(slot.next);
     let st = &slot.stats;
     st.periodic.fetch_add(1, Ordering::Relaxed);
     st.late_sum_ns.fetch_add(nanos(late), Ordering::Relaxed);
     st.late_max_ns.fetch_max(nanos(late), Ordering::Relaxed);
-    if late > slot.interval / 4 {
+    let mut amiss = late > slot.interval / 4;
+    if amiss {
         st.late.fetch_add(1, Ordering::Relaxed);
     }
     for (dst, bytes) in &slot.packets {
@@ -277,6 +299,7 @@ fn send(slot: &Slot, now: Instant) {
                     );
                 }
                 st.refused_last_ns.store(now.as_nanos(), Ordering::Relaxed);
+                amiss = true;
             }
             Err(e) => warn!(
                 "({}) sending an advert to {:?}: {e}",
@@ -286,6 +309,7 @@ fn send(slot: &Slot, now: Instant) {
             ),
         }
     }
+    amiss
 }
 
 #[cfg(test)]

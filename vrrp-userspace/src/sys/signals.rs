@@ -60,3 +60,49 @@ pub fn absorb() -> std::io::Result<Vec<Signal>> {
         .map(|s| signal(SignalKind::from_raw(s)))
         .collect()
 }
+
+/// The signals the daemon acts on, by what they ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    Term,
+    Int,
+    Quit,
+    Hup,
+    Usr1,
+    Usr2,
+    Json,
+    StatsClear,
+}
+
+/// The daemon's signals as one stream, read by a task of their own: the main loop then waits
+/// on one receiver instead of eight, and an advert's wakeup polls none of them.
+pub fn listen() -> std::io::Result<tokio::sync::mpsc::Receiver<Asked>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut json = signal(SignalKind::from_raw(json()))?;
+    let mut clear = signal(SignalKind::from_raw(stats_clear()))?;
+    // Room for one of each: tokio coalesces a signal until it is read, so this never fills.
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        loop {
+            let asked = tokio::select! {
+                _ = term.recv() => Asked::Term,
+                _ = int.recv() => Asked::Int,
+                _ = quit.recv() => Asked::Quit,
+                _ = hup.recv() => Asked::Hup,
+                _ = usr1.recv() => Asked::Usr1,
+                _ = usr2.recv() => Asked::Usr2,
+                _ = json.recv() => Asked::Json,
+                _ = clear.recv() => Asked::StatsClear,
+            };
+            if tx.send(asked).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
