@@ -797,9 +797,13 @@ fn footprint_at(
     // program, the ring's wakeup, a socket's) would be billed to the master's sending thread,
     // which on a LAN it never is. So the backup's ends hand their packets to the last core
     // (RPS) and the master is kept on the first: each process pays for its own work, the
-    // same for both daemons.
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let receive_cpu = (cores >= 2).then(|| format!("{:x}", 1u64 << (cores - 1).min(63)));
+    // same for both daemons. Not under stress-ng, whose rows count VIP moves, not CPU.
+    let cpus = allowed_cpus();
+    let steer = match (cpus.first(), cpus.last()) {
+        (Some(&first), Some(&last)) if first != last && !stress => Some((first, last)),
+        _ => None,
+    };
+    let mut steered = steer.is_some();
     let lb02 = lab.ns(Host::Lb02);
     let mut confs = [
         String::from("global_defs {\n  vrrp_version 3\n}\n"),
@@ -826,16 +830,18 @@ fn footprint_at(
             );
             lab.exec(host, &["ip", "link", "set", dev, "up"]);
             if host == Host::Lb02
-                && let Some(mask) = &receive_cpu
+                && let Some((_, last)) = steer
             {
-                lab.exec(
-                    host,
-                    &[
-                        "sh",
-                        "-c",
-                        &format!("echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus"),
-                    ],
+                let rps = format!(
+                    "echo {} > /sys/class/net/{dev}/queues/rx-0/rps_cpus",
+                    cpu_mask(last)
                 );
+                if !lab
+                    .try_exec(host, &["sh", "-c", &rps])
+                    .is_ok_and(|o| o.status.success())
+                {
+                    steered = false;
+                }
             }
         }
         for v in 0..per.min(n - l * per) {
@@ -900,13 +906,24 @@ fn footprint_at(
         daemon_pids(&lab, kind, Host::Lb01),
         daemon_pids(&lab, kind, Host::Lb02),
     );
-    if receive_cpu.is_some() {
+    if let Some((first, _)) = steer.filter(|_| steered) {
         for p in &pids {
-            let _ = Command::new("taskset")
-                .args(["-a", "-p", "-c", "0", &p.to_string()])
+            let pinned = Command::new("taskset")
+                .args(["-a", "-p", "-c", &first.to_string(), &p.to_string()])
                 .stdout(std::process::Stdio::null())
-                .status();
+                .status()
+                .is_ok_and(|s| s.success());
+            if !pinned {
+                eprintln!(
+                    "footprint: cannot pin {} (pid {p}) to CPU {first}",
+                    kind.name()
+                );
+            }
         }
+    } else if steer.is_some() {
+        eprintln!(
+            "footprint: RPS cannot be set on the backup's links; the master pays for the backup's receive path"
+        );
     }
     let (t0, b0) = (cpu_ns(&pids), cpu_ns(&backup_pids));
     std::thread::sleep(Duration::from_secs(secs));
@@ -941,6 +958,39 @@ fn footprint_at(
         backup_cpu,
         spurious,
     })
+}
+
+/// The CPUs this process may run on (its `Cpus_allowed_list`), in order.
+fn allowed_cpus() -> Vec<usize> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(list) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+    else {
+        return Vec::new();
+    };
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let mut ends = part.split('-').map(|n| n.trim().parse::<usize>());
+        match (ends.next(), ends.next()) {
+            (Some(Ok(a)), None) => cpus.push(a),
+            (Some(Ok(a)), Some(Ok(b))) => cpus.extend(a..=b),
+            _ => {}
+        }
+    }
+    cpus
+}
+
+/// `cpu` as a sysfs CPU mask: 32-bit hex groups, the highest first, comma-separated.
+fn cpu_mask(cpu: usize) -> String {
+    (0..=cpu / 32)
+        .rev()
+        .map(|g| {
+            let word: u32 = if g == cpu / 32 { 1 << (cpu % 32) } else { 0 };
+            format!("{word:08x}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The daemon's processes on `host` (keepalived: its parent and its VRRP child).

@@ -68,7 +68,7 @@ use crate::{
         caps, clock,
         cpu::CpuWatch,
         netlink::{NetError, Netlink},
-        signals::{self, Asked},
+        signals::{self, Asked, Signals},
     },
     time::Instant,
 };
@@ -370,7 +370,7 @@ impl Daemon {
     }
 
     async fn main_loop(&mut self) -> Result<(), DaemonError> {
-        let mut asked = signals::listen().map_err(DaemonError::Signal)?;
+        let signals = Signals::listen().map_err(DaemonError::Signal)?;
         let _harmless = signals::absorb().map_err(DaemonError::Signal)?;
         let mut batch = Vec::new();
         let mut control = self.control_rx.take();
@@ -390,26 +390,16 @@ impl Daemon {
             // entry where it was in the wheel, and the loop would wake at the old deadline to
             // find nothing due (a backup's Master_Down_Timer moves at every advert).
             let sleep = self.sleep_until(now);
+            self.observe.sending = self.io.adverts.sending();
             let events = self.observe.wants_events(now);
             tokio::select! {
-                Some(sig) = asked.recv() => match sig {
-                    Asked::Term => { info!("SIGTERM: stopping"); return Ok(()); }
-                    Asked::Int => { info!("SIGINT: stopping"); return Ok(()); }
-                    Asked::Quit => { info!("SIGQUIT: stopping"); return Ok(()); }
-                    Asked::Hup => { self.reload("SIGHUP").await; }
-                    Asked::Usr1 => self.dump_state(),
-                    Asked::Usr2 => self.write_keepalived_file(KeepalivedFile::Stats),
-                    Asked::Json => self.write_keepalived_file(KeepalivedFile::Json),
-                    Asked::StatsClear => {
-                        self.write_keepalived_file(KeepalivedFile::Stats);
-                        self.stats_baseline = self
-                            .status(clock::now())
-                            .instances
-                            .iter()
-                            .map(|i| (i.name.clone(), crate::northbound::keepalived_files::Stats::of(&i.counters)))
-                            .collect();
+                () = signals.wait() => {
+                    for asked in signals.take() {
+                        if self.on_signal(asked).await {
+                            return Ok(());
+                        }
                     }
-                },
+                }
                 Some(ev) = self.track_rx.recv() => match ev {
                     TrackEvent::Recreated { ifname } => self.relink(&ifname).await,
                     ev => {
@@ -432,10 +422,48 @@ impl Daemon {
                     Woke::Adverts => self.on_records(&mut batch).await,
                     Woke::Drops => self.observe.attend(),
                 },
-                () = self.io.adverts.attention().notified(), if events => self.observe.attend(),
+                // Once alerted, further late sends need not wake the loop (at 0.01 s on a
+                // starved host, a hundred a second) before the check they already asked for.
+                () = self.io.adverts.attention().notified(), if events && !self.observe.attended() => self.observe.attend(),
                 () = tokio::time::sleep(sleep) => self.on_timer(&mut batch).await,
             }
         }
+    }
+
+    /// What a signal asks for; whether it asks the daemon to stop.
+    async fn on_signal(&mut self, asked: Asked) -> bool {
+        match asked {
+            Asked::Term | Asked::Int | Asked::Quit => {
+                let name = match asked {
+                    Asked::Term => "SIGTERM",
+                    Asked::Int => "SIGINT",
+                    _ => "SIGQUIT",
+                };
+                info!("{name}: stopping");
+                return true;
+            }
+            Asked::Hup => {
+                self.reload("SIGHUP").await;
+            }
+            Asked::Usr1 => self.dump_state(),
+            Asked::Usr2 => self.write_keepalived_file(KeepalivedFile::Stats),
+            Asked::Json => self.write_keepalived_file(KeepalivedFile::Json),
+            Asked::StatsClear => {
+                self.write_keepalived_file(KeepalivedFile::Stats);
+                self.stats_baseline = self
+                    .status(clock::now())
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.name.clone(),
+                            crate::northbound::keepalived_files::Stats::of(&i.counters),
+                        )
+                    })
+                    .collect();
+            }
+        }
+        false
     }
 
     /// One of keepalived's files in `--dump-dir`, replaced whole (written to a new file that

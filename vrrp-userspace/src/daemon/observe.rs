@@ -172,6 +172,8 @@ pub(super) struct Observation {
     pub polls_sockets: bool,
     /// When XDP last saw an advert.
     last_heard: Instant,
+    /// Some instance of ours is master (the advert thread sends), as of the loop's turn.
+    pub sending: bool,
     started: Instant,
     cpu: CpuWatch,
     /// Findings of the periodic diagnosis: raised once, cleared once.
@@ -201,6 +203,7 @@ impl Observation {
             attention: false,
             polls_sockets: false,
             last_heard: started,
+            sending: false,
             started,
             cpu,
             findings: Vec::new(),
@@ -216,9 +219,15 @@ impl Observation {
     /// check otherwise runs at the loop's next turn, which on a backup is the next advert: an
     /// idle master is not woken four times a second to find nothing (each wakeup costs a
     /// hundred microseconds of CPU on a virtual machine).
-    pub fn next_wake(&self) -> Instant {
+    pub fn next_wake(&self, now: Instant) -> Instant {
+        let listen_at = self.last_heard.plus(self.check_every);
         if self.attention || self.polls_sockets || !self.findings.is_empty() {
             self.next_sample.min(self.next_check)
+        } else if self.sending && listen_at > now {
+            // Events are not listened to while adverts come (`wants_events`): wake when they
+            // would be, so that a master beside an instance that hears slower adverts still
+            // has its late sends seen within a check.
+            self.next_sample.min(listen_at)
         } else {
             self.next_sample
         }
@@ -229,12 +238,17 @@ impl Observation {
         self.attention = true;
     }
 
-    /// Whether the loop should be woken by late or refused sends and kernel drops: only when
-    /// adverts do not wake it at least once a check (a master's, or at long intervals). A
+    pub fn attended(&self) -> bool {
+        self.attention
+    }
+
+    /// Whether the loop should be woken by late or refused sends and kernel drops: only while
+    /// this router sends adverts (a backup's kernel drops are of adverts it hears, which wake
+    /// the loop themselves), and only when adverts do not wake it at least once a check. A
     /// backup that hears its master every 0.1 s checks at those turns, and a wakeup per
     /// kernel event, or the futures that wait for one, would only add to every advert's cost.
     pub fn wants_events(&self, now: Instant) -> bool {
-        now.since(self.last_heard) > self.check_every
+        self.sending && now.since(self.last_heard) > self.check_every
     }
 
     pub fn sample_due(&self, now: Instant) -> bool {

@@ -273,8 +273,12 @@ pub fn findings(
             "{host} {}: adverts from {} (VRID {})",
             s.ifname, s.src, s.vrid
         );
-        // 1. On the wire, not at the socket: something after XDP eats them.
-        if s.wire >= MIN_LOST && s.socket * 2 < s.wire {
+        // 1. On the wire, not at the socket: something after XDP eats them. Most of the
+        // window's adverts missing, or the kernel itself reporting three of them dropped: the
+        // window still holds the adverts delivered before the fault, and a rule that drops
+        // only some of them (a rate limit) loses adverts all the same.
+        let kernel_lost: u64 = s.kernel_drops.iter().map(|(_, n)| n).sum();
+        if s.wire >= MIN_LOST && (s.socket * 2 < s.wire || kernel_lost >= MIN_LOST) {
             out.push(lost_after_xdp(&who, window_s, s, kernel));
         }
         // 2. Peers that disagree with us: acted on all the same (a rolling change of the VIPs
@@ -1142,6 +1146,24 @@ mod tests {
         assert!(
             findings("lb02", 10, &[quiet], &[ours(true)], &Kernel::default()).is_empty(),
             "a dead peer is a failover, not a finding"
+        );
+    }
+
+    #[test]
+    fn three_drops_the_kernel_reports_are_a_loss_among_many_delivered() {
+        let mut s = src(12, 9, vec![]);
+        assert!(
+            findings("lb02", 1, &[s.clone()], &[ours(false)], &Kernel::default()).is_empty(),
+            "three of twelve missing, and no word from the kernel: jitter at a window's edge"
+        );
+        s.kernel_drops = vec![(KernelReason::NetfilterDrop, 3)];
+        let f = findings("lb02", 1, &[s], &[ours(false)], &Kernel::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FindingKind::LostAfterXdp);
+        assert!(
+            f[0].message.contains("12 seen by XDP, 9 delivered"),
+            "{}",
+            f[0]
         );
     }
 

@@ -73,6 +73,8 @@ struct Shared {
     state: Mutex<State>,
     cv: Condvar,
     attention: Arc<tokio::sync::Notify>,
+    /// Slots in the schedule, readable without the lock.
+    slots: std::sync::atomic::AtomicUsize,
 }
 
 pub struct AdvertThread {
@@ -98,6 +100,7 @@ impl AdvertThread {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             attention: Arc::default(),
+            slots: std::sync::atomic::AtomicUsize::new(0),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let inner = Arc::clone(&shared);
@@ -143,7 +146,13 @@ impl AdvertThread {
                 st.slots.remove(name);
             }
         }
+        self.shared.slots.store(st.slots.len(), Ordering::Relaxed);
         cv.notify_one();
+    }
+
+    /// Whether some instance's periodic adverts are scheduled.
+    pub fn sending(&self) -> bool {
+        self.shared.slots.load(Ordering::Relaxed) > 0
     }
 
     /// Woken when a send leaves late or is refused.

@@ -61,7 +61,8 @@ pub fn absorb() -> std::io::Result<Vec<Signal>> {
         .collect()
 }
 
-/// The signals the daemon acts on, by what they ask for.
+/// The signals the daemon acts on, by what they ask for, in the order the loop serves them
+/// when several are pending: a stop first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Asked {
     Term,
@@ -74,35 +75,79 @@ pub enum Asked {
     StatsClear,
 }
 
-/// The daemon's signals as one stream, read by a task of their own: the main loop then waits
-/// on one receiver instead of eight, and an advert's wakeup polls none of them.
-pub fn listen() -> std::io::Result<tokio::sync::mpsc::Receiver<Asked>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
-    let mut json = signal(SignalKind::from_raw(json()))?;
-    let mut clear = signal(SignalKind::from_raw(stats_clear()))?;
-    // Room for one of each: tokio coalesces a signal until it is read, so this never fills.
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    tokio::spawn(async move {
-        loop {
-            let asked = tokio::select! {
-                _ = term.recv() => Asked::Term,
-                _ = int.recv() => Asked::Int,
-                _ = quit.recv() => Asked::Quit,
-                _ = hup.recv() => Asked::Hup,
-                _ = usr1.recv() => Asked::Usr1,
-                _ = usr2.recv() => Asked::Usr2,
-                _ = json.recv() => Asked::Json,
-                _ = clear.recv() => Asked::StatsClear,
-            };
-            if tx.send(asked).await.is_err() {
-                return;
+impl Asked {
+    const ALL: [Self; 8] = [
+        Self::Term,
+        Self::Int,
+        Self::Quit,
+        Self::Hup,
+        Self::Usr1,
+        Self::Usr2,
+        Self::Json,
+        Self::StatsClear,
+    ];
+
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+/// The daemon's signals, read by a task of their own, so that the main loop waits on one
+/// wakeup instead of eight signal streams and an advert's wakeup polls none of them. Pending
+/// signals are a set, not a queue: ten SIGHUPs during a reload ask for one more reload, as
+/// they did when the loop read the streams itself, and a SIGTERM is served before them.
+pub struct Signals {
+    pending: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Signals {
+    /// Installs the handlers and starts the task.
+    pub fn listen() -> std::io::Result<Self> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut quit = signal(SignalKind::quit())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
+        let mut json = signal(SignalKind::from_raw(json()))?;
+        let mut clear = signal(SignalKind::from_raw(stats_clear()))?;
+        let pending = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(0));
+        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (p, n) = (
+            std::sync::Arc::clone(&pending),
+            std::sync::Arc::clone(&notify),
+        );
+        tokio::spawn(async move {
+            loop {
+                let asked = tokio::select! {
+                    _ = term.recv() => Asked::Term,
+                    _ = int.recv() => Asked::Int,
+                    _ = quit.recv() => Asked::Quit,
+                    _ = hup.recv() => Asked::Hup,
+                    _ = usr1.recv() => Asked::Usr1,
+                    _ = usr2.recv() => Asked::Usr2,
+                    _ = json.recv() => Asked::Json,
+                    _ = clear.recv() => Asked::StatsClear,
+                };
+                p.fetch_or(asked.bit(), std::sync::atomic::Ordering::Relaxed);
+                n.notify_one();
             }
-        }
-    });
-    Ok(rx)
+        });
+        Ok(Self { pending, notify })
+    }
+
+    /// Waits until a signal is pending.
+    pub async fn wait(&self) {
+        self.notify.notified().await;
+    }
+
+    /// The pending signals, each once, a stop first; none pending afterwards.
+    pub fn take(&self) -> Vec<Asked> {
+        let bits = self.pending.swap(0, std::sync::atomic::Ordering::Relaxed);
+        Asked::ALL
+            .into_iter()
+            .filter(|a| bits & a.bit() != 0)
+            .collect()
+    }
 }
