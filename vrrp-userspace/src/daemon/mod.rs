@@ -371,6 +371,9 @@ impl Daemon {
 
     async fn main_loop(&mut self) -> Result<(), DaemonError> {
         let signals = Signals::listen().map_err(DaemonError::Signal)?;
+        // Every other signal whose default is to end the process: a handler (not SIG_IGN,
+        // which the scripts would inherit), so that a stray `kill -ALRM` or a real-time
+        // signal from a tool cannot end a master with its VIPs on the interface.
         let _harmless = signals::absorb().map_err(DaemonError::Signal)?;
         let mut batch = Vec::new();
         let mut control = self.control_rx.take();
@@ -390,8 +393,7 @@ impl Daemon {
             // entry where it was in the wheel, and the loop would wake at the old deadline to
             // find nothing due (a backup's Master_Down_Timer moves at every advert).
             let sleep = self.sleep_until(now);
-            self.observe.sending = self.io.adverts.sending();
-            let events = self.observe.wants_events(now);
+            let events = self.observe.wants_events(now, self.io.adverts.sending());
             tokio::select! {
                 () = signals.wait() => {
                     for asked in signals.take() {
@@ -434,16 +436,11 @@ impl Daemon {
     async fn on_signal(&mut self, asked: Asked) -> bool {
         match asked {
             Asked::Term | Asked::Int | Asked::Quit => {
-                let name = match asked {
-                    Asked::Term => "SIGTERM",
-                    Asked::Int => "SIGINT",
-                    _ => "SIGQUIT",
-                };
-                info!("{name}: stopping");
+                info!("{}: stopping", asked.name());
                 return true;
             }
             Asked::Hup => {
-                self.reload("SIGHUP").await;
+                self.reload(asked.name()).await;
             }
             Asked::Usr1 => self.dump_state(),
             Asked::Usr2 => self.write_keepalived_file(KeepalivedFile::Stats),

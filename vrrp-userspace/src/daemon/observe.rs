@@ -172,8 +172,6 @@ pub(super) struct Observation {
     pub polls_sockets: bool,
     /// When XDP last saw an advert.
     last_heard: Instant,
-    /// Some instance of ours is master (the advert thread sends), as of the loop's turn.
-    pub sending: bool,
     started: Instant,
     cpu: CpuWatch,
     /// Findings of the periodic diagnosis: raised once, cleared once.
@@ -203,7 +201,6 @@ impl Observation {
             attention: false,
             polls_sockets: false,
             last_heard: started,
-            sending: false,
             started,
             cpu,
             findings: Vec::new(),
@@ -219,11 +216,11 @@ impl Observation {
     /// check otherwise runs at the loop's next turn, which on a backup is the next advert: an
     /// idle master is not woken four times a second to find nothing (each wakeup costs a
     /// hundred microseconds of CPU on a virtual machine).
-    pub fn next_wake(&self, now: Instant) -> Instant {
+    pub fn next_wake(&self, now: Instant, sending: bool) -> Instant {
         let listen_at = self.last_heard.plus(self.check_every);
         if self.attention || self.polls_sockets || !self.findings.is_empty() {
             self.next_sample.min(self.next_check)
-        } else if self.sending && listen_at > now {
+        } else if sending && listen_at > now {
             // Events are not listened to while adverts come (`wants_events`): wake when they
             // would be, so that a master beside an instance that hears slower adverts still
             // has its late sends seen within a check.
@@ -247,8 +244,8 @@ impl Observation {
     /// the loop themselves), and only when adverts do not wake it at least once a check. A
     /// backup that hears its master every 0.1 s checks at those turns, and a wakeup per
     /// kernel event, or the futures that wait for one, would only add to every advert's cost.
-    pub fn wants_events(&self, now: Instant) -> bool {
-        self.sending && now.since(self.last_heard) > self.check_every
+    pub fn wants_events(&self, now: Instant, sending: bool) -> bool {
+        sending && now.since(self.last_heard) > self.check_every
     }
 
     pub fn sample_due(&self, now: Instant) -> bool {
@@ -399,7 +396,7 @@ impl Daemon {
             let filed = self.file_kernel_drops();
             // With the kernel's drop reasons, what netfilter or rp_filter eats is filed above;
             // reading every source's socket count (two syscalls each) is for without them.
-            if self.io.datapath.drop_probe().is_err() {
+            if self.observe.polls_sockets {
                 self.io.refresh_socket_counts();
             }
             if filed > 0
@@ -419,7 +416,7 @@ impl Daemon {
                     .back()
                     .is_none_or(|b| now.since(b.at) >= self.observe.window)
                 {
-                    if self.io.datapath.drop_probe().is_ok() {
+                    if !self.observe.polls_sockets {
                         self.io.refresh_socket_counts();
                     }
                     self.take_sample(now);
@@ -440,7 +437,7 @@ impl Daemon {
         let mut silent = 0;
         let mut unseen = 0;
         // The socket counts are fresh at each check only without the drop-reason probe.
-        let by_socket = self.io.datapath.drop_probe().is_err();
+        let by_socket = obs.polls_sockets;
         for (k, s) in &obs.sources {
             if s.priority > 0 && now.since(s.last_seen) > centis(s.interval_cs.max(1)) * 3 {
                 silent += 1;

@@ -13,7 +13,7 @@ impl Daemon {
     pub(super) fn sleep_until(&self, now: Instant) -> Duration {
         let next = [
             self.router.next_deadline(),
-            Some(self.observe.next_wake(now)),
+            Some(self.observe.next_wake(now, self.io.adverts.sending())),
             self.replan_at,
             self.delayed.as_ref().map(|(at, _)| *at),
         ]

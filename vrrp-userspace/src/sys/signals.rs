@@ -90,6 +90,20 @@ impl Asked {
     fn bit(self) -> u16 {
         1 << self as u16
     }
+
+    /// The signal's name, for the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Term => "SIGTERM",
+            Self::Int => "SIGINT",
+            Self::Quit => "SIGQUIT",
+            Self::Hup => "SIGHUP",
+            Self::Usr1 => "SIGUSR1",
+            Self::Usr2 => "SIGUSR2",
+            Self::Json => "SIGJSON",
+            Self::StatsClear => "SIGSTATS_CLEAR",
+        }
+    }
 }
 
 /// The daemon's signals, read by a task of their own, so that the main loop waits on one
